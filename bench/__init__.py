@@ -1,0 +1,1 @@
+"""Benchmarks: workload generators and the runners behind `make bench-*`."""

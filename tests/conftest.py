@@ -1,0 +1,71 @@
+"""Fixtures shared by all tests: real Redis and PostgreSQL servers, and clients to them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio
+from hypothesis import settings
+
+from tests.servers import PostgresServer, RedisServer, start_postgres, start_redis
+
+# Property tests are deterministic by default: the same examples on every run and machine.
+# HYPOTHESIS_PROFILE=explore draws fresh random examples instead.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session, on a free port, with a throw-away data directory."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL 15 server for the session, with database exchange_test.
+
+    Its directory is made under /tmp, not under pytest's temporary root: that one is private
+    to the user running pytest, and as root the server runs as another user.
+    """
+    base_dir = Path(tempfile.mkdtemp(prefix="xch-pg-"))
+    try:
+        server = start_postgres(base_dir)
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    """An asyncio Redis client to the session server, which is emptied (FLUSHALL) first."""
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        await client.flushall()
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def pg_conn(postgres_server: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
+    """An asyncpg connection to the session server's exchange_test database."""
+    conn = await asyncpg.connect(postgres_server.url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -1,0 +1,389 @@
+"""Real Redis and PostgreSQL servers for tests, started as local processes.
+
+Each server listens on 127.0.0.1 on a free port and keeps its data in a directory the caller
+owns. No Docker and no mocks: what the tests talk to is the same server software the platform
+runs on. Processes are started in their own session so that a Ctrl-C in the terminal reaches
+pytest, whose fixtures then stop them in order.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = "127.0.0.1"
+DEFAULT_PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_SUPERUSER = "exchange"
+PG_TEST_DATABASE = "exchange_test"
+# Users a PostgreSQL server may run as when the tests run as root (PostgreSQL refuses root).
+PG_RUN_AS_CANDIDATES = ("exchange", "postgres", "nobody")
+START_ATTEMPTS = 5
+
+
+class ServerError(RuntimeError):
+    """A server could not be started or stopped."""
+
+
+def free_port(host: str = HOST) -> int:
+    """Return a TCP port that was free on `host` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pg_bin_dir() -> Path:
+    """The PostgreSQL binaries: EXCHANGE_PG_BIN if set, else the Debian PostgreSQL 15 path."""
+    return Path(os.environ.get("EXCHANGE_PG_BIN", str(DEFAULT_PG_BIN)))
+
+
+def pg_run_as() -> str | None:
+    """The OS user to run PostgreSQL as: None when not root, else the first existing candidate."""
+    if os.geteuid() != 0:
+        return None
+    for name in PG_RUN_AS_CANDIDATES:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise ServerError(f"running as root and none of the users {PG_RUN_AS_CANDIDATES} exists")
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait_until(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    what: str,
+    log_file: Path,
+    timeout: float,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if ready():
+            return
+        code = process.poll()
+        if code is not None:
+            raise ServerError(f"{what} exited with code {code}:\n{_log_tail(log_file)}")
+        if time.monotonic() > deadline:
+            raise ServerError(f"{what} not ready after {timeout} s:\n{_log_tail(log_file)}")
+        time.sleep(0.05)
+
+
+def _end_process(
+    process: subprocess.Popen[bytes], signals: Sequence[signal.Signals], timeout: float
+) -> None:
+    """Send each signal in turn, waiting up to `timeout` seconds after each, until it exits."""
+    for sig in signals:
+        if process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            continue
+        return
+    process.kill()
+    process.wait()
+
+
+class _ProcessSlot:
+    """The mutable part of a frozen server description: its running process, if any."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A redis-server process with AOF on (appendfsync everysec) and RDB snapshots off.
+
+    `stop()` and `start()` keep the port and the data directory, so data written before a
+    stop is there after the start, read back from the append-only file.
+    """
+
+    host: str
+    port: int
+    data_dir: Path
+    executable: str
+    _slot: _ProcessSlot = field(default_factory=_ProcessSlot, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    @property
+    def running(self) -> bool:
+        process = self._slot.process
+        return process is not None and process.poll() is None
+
+    def command(self) -> list[str]:
+        return [
+            self.executable,
+            "--bind", self.host,
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--logfile", str(self.log_file),
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+        ]  # fmt: skip
+
+    def ping(self) -> bool:
+        """True if the server answers PING with PONG (not while it is still loading)."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.running:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._slot.process = process
+        try:
+            _wait_until(self.ping, process, f"redis-server on port {self.port}", self.log_file,
+                        timeout)  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (Redis flushes and fsyncs the AOF, then exits); wait for the process to end."""
+        process = self._slot.process
+        if process is None:
+            return
+        _end_process(process, [signal.SIGTERM], timeout)
+        self._slot.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def start_redis(data_dir: Path, port: int | None = None) -> RedisServer:
+    """Start a redis-server found on PATH, on `port` or on a free port, with data in `data_dir`."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise ServerError("redis-server is not on PATH (make deps-system installs it)")
+    attempts = 1 if port is not None else START_ATTEMPTS
+    for attempt in range(attempts):
+        server = RedisServer(HOST, port if port is not None else free_port(), data_dir, executable)
+        try:
+            server.start()
+        except ServerError:
+            if attempt + 1 == attempts:
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A PostgreSQL server (postgres run directly, no pg_ctl) with fsync off, for tests.
+
+    `base_dir` holds `data/` (the cluster), `sock/` (the unix socket) and `postgres.log`.
+    When the tests run as root the server runs as `run_as`, which owns `base_dir`.
+    """
+
+    host: str
+    port: int
+    user: str
+    database: str
+    base_dir: Path
+    bin_dir: Path
+    run_as: str | None
+    _slot: _ProcessSlot = field(default_factory=_ProcessSlot, repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base_dir / "sock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "postgres.log"
+
+    @property
+    def running(self) -> bool:
+        process = self._slot.process
+        return process is not None and process.poll() is None
+
+    def command(self) -> list[str]:
+        settings = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "logging_collector": "off",
+        }
+        command = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
+        for name, value in settings.items():
+            command += ["-c", f"{name}={value}"]
+        return command
+
+    def run_tool(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL client tool from bin_dir against this server, as the superuser."""
+        return subprocess.run(
+            [str(self.bin_dir / tool), "-h", self.host, "-p", str(self.port), "-U", self.user,
+             *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+
+    def is_ready(self) -> bool:
+        return self.run_tool("pg_isready", "-q", "-d", "postgres").returncode == 0
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.running:
+            return
+        self.socket_dir.mkdir(exist_ok=True)
+        _chown_to(self.socket_dir, self.run_as)
+        who = _identity(self.run_as)
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.base_dir,
+                start_new_session=True,
+                user=who.user,
+                group=who.group,
+                extra_groups=who.extra_groups,
+            )
+        self._slot.process = process
+        try:
+            _wait_until(self.is_ready, process, f"postgres on port {self.port}", self.log_file,
+                        timeout)  # fmt: skip
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT), then immediate (SIGQUIT); wait for the postmaster to end."""
+        process = self._slot.process
+        if process is None:
+            return
+        _end_process(process, [signal.SIGINT, signal.SIGQUIT], timeout)
+        self._slot.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """Arguments for subprocess that run a child as `run_as` (all None: as ourselves)."""
+
+    user: int | None = None
+    group: int | None = None
+    extra_groups: tuple[int, ...] | None = None
+
+
+def _identity(run_as: str | None) -> _Identity:
+    if run_as is None:
+        return _Identity()
+    entry = pwd.getpwnam(run_as)
+    return _Identity(entry.pw_uid, entry.pw_gid, ())
+
+
+def _chown_to(path: Path, run_as: str | None) -> None:
+    if run_as is not None:
+        entry = pwd.getpwnam(run_as)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def start_postgres(
+    base_dir: Path, database: str = PG_TEST_DATABASE, port: int | None = None
+) -> PostgresServer:
+    """initdb a cluster into `base_dir`/data, start it and create `database`.
+
+    `base_dir` must be reachable by the user PostgreSQL runs as (pytest's own temporary
+    directories are private to root, so as root pass a directory under /tmp).
+    """
+    bin_dir = pg_bin_dir()
+    if not (bin_dir / "postgres").exists():
+        raise ServerError(f"no PostgreSQL binaries in {bin_dir} (make deps-system installs them)")
+    run_as = pg_run_as()
+    base_dir.mkdir(parents=True, exist_ok=True)
+    _chown_to(base_dir, run_as)
+    who = _identity(run_as)
+    initdb = subprocess.run(
+        [str(bin_dir / "initdb"), "-D", str(base_dir / "data"), "-U", PG_SUPERUSER,
+         "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=base_dir,
+        user=who.user,
+        group=who.group,
+        extra_groups=who.extra_groups,
+    )  # fmt: skip
+    if initdb.returncode != 0:
+        raise ServerError(f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}")
+    attempts = 1 if port is not None else START_ATTEMPTS
+    for attempt in range(attempts):
+        server = PostgresServer(
+            HOST,
+            port if port is not None else free_port(),
+            PG_SUPERUSER,
+            database,
+            base_dir,
+            bin_dir,
+            run_as,
+        )
+        try:
+            server.start()
+        except ServerError:
+            if attempt + 1 == attempts:
+                raise
+            continue
+        created = server.run_tool("createdb", database)
+        if created.returncode != 0:
+            server.stop()
+            raise ServerError(f"createdb {database} failed: {created.stderr}")
+        return server
+    raise AssertionError("unreachable")

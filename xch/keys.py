@@ -1,0 +1,50 @@
+"""Redis key names (ARCHITECTURE.md section 4). Every component builds keys through these."""
+
+PREFIX = "xch:"
+MARKETS = f"{PREFIX}markets"
+
+
+def market_input(market: str) -> str:
+    """Stream of commands for `market`, written by the api's lock-and-enqueue script."""
+    return f"{PREFIX}{market}:in"
+
+
+def market_events(market: str) -> str:
+    """Stream of everything the engine of `market` decided, in seq order."""
+    return f"{PREFIX}{market}:events"
+
+
+def market_applied(market: str) -> str:
+    """Id of the last input entry the engine applied and committed."""
+    return f"{PREFIX}{market}:applied"
+
+
+def market_lease(market: str) -> str:
+    """The single-writer lease of the engine of `market` (value: fencing token)."""
+    return f"{PREFIX}{market}:lease"
+
+
+def market_snapshot(market: str) -> str:
+    return f"{PREFIX}{market}:snapshot"
+
+
+def market_depth(market: str) -> str:
+    return f"{PREFIX}{market}:depth"
+
+
+def balances(user: str) -> str:
+    """Hash of `{asset}:free` and `{asset}:locked`, integers in minor units."""
+    return f"{PREFIX}bal:{user}"
+
+
+def free_field(asset: str) -> str:
+    return f"{asset}:free"
+
+
+def locked_field(asset: str) -> str:
+    return f"{asset}:locked"
+
+
+def reply_channel(api_instance: str) -> str:
+    """Pub/sub channel on which engines publish immediate results for one api instance."""
+    return f"{PREFIX}reply:{api_instance}"
