@@ -8,21 +8,38 @@ in its level's queue until matching reaches it, so a cancel is O(1); the level's
 from collections import deque
 from collections.abc import Iterator
 
-import msgspec
 from sortedcontainers import SortedList
 
 
-class Order(msgspec.Struct, gc=False):
+class Order:
     """A resting order. `remaining` is in lots; `locked` is what it still holds, in minor
     units of the asset it spends (quote for a buy, base for a sell)."""
 
-    order_id: str
-    user: str
-    side: str
-    price: int
-    remaining: int
-    locked: int
-    filled: int
+    __slots__ = ("filled", "locked", "order_id", "price", "remaining", "side", "user")
+
+    def __init__(
+        self,
+        order_id: str,
+        user: str,
+        side: str,
+        price: int,
+        remaining: int,
+        locked: int,
+        filled: int,
+    ) -> None:
+        self.order_id = order_id
+        self.user = user
+        self.side = side
+        self.price = price
+        self.remaining = remaining
+        self.locked = locked
+        self.filled = filled
+
+    def __repr__(self) -> str:
+        return (
+            f"Order({self.order_id!r}, {self.user!r}, {self.side}, price={self.price}, "
+            f"remaining={self.remaining}, locked={self.locked}, filled={self.filled})"
+        )
 
 
 class Level:

@@ -18,6 +18,7 @@ from xch.schemas import (
     MARKET,
     Cancel,
     CancelAll,
+    Close,
     Place,
     ResultCode,
     SetTrading,
@@ -55,7 +56,7 @@ class CommandError(Exception):
         self.side = side
 
 
-ParsedCommand = Place | Cancel | CancelAll | SetTrading | FundsRequest
+ParsedCommand = Place | Cancel | CancelAll | SetTrading | Close | FundsRequest
 
 
 def parse_command(raw: Any, rules: MarketRules) -> ParsedCommand:
@@ -145,6 +146,10 @@ def _resume(raw: dict[str, Any], rules: MarketRules) -> SetTrading:
     return SetTrading(trading=Trading.ENABLED.value)
 
 
+def _close(raw: dict[str, Any], rules: MarketRules) -> Close:
+    return Close()
+
+
 def _funds(raw: dict[str, Any], rules: MarketRules) -> FundsRequest:
     asset = _text(raw, "asset")
     scales = {rules.base: rules.base_scale, rules.quote: rules.quote_scale}
@@ -173,6 +178,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], MarketRules], ParsedCommand]] = {
     "cancel_all": _cancel_all,
     "halt": _halt,
     "resume": _resume,
+    "close": _close,
     "deposit": _funds,
     "withdraw": _funds,
 }

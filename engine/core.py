@@ -24,18 +24,19 @@ from xch.schemas import (
     LIMIT,
     MARKET,
     POST_ONLY,
+    REASON_MARKET_CLOSED,
     REASON_NONE,
     REASON_SELF_TRADE,
     REASON_TIME_IN_FORCE,
     REASON_USER,
     SELL,
-    SIDES,
     STP_EXPIRE_MAKER,
     STP_EXPIRE_TAKER,
     STP_MODES,
     STP_NONE,
     Cancel,
     CancelAll,
+    Close,
     Command,
     Depth,
     Event,
@@ -52,6 +53,7 @@ from xch.schemas import (
 
 TRADING_STATES = frozenset(state.value for state in Trading)
 ENABLED = Trading.ENABLED.value
+LIMIT_TIFS = (GTC, IOC, FOK, POST_ONLY)
 BPS = 10_000
 
 
@@ -80,6 +82,7 @@ class Engine:
         self._base_per_lot = rules.base_per_lot
         self._maker_bps = rules.maker_bps
         self._taker_bps = rules.taker_bps
+        self._min_notional = rules.min_notional
 
     # ---- dispatch -----------------------------------------------------------------------
 
@@ -92,12 +95,14 @@ class Engine:
             self.cancel_all(command.user, input_id, ts)
         elif isinstance(command, SetTrading):
             self.set_trading(command.trading, input_id, ts)
+        elif isinstance(command, Close):
+            self.close(input_id, ts)
         else:
             raise TypeError(f"not an engine command: {command!r}")
 
     def reject(self, command: Command, code: ResultCode, input_id: str, ts: int) -> None:
         """Refuse a command; a refused place gives back everything locked for it."""
-        self._refuse(
+        self.refuse(
             getattr(command, "order_id", ""),
             getattr(command, "user", ""),
             getattr(command, "side", ""),
@@ -108,7 +113,7 @@ class Engine:
             ts,
         )
 
-    def _refuse(
+    def refuse(
         self,
         order_id: str,
         user: str,
@@ -145,7 +150,7 @@ class Engine:
         """Place `cmd` for which `locked` minor units were locked (its own `locked` ignored)."""
         code = self.check_place(cmd, locked)
         if code is not None:
-            self._refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
+            self.refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
             return
         market = self.market
         order_id, user, side, price = cmd.order_id, cmd.user, cmd.side, cmd.price
@@ -214,7 +219,10 @@ class Engine:
         """Why `cmd` must be refused, or None; changes nothing."""
         if self.trading != ENABLED:
             return ResultCode.MARKET_HALTED
-        if cmd.side not in SIDES or cmd.stp not in STP_MODES or not cmd.order_id or not cmd.user:
+        side = cmd.side
+        if (side != BUY and side != SELL) or cmd.stp not in STP_MODES:
+            return ResultCode.INVALID_COMMAND
+        if not cmd.order_id or not cmd.user:
             return ResultCode.INVALID_COMMAND
         if cmd.order_id in self.orders:
             return ResultCode.DUPLICATE_ORDER
@@ -224,26 +232,25 @@ class Engine:
             code = self._check_market(cmd, locked)
         else:
             code = ResultCode.INVALID_COMMAND
-        if code is not None:
-            return code
-        if cmd.tif == FOK and self._fillable(cmd, locked) < cmd.qty:
+        if code is None and cmd.tif == FOK and self._fillable(cmd, locked) < cmd.qty:
             return ResultCode.FOK_UNFILLABLE
-        return None
+        return code
 
     def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
-        if cmd.tif not in (GTC, IOC, FOK, POST_ONLY) or cmd.quote_qty:
+        tif, price, qty = cmd.tif, cmd.price, cmd.qty
+        if tif not in LIMIT_TIFS or cmd.quote_qty:
             return ResultCode.INVALID_COMMAND
-        if cmd.price <= 0:
+        if price <= 0:
             return ResultCode.INVALID_PRICE
-        if cmd.qty <= 0:
+        if qty <= 0:
             return ResultCode.INVALID_QTY
-        notional = cmd.price * cmd.qty * self._quote_per_tick_lot
-        if notional < self.rules.min_notional:
+        notional = price * qty * self._quote_per_tick_lot
+        if notional < self._min_notional:
             return ResultCode.BELOW_MIN_NOTIONAL
-        needed = notional if cmd.side == BUY else cmd.qty * self._base_per_lot
+        needed = notional if cmd.side == BUY else qty * self._base_per_lot
         if locked != needed:
             return ResultCode.INSUFFICIENT_FUNDS if locked < needed else ResultCode.INVALID_COMMAND
-        if cmd.tif == POST_ONLY and self._crosses(cmd.side, cmd.price):
+        if tif == POST_ONLY and self._crosses(cmd.side, price):
             return ResultCode.POST_ONLY_WOULD_CROSS
         return None
 
@@ -255,7 +262,7 @@ class Engine:
         if cmd.quote_qty:
             if cmd.side != BUY or cmd.tif == FOK:
                 return ResultCode.INVALID_COMMAND
-            if cmd.quote_qty < self.rules.min_notional:
+            if cmd.quote_qty < self._min_notional:
                 return ResultCode.BELOW_MIN_NOTIONAL
             needed = cmd.quote_qty
         elif cmd.side == SELL:
@@ -512,7 +519,15 @@ class Engine:
             return
         self.trading = trading
         self.seq += 1
-        self.out.append(MarketState(self.market, self.seq, input_id, ts, trading))
+        self.out.append(MarketState(self.market, self.seq, input_id, ts, trading, ""))
+
+    def close(self, input_id: str, ts: int) -> None:
+        """Cancel every open order, oldest first, and halt: the market can then be removed."""
+        for order in list(self.orders.values()):
+            self._cancel(order, REASON_MARKET_CLOSED, input_id, ts)
+        self.trading = Trading.HALTED.value
+        self.seq += 1
+        self.out.append(MarketState(self.market, self.seq, input_id, ts, self.trading, "closed"))
 
     # ---- depth --------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ engine's batch commit. Every account has, per asset, a free and a locked balance
 deposits minus withdrawals, and no balance is ever negative.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from xch.market import MarketRules
 from xch.schemas import (
@@ -22,15 +23,46 @@ from xch.schemas import (
 )
 
 
+class _Assets(dict[str, list[int]]):
+    """asset -> [free, locked] of one account; a missing asset reads as a new zero cell."""
+
+    def __missing__(self, asset: str) -> list[int]:
+        cell = self[asset] = [0, 0]
+        return cell
+
+
+class _Accounts(dict[str, _Assets]):
+    """user -> assets; a missing user reads as a new empty account."""
+
+    def __missing__(self, user: str) -> _Assets:
+        assets = self[user] = _Assets()
+        return assets
+
+
 class LedgerError(RuntimeError):
     """A settlement that would break the ledger's invariants: a bug, never an input error."""
 
 
 class Ledger:
-    def __init__(self, markets: Iterable[MarketRules] = ()) -> None:
-        self.accounts: dict[str, dict[str, list[int]]] = {}
+    """Balances per account and asset, as [free, locked] in minor units.
+
+    A non-strict ledger starts from nothing and accepts negative results: settling a batch's
+    events into one gives the batch's net balance moves, which the engine's Redis commit
+    applies (and checks) atomically.
+    """
+
+    def __init__(self, markets: Iterable[MarketRules] = (), strict: bool = True) -> None:
+        self.strict = strict
+        self.accounts = _Accounts()
         self.net_deposits: dict[str, int] = {}
         self.markets: dict[str, MarketRules] = {rules.name: rules for rules in markets}
+        # How each kind of event moves balances; accepted orders were locked at enqueue.
+        self._settlers: dict[type, Callable[[Any], None]] = {
+            Trade: self._settle_trade,
+            OrderDone: self._settle_release,
+            OrderRejected: self._settle_release,
+            Funds: self._settle_funds,
+        }
 
     def add_market(self, rules: MarketRules) -> None:
         self.markets[rules.name] = rules
@@ -44,7 +76,8 @@ class Ledger:
         return self._peek(user, asset)[1]
 
     def _peek(self, user: str, asset: str) -> list[int]:
-        return self.accounts.get(user, {}).get(asset, [0, 0])
+        assets = self.accounts.get(user)
+        return [0, 0] if assets is None else assets.get(asset, [0, 0])
 
     def totals(self) -> dict[str, int]:
         """Per asset, the sum of free + locked over every account."""
@@ -64,13 +97,11 @@ class Ledger:
     # ---- the api's side: funds and locks ------------------------------------------------
 
     def _cell(self, user: str, asset: str) -> list[int]:
-        assets = self.accounts.get(user)
-        if assets is None:
-            assets = self.accounts[user] = {}
-        cell = assets.get(asset)
-        if cell is None:
-            cell = assets[asset] = [0, 0]
-        return cell
+        return self.accounts[user][asset]
+
+    def restore(self, user: str, asset: str, free: int, locked: int) -> None:
+        """Set one balance (loading a snapshot)."""
+        self.accounts[user][asset] = [free, locked]
 
     def deposit(self, user: str, asset: str, amount: int) -> None:
         if amount <= 0:
@@ -91,9 +122,11 @@ class Ledger:
 
     def lock(self, user: str, asset: str, amount: int) -> bool:
         """Move `amount` from free to locked; False (and no change) if free does not cover it."""
-        try:
-            cell = self.accounts[user][asset]
-        except KeyError:
+        assets = self.accounts.get(user)
+        cell = None if assets is None else assets.get(asset)
+        if cell is None:
+            if amount:
+                return False  # refused: leave no trace of an unknown account
             cell = self._cell(user, asset)
         if amount < 0 or cell[0] < amount:
             return False
@@ -106,27 +139,36 @@ class Ledger:
     def apply(self, event: Event, locked_at_enqueue: bool = True) -> None:
         """Settle one event. With `locked_at_enqueue` False (rebuilding balances from the
         event stream alone) the lock an accepted or refused order took is applied first."""
-        if isinstance(event, Trade):
-            self._settle_trade(event)
-        elif isinstance(event, OrderAccepted):
-            if not locked_at_enqueue:
-                self._relock(event, event.locked)
-        elif isinstance(event, OrderDone):
-            if event.unlocked:
-                self._unlock(event.user, self._spent_asset(event), event.unlocked)
-        elif isinstance(event, OrderRejected):
-            if not locked_at_enqueue:
-                self._relock(event, event.unlocked)
-            self._unlock(event.user, self._spent_asset(event), event.unlocked)
-        elif isinstance(event, Funds):
-            if event.amount > 0:
-                self.deposit(event.user, event.asset, event.amount)
-            elif not self.withdraw(event.user, event.asset, -event.amount):
-                raise LedgerError(f"withdrawal beyond free funds: {event!r}")
+        if not locked_at_enqueue and isinstance(event, OrderAccepted | OrderRejected):
+            self._relock(
+                event, event.locked if isinstance(event, OrderAccepted) else event.unlocked
+            )
+        settle = self._settlers.get(type(event))
+        if settle is not None:
+            settle(event)
 
     def apply_all(self, events: Iterable[Event], locked_at_enqueue: bool = True) -> None:
         for event in events:
             self.apply(event, locked_at_enqueue)
+
+    def settle_from(self, events: list[Event], start: int) -> None:
+        """Settle `events[start:]` as the engine's commit does (locks taken at enqueue)."""
+        settlers = self._settlers
+        for n in range(start, len(events)):
+            event = events[n]
+            settle = settlers.get(type(event))
+            if settle is not None:
+                settle(event)
+
+    def _settle_release(self, event: OrderDone | OrderRejected) -> None:
+        if event.unlocked:
+            self._unlock(event.user, self._spent_asset(event), event.unlocked)
+
+    def _settle_funds(self, event: Funds) -> None:
+        if event.amount > 0:
+            self.deposit(event.user, event.asset, event.amount)
+        elif not self.withdraw(event.user, event.asset, -event.amount):
+            raise LedgerError(f"withdrawal beyond free funds: {event!r}")
 
     def _relock(self, event: OrderAccepted | OrderRejected, amount: int) -> None:
         if amount and not self.lock(event.user, self._spent_asset(event), amount):
@@ -140,7 +182,7 @@ class Ledger:
         if not amount:
             return
         cell = self._cell(user, asset)
-        if cell[1] < amount:
+        if cell[1] < amount and self.strict:
             raise LedgerError(f"unlock of {amount} {asset} beyond {user}'s locked {cell[1]}")
         cell[1] -= amount
         cell[0] += amount
@@ -157,19 +199,12 @@ class Ledger:
             buyer, buyer_fee, buyer_refund = trade.maker_user, trade.maker_fee, 0
             seller, seller_fee = trade.taker_user, trade.taker_fee
         accounts = self.accounts
-        try:
-            buyer_account, seller_account = accounts[buyer], accounts[seller]
-            buyer_quote, buyer_base = buyer_account[quote_asset], buyer_account[base_asset]
-            seller_base, seller_quote = seller_account[base_asset], seller_account[quote_asset]
-            fees = accounts[FEE_ACCOUNT]
-            fees_base, fees_quote = fees[base_asset], fees[quote_asset]
-        except KeyError:
-            buyer_quote, buyer_base = self._cell(buyer, quote_asset), self._cell(buyer, base_asset)
-            seller_base = self._cell(seller, base_asset)
-            seller_quote = self._cell(seller, quote_asset)
-            fees_base = self._cell(FEE_ACCOUNT, base_asset)
-            fees_quote = self._cell(FEE_ACCOUNT, quote_asset)
-        if buyer_quote[1] < quote + buyer_refund or seller_base[1] < base:
+        buyer_account, seller_account = accounts[buyer], accounts[seller]
+        buyer_quote, buyer_base = buyer_account[quote_asset], buyer_account[base_asset]
+        seller_base, seller_quote = seller_account[base_asset], seller_account[quote_asset]
+        fees = accounts[FEE_ACCOUNT]
+        fees_base, fees_quote = fees[base_asset], fees[quote_asset]
+        if self.strict and (buyer_quote[1] < quote + buyer_refund or seller_base[1] < base):
             raise LedgerError(f"trade beyond locked funds: {trade!r}")
         buyer_quote[1] -= quote + buyer_refund
         buyer_quote[0] += buyer_refund

@@ -21,11 +21,13 @@ import yaml
 from engine.commands import CommandError, FundsRequest, ParsedCommand, parse_command
 from engine.core import Engine
 from engine.ledger import Ledger
-from engine.risk import lock_amount, spent_asset
+from engine.risk import lock_amount
 from engine.snapshot import state_hash
 from xch.market import Market, MarketRules
 from xch.money import format_minor, format_units
 from xch.schemas import (
+    BUY,
+    SIDES,
     Event,
     OrderAccepted,
     OrderDone,
@@ -45,6 +47,7 @@ class ReplaySession:
         self.rules = rules
         self.engine = engine or Engine(rules)
         self.ledger = ledger or Ledger([rules])
+        self._base, self._quote = rules.base, rules.quote
 
     def submit(self, raw: Any, input_id: str, ts: int = 0) -> None:
         """Apply one JSON command; its events land in `engine.out`, already settled."""
@@ -56,22 +59,22 @@ class ReplaySession:
         self.submit_parsed(command, input_id, ts)
 
     def submit_parsed(self, command: ParsedCommand, input_id: str, ts: int = 0) -> None:
-        engine, apply = self.engine, self.ledger.apply
-        out = engine.out
-        start = len(out)
+        engine = self.engine
+        start = len(engine.out)
         if isinstance(command, Place):
             self._place(command, input_id, ts)
         elif isinstance(command, FundsRequest):
             self._move_funds(command, input_id, ts)
         else:
             engine.process(command, input_id, ts)
-        for n in range(start, len(out)):
-            apply(out[n])
+        self.ledger.settle_from(engine.out, start)
 
     def _place(self, order: Place, input_id: str, ts: int) -> None:
-        rules = self.rules
-        amount = lock_amount(rules, order, self.engine.asks)
-        if self.ledger.lock(order.user, spent_asset(rules, order.side), amount):
+        if order.side not in SIDES:
+            self.engine.reject(order, ResultCode.INVALID_COMMAND, input_id, ts)
+            return
+        amount = lock_amount(self.rules, order, self.engine.asks)
+        if self.ledger.lock(order.user, self._quote if order.side == BUY else self._base, amount):
             self.engine.place_locked(order, amount, input_id, ts)
         else:
             self.engine.reject(order, ResultCode.INSUFFICIENT_FUNDS, input_id, ts)
@@ -87,22 +90,8 @@ class ReplaySession:
         self.engine.record_funds(request.user, request.asset, request.amount, input_id, ts)
 
     def _refuse(self, error: CommandError, input_id: str, ts: int) -> None:
-        engine = self.engine
-        engine.seq += 1
-        engine.out.append(
-            OrderRejected(
-                engine.market,
-                engine.seq,
-                input_id,
-                ts,
-                error.order_id,
-                error.user,
-                error.side,
-                error.op,
-                int(error.code),
-                error.code.reason,
-                0,
-            )
+        self.engine.refuse(
+            error.order_id, error.user, error.side, error.op, error.code, 0, input_id, ts
         )
 
 

@@ -75,7 +75,8 @@ def load_ledger(markets: list[MarketRules], data: bytes) -> Ledger:
     state = msgspec.msgpack.decode(data)
     ledger = Ledger(markets)
     for user, assets in state["accounts"].items():
-        ledger.accounts[user] = {asset: [free, locked] for asset, (free, locked) in assets.items()}
+        for asset, (free, locked) in assets.items():
+            ledger.restore(user, asset, free, locked)
     ledger.net_deposits.update(state["net_deposits"])
     return ledger
 

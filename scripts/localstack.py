@@ -1,10 +1,12 @@
 """The local stack: Redis and PostgreSQL as plain processes, with their data under .state/.
 
-    python3 scripts/localstack.py up [redis|postgres ...]     # start what is not running
-    python3 scripts/localstack.py down [redis|postgres ...]   # stop what is running
+    python3 scripts/localstack.py up [redis|postgres|engines ...]     # start what is not running
+    python3 scripts/localstack.py down [redis|postgres|engines ...]   # stop what is running
     python3 scripts/localstack.py status
 
-With no server named, up and down act on both. Both are idempotent.
+With nothing named, up and down act on all. Both are idempotent. `engines` runs one
+`python -m engine` per examples/markets/NAME.yaml (from .venv; health on 127.0.0.1:8081 and
+up, in file order), with its log in .state/log/engine-NAME.log.
 
 Redis listens on 127.0.0.1:6379 (EXCHANGE_REDIS_PORT) with AOF on, appendfsync everysec.
 PostgreSQL 15 listens on 127.0.0.1:5432 (EXCHANGE_PG_PORT), database `exchange`, superuser
@@ -33,8 +35,11 @@ HOST = "127.0.0.1"
 SERVICE_USER = "exchange"
 PG_SUPERUSER = "exchange"
 PG_DATABASE = "exchange"
-SERVERS = ("redis", "postgres")
-NOT_BUILT = "engine service, api, ws, dbproc, mm, operator, frontend"
+SERVERS = ("redis", "postgres", "engines")
+NOT_BUILT = "api, ws, dbproc, mm, operator, frontend"
+MARKETS = ROOT / "examples" / "markets"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+ENGINE_HEALTH_PORT = 8081
 
 
 class StackError(RuntimeError):
@@ -49,6 +54,7 @@ class Layout:
     pg_port: int
     pg_bin: Path
     run_as: str | None
+    appendfsync: str = "everysec"
 
     @property
     def redis_dir(self) -> Path:
@@ -101,7 +107,17 @@ def make_layout() -> Layout:
         pg_port=_port_from_env("EXCHANGE_PG_PORT", 5432),
         pg_bin=Path(os.environ.get("EXCHANGE_PG_BIN", "/usr/lib/postgresql/15/bin")),
         run_as=SERVICE_USER if os.geteuid() == 0 else None,
+        appendfsync=_appendfsync_from_env(),
     )
+
+
+def _appendfsync_from_env() -> str:
+    """EXCHANGE_REDIS_APPENDFSYNC: everysec (default; up to a second of acknowledged writes
+    can be lost if the machine crashes) or always (fsync before every reply; slower)."""
+    value = os.environ.get("EXCHANGE_REDIS_APPENDFSYNC", "everysec")
+    if value not in ("everysec", "always"):
+        raise StackError(f"EXCHANGE_REDIS_APPENDFSYNC={value!r}: use everysec or always")
+    return value
 
 
 def _say(message: str) -> None:
@@ -238,7 +254,7 @@ def redis_up(layout: Layout) -> None:
             "--pidfile", str(layout.redis_pidfile),
             "--logfile", str(layout.redis_log),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", layout.appendfsync,
             "--save", "",
         ],
         layout.run_as,
@@ -346,6 +362,65 @@ def pg_down(layout: Layout) -> None:
     _say("PostgreSQL stopped")
 
 
+# Engines: one `python -m engine` per examples/markets/NAME.yaml -----------------------------
+
+
+def _engine_markets() -> list[Path]:
+    return sorted(MARKETS.glob("*.yaml"))
+
+
+def _engine_pidfile(layout: Layout, manifest: Path) -> Path:
+    return STATE / "run" / f"engine-{manifest.stem}.pid"
+
+
+def _engine_pid(layout: Layout, manifest: Path) -> int | None:
+    pidfile = _engine_pidfile(layout, manifest)
+    try:
+        pid = int(pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def engines_up(layout: Layout) -> list[str]:
+    """Start the engine of every example market that is not running; lines for the summary."""
+    if not VENV_PYTHON.exists():
+        raise StackError(f"{_rel(VENV_PYTHON)} is missing: run `make venv` (make up does)")
+    (STATE / "run").mkdir(exist_ok=True)
+    lines = []
+    for n, manifest in enumerate(_engine_markets()):
+        market = manifest.stem
+        log = layout.log_dir / f"engine-{market}.log"
+        port = ENGINE_HEALTH_PORT + n
+        if _engine_pid(layout, manifest) is None:
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    [str(VENV_PYTHON), "-m", "engine", "--market", market, "--manifest",
+                     str(manifest), "--redis-url", layout.redis_url, "--health-port", str(port)],
+                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            _engine_pidfile(layout, manifest).write_text(str(process.pid))
+        lines.append(
+            f"  engine      {market}: health http://{HOST}:{port}/readyz   log {_rel(log)}"
+        )
+    return lines
+
+
+def engines_down(layout: Layout) -> None:
+    for manifest in _engine_markets():
+        pid = _engine_pid(layout, manifest)
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        _engine_pidfile(layout, manifest).unlink(missing_ok=True)
+        _say(f"stopped the engine of {manifest.stem}")
+
+
 # Commands ---------------------------------------------------------------------------------
 
 
@@ -362,7 +437,7 @@ def up(layout: Layout, servers: list[str]) -> None:
     if "redis" in servers:
         redis_up(layout)
         lines += [
-            f"  Redis       {layout.redis_url}   AOF on, appendfsync everysec",
+            f"  Redis       {layout.redis_url}   AOF on, appendfsync {layout.appendfsync}",
             f"              data {_rel(layout.redis_dir)}/   log {_rel(layout.redis_log)}",
         ]
     if "postgres" in servers:
@@ -371,14 +446,16 @@ def up(layout: Layout, servers: list[str]) -> None:
             f"  PostgreSQL  {layout.pg_url}",
             f"              data {_rel(layout.pg_data)}/   log {_rel(layout.pg_log)}",
         ]
-    who = f"as user {layout.run_as}" if layout.run_as else "as the current user"
+    if "engines" in servers:
+        lines += engines_up(layout)
+    who = f"servers as user {layout.run_as}" if layout.run_as else "as the current user"
     body = "\n".join(lines)
     print(
         f"""
 Local stack is up ({who}):
 {body}
-The other components ({NOT_BUILT}) are not built yet,
-so `make up` starts only Redis and PostgreSQL. Data in .state/ survives `make down`.""",
+The other components ({NOT_BUILT}) are not built yet.
+Data in .state/ survives `make down`.""",
         flush=True,
     )
 
@@ -387,6 +464,8 @@ def down(layout: Layout, servers: list[str]) -> None:
     if not STATE.exists():
         _say("nothing to stop (.state/ does not exist)")
         return
+    if "engines" in servers:
+        engines_down(layout)
     if "redis" in servers:
         redis_down(layout)
     if "postgres" in servers:
@@ -398,13 +477,20 @@ def status(layout: Layout) -> None:
     redis_state = f"running (pid {pid}) on {HOST}:{layout.redis_port}" if pid else "stopped"
     pg_state = f"running on {HOST}:{layout.pg_port}" if pg_running(layout) else "stopped"
     print(f"Redis:      {redis_state}\nPostgreSQL: {pg_state}", flush=True)
+    for manifest in _engine_markets():
+        engine_pid = _engine_pid(layout, manifest)
+        state = f"running (pid {engine_pid})" if engine_pid else "stopped"
+        print(f"Engine {manifest.stem}: {state}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument(
-        "servers", nargs="*", metavar="redis|postgres", help="up/down only these (default: both)"
+        "servers",
+        nargs="*",
+        metavar="redis|postgres|engines",
+        help="up/down only these (default: all)",
     )
     args = parser.parse_args(argv)
     servers: list[str] = args.servers or list(SERVERS)

@@ -48,3 +48,18 @@ def locked_field(asset: str) -> str:
 def reply_channel(api_instance: str) -> str:
     """Pub/sub channel on which engines publish immediate results for one api instance."""
     return f"{PREFIX}reply:{api_instance}"
+
+
+def market_fence(market: str) -> str:
+    """Counter behind the engine lease's fencing tokens: INCR gives every holder a larger one."""
+    return f"{PREFIX}{market}:fence"
+
+
+def market_batches(market: str) -> str:
+    """List of committed batches since the snapshot ("<last input id> <seq>"): recovery replays
+    the input with exactly these batch boundaries, so it re-derives the same event seqs."""
+    return f"{PREFIX}{market}:batches"
+
+
+SUPPLY = f"{PREFIX}supply"
+"""Hash asset -> deposits minus withdrawals, in minor units: what all balances must add up to."""

@@ -4,6 +4,7 @@
 every amount already converted to integer ticks, lots and minor units.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,7 +13,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from xch.money import AmountError, minor_unit, parse_decimal, to_units, units_per
+from xch.money import AmountError, minor_unit, parse_decimal, product, to_units, units_per
 
 API_GROUP = "exchange.dev"
 API_VERSION = "v1alpha1"
@@ -108,7 +109,7 @@ class MarketSpec(_Model):
                 f"lotSize must be a whole number of {self.base.asset} minor units"
             ) from exc
         try:
-            units_per(tick * lot, minor_unit(self.quote.scale))
+            units_per(product(tick, lot), minor_unit(self.quote.scale))
         except AmountError as exc:
             raise ValueError(
                 f"tickSize x lotSize must be a whole number of {self.quote.asset} minor units"
@@ -146,6 +147,18 @@ class Market(_Model):
     def rules(self) -> "MarketRules":
         return MarketRules.from_spec(self.name, self.spec)
 
+    def registry_entry(self) -> str:
+        """The market's value in the registry hash `xch:markets` (JSON of name and spec)."""
+        return json.dumps(
+            {"name": self.name, "spec": self.spec.model_dump(mode="json", by_alias=True)},
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_registry_entry(cls, entry: str | bytes) -> "Market":
+        data = json.loads(entry)
+        return cls.model_validate({"metadata": {"name": data["name"]}, "spec": data["spec"]})
+
 
 @dataclass(frozen=True, slots=True)
 class MarketRules:
@@ -177,7 +190,7 @@ class MarketRules:
             tick=tick,
             lot=lot,
             base_per_lot=units_per(lot, minor_unit(spec.base.scale)),
-            quote_per_tick_lot=units_per(tick * lot, minor_unit(spec.quote.scale)),
+            quote_per_tick_lot=units_per(product(tick, lot), minor_unit(spec.quote.scale)),
             min_notional=to_units(spec.min_notional, minor_unit(spec.quote.scale)),
             maker_bps=spec.fees.maker_bps,
             taker_bps=spec.fees.taker_bps,

@@ -105,7 +105,12 @@ class SetTrading(_Record, frozen=True, tag="set_trading"):
     trading: str
 
 
-Command = Place | Cancel | CancelAll | SetTrading
+class Close(_Record, frozen=True, tag="close"):
+    """Settle and close a market being deleted: cancel every open order (unlocking its funds)
+    and halt; the `market_state` event with reason `closed` reports it done."""
+
+
+Command = Place | Cancel | CancelAll | SetTrading | Close
 
 
 # ---- events -----------------------------------------------------------------------------
@@ -200,11 +205,14 @@ class Depth(_Record, frozen=True, tag="depth"):
 
 
 class MarketState(_Record, frozen=True, tag="market_state"):
+    """The market's trading state changed; `reason` is "closed" once a `Close` has settled."""
+
     market: str
     seq: int
     input_id: str
     ts: int
     trading: str
+    reason: str
 
 
 class Funds(_Record, frozen=True, tag="funds"):

@@ -1,0 +1,318 @@
+"""`make bench-engine-service`: the engine service through a real Redis (AOF everysec).
+
+1. drain: the standard workload preloaded into a market's input stream; time from the engine
+   being ready until everything is committed.
+2. latency: commands paced at a fixed rate; enqueue (lock script) to reply, p50/p99.
+3. recovery: kill -9 of an engine with a long history; time from restart to ready.
+
+Writes bench/results/engine_service.json.
+"""
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+
+from bench.workload import USERS, standard_workload
+from engine.gateway import Gateway
+from engine.scripts import as_text
+from tests.servers import RedisServer, free_port, start_redis
+from xch import keys
+from xch.market import Market
+from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place
+from xch.wire import decode_reply, encode_command
+
+RESULTS = Path(__file__).parent / "results" / "engine_service.json"
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = {
+    "apiVersion": "exchange.dev/v1alpha1",
+    "kind": "Market",
+    "metadata": {"name": "bench"},
+    "spec": {
+        "base": {"asset": "BTC", "scale": 8},
+        "quote": {"asset": "USD", "scale": 6},
+        "tickSize": "0.01",
+        "lotSize": "0.0001",
+        "fees": {"makerBps": 10, "takerBps": 20},
+        "engine": {"snapshotEvery": 10000},
+    },
+}
+RULES = Market.model_validate(MANIFEST).rules()
+AMPLE = 10**15
+PIPELINE = 2000
+
+
+class Engine:
+    """`python -m engine` for the bench market."""
+
+    def __init__(self, workdir: Path, redis_url: str) -> None:
+        self.manifest = workdir / "bench.yaml"
+        self.manifest.write_text(json.dumps(MANIFEST))
+        self.redis_url = redis_url
+        self.log = workdir / f"engine-{time.monotonic_ns()}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "engine",
+                    "--market",
+                    "bench",
+                    "--manifest",
+                    str(self.manifest),
+                    "--redis-url",
+                    self.redis_url,
+                    "--health-port",
+                    str(free_port()),
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+def lock_for(command: Place | Cancel) -> tuple[str, str, int]:
+    if isinstance(command, Cancel):
+        return command.user, "", 0
+    if command.side == BUY:
+        return command.user, "USD", command.price * command.qty * RULES.quote_per_tick_lot
+    return command.user, "BTC", command.qty * RULES.base_per_lot
+
+
+async def fund(gateway: Gateway, users: list[str]) -> None:
+    for user in users:
+        await gateway.deposit(user, "USD", AMPLE)
+        await gateway.deposit(user, "BTC", AMPLE)
+
+
+async def preload(client: redis.asyncio.Redis, gateway: Gateway, commands: list[Any]) -> str:
+    """Enqueue every command through the lock script, pipelined; the last entry id."""
+    last = ""
+    script = gateway.scripts.enqueue
+    stream = keys.market_input("bench")
+    for start in range(0, len(commands), PIPELINE):
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands[start : start + PIPELINE]:
+                user, asset, amount = lock_for(command)
+                await script(
+                    keys=[keys.balances(user), stream],
+                    args=[encode_command(command), user, asset, str(amount), ""],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        last = as_text(results[-1][1])
+    return last
+
+
+async def wait_applied(client: redis.asyncio.Redis, entry_id: str, timeout: float) -> float:
+    target = tuple(int(part) for part in entry_id.split("-"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = await client.get(keys.market_applied("bench"))
+        if applied is not None and tuple(int(p) for p in as_text(applied).split("-")) >= target:
+            return time.perf_counter()
+        await asyncio.sleep(0.005)
+    raise TimeoutError(f"{entry_id} not applied in {timeout} s")
+
+
+async def wait_lease(client: redis.asyncio.Redis, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await client.exists(keys.market_lease("bench")):
+            return time.perf_counter()
+        await asyncio.sleep(0.001)
+    raise TimeoutError("the engine took no lease")
+
+
+async def drain(server: RedisServer, workdir: Path, orders: int) -> dict[str, Any]:
+    client = redis.asyncio.Redis.from_url(server.url)
+    await client.flushall()
+    gateway = Gateway(client)
+    workload = standard_workload(orders)
+    await fund(gateway, workload.users)
+    last = await preload(client, gateway, workload.commands)
+    engine = Engine(workdir, server.url)
+    engine.start()
+    try:
+        started = await wait_lease(client)
+        finished = await wait_applied(client, last, timeout=600)
+    finally:
+        engine.kill()
+    events = await client.xlen(keys.market_events("bench"))
+    await client.aclose()
+    seconds = finished - started
+    return {
+        "operations": len(workload.commands),
+        "seconds": round(seconds, 3),
+        "ops_per_sec": round(len(workload.commands) / seconds),
+        "events": events,
+        "note": "from the engine taking its lease (recovery of an empty market included)",
+    }
+
+
+async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
+    client = redis.asyncio.Redis.from_url(server.url)
+    await client.flushall()
+    gateway = Gateway(client, reply_to="bench-api")
+    users = [f"u{n}" for n in range(USERS)]
+    await fund(gateway, users)
+    engine = Engine(workdir, server.url)
+    engine.start()
+    pubsub = client.pubsub()
+    await pubsub.subscribe(keys.reply_channel("bench-api"))
+    sent: dict[str, float] = {}
+    samples: list[float] = []
+    rng = random.Random(7)
+    try:
+        await wait_lease(client)
+        await asyncio.sleep(0.5)
+
+        async def receive() -> None:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is None:
+                    continue
+                reply = decode_reply(message["data"])
+                started = sent.pop(reply.input_id, None)
+                if started is not None:
+                    samples.append(time.perf_counter() - started)
+
+        receiver = asyncio.create_task(receive())
+        total = int(rate * seconds)
+        begin = time.perf_counter()
+        for n in range(total):
+            due = begin + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            side = BUY if rng.random() < 0.5 else SELL
+            price = 10_000 + rng.randint(-50, 50)
+            order = Place(
+                f"o{n}",
+                users[rng.randrange(len(users))],
+                side,
+                LIMIT,
+                price,
+                rng.randint(1, 100),
+                0,
+                GTC,
+                DEFAULT_STP,
+                0,
+            )
+            user, asset, amount = lock_for(order)
+            t0 = time.perf_counter()
+            entry = await gateway.submit("bench", order, user, asset, amount)
+            if entry is not None:
+                sent[entry] = t0
+        await asyncio.sleep(1)
+        receiver.cancel()
+    finally:
+        engine.kill()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+    samples.sort()
+    return {
+        "rate_per_sec": rate,
+        "commands": int(rate * seconds),
+        "replies": len(samples),
+        "p50_ms": round(samples[len(samples) // 2] * 1000, 3),
+        "p99_ms": round(samples[int(len(samples) * 0.99)] * 1000, 3),
+        "max_ms": round(samples[-1] * 1000, 3),
+    }
+
+
+async def recovery(server: RedisServer, workdir: Path, history: int) -> dict[str, Any]:
+    client = redis.asyncio.Redis.from_url(server.url)
+    await client.flushall()
+    gateway = Gateway(client)
+    workload = standard_workload(history * 4 // 5)
+    await fund(gateway, workload.users)
+    engine = Engine(workdir, server.url)
+    engine.start()
+    try:
+        last = await preload(client, gateway, workload.commands[:history])
+        await wait_applied(client, last, timeout=1200)
+        await asyncio.sleep(0.3)
+    finally:
+        engine.kill()
+    await client.delete(keys.market_lease("bench"))  # the killed engine's lease: do not wait out
+    restarted = Engine(workdir, server.url)
+    began = time.perf_counter()
+    restarted.start()
+    try:
+        ready = await wait_ready_log(restarted, timeout=120)
+    finally:
+        restarted.kill()
+    resting = await client.get(keys.market_snapshot("bench"))
+    await client.aclose()
+    return {
+        "history_commands": min(history, len(workload.commands)),
+        "seconds_to_ready": round(ready - began, 3),
+        "snapshot_bytes": len(resting or b""),
+        "note": "process start (imports included) to recovered; the lease TTL is not waited",
+    }
+
+
+async def wait_ready_log(engine: Engine, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if b"recovered bench" in engine.log.read_bytes():
+            return time.perf_counter()
+        await asyncio.sleep(0.005)
+    raise TimeoutError("the engine did not recover")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        server = start_redis(workdir / "redis")
+        try:
+            return {
+                "benchmark": "engine_service",
+                "redis": "appendonly yes, appendfsync everysec",
+                "drain": await drain(server, workdir, args.orders),
+                "latency": await latency(server, workdir, args.rate, args.seconds),
+                "recovery": await recovery(server, workdir, args.history),
+                "python": f"{platform.python_implementation()} {platform.python_version()}",
+                "date": time.strftime("%Y-%m-%d"),
+            }
+        finally:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--history", type=int, default=1_000_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""`python -m engine --market NAME`: run the engine service of one market.
+
+The Market's spec comes from the registry (`xch:markets`) or, in local mode, from a Market
+YAML file (`--manifest`). Every option also reads from EXCHANGE_ENGINE_* variables.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+import yaml
+
+from engine.config import Settings
+from engine.metrics import EngineMetrics, serve_health
+from engine.service import EngineService
+from xch import keys
+from xch.market import Market
+
+log = logging.getLogger("engine")
+
+
+async def load_market(settings: Settings, client: redis.asyncio.Redis) -> Market:
+    if settings.manifest is not None:
+        market = Market.model_validate(yaml.safe_load(settings.manifest.read_text()))
+        if market.name != settings.market:
+            raise SystemExit(f"{settings.manifest} is {market.name!r}, not {settings.market!r}")
+        return market
+    while True:
+        entry = await client.hget(keys.MARKETS, settings.market)
+        if entry is not None:
+            return Market.from_registry_entry(entry)
+        log.warning("market %s is not in the registry yet; waiting", settings.market)
+        await asyncio.sleep(1)
+
+
+async def main(settings: Settings) -> None:
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    try:
+        market = await load_market(settings, client)
+        rules = market.rules()
+        metrics = EngineMetrics(rules.name)
+        service = EngineService(
+            rules,
+            client,
+            batch_max=settings.batch_max,
+            block_ms=settings.block_ms,
+            lease_ttl_ms=settings.lease_ttl_ms,
+            snapshot_every=settings.snapshot_every or market.spec.engine.snapshot_every,
+            snapshot_seconds=settings.snapshot_seconds,
+            events_maxlen=settings.events_maxlen,
+            depth_levels=settings.depth_levels,
+            retry_seconds=settings.retry_seconds,
+            metrics=metrics,
+        )
+        health = None
+        if settings.health_port:
+            health = await serve_health(
+                settings.health_host, settings.health_port, metrics, lambda: service.ready
+            )
+        try:
+            await _until_signalled(service.run())
+        finally:
+            if health is not None:
+                health.close()
+                await health.wait_closed()
+    finally:
+        await client.aclose()
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until it ends or SIGTERM/SIGINT cancels it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(work)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        log.info("stopped")
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--market", help="the Market's name (EXCHANGE_ENGINE_MARKET)")
+    parser.add_argument("--manifest", type=Path, help="a Market YAML file (local mode)")
+    parser.add_argument("--redis-url", help="EXCHANGE_ENGINE_REDIS_URL")
+    parser.add_argument("--health-port", type=int, help="0 turns the endpoint off")
+    args = parser.parse_args(argv)
+    overrides = {name: value for name, value in vars(args).items() if value is not None}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(main(settings))
+
+
+if __name__ == "__main__":
+    cli()

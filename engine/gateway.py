@@ -1,0 +1,92 @@
+"""How funds and commands enter the exchange: the api's side of the Redis ledger.
+
+`deposit` / `withdraw` move free funds; `submit` checks and locks what a command needs and
+appends it to its market's input stream, atomically, so every command an engine reads is
+funded and a user's balance is shared safely by every market.
+"""
+
+from dataclasses import dataclass
+
+import redis.asyncio
+
+from engine.scripts import Scripts, as_text
+from xch import keys
+from xch.schemas import Command
+from xch.wire import encode_command
+
+INSUFFICIENT_FUNDS = "insufficient_funds"
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    free: int
+    locked: int
+
+
+class FundsError(ValueError):
+    """A refused deposit or withdrawal (`reason` is a result code's reason string)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Gateway:
+    def __init__(self, client: redis.asyncio.Redis, reply_to: str = "") -> None:
+        self.client = client
+        self.reply_to = reply_to
+        self.scripts = Scripts(client)
+
+    async def deposit(self, user: str, asset: str, amount: int) -> int:
+        """Add `amount` minor units to `user`'s free `asset`; returns the new free balance."""
+        if amount <= 0:
+            raise FundsError("invalid_amount")
+        return await self._move(user, asset, amount)
+
+    async def withdraw(self, user: str, asset: str, amount: int) -> int:
+        """Take `amount` from free funds; FundsError('insufficient_funds') if not covered."""
+        if amount <= 0:
+            raise FundsError("invalid_amount")
+        return await self._move(user, asset, -amount)
+
+    async def _move(self, user: str, asset: str, amount: int) -> int:
+        done, value = await self.scripts.funds(
+            keys=[keys.balances(user), keys.SUPPLY], args=[asset, str(amount)]
+        )
+        if not done:
+            raise FundsError(as_text(value))
+        return int(value)
+
+    async def submit(
+        self, market: str, command: Command, user: str, asset: str = "", amount: int = 0
+    ) -> str | None:
+        """Lock `amount` of `asset` for `user` and enqueue `command` for `market`.
+
+        Returns the input stream entry id, or None (nothing changed) if free funds do not
+        cover the lock."""
+        if amount < 0:
+            raise ValueError("a lock cannot be negative")
+        done, value = await self.scripts.enqueue(
+            keys=[keys.balances(user), keys.market_input(market)],
+            args=[
+                encode_command(command),
+                user,
+                asset if amount else "",
+                str(amount),
+                self.reply_to,
+            ],
+        )
+        return as_text(value) if done else None
+
+    async def balances(self, user: str) -> dict[str, Balance]:
+        raw = await self.client.hgetall(keys.balances(user))
+        fields = {as_text(name): int(value) for name, value in raw.items()}
+        assets = {name.rsplit(":", 1)[0] for name in fields}
+        return {
+            asset: Balance(fields.get(f"{asset}:free", 0), fields.get(f"{asset}:locked", 0))
+            for asset in sorted(assets)
+        }
+
+    async def supply(self) -> dict[str, int]:
+        raw = await self.client.hgetall(keys.SUPPLY)
+        return {as_text(asset): int(value) for asset, value in raw.items()}

@@ -1,0 +1,39 @@
+-- The engine's batch commit: balance moves, events, applied input id, depth, batch record;
+-- all or nothing, and only for the holder of the market's lease.
+-- KEYS[1] lease, KEYS[2] applied, KEYS[3] events stream, KEYS[4] depth, KEYS[5] batches list
+-- ARGV[1] fencing token, ARGV[2] last input id, ARGV[3] batch record, ARGV[4] events MAXLEN,
+-- ARGV[5] depth value ('' keeps the current one), ARGV[6] the batch's events (one stream
+-- entry; '' for none), ARGV[7] the balance moves: a MessagePack array of strings, three per
+-- move: balance hash key, field, signed delta. (The balance keys are not declared in KEYS:
+-- there are thousands per batch, and the exchange runs on one Redis primary, not a cluster.)
+-- Returns 'ok', 'fenced' (not the lease holder: nothing written) or 'negative:<key>:<field>'
+-- (a move would make a balance negative: nothing written).
+local function negate(amount)
+  if string.sub(amount, 1, 1) == '-' then
+    return string.sub(amount, 2)
+  end
+  return '-' .. amount
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 'fenced'
+end
+local moves = cmsgpack.unpack(ARGV[7])
+for i = 1, #moves, 3 do
+  local key, field, delta = moves[i], moves[i + 1], moves[i + 2]
+  local value = redis.call('HINCRBY', key, field, delta)
+  if value < 0 then
+    for j = i, 1, -3 do
+      redis.call('HINCRBY', moves[j], moves[j + 1], negate(moves[j + 2]))
+    end
+    return 'negative:' .. key .. ':' .. field
+  end
+end
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[6])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('RPUSH', KEYS[5], ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[5])
+end
+return 'ok'

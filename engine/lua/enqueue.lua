@@ -1,0 +1,19 @@
+-- Lock a command's funds and append it to its market's input stream, in one atomic step.
+-- KEYS[1] the user's balance hash, KEYS[2] the market's input stream
+-- ARGV[1] encoded command, ARGV[2] user, ARGV[3] asset to lock ('' for none),
+-- ARGV[4] amount to lock in minor units (a non-negative integer string), ARGV[5] reply-to
+-- Returns {1, stream entry id} or {0, 'insufficient_funds'}; changes nothing on refusal.
+-- Integer strings go to HINCRBY as they are: Lua numbers are doubles, balances are int64.
+local asset, amount = ARGV[3], ARGV[4]
+if asset ~= '' and amount ~= '0' then
+  local free_field = asset .. ':free'
+  local free = redis.call('HINCRBY', KEYS[1], free_field, '-' .. amount)
+  if free < 0 then
+    redis.call('HINCRBY', KEYS[1], free_field, amount)
+    return {0, 'insufficient_funds'}
+  end
+  redis.call('HINCRBY', KEYS[1], asset .. ':locked', amount)
+end
+local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[1], 'u', ARGV[2], 'a', asset,
+                      'l', amount, 'r', ARGV[5])
+return {1, id}

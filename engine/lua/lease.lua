@@ -1,0 +1,23 @@
+-- The single-writer lease of a market's engine.
+-- KEYS[1] lease, KEYS[2] fence counter
+-- ARGV[1] 'acquire' | 'renew' | 'release', ARGV[2] ttl in ms, ARGV[3] token (renew, release)
+-- acquire: a new token (larger than every earlier one) or 0 while someone else holds it.
+-- renew: 1 if still held with this token (ttl reset), else 0. release: 1 if released, else 0.
+local op = ARGV[1]
+if op == 'acquire' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+  end
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+  return token
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then
+  return 0
+end
+if op == 'renew' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1

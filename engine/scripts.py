@@ -1,0 +1,32 @@
+"""The ledger's Redis side: the Lua scripts, loaded once and shared by the api and the engine.
+
+Each script is one atomic step on the Redis primary. `engine.ledger.Ledger` is their Python
+statement; tests hold the two equal.
+"""
+
+from importlib import resources
+from typing import Any
+
+import redis.asyncio
+
+_NAMES = ("funds", "enqueue", "commit", "lease", "snapshot")
+
+
+def script_source(name: str) -> str:
+    return resources.files("engine").joinpath("lua", f"{name}.lua").read_text()
+
+
+class Scripts:
+    """The project's Lua scripts registered on one client (EVALSHA, reloaded if flushed)."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.funds = client.register_script(script_source("funds"))
+        self.enqueue = client.register_script(script_source("enqueue"))
+        self.commit = client.register_script(script_source("commit"))
+        self.lease = client.register_script(script_source("lease"))
+        self.snapshot = client.register_script(script_source("snapshot"))
+
+
+def as_text(value: Any) -> str:
+    """A Redis reply (bytes or str) as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,383 @@
+"""The engine service of one market: durable input, atomic commits, recovery, one writer.
+
+    lease ─► recover (snapshot + replay of committed input) ─► loop:
+        XREAD a batch ─► match ─► one commit script (moves, events, applied id, depth)
+        ─► publish replies ─► maybe snapshot
+
+Nothing the engine decided is visible before its commit, and a commit only lands while the
+engine holds the market's lease (fencing token checked by the script). Any Redis error
+throws the in-memory state away: the engine rebuilds it from what was committed, so a crash
+or a lost connection at any instant neither loses nor repeats a command.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio
+import redis.exceptions
+
+from engine.core import Engine
+from engine.ledger import Ledger
+from engine.metrics import EngineMetrics
+from engine.scripts import script_source
+from engine.snapshot import dump_engine, load_engine
+from engine.store import BatchRecord, InputEntry, MarketStore, Snapshot, stream_id_key
+from xch import keys
+from xch.market import MarketRules
+from xch.schemas import BUY, SELL, Event, Place, ResultCode
+from xch.wire import Reply, decode_command, encode_events, encode_reply
+
+log = logging.getLogger("engine")
+
+REPLAY_CHUNK = 5000
+REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class LeaseLost(RuntimeError):
+    """Another engine holds (or may hold) this market's lease."""
+
+
+class LedgerBroken(RuntimeError):
+    """A commit was refused because a balance would go negative: a bug; never continue."""
+
+
+class RecoveryMismatch(RuntimeError):
+    """Replaying the committed input did not reproduce the committed sequence numbers."""
+
+
+class EngineService:
+    def __init__(
+        self,
+        rules: MarketRules,
+        client: redis.asyncio.Redis,
+        *,
+        batch_max: int = 2000,
+        block_ms: int = 100,
+        lease_ttl_ms: int = 3000,
+        snapshot_every: int = 10_000,
+        snapshot_seconds: float = 60.0,
+        events_maxlen: int = 1_000_000,
+        depth_levels: int = 500,
+        retry_seconds: float = 0.5,
+        metrics: EngineMetrics | None = None,
+    ) -> None:
+        self.rules = rules
+        self.store = MarketStore(client, rules.name)
+        self.batch_max = batch_max
+        self.block_ms = block_ms
+        self.lease_ttl_ms = lease_ttl_ms
+        self.snapshot_every = snapshot_every
+        self.snapshot_seconds = snapshot_seconds
+        self.events_maxlen = events_maxlen
+        self.depth_levels = depth_levels
+        self.retry_seconds = retry_seconds
+        self.metrics = metrics or EngineMetrics(rules.name)
+        self.engine = Engine(rules)
+        self.applied = "0-0"
+        self.ready = False
+        self._batches_listed = 0
+        self._since_snapshot = 0
+        self._snapshot_at = time.monotonic()
+        self._snapshot_child: tuple[int, int] | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Lead the market whenever this process holds its lease; wait as a standby otherwise."""
+        token = 0
+        try:
+            while True:
+                try:
+                    if not token:
+                        token = await self._acquire()
+                    async with asyncio.TaskGroup() as tasks:
+                        tasks.create_task(self._keep_lease(token))
+                        tasks.create_task(self._lead(token))
+                except* LeaseLost:
+                    log.warning("lost the lease of %s; standing by", self.rules.name)
+                    token = 0
+                except* REDIS_UNAVAILABLE as errors:
+                    log.warning("redis unavailable (%s); retrying", errors.exceptions[0])
+                    await asyncio.sleep(self.retry_seconds)
+                finally:
+                    self.ready = False
+        finally:
+            if token:
+                await self._release(token)
+
+    async def _release(self, token: int) -> None:
+        """Hand the lease back at shutdown so that a successor need not wait for its TTL."""
+        try:
+            await asyncio.wait_for(self.store.release_lease(token), timeout=1)
+        except (TimeoutError, *REDIS_UNAVAILABLE):
+            log.warning("could not release the lease of %s; it expires by itself", self.rules.name)
+
+    async def _acquire(self) -> int:
+        while True:
+            token = await self.store.acquire_lease(self.lease_ttl_ms)
+            if token:
+                log.info("holding the lease of %s with token %d", self.rules.name, token)
+                return token
+            await asyncio.sleep(self.lease_ttl_ms / 4000)
+
+    async def _keep_lease(self, token: int) -> None:
+        while True:
+            if not await self.store.renew_lease(token, self.lease_ttl_ms):
+                raise LeaseLost(self.rules.name)
+            await asyncio.sleep(self.lease_ttl_ms / 3000)
+
+    async def _lead(self, token: int) -> None:
+        await self.recover()
+        self.ready = True
+        while True:
+            entries = await self.store.read_new(self.applied, self.batch_max, self.block_ms)
+            if entries:
+                await self._run_batch(token, entries)
+            self._reap_snapshot()
+            if self._snapshot_due():
+                await self.snapshot(token)
+
+    # ---- recovery -----------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Rebuild the engine from the snapshot and the committed input after it."""
+        started = time.perf_counter()
+        self._stop_snapshot()
+        snapshot = await self.store.load_snapshot()
+        if snapshot is None:
+            engine, cursor = Engine(self.rules), "0-0"
+        else:
+            engine, cursor = load_engine(self.rules, snapshot.state), snapshot.input_id
+        applied = await self.store.applied()
+        records = await self.store.batches()
+        boundaries = {record.last_input_id: record.seq for record in records}
+        self.engine = engine
+        while stream_id_key(cursor) < stream_id_key(applied):
+            entries = await self.store.read_range(cursor, applied, REPLAY_CHUNK)
+            if not entries:
+                raise RecoveryMismatch(f"input after {cursor} up to {applied} is missing")
+            for entry in entries:
+                self._apply(entry)
+                seq = boundaries.get(entry.entry_id)
+                if seq is not None:
+                    engine.flush_depth(entry.entry_id, entry.ts)
+                    if engine.seq != seq:
+                        raise RecoveryMismatch(
+                            f"replay reached seq {engine.seq} at {entry.entry_id}, committed {seq}"
+                        )
+                engine.out.clear()
+            cursor = entries[-1].entry_id
+        self.applied = applied
+        self._batches_listed = len(records)
+        self._since_snapshot = 0
+        self.metrics.recoveries.inc()
+        self.metrics.book_orders.set(len(engine.orders))
+        log.info(
+            "recovered %s at input %s, seq %d, %d resting orders, in %.3f s",
+            self.rules.name,
+            applied,
+            engine.seq,
+            len(engine.orders),
+            time.perf_counter() - started,
+        )
+
+    # ---- one batch ----------------------------------------------------------------------
+
+    async def _run_batch(self, token: int, entries: list[InputEntry]) -> None:
+        engine = self.engine
+        replies: list[tuple[InputEntry, int, int]] = []
+        for entry in entries:
+            start = len(engine.out)
+            self._apply(entry)
+            if entry.reply_to:
+                replies.append((entry, start, len(engine.out)))
+        last = entries[-1]
+        depth_changed = bool(engine.dirty_bids or engine.dirty_asks)
+        engine.flush_depth(last.entry_id, last.ts)
+        events = engine.out
+        record = BatchRecord(last.entry_id, engine.seq)
+        started = time.perf_counter()
+        result = await self.store.commit(
+            token,
+            record,
+            balance_moves(self.rules, events),
+            encode_events(events) if events else b"",
+            self._depth_value() if depth_changed else b"",
+            self.events_maxlen,
+        )
+        if result == "fenced":
+            raise LeaseLost(self.rules.name)
+        if result != "ok":
+            raise LedgerBroken(f"commit of {record} refused: {result}")
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.applied = last.entry_id
+        self._batches_listed += 1
+        self._since_snapshot += len(entries)
+        engine.out = []
+        await self.store.publish(
+            [
+                (
+                    keys.reply_channel(entry.reply_to),
+                    encode_reply(Reply(entry.entry_id, events[a:b])),
+                )
+                for entry, a, b in replies
+            ]
+        )
+        self.metrics.commands.inc(len(entries))
+        self.metrics.batch_size.observe(len(entries))
+        self.metrics.book_orders.set(len(engine.orders))
+        self.metrics.lag_seconds.set(max(0.0, time.time() - last.ts / 1000))
+
+    def _apply(self, entry: InputEntry) -> None:
+        """Apply one input entry; anything wrong with it is refused, never raised."""
+        engine = self.engine
+        try:
+            command = decode_command(entry.payload)
+        except msgspec.DecodeError:
+            command = None
+        if (
+            isinstance(command, Place)
+            and command.user == entry.user
+            and (entry.locked == 0 or entry.asset == self._spent_asset(command.side))
+        ):
+            engine.place_locked(command, entry.locked, entry.entry_id, entry.ts)
+        elif command is not None and not isinstance(command, Place) and entry.locked == 0:
+            engine.process(command, entry.entry_id, entry.ts)
+        else:
+            side = BUY if entry.asset == self.rules.quote else SELL
+            order_id = command.order_id if isinstance(command, Place) else ""
+            engine.refuse(
+                order_id,
+                entry.user,
+                side,
+                "invalid",
+                ResultCode.INVALID_COMMAND,
+                entry.locked,
+                entry.entry_id,
+                entry.ts,
+            )
+
+    def _spent_asset(self, side: str) -> str:
+        return self.rules.quote if side == BUY else self.rules.base
+
+    def _depth_value(self) -> bytes:
+        engine = self.engine
+        return msgspec.msgpack.encode(
+            {
+                "last_update_id": engine.depth_update_id,
+                "bids": engine.bids.depth(self.depth_levels),
+                "asks": engine.asks.depth(self.depth_levels),
+            }
+        )
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    def _snapshot_due(self) -> bool:
+        if not self._since_snapshot:
+            return False
+        return self._since_snapshot >= self.snapshot_every or (
+            time.monotonic() - self._snapshot_at >= self.snapshot_seconds
+        )
+
+    async def snapshot(self, token: int) -> None:
+        """Snapshot the committed state from a forked child, so matching stands still only
+        for the fork; the child stores it (fenced by the lease) and drops the input and batch
+        records it covers. One snapshot at a time."""
+        if self._snapshot_child is not None:
+            return
+        covered = self._batches_listed
+        snapshot_input, seq = self.applied, self.engine.seq
+        started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = write_snapshot(
+                    self._sync_client_kwargs(),
+                    self.store,
+                    token,
+                    Snapshot(snapshot_input, seq, dump_engine(self.engine)),
+                    covered,
+                )
+            finally:
+                os._exit(code)
+        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        self._snapshot_child = (pid, covered)
+        self._since_snapshot = 0
+        self._snapshot_at = time.monotonic()
+
+    def _reap_snapshot(self) -> None:
+        """Account for a finished snapshot child: its records are gone from the batch list."""
+        if self._snapshot_child is None:
+            return
+        pid, covered = self._snapshot_child
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            return
+        self._snapshot_child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == SNAPSHOT_FENCED:
+            raise LeaseLost(self.rules.name)
+        if code == 0:
+            self._batches_listed -= covered
+        else:
+            log.warning(
+                "snapshot of %s failed (exit %d); the next one retries", self.rules.name, code
+            )
+
+    def _stop_snapshot(self) -> None:
+        """Kill a running snapshot child before the state is rebuilt from Redis."""
+        if self._snapshot_child is not None:
+            pid, _ = self._snapshot_child
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._snapshot_child = None
+
+    def _sync_client_kwargs(self) -> dict[str, Any]:
+        settings = self.store.client.connection_pool.connection_kwargs
+        return {
+            name: settings[name]
+            for name in ("host", "port", "db", "username", "password")
+            if name in settings
+        }
+
+
+SNAPSHOT_FENCED = 3
+
+
+def write_snapshot(
+    client_kwargs: dict[str, Any], store: MarketStore, token: int, snapshot: Snapshot, covered: int
+) -> int:
+    """In the snapshot child: store the snapshot over a fresh connection; an exit code."""
+    client = redis.Redis(**client_kwargs)
+    try:
+        result = client.register_script(script_source("snapshot"))(
+            keys=[store.lease, store.snapshot_key, store.input, store.batches_key],
+            args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id, covered],
+        )
+    finally:
+        client.close()
+    return 0 if result == b"ok" else SNAPSHOT_FENCED
+
+
+def balance_moves(rules: MarketRules, events: Iterable[Event]) -> list[tuple[str, str, int]]:
+    """The net balance moves of a batch's events: (user, "ASSET:free|locked", delta)."""
+    delta = Ledger([rules], strict=False)
+    delta.apply_all(events)
+    moves: list[tuple[str, str, int]] = []
+    for user, assets in delta.accounts.items():
+        for asset, (free, locked) in assets.items():
+            if free:
+                moves.append((user, keys.free_field(asset), free))
+            if locked:
+                moves.append((user, keys.locked_field(asset), locked))
+    return moves

@@ -1,0 +1,209 @@
+"""One market's durable state in Redis, as the engine service reads and commits it."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis.asyncio
+
+from engine.scripts import Scripts, as_text
+from xch import keys
+from xch.wire import FIELD_ASSET, FIELD_COMMAND, FIELD_LOCKED, FIELD_REPLY, FIELD_USER
+
+NO_INPUT = "0-0"
+
+
+class InputEntry(msgspec.Struct, frozen=True, gc=False):
+    """A command as the lock-and-enqueue script wrote it; `ts` is the entry id's milliseconds
+    (so time comes from the log, never from the engine's clock)."""
+
+    entry_id: str
+    ts: int
+    payload: bytes
+    user: str
+    asset: str
+    locked: int
+    reply_to: str
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    input_id: str
+    seq: int
+    state: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    last_input_id: str
+    seq: int
+
+    def encode(self) -> str:
+        return f"{self.last_input_id} {self.seq}"
+
+    @classmethod
+    def decode(cls, text: str) -> "BatchRecord":
+        last_input_id, seq = text.split(" ")
+        return cls(last_input_id, int(seq))
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    millis, _, counter = entry_id.partition("-")
+    return int(millis), int(counter or 0)
+
+
+def _entries(raw: Any) -> list[InputEntry]:
+    """Entries of a raw XRANGE reply, or of the single stream of a raw XREAD reply."""
+    return [_entry(entry_id, flat) for entry_id, flat in raw or []]
+
+
+_LAYOUT = [FIELD_COMMAND, FIELD_USER, FIELD_ASSET, FIELD_LOCKED, FIELD_REPLY]
+
+
+def _entry(entry_id: bytes, flat: list[bytes]) -> InputEntry:
+    text_id = entry_id.decode()
+    if flat[::2] == _LAYOUT:  # as the enqueue script writes it: read by position
+        return InputEntry(
+            text_id,
+            int(text_id.partition("-")[0]),
+            flat[1],
+            flat[3].decode(errors="replace"),
+            flat[5].decode(errors="replace"),
+            _int(flat[7]),
+            flat[9].decode(errors="replace"),
+        )
+    fields = dict(zip(flat[::2], flat[1::2], strict=False))
+    return InputEntry(
+        entry_id=text_id,
+        ts=int(text_id.partition("-")[0]),
+        payload=fields.get(FIELD_COMMAND, b""),
+        user=fields.get(FIELD_USER, b"").decode(errors="replace"),
+        asset=fields.get(FIELD_ASSET, b"").decode(errors="replace"),
+        locked=_int(fields.get(FIELD_LOCKED, b"0")),
+        reply_to=fields.get(FIELD_REPLY, b"").decode(errors="replace"),
+    )
+
+
+def _int(raw: bytes) -> int:
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        return 0
+
+
+class MarketStore:
+    def __init__(self, client: redis.asyncio.Redis, market: str) -> None:
+        self.client = client
+        # The same connections without redis-py's reply post-processing, which costs more than
+        # matching: stream replies are parsed here, once, into InputEntry.
+        self.raw = redis.asyncio.Redis(connection_pool=client.connection_pool)
+        for command in ("XREAD", "XRANGE"):
+            self.raw.response_callbacks.pop(command, None)
+        self.market = market
+        self.scripts = Scripts(client)
+        self.input = keys.market_input(market)
+        self.events = keys.market_events(market)
+        self.applied_key = keys.market_applied(market)
+        self.lease = keys.market_lease(market)
+        self.fence = keys.market_fence(market)
+        self.snapshot_key = keys.market_snapshot(market)
+        self.depth = keys.market_depth(market)
+        self.batches_key = keys.market_batches(market)
+
+    # ---- lease --------------------------------------------------------------------------
+
+    async def acquire_lease(self, ttl_ms: int) -> int:
+        """A fencing token if the lease was free, else 0."""
+        token = await self.scripts.lease(keys=[self.lease, self.fence], args=["acquire", ttl_ms])
+        return int(token)
+
+    async def renew_lease(self, token: int, ttl_ms: int) -> bool:
+        renewed = await self.scripts.lease(
+            keys=[self.lease, self.fence], args=["renew", ttl_ms, token]
+        )
+        return bool(renewed)
+
+    async def release_lease(self, token: int) -> bool:
+        released = await self.scripts.lease(
+            keys=[self.lease, self.fence], args=["release", 0, token]
+        )
+        return bool(released)
+
+    # ---- input --------------------------------------------------------------------------
+
+    async def read_new(self, after: str, count: int, block_ms: int) -> list[InputEntry]:
+        reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
+            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self.input, after
+        )
+        if not reply:
+            return []
+        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+        streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
+        return _entries(streams[0])
+
+    async def read_range(self, after: str, until: str, count: int) -> list[InputEntry]:
+        """Entries after `after` up to and including `until`."""
+        reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
+            "XRANGE", self.input, f"({after}", until, "COUNT", count
+        )
+        return _entries(reply)
+
+    async def last_input_id(self) -> str:
+        info = (
+            await self.client.xinfo_stream(self.input)
+            if await self.client.exists(self.input)
+            else None
+        )
+        return as_text(info["last-generated-id"]) if info else NO_INPUT
+
+    # ---- committed state ----------------------------------------------------------------
+
+    async def applied(self) -> str:
+        value = await self.client.get(self.applied_key)
+        return as_text(value) if value is not None else NO_INPUT
+
+    async def batches(self) -> list[BatchRecord]:
+        return [
+            BatchRecord.decode(as_text(raw))
+            for raw in await self.client.lrange(self.batches_key, 0, -1)
+        ]
+
+    async def load_snapshot(self) -> Snapshot | None:
+        raw: Any = await self.client.get(self.snapshot_key)
+        return None if raw is None else msgspec.msgpack.decode(raw, type=Snapshot)
+
+    async def commit(
+        self,
+        token: int,
+        batch: BatchRecord,
+        moves: list[tuple[str, str, int]],
+        events: bytes,
+        depth: bytes,
+        events_maxlen: int,
+    ) -> str:
+        """Commit one batch (its events encoded as one stream entry) atomically; 'ok', 'fenced'
+        or 'negative:…' (nothing written)."""
+        keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
+        flat_moves: list[str] = []
+        for user, field, delta in moves:
+            flat_moves += (keys.balances(user), field, str(delta))
+        args: list[str | bytes | int] = [
+            token, batch.last_input_id, batch.encode(), events_maxlen, depth, events,
+            msgspec.msgpack.encode(flat_moves),
+        ]  # fmt: skip
+        result = await self.scripts.commit(keys=keys_, args=args)
+        return as_text(result)
+
+    async def save_snapshot(self, token: int, snapshot: Snapshot, batches_covered: int) -> str:
+        result = await self.scripts.snapshot(
+            keys=[self.lease, self.snapshot_key, self.input, self.batches_key],
+            args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id, batches_covered],
+        )
+        return as_text(result)
+
+    async def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        if not messages:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for channel, message in messages:
+                pipe.publish(channel, message)
+            await pipe.execute()

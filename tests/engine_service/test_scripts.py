@@ -1,0 +1,181 @@
+"""The Lua ledger scripts against the Python reference ledger, on a real Redis.
+
+Random sequences of deposits, withdrawals, orders and cancels go both ways: through the
+gateway's scripts plus an in-process engine service committing batches, and through
+`ReplaySession` (the reference). Balances and supply must agree after every batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.commands import FundsRequest
+from engine.gateway import FundsError, Gateway
+from engine.replay import ReplaySession
+from engine.risk import lock_amount
+from engine.service import EngineService
+from engine.store import BatchRecord, MarketStore
+from tests.engine_service.harness import EXAMPLE, load_rules
+from tests.servers import RedisServer
+from xch import keys
+from xch.schemas import BUY, SELL, Cancel, CancelAll, Place
+
+RULES = load_rules(EXAMPLE)
+USERS = ("ann", "ben", "cat")
+
+deposits = st.tuples(
+    st.just("deposit"),
+    st.sampled_from(USERS),
+    st.sampled_from(("BTC", "USD")),
+    st.integers(1, 10**10),
+)
+withdrawals = st.tuples(
+    st.just("withdraw"),
+    st.sampled_from(USERS),
+    st.sampled_from(("BTC", "USD")),
+    st.integers(1, 10**10),
+)
+places = st.tuples(
+    st.just("place"),
+    st.sampled_from(USERS),
+    st.sampled_from((BUY, SELL)),
+    st.integers(2_999_995, 3_000_005),
+    st.integers(1, 30),
+    st.sampled_from(("GTC", "IOC", "FOK", "POST_ONLY", "market")),
+    st.sampled_from(("NONE", "EXPIRE_MAKER", "EXPIRE_TAKER", "EXPIRE_BOTH")),
+)
+cancels = st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 40))
+cancel_alls = st.tuples(st.just("cancel_all"), st.sampled_from(USERS))
+batch_ends = st.just(("end",))
+operations = st.lists(
+    st.one_of(deposits, withdrawals, places, places, places, cancels, cancel_alls, batch_ends),
+    min_size=1,
+    max_size=60,
+)
+
+
+def order_for(op: tuple[object, ...], order_id: str) -> Place:
+    _, user, side, price, qty, kind, stp = op
+    assert isinstance(user, str) and isinstance(side, str)
+    assert isinstance(price, int) and isinstance(qty, int) and isinstance(stp, str)
+    if kind == "market":
+        return Place(order_id, user, side, "market", 0, qty, 0, "IOC", stp, 0)
+    return Place(order_id, user, side, "limit", price, qty, 0, str(kind), stp, 0)
+
+
+async def run_both(url: str, ops: list[tuple[object, ...]]) -> None:
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        await client.flushall()
+        await compare(client, ops)
+    finally:
+        await client.aclose()
+
+
+async def compare(client: redis.asyncio.Redis, ops: list[tuple[object, ...]]) -> None:
+    gateway = Gateway(client)
+    service = EngineService(RULES, client, snapshot_every=10**9)
+    token = await service.store.acquire_lease(60_000)
+    await service.recover()
+    reference = ReplaySession(RULES)
+    placed: list[Place] = []
+    for n, op in enumerate([*ops, ("end",)]):
+        kind = op[0]
+        if kind in ("deposit", "withdraw"):
+            _, user, asset, amount = op
+            assert isinstance(user, str) and isinstance(asset, str) and isinstance(amount, int)
+            signed = amount if kind == "deposit" else -amount
+            try:
+                await (gateway.deposit if kind == "deposit" else gateway.withdraw)(
+                    user, asset, amount
+                )
+                moved = True
+            except FundsError:
+                moved = False
+            assert moved == (kind == "deposit" or reference.ledger.free(user, asset) >= amount)
+            if moved:
+                reference.submit_parsed(FundsRequest(user, asset, signed), str(n))
+        elif kind == "place":
+            order = order_for(op, f"o{n}")
+            amount = lock_amount(RULES, order, reference.engine.asks)
+            asset = RULES.quote if order.side == BUY else RULES.base
+            entry = await gateway.submit(RULES.name, order, order.user, asset, amount)
+            assert (entry is not None) == (reference.ledger.free(order.user, asset) >= amount)
+            reference.submit_parsed(order, str(n))
+            placed.append(order)
+        elif kind == "cancel":
+            _, user, index = op
+            assert isinstance(user, str) and isinstance(index, int)
+            target = placed[index % len(placed)].order_id if placed else "none"
+            await gateway.submit(RULES.name, Cancel(target, user), user)
+            reference.submit_parsed(Cancel(target, user), str(n))
+        elif kind == "cancel_all":
+            assert isinstance(op[1], str)
+            await gateway.submit(RULES.name, CancelAll(op[1]), op[1])
+            reference.submit_parsed(CancelAll(op[1]), str(n))
+        else:
+            entries = await service.store.read_new(service.applied, 1000, 1)
+            if entries:
+                await service._run_batch(token, entries)
+            await assert_same_balances(gateway, reference)
+
+
+async def assert_same_balances(gateway: Gateway, reference: ReplaySession) -> None:
+    expected = {
+        user: {asset: cell for asset, cell in assets.items() if cell != (0, 0)}
+        for user, assets in reference.ledger.snapshot().items()
+    }
+    for user in (*USERS, "@fees"):
+        actual = {
+            asset: (balance.free, balance.locked)
+            for asset, balance in (await gateway.balances(user)).items()
+            if (balance.free, balance.locked) != (0, 0)
+        }
+        assert actual == expected.get(user, {}), user
+    supply = {asset: total for asset, total in (await gateway.supply()).items() if total}
+    assert supply == {a: t for a, t in reference.ledger.net_deposits.items() if t}
+
+
+@settings(max_examples=60)
+@given(operations)
+def test_lua_scripts_settle_exactly_as_the_reference_ledger(
+    redis_server: RedisServer, ops: list[tuple[object, ...]]
+) -> None:
+    asyncio.run(run_both(redis_server.url, ops))
+
+
+async def test_a_commit_that_would_make_a_balance_negative_writes_nothing(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    store = MarketStore(redis_client, RULES.name)
+    gateway = Gateway(redis_client)
+    await gateway.deposit("ann", "USD", 100)
+    token = await store.acquire_lease(10_000)
+    moves = [("ann", "USD:free", -60), ("ben", "USD:free", 60), ("ann", "USD:free", -60)]
+    result = await store.commit(token, BatchRecord("1-0", 3), moves, b"e1", b"depth", 1000)
+    assert result == f"negative:{keys.balances('ann')}:USD:free"
+    assert (await gateway.balances("ann"))["USD"].free == 100
+    ben = await gateway.balances("ben")
+    assert ben == {} or ben["USD"].free == 0  # reverted in the same script
+    assert await redis_client.exists(keys.market_events(RULES.name)) == 0
+    assert await redis_client.get(keys.market_applied(RULES.name)) is None
+    assert await redis_client.llen(keys.market_batches(RULES.name)) == 0
+
+
+async def test_a_commit_with_a_stale_token_writes_nothing(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    store = MarketStore(redis_client, RULES.name)
+    old = await store.acquire_lease(10_000)
+    assert await store.release_lease(old)
+    new = await store.acquire_lease(10_000)
+    assert new > old
+    result = await store.commit(
+        old, BatchRecord("1-0", 1), [("ann", "USD:free", 5)], b"e", b"", 1000
+    )
+    assert result == "fenced"
+    assert await redis_client.exists(keys.balances("ann"), keys.market_events(RULES.name)) == 0
