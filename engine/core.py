@@ -420,7 +420,10 @@ class Engine:
                     queue.popleft()
                     level.live -= 1
                     del orders[maker_id]
-                    del by_user[maker_user][maker_id]
+                    user_orders = by_user[maker_user]
+                    del user_orders[maker_id]
+                    if not user_orders:
+                        del by_user[maker_user]
                     seq += 1
                     append(
                         OrderDone(
@@ -455,7 +458,10 @@ class Engine:
         """Emit the end of a resting order (already off its level) and forget it."""
         order_id = order.order_id
         del self.orders[order_id]
-        del self.by_user[order.user][order_id]
+        user_orders = self.by_user[order.user]
+        del user_orders[order_id]
+        if not user_orders:
+            del self.by_user[order.user]
         self.seq += 1
         self.out.append(
             OrderDone(

@@ -125,9 +125,7 @@ class Ledger:
         assets = self.accounts.get(user)
         cell = None if assets is None else assets.get(asset)
         if cell is None:
-            if amount:
-                return False  # refused: leave no trace of an unknown account
-            cell = self._cell(user, asset)
+            return amount == 0  # nothing to move: leave no trace of an unknown account
         if amount < 0 or cell[0] < amount:
             return False
         cell[0] -= amount

@@ -180,7 +180,9 @@ def _format_funds(rules: MarketRules, event: Event, data: dict[str, Any]) -> Non
     if isinstance(event, OrderAccepted):
         data["locked"] = format_minor(event.locked, quote_or_base(event.side))
     elif isinstance(event, OrderRejected | OrderDone):
-        data["unlocked"] = format_minor(event.unlocked, quote_or_base(event.side))
+        # A refusal that locked nothing has no side to name an asset by: 0 has no scale.
+        unlocked, side = event.unlocked, event.side
+        data["unlocked"] = format_minor(unlocked, quote_or_base(side)) if side else str(unlocked)
     elif isinstance(event, Trade):
         buyer_is_taker = event.taker_side == "buy"
         taker_scale = rules.base_scale if buyer_is_taker else rules.quote_scale
