@@ -9,11 +9,10 @@ from typing import Any
 
 import redis.asyncio
 
-_NAMES = ("funds", "enqueue", "commit", "lease", "snapshot")
-
-
 def script_source(name: str) -> str:
-    return resources.files("engine").joinpath("lua", f"{name}.lua").read_text()
+    """A script's Lua, after the shared prelude (helpers every script may use)."""
+    folder = resources.files("engine").joinpath("lua")
+    return folder.joinpath("prelude.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
 
 
 class Scripts:

@@ -8,12 +8,6 @@
 -- there are thousands per batch, and the exchange runs on one Redis primary, not a cluster.)
 -- Returns 'ok', 'fenced' (not the lease holder: nothing written) or 'negative:<key>:<field>'
 -- (a move would make a balance negative: nothing written).
-local function negate(amount)
-  if string.sub(amount, 1, 1) == '-' then
-    return string.sub(amount, 2)
-  end
-  return '-' .. amount
-end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 'fenced'
 end

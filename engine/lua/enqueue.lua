@@ -3,7 +3,6 @@
 -- ARGV[1] encoded command, ARGV[2] user, ARGV[3] asset to lock ('' for none),
 -- ARGV[4] amount to lock in minor units (a non-negative integer string), ARGV[5] reply-to
 -- Returns {1, stream entry id} or {0, 'insufficient_funds'}; changes nothing on refusal.
--- Integer strings go to HINCRBY as they are: Lua numbers are doubles, balances are int64.
 local asset, amount = ARGV[3], ARGV[4]
 if asset ~= '' and amount ~= '0' then
   local free_field = asset .. ':free'

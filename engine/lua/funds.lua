@@ -2,12 +2,6 @@
 -- KEYS[1] the user's balance hash, KEYS[2] the supply hash (asset -> net deposits)
 -- ARGV[1] asset, ARGV[2] signed amount in minor units (an integer string)
 -- Returns {1, new free balance as a string} or {0, 'insufficient_funds'}; changes nothing on refusal.
-local function negate(amount)
-  if string.sub(amount, 1, 1) == '-' then
-    return string.sub(amount, 2)
-  end
-  return '-' .. amount
-end
 local field = ARGV[1] .. ':free'
 local free = redis.call('HINCRBY', KEYS[1], field, ARGV[2])
 if free < 0 then
