@@ -61,19 +61,25 @@ def run_throughput(
     return elapsed, len(engine.orders)
 
 
-def run_latency(rules: MarketRules, commands: list[Place | Cancel], users: list[str]) -> list[int]:
+def run_latency(
+    rules: MarketRules, commands: list[Place | Cancel], users: list[str]
+) -> tuple[list[int], list[int]]:
+    """Nanoseconds per operation, and per depth flush (one per BATCH operations)."""
     session = funded_session(rules, users)
     submit, end_batch, engine = session.submit_parsed, session.end_batch, session.engine
     clock = time.perf_counter_ns
     samples = []
+    flushes = []
     for n, command in enumerate(commands):
         t0 = clock()
         submit(command, "1")
+        t1 = clock()
+        samples.append(t1 - t0)
         if n % BATCH == BATCH - 1:
             end_batch("1")
             engine.out.clear()
-        samples.append(clock() - t0)
-    return samples
+            flushes.append(clock() - t1)
+    return samples, flushes
 
 
 def percentile(sorted_values: list[int], share: float) -> float:
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     runs = [run_throughput(rules, commands, workload.users) for _ in range(args.repeat)]
     best, resting = min(runs)
-    samples = sorted(run_latency(rules, commands, workload.users))
+    samples, flushes = (sorted(values) for values in run_latency(rules, commands, workload.users))
     result = {
         "benchmark": "engine",
         "workload": {
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "p50_us": round(percentile(samples, 0.50), 2),
         "p99_us": round(percentile(samples, 0.99), 2),
         "p999_us": round(percentile(samples, 0.999), 2),
+        "depth_flush_p50_us": round(percentile(flushes, 0.50), 2),
+        "depth_flush_p99_us": round(percentile(flushes, 0.99), 2),
         "resting_orders_at_end": resting,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",

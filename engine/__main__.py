@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio
+import uvloop
 import yaml
 
 from engine.config import Settings
@@ -94,7 +95,7 @@ def cli(argv: list[str] | None = None) -> None:
     overrides = {name: value for name, value in vars(args).items() if value is not None}
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(main(settings))
+    uvloop.run(main(settings))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis.asyncio
 
+
 def script_source(name: str) -> str:
     """A script's Lua, after the shared prelude (helpers every script may use)."""
     folder = resources.files("engine").joinpath("lua")

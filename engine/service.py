@@ -1,8 +1,8 @@
 """The engine service of one market: durable input, atomic commits, recovery, one writer.
 
     lease ─► recover (snapshot + replay of committed input) ─► loop:
-        XREAD a batch ─► match ─► one commit script (moves, events, applied id, depth)
-        ─► publish replies ─► maybe snapshot
+        XREAD a batch ─► match ─► one commit script (moves, events, applied id, depth,
+        then the replies published) ─► maybe snapshot
 
 Nothing the engine decided is visible before its commit, and a commit only lands while the
 engine holds the market's lease (fencing token checked by the script). Any Redis error
@@ -212,6 +212,13 @@ class EngineService:
             encode_events(events) if events else b"",
             self._depth_value() if depth_changed else b"",
             self.events_maxlen,
+            [
+                (
+                    keys.reply_channel(entry.reply_to),
+                    encode_reply(Reply(entry.entry_id, events[a:b])),
+                )
+                for entry, a, b in replies
+            ],
         )
         if result == "fenced":
             raise LeaseLost(self.rules.name)
@@ -222,15 +229,6 @@ class EngineService:
         self._batches_listed += 1
         self._since_snapshot += len(entries)
         engine.out = []
-        await self.store.publish(
-            [
-                (
-                    keys.reply_channel(entry.reply_to),
-                    encode_reply(Reply(entry.entry_id, events[a:b])),
-                )
-                for entry, a, b in replies
-            ]
-        )
         self.metrics.commands.inc(len(entries))
         self.metrics.batch_size.observe(len(entries))
         self.metrics.book_orders.set(len(engine.orders))

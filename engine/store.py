@@ -1,5 +1,6 @@
 """One market's durable state in Redis, as the engine service reads and commits it."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,9 +180,11 @@ class MarketStore:
         events: bytes,
         depth: bytes,
         events_maxlen: int,
+        replies: Sequence[tuple[str, bytes]] = (),
     ) -> str:
-        """Commit one batch (its events encoded as one stream entry) atomically; 'ok', 'fenced'
-        or 'negative:…' (nothing written)."""
+        """Commit one batch (its events encoded as one stream entry) atomically, then publish
+        `replies` (channel, message) from the same script; 'ok', 'fenced' or 'negative:…'
+        (nothing written, nothing published)."""
         keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
         flat_moves: list[str] = []
         for user, field, delta in moves:
@@ -190,6 +193,8 @@ class MarketStore:
             token, batch.last_input_id, batch.encode(), events_maxlen, depth, events,
             msgspec.msgpack.encode(flat_moves),
         ]  # fmt: skip
+        for channel, message in replies:
+            args += (channel, message)
         result = await self.scripts.commit(keys=keys_, args=args)
         return as_text(result)
 
@@ -199,11 +204,3 @@ class MarketStore:
             args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id, batches_covered],
         )
         return as_text(result)
-
-    async def publish(self, messages: list[tuple[str, bytes]]) -> None:
-        if not messages:
-            return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for channel, message in messages:
-                pipe.publish(channel, message)
-            await pipe.execute()

@@ -6,6 +6,8 @@
 -- entry; '' for none), ARGV[7] the balance moves: a MessagePack array of strings, three per
 -- move: balance hash key, field, signed delta. (The balance keys are not declared in KEYS:
 -- there are thousands per batch, and the exchange runs on one Redis primary, not a cluster.)
+-- ARGV[8], ARGV[9], ...: the replies, channel and message in turn, published once everything
+-- else is written, so that no reply ever announces an uncommitted result.
 -- Returns 'ok', 'fenced' (not the lease holder: nothing written) or 'negative:<key>:<field>'
 -- (a move would make a balance negative: nothing written).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -29,5 +31,8 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('RPUSH', KEYS[5], ARGV[3])
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[4], ARGV[5])
+end
+for i = 8, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 'ok'
