@@ -11,10 +11,12 @@ import redis.asyncio
 
 from engine.scripts import Scripts, as_text
 from xch import keys
+from xch.money import MAX_UNITS
 from xch.schemas import Command
 from xch.wire import encode_command
 
 INSUFFICIENT_FUNDS = "insufficient_funds"
+AMOUNT_TOO_LARGE = "amount_too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class Gateway:
         """Add `amount` minor units to `user`'s free `asset`; returns the new free balance."""
         if amount <= 0:
             raise FundsError("invalid_amount")
+        if amount > MAX_UNITS:
+            raise FundsError(AMOUNT_TOO_LARGE)
         return await self._move(user, asset, amount)
 
     async def withdraw(self, user: str, asset: str, amount: int) -> int:
@@ -63,9 +67,12 @@ class Gateway:
         """Lock `amount` of `asset` for `user` and enqueue `command` for `market`.
 
         Returns the input stream entry id, or None (nothing changed) if free funds do not
-        cover the lock."""
+        cover the lock. FundsError('amount_too_large') if the lock, or the locked balance it
+        makes, does not fit a 64-bit balance (nothing changed either)."""
         if amount < 0:
             raise ValueError("a lock cannot be negative")
+        if amount > MAX_UNITS:
+            raise FundsError(AMOUNT_TOO_LARGE)
         done, value = await self.scripts.enqueue(
             keys=[keys.balances(user), keys.market_input(market)],
             args=[
@@ -76,7 +83,11 @@ class Gateway:
                 self.reply_to,
             ],
         )
-        return as_text(value) if done else None
+        if done:
+            return as_text(value)
+        if as_text(value) == "overflow":
+            raise FundsError(AMOUNT_TOO_LARGE)
+        return None
 
     async def balances(self, user: str) -> dict[str, Balance]:
         raw = await self.client.hgetall(keys.balances(user))

@@ -8,20 +8,24 @@
 -- there are thousands per batch, and the exchange runs on one Redis primary, not a cluster.)
 -- ARGV[8], ARGV[9], ...: the replies, channel and message in turn, published once everything
 -- else is written, so that no reply ever announces an uncommitted result.
--- Returns 'ok', 'fenced' (not the lease holder: nothing written) or 'negative:<key>:<field>'
--- (a move would make a balance negative: nothing written).
+-- Returns 'ok', 'fenced' (not the lease holder: nothing written), 'negative:<key>:<field>'
+-- (a move would make a balance negative) or 'overflow:<key>:<field>' (beyond a 64-bit
+-- integer); in both of the last cases the moves already made are undone: nothing written.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 'fenced'
 end
 local moves = cmsgpack.unpack(ARGV[7])
 for i = 1, #moves, 3 do
   local key, field, delta = moves[i], moves[i + 1], moves[i + 2]
-  local value = redis.call('HINCRBY', key, field, delta)
-  if value < 0 then
-    for j = i, 1, -3 do
+  -- pcall: a failed HINCRBY must not abort the script with earlier moves already written
+  local value = redis.pcall('HINCRBY', key, field, delta)
+  local failed = type(value) == 'table'
+  if failed or value < 0 then
+    local last = failed and i - 3 or i
+    for j = last, 1, -3 do
       redis.call('HINCRBY', moves[j], moves[j + 1], negate(moves[j + 2]))
     end
-    return 'negative:' .. key .. ':' .. field
+    return (failed and 'overflow:' or 'negative:') .. key .. ':' .. field
   end
 end
 if ARGV[6] ~= '' then

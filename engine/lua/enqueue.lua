@@ -2,7 +2,7 @@
 -- KEYS[1] the user's balance hash, KEYS[2] the market's input stream
 -- ARGV[1] encoded command, ARGV[2] user, ARGV[3] asset to lock ('' for none),
 -- ARGV[4] amount to lock in minor units (a non-negative integer string), ARGV[5] reply-to
--- Returns {1, stream entry id} or {0, 'insufficient_funds'}; changes nothing on refusal.
+-- Returns {1, stream entry id}, or {0, 'insufficient_funds' | 'overflow'} with nothing changed.
 local asset, amount = ARGV[3], ARGV[4]
 if asset ~= '' and amount ~= '0' then
   local free_field = asset .. ':free'
@@ -11,7 +11,11 @@ if asset ~= '' and amount ~= '0' then
     redis.call('HINCRBY', KEYS[1], free_field, amount)
     return {0, 'insufficient_funds'}
   end
-  redis.call('HINCRBY', KEYS[1], asset .. ':locked', amount)
+  local locked = redis.pcall('HINCRBY', KEYS[1], asset .. ':locked', amount)
+  if type(locked) == 'table' then
+    redis.call('HINCRBY', KEYS[1], free_field, amount)
+    return {0, 'overflow'}
+  end
 end
 local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[1], 'u', ARGV[2], 'a', asset,
                       'l', amount, 'r', ARGV[5])

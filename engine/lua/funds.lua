@@ -1,12 +1,20 @@
 -- Deposit (amount > 0) or withdraw (amount < 0) free funds, and keep the supply total.
 -- KEYS[1] the user's balance hash, KEYS[2] the supply hash (asset -> net deposits)
 -- ARGV[1] asset, ARGV[2] signed amount in minor units (an integer string)
--- Returns {1, new free balance as a string} or {0, 'insufficient_funds'}; changes nothing on refusal.
+-- Returns {1, new free balance as a string}, or {0, 'insufficient_funds' | 'amount_too_large'}
+-- with nothing changed.
 local field = ARGV[1] .. ':free'
-local free = redis.call('HINCRBY', KEYS[1], field, ARGV[2])
+local free = redis.pcall('HINCRBY', KEYS[1], field, ARGV[2])
+if type(free) == 'table' then
+  return {0, 'amount_too_large'}
+end
 if free < 0 then
   redis.call('HINCRBY', KEYS[1], field, negate(ARGV[2]))
   return {0, 'insufficient_funds'}
 end
-redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
+local supply = redis.pcall('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
+if type(supply) == 'table' then
+  redis.call('HINCRBY', KEYS[1], field, negate(ARGV[2]))
+  return {0, 'amount_too_large'}
+end
 return {1, redis.call('HGET', KEYS[1], field)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,6 +165,40 @@ async def test_a_commit_that_would_make_a_balance_negative_writes_nothing(
     assert await redis_client.exists(keys.market_events(RULES.name)) == 0
     assert await redis_client.get(keys.market_applied(RULES.name)) is None
     assert await redis_client.llen(keys.market_batches(RULES.name)) == 0
+
+
+async def test_a_commit_that_would_overflow_a_balance_writes_nothing(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    store = MarketStore(redis_client, RULES.name)
+    gateway = Gateway(redis_client)
+    await gateway.deposit("ann", "USD", 2**63 - 10)
+    token = await store.acquire_lease(10_000)
+    moves = [("ben", "USD:free", 7), ("ann", "USD:free", 100)]  # 2**63 + 90: beyond int64
+    result = await store.commit(token, BatchRecord("1-0", 1), moves, b"e", b"", 1000)
+    assert result == f"overflow:{keys.balances('ann')}:USD:free"
+    assert (await gateway.balances("ann"))["USD"].free == 2**63 - 10
+    assert (await gateway.balances("ben"))["USD"].free == 0  # its move was undone
+    assert await redis_client.exists(keys.market_events(RULES.name)) == 0
+
+
+async def test_locks_and_deposits_beyond_64_bits_are_refused_whole(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    gateway = Gateway(redis_client)
+    await gateway.deposit("ann", "USD", 2**63 - 10)
+    with pytest.raises(FundsError, match="amount_too_large"):
+        await gateway.deposit("ann", "USD", 11)  # the balance would pass 2**63 - 1
+    await gateway.deposit("ben", "USD", 5)
+    with pytest.raises(FundsError, match="amount_too_large"):
+        await gateway.deposit("cat", "USD", 2**63 - 1)  # the supply would pass it
+    with pytest.raises(FundsError, match="amount_too_large"):
+        await gateway.submit(RULES.name, Cancel("x", "ann"), "ann", "USD", 2**63)
+    cat = await gateway.balances("cat")
+    assert cat == {} or (cat["USD"].free, cat["USD"].locked) == (0, 0)  # undone in the script
+    assert (await gateway.balances("ann"))["USD"].free == 2**63 - 10
+    assert await gateway.supply() == {"USD": 2**63 - 10 + 5}
+    assert await redis_client.exists(keys.market_input(RULES.name)) == 0
 
 
 async def test_a_commit_with_a_stale_token_writes_nothing(
