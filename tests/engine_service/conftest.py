@@ -10,6 +10,9 @@ import pytest
 from tests.engine_service.harness import EngineProcess, write_manifest
 from tests.servers import RedisServer
 
+# Assertions in the shared verification module report their operands, as in test modules.
+pytest.register_assert_rewrite("tests.engine_service.load")
+
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
