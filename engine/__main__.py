@@ -6,9 +6,10 @@ YAML file (`--manifest`). Every option also reads from EXCHANGE_ENGINE_* variabl
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ async def main(settings: Settings) -> None:
                 settings.health_host, settings.health_port, metrics, lambda: service.ready
             )
         try:
-            await _until_signalled(service.run())
+            await _until_signalled(service.run(), service.stop)
         finally:
             if health is not None:
                 health.close()
@@ -73,16 +74,20 @@ async def main(settings: Settings) -> None:
         await client.aclose()
 
 
-async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` until it ends or SIGTERM/SIGINT cancels it."""
+async def _until_signalled(work: Coroutine[Any, Any, None], stop: Callable[[], None]) -> None:
+    """Run `work` until it ends; SIGTERM/SIGINT call `stop` and cancel it."""
     loop = asyncio.get_running_loop()
     task = asyncio.create_task(work)
+
+    def on_signal() -> None:
+        stop()
+        task.cancel()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
-    try:
+        loop.add_signal_handler(signum, on_signal)
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        log.info("stopped")
+    log.info("stopped")
 
 
 def cli(argv: list[str] | None = None) -> None:

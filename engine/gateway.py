@@ -34,6 +34,10 @@ class FundsError(ValueError):
 
 
 class Gateway:
+    """The funds and enqueue scripts on one client. The client must not retry commands by
+    itself (`Redis.from_url` clients do not): a retried `enqueue` whose first reply was lost
+    would enqueue and lock twice. A ConnectionError from `submit` means: outcome unknown."""
+
     def __init__(self, client: redis.asyncio.Redis, reply_to: str = "") -> None:
         self.client = client
         self.reply_to = reply_to

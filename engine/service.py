@@ -23,6 +23,8 @@ import msgspec
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from engine.core import Engine
 from engine.ledger import Ledger
@@ -47,6 +49,10 @@ class LeaseLost(RuntimeError):
 
 class LedgerBroken(RuntimeError):
     """A commit was refused because a balance would go negative: a bug; never continue."""
+
+
+class CommitUncertain(RuntimeError):
+    """What is committed is not what this engine last committed: rebuild from Redis."""
 
 
 class RecoveryMismatch(RuntimeError):
@@ -83,10 +89,20 @@ class EngineService:
         self.engine = Engine(rules)
         self.applied = "0-0"
         self.ready = False
-        self._batches_listed = 0
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
-        self._snapshot_child: tuple[int, int] | None = None
+        self._snapshot_child: int | None = None
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask `run` to finish: it stops leading, releases the lease and returns. (A flag, not
+        only a cancellation: a cancellation can be lost inside a Redis call's timeout.)"""
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on `stop`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -94,19 +110,21 @@ class EngineService:
         """Lead the market whenever this process holds its lease; wait as a standby otherwise."""
         token = 0
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     if not token:
                         token = await self._acquire()
+                        if not token:
+                            break
                     async with asyncio.TaskGroup() as tasks:
                         tasks.create_task(self._keep_lease(token))
                         tasks.create_task(self._lead(token))
                 except* LeaseLost:
                     log.warning("lost the lease of %s; standing by", self.rules.name)
                     token = 0
-                except* REDIS_UNAVAILABLE as errors:
-                    log.warning("redis unavailable (%s); retrying", errors.exceptions[0])
-                    await asyncio.sleep(self.retry_seconds)
+                except* (*REDIS_UNAVAILABLE, CommitUncertain) as errors:
+                    log.warning("%s; rebuilding from Redis", errors.exceptions[0])
+                    await self._pause(self.retry_seconds)
                 finally:
                     self.ready = False
         finally:
@@ -121,23 +139,25 @@ class EngineService:
             log.warning("could not release the lease of %s; it expires by itself", self.rules.name)
 
     async def _acquire(self) -> int:
-        while True:
+        """A fencing token once the lease is ours; 0 if asked to stop first."""
+        while not self._stopping.is_set():
             token = await self.store.acquire_lease(self.lease_ttl_ms)
             if token:
                 log.info("holding the lease of %s with token %d", self.rules.name, token)
                 return token
-            await asyncio.sleep(self.lease_ttl_ms / 4000)
+            await self._pause(self.lease_ttl_ms / 4000)
+        return 0
 
     async def _keep_lease(self, token: int) -> None:
-        while True:
+        while not self._stopping.is_set():
             if not await self.store.renew_lease(token, self.lease_ttl_ms):
                 raise LeaseLost(self.rules.name)
-            await asyncio.sleep(self.lease_ttl_ms / 3000)
+            await self._pause(self.lease_ttl_ms / 3000)
 
     async def _lead(self, token: int) -> None:
         await self.recover()
         self.ready = True
-        while True:
+        while not self._stopping.is_set():
             entries = await self.store.read_new(self.applied, self.batch_max, self.block_ms)
             if entries:
                 await self._run_batch(token, entries)
@@ -176,7 +196,6 @@ class EngineService:
                 engine.out.clear()
             cursor = entries[-1].entry_id
         self.applied = applied
-        self._batches_listed = len(records)
         self._since_snapshot = 0
         self.metrics.recoveries.inc()
         self.metrics.book_orders.set(len(engine.orders))
@@ -207,6 +226,7 @@ class EngineService:
         started = time.perf_counter()
         result = await self.store.commit(
             token,
+            self.applied,
             record,
             balance_moves(self.rules, events),
             encode_events(events) if events else b"",
@@ -222,11 +242,12 @@ class EngineService:
         )
         if result == "fenced":
             raise LeaseLost(self.rules.name)
+        if result == "stale":
+            raise CommitUncertain(f"applied is no longer {self.applied}: state unknown")
         if result != "ok":
             raise LedgerBroken(f"commit of {record} refused: {result}")
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         self.applied = last.entry_id
-        self._batches_listed += 1
         self._since_snapshot += len(entries)
         engine.out = []
         self.metrics.commands.inc(len(entries))
@@ -287,11 +308,10 @@ class EngineService:
 
     async def snapshot(self, token: int) -> None:
         """Snapshot the committed state from a forked child, so matching stands still only
-        for the fork; the child stores it (fenced by the lease) and drops the input and batch
-        records it covers. One snapshot at a time."""
+        for the fork; the child stores it (fenced by the lease), and the script drops the input
+        and batch records it covers. One snapshot at a time."""
         if self._snapshot_child is not None:
             return
-        covered = self._batches_listed
         snapshot_input, seq = self.applied, self.engine.seq
         started = time.perf_counter()
         pid = os.fork()
@@ -303,30 +323,26 @@ class EngineService:
                     self.store,
                     token,
                     Snapshot(snapshot_input, seq, dump_engine(self.engine)),
-                    covered,
                 )
             finally:
                 os._exit(code)
         self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-        self._snapshot_child = (pid, covered)
+        self._snapshot_child = pid
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
 
     def _reap_snapshot(self) -> None:
-        """Account for a finished snapshot child: its records are gone from the batch list."""
+        """Notice a finished snapshot child (a failed one is retried at the next interval)."""
         if self._snapshot_child is None:
             return
-        pid, covered = self._snapshot_child
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(self._snapshot_child, os.WNOHANG)
         if not done:
             return
         self._snapshot_child = None
         code = os.waitstatus_to_exitcode(status)
         if code == SNAPSHOT_FENCED:
             raise LeaseLost(self.rules.name)
-        if code == 0:
-            self._batches_listed -= covered
-        else:
+        if code != 0:
             log.warning(
                 "snapshot of %s failed (exit %d); the next one retries", self.rules.name, code
             )
@@ -334,10 +350,9 @@ class EngineService:
     def _stop_snapshot(self) -> None:
         """Kill a running snapshot child before the state is rebuilt from Redis."""
         if self._snapshot_child is not None:
-            pid, _ = self._snapshot_child
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+                os.kill(self._snapshot_child, signal.SIGKILL)
+            os.waitpid(self._snapshot_child, 0)
             self._snapshot_child = None
 
     def _sync_client_kwargs(self) -> dict[str, Any]:
@@ -353,14 +368,14 @@ SNAPSHOT_FENCED = 3
 
 
 def write_snapshot(
-    client_kwargs: dict[str, Any], store: MarketStore, token: int, snapshot: Snapshot, covered: int
+    client_kwargs: dict[str, Any], store: MarketStore, token: int, snapshot: Snapshot
 ) -> int:
     """In the snapshot child: store the snapshot over a fresh connection; an exit code."""
-    client = redis.Redis(**client_kwargs)
+    client = redis.Redis(**client_kwargs, retry=Retry(NoBackoff(), 0))
     try:
         result = client.register_script(script_source("snapshot"))(
             keys=[store.lease, store.snapshot_key, store.input, store.batches_key],
-            args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id, covered],
+            args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id],
         )
     finally:
         client.close()

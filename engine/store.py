@@ -175,6 +175,7 @@ class MarketStore:
     async def commit(
         self,
         token: int,
+        previous: str,
         batch: BatchRecord,
         moves: list[tuple[str, str, int]],
         events: bytes,
@@ -183,14 +184,15 @@ class MarketStore:
         replies: Sequence[tuple[str, bytes]] = (),
     ) -> str:
         """Commit one batch (its events encoded as one stream entry) atomically, then publish
-        `replies` (channel, message) from the same script; 'ok', 'fenced' or 'negative:…'
-        (nothing written, nothing published)."""
+        `replies` (channel, message) from the same script; `previous` is the applied input id
+        the batch follows. 'ok', or 'fenced', 'stale', 'negative:…', 'overflow:…' with nothing
+        written and nothing published."""
         keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
         flat_moves: list[str] = []
         for user, field, delta in moves:
             flat_moves += (keys.balances(user), field, str(delta))
         args: list[str | bytes | int] = [
-            token, batch.last_input_id, batch.encode(), events_maxlen, depth, events,
+            token, previous, batch.last_input_id, batch.encode(), events_maxlen, depth, events,
             msgspec.msgpack.encode(flat_moves),
         ]  # fmt: skip
         for channel, message in replies:
@@ -198,9 +200,11 @@ class MarketStore:
         result = await self.scripts.commit(keys=keys_, args=args)
         return as_text(result)
 
-    async def save_snapshot(self, token: int, snapshot: Snapshot, batches_covered: int) -> str:
+    async def save_snapshot(self, token: int, snapshot: Snapshot) -> str:
+        """Store `snapshot` and drop the input and batch records it covers; 'ok' or 'fenced'.
+        Safe to run twice."""
         result = await self.scripts.snapshot(
             keys=[self.lease, self.snapshot_key, self.input, self.batches_key],
-            args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id, batches_covered],
+            args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id],
         )
         return as_text(result)

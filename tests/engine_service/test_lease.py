@@ -1,0 +1,300 @@
+"""One writer per market: the lease, its fencing token, and handing it over.
+
+Two engines run for one market: only the lease holder is ready and commits; a standby takes
+over within the lease's TTL after a kill -9 of the leader, at once after a SIGTERM (the
+leader hands the lease back), and a paused leader that wakes up after losing its lease
+commits nothing. A commit or snapshot with a stale fencing token writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+
+from engine.scripts import as_text
+from engine.store import BatchRecord, MarketStore, Snapshot
+from tests.engine_service.harness import (
+    EngineProcess,
+    http_status,
+    load_rules,
+    wait_applied,
+    write_manifest,
+)
+from tests.engine_service.load import Load, verify
+from xch import keys
+from xch.schemas import Cancel, OrderRejected
+from xch.wire import encode_events
+
+StartEngine = Callable[..., EngineProcess]
+
+TOKEN_LINE = re.compile(r"holding the lease of \S+ with token (\d+)")
+
+
+def tokens(engine: EngineProcess) -> list[int]:
+    """The fencing tokens `engine` acquired, in order, from its log."""
+    return [int(token) for token in TOKEN_LINE.findall(engine.log_file.read_text())]
+
+
+async def lease_token(client: redis.asyncio.Redis, market: str) -> int | None:
+    value = await client.get(keys.market_lease(market))
+    return None if value is None else int(value)
+
+
+async def wait_serving(engine: EngineProcess, timeout: float = 20) -> None:
+    """Wait until the process answers /healthz (it runs, ready or not)."""
+    deadline = time.monotonic() + timeout
+    while await http_status(engine.health_port, "/healthz") != 200:
+        assert engine.running(), engine.log_file.read_text()[-3000:]
+        assert time.monotonic() < deadline, "engine did not start serving"
+        await asyncio.sleep(0.05)
+
+
+async def probe(load: Load) -> tuple[str, float]:
+    """Enqueue a command (a cancel of no order) and note when; its entry id and the time."""
+    user = load.names[0]
+    return await load.submit(Cancel("probe", user), user), time.monotonic()
+
+
+async def test_only_the_holder_is_ready_and_commits_and_a_standby_takes_over_a_kill(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, manifest: Path
+) -> None:
+    rules = load_rules(manifest)
+    ttl = 1.0
+    env = {"EXCHANGE_ENGINE_LEASE_TTL_MS": str(int(ttl * 1000)), "EXCHANGE_ENGINE_BATCH_MAX": "50"}
+    load = Load(redis_client, rules, seed=11, users=20)
+    await load.fund()
+    leader = engines(env)
+    await leader.wait_ready()
+    stop = asyncio.Event()
+    generator = asyncio.create_task(load.run(stop, pause=0.004))
+    try:
+        standby = engines(env)
+        await wait_serving(standby)
+        # for more than two TTLs under load: one is ready and holds the lease, the other not
+        (token,) = tokens(leader)
+        until = time.monotonic() + 2.5 * ttl
+        while time.monotonic() < until:
+            assert await http_status(leader.health_port, "/readyz") == 200
+            assert await http_status(standby.health_port, "/readyz") == 503
+            assert await lease_token(redis_client, rules.name) == token
+            await asyncio.sleep(0.1)
+        assert tokens(standby) == []
+        committed_by_leader = len(load.submitted)
+
+        killed = time.monotonic()
+        leader.kill()
+        await standby.wait_ready(timeout=10)
+        ready_after = time.monotonic() - killed
+        entry_id, _ = await probe(load)
+        await wait_applied(redis_client, rules.name, entry_id, timeout=10)
+        committed_after = time.monotonic() - killed
+        assert ready_after < ttl + 2, ready_after
+        assert committed_after < ttl + 2, committed_after
+        (new_token,) = tokens(standby)
+        assert new_token > token
+        assert await lease_token(redis_client, rules.name) == new_token
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await generator
+    await wait_applied(redis_client, rules.name, load.last_entry_id)
+    assert committed_by_leader > 100 and len(load.submitted) > committed_by_leader + 50
+    await verify(redis_client, rules, load.submitted, load.deposits)
+
+
+async def test_a_sigterm_hands_the_lease_over_well_before_its_ttl(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, manifest: Path
+) -> None:
+    rules = load_rules(manifest)
+    ttl = 10.0
+    env = {"EXCHANGE_ENGINE_LEASE_TTL_MS": str(int(ttl * 1000))}
+    load = Load(redis_client, rules, seed=12, users=10)
+    await load.fund()
+    leader = engines(env)
+    await leader.wait_ready()
+    stop = asyncio.Event()
+    generator = asyncio.create_task(load.run(stop, pause=0.005))
+    try:
+        standby = engines(env)
+        await wait_serving(standby)
+        await asyncio.sleep(0.5)
+        assert not await standby.ready()
+        (token,) = tokens(leader)
+
+        stopped = time.monotonic()
+        assert await asyncio.to_thread(leader.terminate) == 0
+        # the lease was handed back, not left to expire
+        assert await lease_token(redis_client, rules.name) != token
+        await standby.wait_ready(timeout=ttl)
+        entry_id, _ = await probe(load)
+        await wait_applied(redis_client, rules.name, entry_id, timeout=ttl)
+        takeover = time.monotonic() - stopped
+        assert takeover < ttl / 2, takeover
+        assert tokens(standby) == [token + 1]
+    finally:
+        stop.set()
+        await generator
+    log = leader.log_file.read_text()
+    assert "could not release" not in log and "stopped" in log
+    await wait_applied(redis_client, rules.name, load.last_entry_id)
+    await verify(redis_client, rules, load.submitted, load.deposits)
+
+
+async def test_a_paused_leader_that_lost_its_lease_commits_nothing(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, manifest: Path
+) -> None:
+    rules = load_rules(manifest)
+    env = {"EXCHANGE_ENGINE_LEASE_TTL_MS": "1000", "EXCHANGE_ENGINE_BATCH_MAX": "50"}
+    load = Load(redis_client, rules, seed=13, users=20)
+    await load.fund()
+    leader = engines(env)
+    await leader.wait_ready()
+    stop = asyncio.Event()
+    generator = asyncio.create_task(load.run(stop, pause=0.004))
+    try:
+        standby = engines(env)
+        await wait_serving(standby)
+        assert leader.process is not None
+        leader.process.send_signal(signal.SIGSTOP)  # a long GC pause, a frozen VM...
+        try:
+            await standby.wait_ready(timeout=10)
+            entry_id, _ = await probe(load)
+            await wait_applied(redis_client, rules.name, entry_id, timeout=10)
+            await asyncio.sleep(0.3)  # input the paused leader has not seen piles up
+        finally:
+            leader.process.send_signal(signal.SIGCONT)
+        # it wakes up holding a batch and a stale token: fenced, it stands by
+        deadline = time.monotonic() + 5
+        while "lost the lease" not in leader.log_file.read_text():
+            assert time.monotonic() < deadline, leader.log_file.read_text()[-3000:]
+            await asyncio.sleep(0.05)
+        assert leader.running()
+        assert not await leader.ready()
+        assert await standby.ready()
+        assert await lease_token(redis_client, rules.name) == tokens(standby)[-1]
+        await asyncio.sleep(0.5)
+        assert not await leader.ready()
+    finally:
+        stop.set()
+        await generator
+    await wait_applied(redis_client, rules.name, load.last_entry_id)
+    await verify(redis_client, rules, load.submitted, load.deposits)
+
+
+async def market_state(client: redis.asyncio.Redis) -> dict[str, Any]:
+    """Every key's content (not TTLs): what a refused write must leave unchanged."""
+    state: dict[str, Any] = {}
+    for key in sorted(as_text(k) for k in await client.keys("*")):
+        kind = as_text(await client.type(key))
+        if kind == "string":
+            state[key] = await client.get(key)
+        elif kind == "hash":
+            state[key] = await client.hgetall(key)
+        elif kind == "list":
+            state[key] = await client.lrange(key, 0, -1)
+        elif kind == "stream":
+            state[key] = await client.xrange(key)
+        else:
+            raise AssertionError(f"unexpected {kind} key {key}")
+    return state
+
+
+async def test_writes_with_a_stale_fencing_token_change_nothing(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, manifest: Path
+) -> None:
+    rules = load_rules(manifest)
+    load = Load(redis_client, rules, seed=14, users=5)
+    await load.fund()
+    engine = engines()
+    await engine.wait_ready()
+    for _ in range(100):
+        await load.step()
+    await wait_applied(redis_client, rules.name, load.last_entry_id)
+    engine.kill()
+    await redis_client.delete(keys.market_lease(rules.name))  # as if it had expired
+    store = MarketStore(redis_client, rules.name)
+    token = await store.acquire_lease(60_000)
+    assert token == tokens(engine)[-1] + 1
+    user = load.names[0]
+    last = load.last_entry_id
+    batch = BatchRecord(f"{int(last.split('-')[0]) + 1}-0", 10**6)
+    event = OrderRejected(rules.name, 10**6, batch.last_input_id, 0, "x", user, "buy", "place",
+                          3003, "unknown_order", 0)  # fmt: skip
+    moves = [(user, keys.free_field(rules.quote), 10**6)]
+    previous = await store.applied()
+    before = await market_state(redis_client)
+
+    for stale in (token - 1, 0, token + 1):
+        result = await store.commit(
+            stale, previous, batch, moves, encode_events([event]), b"x", 10**6
+        )
+        assert result == "fenced"
+        snapshot = Snapshot(batch.last_input_id, 10**6, b"state")
+        assert await store.save_snapshot(stale, snapshot) == "fenced"
+        assert not await store.renew_lease(stale, 60_000)
+        assert not await store.release_lease(stale)
+    assert await market_state(redis_client) == before
+
+    # without any lease, not even the last holder's token commits
+    assert await store.release_lease(token)
+    assert (
+        await store.commit(token, previous, batch, moves, encode_events([event]), b"x", 10**6)
+        == "fenced"
+    )
+    del before[keys.market_lease(rules.name)]
+    assert await market_state(redis_client) == before
+
+    # the same commit with the live token does land
+    token = await store.acquire_lease(60_000)
+    assert (
+        await store.commit(token, previous, batch, moves, encode_events([event]), b"x", 10**6)
+        == "ok"
+    )
+    assert as_text(await redis_client.get(keys.market_applied(rules.name))) == batch.last_input_id
+
+
+async def test_every_sigterm_stops_the_engine_and_frees_its_lease(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, tmp_path: Path
+) -> None:
+    """SIGTERM must end the engine (exit 0, lease released) every time, not most times: an
+    engine that shrugs a SIGTERM off keeps leading until it is SIGKILLed, and its successor
+    then waits out the lease's TTL. Many engines (one per market) are stopped to catch a
+    rare miss."""
+    rounds, width = 3, 6
+    hung: list[str] = []
+    for round_ in range(rounds):
+        group = [
+            engines({}, write_manifest(tmp_path, name=f"stop-{round_}-{n}")) for n in range(width)
+        ]
+        for engine in group:
+            await engine.wait_ready()
+        await asyncio.sleep(0.3)
+        for engine in group:
+            assert engine.process is not None
+            engine.process.send_signal(signal.SIGTERM)
+        codes = await asyncio.gather(*(asyncio.to_thread(exit_code, e, 3) for e in group))
+        for engine, code in zip(group, codes, strict=True):
+            if code is None:
+                hung.append(f"{engine.market} ({engine.log_file})")
+                engine.kill()
+                continue
+            assert code == 0, engine.log_file.read_text()[-2000:]
+            assert await lease_token(redis_client, engine.market) is None
+    assert not hung, f"{len(hung)} of {rounds * width} engines ignored SIGTERM: {hung}"
+
+
+def exit_code(engine: EngineProcess, timeout: float) -> int | None:
+    """The process's exit code, or None if it still runs after `timeout` seconds."""
+    assert engine.process is not None
+    try:
+        return engine.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
