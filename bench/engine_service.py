@@ -169,6 +169,58 @@ async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float)
     }
 
 
+async def one_in_flight(server: RedisServer, workdir: Path, total: int) -> dict[str, Any]:
+    """The same path with one order in flight at a time: each waits for its reply."""
+    client = redis.asyncio.Redis.from_url(server.url)
+    await client.flushall()
+    users = [f"u{n}" for n in range(USERS)]
+    await fund(Gateway(client), users)
+    await client.aclose()
+    engine = start_engine(workdir, server.url)
+    try:
+        await engine.wait_ready()
+        samples, seconds = round_trips(server.url, users, total)
+    finally:
+        engine.kill()
+    samples.sort()
+    return {
+        "orders": total,
+        "orders_per_sec": round(total / seconds),
+        "p50_ms": round(samples[len(samples) // 2] * 1000, 3),
+        "p99_ms": round(samples[int(len(samples) * 0.99)] * 1000, 3),
+        "note": "lock-and-enqueue call to reply received, the next order sent after the reply",
+    }
+
+
+def round_trips(url: str, users: list[str], total: int) -> tuple[list[float], float]:
+    client = redis.Redis.from_url(url)
+    enqueue = client.register_script(script_source("enqueue"))
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.subscribe(keys.reply_channel("bench-api"))
+    while pubsub.get_message(timeout=1) is None:
+        pass  # the subscription's confirmation
+    rng = random.Random(11)
+    samples = []
+    begin = time.perf_counter()
+    for n in range(total):
+        user = users[rng.randrange(len(users))]
+        side = BUY if rng.random() < 0.5 else SELL
+        order = Place(f"o{n}", user, side, LIMIT, 10_000 + rng.randint(-50, 50),
+                      rng.randint(1, 100), 0, GTC, DEFAULT_STP, 0)  # fmt: skip
+        _, asset, amount = lock_for(order)
+        started = time.perf_counter()
+        enqueue(
+            keys=[keys.balances(user), keys.market_input("bench")],
+            args=[encode_command(order), user, asset, str(amount), "bench-api"],
+        )
+        while pubsub.get_message(ignore_subscribe_messages=True, timeout=5) is None:
+            pass
+        samples.append(time.perf_counter() - started)
+    seconds = time.perf_counter() - begin
+    client.close()
+    return samples, seconds
+
+
 def send_paced(url: str, users: list[str], rate: int, total: int) -> dict[str, float]:
     """Lock-and-enqueue `total` random limit orders at `rate`/s; entry id -> send time."""
     client = redis.Redis.from_url(url)
@@ -275,6 +327,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "redis": "appendonly yes, appendfsync everysec",
                 "drain": await drain(server, workdir, args.orders),
                 "latency": await latency(server, workdir, args.rate, args.seconds),
+                "latency_one_in_flight": await one_in_flight(server, workdir, args.round_trips),
                 "recovery": await recovery(server, workdir, args.history),
                 "python": f"{platform.python_implementation()} {platform.python_version()}",
                 "date": time.strftime("%Y-%m-%d"),
@@ -288,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--round-trips", type=int, default=5000)
     parser.add_argument("--history", type=int, default=1_000_000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from xch.schemas import (
     STP_EXPIRE_TAKER,
     STP_MODES,
     STP_NONE,
+    TIMES_IN_FORCE,
     Cancel,
     CancelAll,
     Close,
@@ -53,7 +54,6 @@ from xch.schemas import (
 
 TRADING_STATES = frozenset(state.value for state in Trading)
 ENABLED = Trading.ENABLED.value
-LIMIT_TIFS = (GTC, IOC, FOK, POST_ONLY)
 BPS = 10_000
 
 
@@ -238,7 +238,7 @@ class Engine:
 
     def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
         tif, price, qty = cmd.tif, cmd.price, cmd.qty
-        if tif not in LIMIT_TIFS or cmd.quote_qty:
+        if tif not in TIMES_IN_FORCE or cmd.quote_qty:
             return ResultCode.INVALID_COMMAND
         if price <= 0:
             return ResultCode.INVALID_PRICE

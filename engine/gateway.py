@@ -15,7 +15,6 @@ from xch.money import MAX_UNITS
 from xch.schemas import Command
 from xch.wire import encode_command
 
-INSUFFICIENT_FUNDS = "insufficient_funds"
 AMOUNT_TOO_LARGE = "amount_too_large"
 
 

@@ -148,14 +148,6 @@ class MarketStore:
         )
         return _entries(reply)
 
-    async def last_input_id(self) -> str:
-        info = (
-            await self.client.xinfo_stream(self.input)
-            if await self.client.exists(self.input)
-            else None
-        )
-        return as_text(info["last-generated-id"]) if info else NO_INPUT
-
     # ---- committed state ----------------------------------------------------------------
 
     async def applied(self) -> str:
