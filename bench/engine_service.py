@@ -131,15 +131,21 @@ async def drain(server: RedisServer, workdir: Path, orders: int) -> dict[str, An
     }
 
 
-async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
-    """Orders paced at `rate`/s from a plain synchronous sender; the replies are received by a
-    separate process, so that neither side waits for the other's turn on an event loop. Both
-    stamp with CLOCK_MONOTONIC (time.perf_counter), which is one clock for the whole machine."""
-    client = redis.asyncio.Redis.from_url(server.url)
+async def fresh_funded_users(url: str) -> list[str]:
+    """Empty Redis, then fund the workload's users amply: their names."""
+    client = redis.asyncio.Redis.from_url(url)
     await client.flushall()
     users = [f"u{n}" for n in range(USERS)]
     await fund(Gateway(client), users)
     await client.aclose()
+    return users
+
+
+async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
+    """Orders paced at `rate`/s from a plain synchronous sender; the replies are received by a
+    separate process, so that neither side waits for the other's turn on an event loop. Both
+    stamp with CLOCK_MONOTONIC (time.perf_counter), which is one clock for the whole machine."""
+    users = await fresh_funded_users(server.url)
     engine = start_engine(workdir, server.url)
     total = int(rate * seconds)
     received: multiprocessing.Queue[dict[str, float]] = multiprocessing.get_context("fork").Queue()
@@ -171,11 +177,7 @@ async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float)
 
 async def one_in_flight(server: RedisServer, workdir: Path, total: int) -> dict[str, Any]:
     """The same path with one order in flight at a time: each waits for its reply."""
-    client = redis.asyncio.Redis.from_url(server.url)
-    await client.flushall()
-    users = [f"u{n}" for n in range(USERS)]
-    await fund(Gateway(client), users)
-    await client.aclose()
+    users = await fresh_funded_users(server.url)
     engine = start_engine(workdir, server.url)
     try:
         await engine.wait_ready()
@@ -281,21 +283,9 @@ async def recovery(server: RedisServer, workdir: Path, history: int) -> dict[str
     finally:
         engine.kill()
     lease_left = await client.pttl(keys.market_lease("bench"))
-    began = time.perf_counter()
-    restarted = start_engine(workdir, server.url)
-    try:
-        await restarted.wait_ready(timeout=120)
-        with_lease = time.perf_counter() - began
-    finally:
-        restarted.kill()
+    with_lease = await seconds_to_ready(workdir, server.url)
     await client.delete(keys.market_lease("bench"))  # what the killed engine would still hold
-    began = time.perf_counter()
-    again = start_engine(workdir, server.url)
-    try:
-        await again.wait_ready(timeout=120)
-        alone = time.perf_counter() - began
-    finally:
-        again.kill()
+    alone = await seconds_to_ready(workdir, server.url)
     snapshot = await client.get(keys.market_snapshot("bench"))
     await client.aclose()
     return {
@@ -307,6 +297,17 @@ async def recovery(server: RedisServer, workdir: Path, history: int) -> dict[str
         "note": "process start (imports included) to /readyz 200; the first figure includes "
         "waiting out the killed engine's lease (TTL 3 s), the second does not",
     }
+
+
+async def seconds_to_ready(workdir: Path, redis_url: str) -> float:
+    """Start an engine, wait until it is ready, stop it: the seconds it took to be ready."""
+    began = time.perf_counter()
+    engine = start_engine(workdir, redis_url)
+    try:
+        await engine.wait_ready(timeout=120)
+        return time.perf_counter() - began
+    finally:
+        engine.kill()
 
 
 def start_engine(workdir: Path, redis_url: str) -> EngineProcess:
