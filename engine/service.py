@@ -195,6 +195,8 @@ class EngineService:
                         )
                 engine.out.clear()
             cursor = entries[-1].entry_id
+        if cursor != (snapshot.input_id if snapshot else "0-0") and cursor not in boundaries:
+            raise RecoveryMismatch(f"no batch record ends at the applied input {applied}")
         self.applied = applied
         self._since_snapshot = 0
         self.metrics.recoveries.inc()
