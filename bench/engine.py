@@ -7,19 +7,18 @@ as the service does once per batch. Writes bench/results/engine.json.
 
 import argparse
 import gc
-import json
-import platform
-import sys
 import time
 from pathlib import Path
 
+from bench.report import RESULTS as RESULTS_DIR
+from bench.report import write_result
 from bench.workload import standard_workload
 from engine.commands import FundsRequest
 from engine.replay import ReplaySession
 from xch.market import Market, MarketRules
 from xch.schemas import Cancel, Place
 
-RESULTS = Path(__file__).parent / "results" / "engine.json"
+RESULTS = RESULTS_DIR / "engine.json"
 BATCH = 100
 AMPLE = 10**15
 
@@ -117,14 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         "depth_flush_p50_us": round(percentile(flushes, 0.50), 2),
         "depth_flush_p99_us": round(percentile(flushes, 0.99), 2),
         "resting_orders_at_end": resting,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
-        "date": time.strftime("%Y-%m-%d"),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    json.dump(result, sys.stdout, indent=2)
-    print()
+    write_result(result, args.output)
     return 0
 
 

@@ -12,9 +12,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import platform
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +22,8 @@ import redis
 import redis.asyncio
 import uvloop
 
+from bench.report import RESULTS as RESULTS_DIR
+from bench.report import write_result
 from bench.workload import USERS, standard_workload
 from engine.gateway import Gateway
 from engine.scripts import as_text, script_source
@@ -34,7 +34,7 @@ from xch.market import Market
 from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place
 from xch.wire import decode_reply, encode_command
 
-RESULTS = Path(__file__).parent / "results" / "engine_service.json"
+RESULTS = RESULTS_DIR / "engine_service.json"
 MANIFEST = {
     "apiVersion": "exchange.dev/v1alpha1",
     "kind": "Market",
@@ -330,8 +330,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "latency": await latency(server, workdir, args.rate, args.seconds),
                 "latency_one_in_flight": await one_in_flight(server, workdir, args.round_trips),
                 "recovery": await recovery(server, workdir, args.history),
-                "python": f"{platform.python_implementation()} {platform.python_version()}",
-                "date": time.strftime("%Y-%m-%d"),
             }
         finally:
             server.stop()
@@ -347,10 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result = uvloop.run(run(args))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    json.dump(result, sys.stdout, indent=2)
-    print()
+    write_result(result, args.output)
     return 0
 
 

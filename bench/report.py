@@ -1,0 +1,28 @@
+"""What every benchmark records besides its figures, and where it writes them."""
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def environment() -> dict[str, str]:
+    return {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_result(result: dict[str, Any], output: Path) -> None:
+    """Write `result` with the environment to `output` (JSON) and echo it to stdout."""
+    result = {**result, **environment()}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    json.dump(result, sys.stdout, indent=2)
+    print()
