@@ -63,3 +63,17 @@ def market_batches(market: str) -> str:
 
 SUPPLY = f"{PREFIX}supply"
 """Hash asset -> deposits minus withdrawals, in minor units: what all balances must add up to."""
+
+
+DBPROC_GROUP = "dbproc"
+"""Consumer group of the database processors on every `xch:{M}:events` stream."""
+
+
+def market_ticker(market: str) -> str:
+    """Rolling 24-hour statistics of `market` (JSON, `xch.marketdata.Ticker`), kept by dbproc."""
+    return f"{PREFIX}{market}:ticker"
+
+
+def listen_key(key: str) -> str:
+    """A WebSocket listen key (string, value: user id, with a TTL), issued by the api."""
+    return f"{PREFIX}listen:{key}"
