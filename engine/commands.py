@@ -127,6 +127,7 @@ def _place(raw: dict[str, Any], rules: MarketRules) -> Place:
         tif=_text(raw, "tif", GTC),
         stp=_text(raw, "stp", DEFAULT_STP),
         locked=0,
+        client_order_id=_text(raw, "client_order_id") if "client_order_id" in raw else "",
     )
 
 

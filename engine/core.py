@@ -173,6 +173,7 @@ class Engine:
                 cmd.qty,
                 cmd.quote_qty,
                 locked,
+                cmd.client_order_id,
             )
         )
         if is_limit and not self._crosses(side, price):

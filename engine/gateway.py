@@ -5,6 +5,7 @@ appends it to its market's input stream, atomically, so every command an engine 
 funded and a user's balance is shared safely by every market.
 """
 
+import time
 from dataclasses import dataclass
 
 import redis.asyncio
@@ -42,23 +43,25 @@ class Gateway:
         self.reply_to = reply_to
         self.scripts = Scripts(client)
 
-    async def deposit(self, user: str, asset: str, amount: int) -> int:
-        """Add `amount` minor units to `user`'s free `asset`; returns the new free balance."""
+    async def deposit(self, user: str, asset: str, amount: int, reference: str = "") -> int:
+        """Add `amount` minor units to `user`'s free `asset`; returns the new free balance.
+        `reference` (say, the payment it records) is journaled with the movement."""
         if amount <= 0:
             raise FundsError("invalid_amount")
         if amount > MAX_UNITS:
             raise FundsError(AMOUNT_TOO_LARGE)
-        return await self._move(user, asset, amount)
+        return await self._move(user, asset, amount, reference)
 
-    async def withdraw(self, user: str, asset: str, amount: int) -> int:
+    async def withdraw(self, user: str, asset: str, amount: int, reference: str = "") -> int:
         """Take `amount` from free funds; FundsError('insufficient_funds') if not covered."""
         if amount <= 0:
             raise FundsError("invalid_amount")
-        return await self._move(user, asset, -amount)
+        return await self._move(user, asset, -amount, reference)
 
-    async def _move(self, user: str, asset: str, amount: int) -> int:
+    async def _move(self, user: str, asset: str, amount: int, reference: str) -> int:
         done, value = await self.scripts.funds(
-            keys=[keys.balances(user), keys.SUPPLY], args=[asset, str(amount)]
+            keys=[keys.balances(user), keys.SUPPLY, keys.FUNDS, keys.FUNDS_SEQ],
+            args=[asset, str(amount), user, reference, str(time.time_ns() // 1_000_000)],
         )
         if not done:
             raise FundsError(as_text(value))

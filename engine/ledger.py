@@ -8,7 +8,7 @@ deposits minus withdrawals, and no balance is ever negative.
 """
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from xch.market import MarketRules
 from xch.schemas import (
@@ -211,3 +211,66 @@ class Ledger:
         seller_quote[0] += quote - seller_fee
         fees_base[0] += buyer_fee
         fees_quote[0] += seller_fee
+
+
+EXTERNAL_ACCOUNT = "@external"
+"""The other side of deposits and withdrawals in a double-entry journal of balance moves."""
+
+
+class Move(NamedTuple):
+    """One account's change in one asset, in minor units: free and locked deltas."""
+
+    user: str
+    asset: str
+    free: int
+    locked: int
+
+
+def balance_moves(event: Event, rules: MarketRules | None) -> list[Move]:
+    """The balance moves one event makes, as double entries: per asset they sum to zero
+    (deposits and withdrawals balance against EXTERNAL_ACCOUNT). The lock an accepted order
+    took at enqueue is its own move; a refused place's lock and unlock cancel out, so it has
+    none. `rules` (the event's market) is needed for everything but `Funds`."""
+    if isinstance(event, Funds):
+        return [
+            Move(event.user, event.asset, event.amount, 0),
+            Move(EXTERNAL_ACCOUNT, event.asset, -event.amount, 0),
+        ]
+    if rules is None:
+        raise ValueError(f"{type(event).__name__} needs its market's rules")
+    if isinstance(event, OrderAccepted) and event.locked:
+        asset = rules.quote if event.side == BUY else rules.base
+        return [Move(event.user, asset, -event.locked, event.locked)]
+    if isinstance(event, OrderDone) and event.unlocked:
+        asset = rules.quote if event.side == BUY else rules.base
+        return [Move(event.user, asset, event.unlocked, -event.unlocked)]
+    if isinstance(event, Trade):
+        return _trade_moves(event, rules)
+    return []
+
+
+def _trade_moves(trade: Trade, rules: MarketRules) -> list[Move]:
+    base, quote = trade.qty * rules.base_per_lot, trade.quote_qty
+    if trade.taker_side == BUY:
+        buyer, buyer_fee, refund = trade.taker_user, trade.taker_fee, trade.taker_unlocked
+        seller, seller_fee = trade.maker_user, trade.maker_fee
+    else:
+        buyer, buyer_fee, refund = trade.maker_user, trade.maker_fee, 0
+        seller, seller_fee = trade.taker_user, trade.taker_fee
+    cells: dict[tuple[str, str], list[int]] = {}
+    for user, asset, free, locked in (
+        (buyer, rules.quote, refund, -(quote + refund)),
+        (buyer, rules.base, base - buyer_fee, 0),
+        (seller, rules.base, 0, -base),
+        (seller, rules.quote, quote - seller_fee, 0),
+        (FEE_ACCOUNT, rules.base, buyer_fee, 0),
+        (FEE_ACCOUNT, rules.quote, seller_fee, 0),
+    ):
+        cell = cells.setdefault((user, asset), [0, 0])
+        cell[0] += free
+        cell[1] += locked
+    return [
+        Move(user, asset, free, locked)
+        for (user, asset), (free, locked) in cells.items()
+        if free or locked
+    ]

@@ -77,3 +77,11 @@ def market_ticker(market: str) -> str:
 def listen_key(key: str) -> str:
     """A WebSocket listen key (string, value: user id, with a TTL), issued by the api."""
     return f"{PREFIX}listen:{key}"
+
+
+FUNDS = f"{PREFIX}funds"
+"""Stream of every deposit and withdrawal (fields s seq, u user, a asset, n signed amount in
+minor units, r reference, t Unix ms), written by the funds script, read by dbproc."""
+
+FUNDS_SEQ = f"{PREFIX}funds:seq"
+"""Counter behind the funds stream's gap-free sequence numbers."""

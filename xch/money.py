@@ -105,3 +105,9 @@ def units_per(unit: Decimal, smaller: Decimal) -> int:
 def product(a: Decimal, b: Decimal) -> Decimal:
     """a x b, exactly."""
     return a * b
+
+
+def format_decimal(value: Decimal) -> str:
+    """A Decimal (say, a NUMERIC read from PostgreSQL) as a plain decimal string, keeping its
+    places and never using an exponent: Decimal('0E-8') -> '0.00000000'."""
+    return f"{value:f}"

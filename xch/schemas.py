@@ -88,6 +88,9 @@ class Place(_Record, frozen=True, tag="place"):
     tif: str
     stp: str
     locked: int
+    client_order_id: str = ""
+    """The trader's own id for the order (the api keeps it unique per user); echoed in
+    `OrderAccepted` so stored orders and private streams carry it."""
 
 
 class Cancel(_Record, frozen=True, tag="cancel"):
@@ -131,6 +134,7 @@ class OrderAccepted(_Record, frozen=True, tag="order_accepted"):
     qty: int
     quote_qty: int
     locked: int
+    client_order_id: str = ""
 
 
 class OrderRejected(_Record, frozen=True, tag="order_rejected"):

@@ -1,6 +1,9 @@
--- Deposit (amount > 0) or withdraw (amount < 0) free funds, and keep the supply total.
--- KEYS[1] the user's balance hash, KEYS[2] the supply hash (asset -> net deposits)
--- ARGV[1] asset, ARGV[2] signed amount in minor units (an integer string)
+-- Deposit (amount > 0) or withdraw (amount < 0) free funds, keep the supply total, and journal
+-- the movement on the funds stream (read by dbproc) under the next funds sequence number.
+-- KEYS[1] the user's balance hash, KEYS[2] the supply hash (asset -> net deposits),
+-- KEYS[3] the funds stream, KEYS[4] the funds sequence counter
+-- ARGV[1] asset, ARGV[2] signed amount in minor units (an integer string), ARGV[3] user id,
+-- ARGV[4] the caller's reference (free text), ARGV[5] time in Unix milliseconds
 -- Returns {1, new free balance as a string}, or {0, 'insufficient_funds' | 'amount_too_large'}
 -- with nothing changed.
 local field = ARGV[1] .. ':free'
@@ -17,4 +20,7 @@ if type(supply) == 'table' then
   redis.call('HINCRBY', KEYS[1], field, negate(ARGV[2]))
   return {0, 'amount_too_large'}
 end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('XADD', KEYS[3], '*', 's', seq, 'u', ARGV[3], 'a', ARGV[1], 'n', ARGV[2],
+  'r', ARGV[4], 't', ARGV[5])
 return {1, redis.call('HGET', KEYS[1], field)}

@@ -39,7 +39,7 @@ LINES = [
     '{"op": "deposit", "user": "alice", "asset": "USD", "amount": "1000"}',
     '{"op": "deposit", "user": "bob", "asset": "BTC", "amount": "1"}',
     '{"op": "place", "id": "s1", "user": "bob", "side": "sell", "type": "limit",'
-    ' "price": "30000.00", "qty": "0.0100"}',
+    ' "price": "30000.00", "qty": "0.0100", "client_order_id": "mine-1"}',
     '{"op": "place", "id": "s2", "user": "bob", "side": "sell", "type": "limit",'
     ' "price": "30010.00", "qty": "0.0100", "tif": "GTC"}',
     '{"op": "place", "id": "b1", "user": "alice", "side": "buy", "type": "limit",'
@@ -164,6 +164,7 @@ def test_replay_cli_outcomes(tmp_path: Path) -> None:
             "qty": "0.0100",
             "quote_qty": "0.000000",
             "locked": "0.01000000",
+            "client_order_id": "mine-1",
         }
     ]
     accepted, trade, maker_done, taker_done = by_input["5"]

@@ -10,6 +10,7 @@ from xch.money import (
     MAX_SCALE,
     MAX_UNITS,
     AmountError,
+    format_decimal,
     format_minor,
     format_units,
     minor_unit,
@@ -311,3 +312,11 @@ def test_parse_decimal_refuses_bare_points_and_huge_strings(text: str) -> None:
 def test_negative_zero_is_refused_as_an_amount() -> None:
     with pytest.raises(AmountError, match="negative"):
         to_minor("-0", 2)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("0E-8", "0.00000000"), ("30000.01", "30000.01"), ("1E+3", "1000"), ("-0.50", "-0.50")],
+)
+def test_format_decimal_is_plain(value: str, text: str) -> None:
+    assert format_decimal(Decimal(value)) == text

@@ -1,0 +1,307 @@
+"""Candles per market and interval, and the 24-hour ticker computed from them.
+
+Each Market gets one relation per kline interval of its spec, named `klines_<interval>_<market>`
+(`-` in the market name becomes `_`; market names are DNS labels, so that cannot collide),
+with the columns bucket, open, high, low, close, volume, quote_volume, trades:
+
+- with TimescaleDB, a continuous aggregate with real-time aggregation and a refresh policy,
+  built hierarchically (each interval from the largest provisioned one that divides it);
+- on plain PostgreSQL, a view over `date_bin` on `trades`, backed by one expression index per
+  interval length, shared by every market.
+
+Buckets start at 2000-01-03 00:00 UTC plus whole intervals (TimescaleDB's default origin, a
+Monday, so weekly candles start on Mondays). Within a bucket, trades are ordered by trade id.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+
+from xch.market import Market
+from xch.marketdata import Kline, Ticker, interval_seconds
+from xch.money import format_decimal
+
+ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
+COLUMNS = "bucket, open, high, low, close, volume, quote_volume, trades"
+
+
+def relation_name(interval: str, market: str) -> str:
+    return f"klines_{interval}_{market.replace('-', '_')}"
+
+
+def _seconds(interval: str) -> str:
+    return f"INTERVAL '{interval_seconds(interval)} seconds'"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class KlineLevel:
+    """One interval of one market and where its candles come from (None: from trades)."""
+
+    interval: str
+    parent: str | None
+
+
+def hierarchy(intervals: Iterable[str]) -> list[KlineLevel]:
+    """Intervals from the shortest up, each built from the largest shorter one dividing it."""
+    ordered = sorted(set(intervals), key=interval_seconds)
+    levels: list[KlineLevel] = []
+    for n, interval in enumerate(ordered):
+        seconds = interval_seconds(interval)
+        divisors = [p for p in ordered[:n] if seconds % interval_seconds(p) == 0]
+        levels.append(KlineLevel(interval, divisors[-1] if divisors else None))
+    return levels
+
+
+# ---- DDL --------------------------------------------------------------------------------
+
+
+def plain_index(interval: str) -> str:
+    seconds = interval_seconds(interval)
+    return (
+        f"CREATE INDEX IF NOT EXISTS trades_bin_{seconds} ON trades "
+        f"(market, date_bin({_seconds(interval)}, ts, {ORIGIN})) "
+        "INCLUDE (trade_id, price, qty, quote_qty)"
+    )
+
+
+def plain_view(market: str, interval: str) -> str:
+    bucket = f"date_bin({_seconds(interval)}, ts, {ORIGIN})"
+    return (
+        f"CREATE OR REPLACE VIEW {relation_name(interval, market)} AS "
+        f"SELECT {bucket} AS bucket, "
+        "(array_agg(price ORDER BY trade_id))[1] AS open, "
+        "max(price) AS high, min(price) AS low, "
+        "(array_agg(price ORDER BY trade_id DESC))[1] AS close, "
+        "sum(qty) AS volume, sum(quote_qty) AS quote_volume, count(*) AS trades "
+        f"FROM trades WHERE market = {_literal(market)} GROUP BY {bucket}"
+    )
+
+
+def continuous_aggregate(market: str, level: KlineLevel) -> str:
+    name = relation_name(level.interval, market)
+    head = (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} WITH "
+        "(timescaledb.continuous, timescaledb.materialized_only = false) AS "
+    )
+    if level.parent is None:
+        body = (
+            f"SELECT time_bucket({_seconds(level.interval)}, ts) AS bucket, "
+            "first(price, trade_id) AS open, max(price) AS high, min(price) AS low, "
+            "last(price, trade_id) AS close, sum(qty) AS volume, "
+            "sum(quote_qty) AS quote_volume, count(*) AS trades "
+            f"FROM trades WHERE market = {_literal(market)} GROUP BY 1"
+        )
+    else:
+        body = (
+            f"SELECT time_bucket({_seconds(level.interval)}, bucket) AS bucket, "
+            "first(open, bucket) AS open, max(high) AS high, min(low) AS low, "
+            "last(close, bucket) AS close, sum(volume) AS volume, "
+            "sum(quote_volume) AS quote_volume, sum(trades)::bigint AS trades "
+            f"FROM {relation_name(level.parent, market)} GROUP BY 1"
+        )
+    return head + body + " WITH NO DATA"
+
+
+def refresh_policy(market: str, interval: str) -> str:
+    """Re-materialize a week back (at least three buckets), so trades stored late (dbproc
+    catching up after an outage) still reach the materialized candles."""
+    seconds = interval_seconds(interval)
+    start = max(3 * seconds, 7 * 86400)
+    return (
+        f"SELECT add_continuous_aggregate_policy({_literal(relation_name(interval, market))}, "
+        f"start_offset => INTERVAL '{start} seconds', end_offset => {_seconds(interval)}, "
+        f"schedule_interval => {_seconds(interval)}, if_not_exists => true)"
+    )
+
+
+# ---- provisioning -----------------------------------------------------------------------
+
+
+async def has_timescale(conn: asyncpg.Connection) -> bool:
+    found = await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    return found is not None
+
+
+async def existing_relations(conn: asyncpg.Connection, market: str) -> list[str]:
+    """The klines relations of `market` that exist (views and continuous aggregates)."""
+    pattern = relation_name("%", market).replace("_", r"\_").replace(r"\%", "%")
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm') AND c.relname LIKE $1",
+        pattern,
+    )
+    return [row["relname"] for row in rows]
+
+
+async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
+    """Create (or bring up to date) the market's row and klines relations. Idempotent;
+    intervals removed from the spec keep their relations (history is never dropped here)."""
+    spec = market.spec
+    await conn.execute(
+        "INSERT INTO markets (name, base_asset, base_scale, quote_asset, quote_scale, "
+        "tick_size, lot_size, spec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+        "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, deleted_at = NULL",
+        market.name,
+        spec.base.asset,
+        spec.base.scale,
+        spec.quote.asset,
+        spec.quote.scale,
+        Decimal(spec.tick_size),
+        Decimal(spec.lot_size),
+        orjson.dumps(spec.model_dump(by_alias=True, mode="json")).decode(),
+    )
+    levels = hierarchy(spec.klines.intervals)
+    if await has_timescale(conn):
+        for level in levels:
+            await conn.execute(continuous_aggregate(market.name, level))
+            await conn.execute(refresh_policy(market.name, level.interval))
+    else:
+        for level in levels:
+            await conn.execute(plain_index(level.interval))
+            await conn.execute(plain_view(market.name, level.interval))
+
+
+async def drop_on(conn: asyncpg.Connection, name: str) -> None:
+    """Drop the market's klines relations (longest interval first, as continuous aggregates
+    built on others require) and its trading history. The ledger journal and transfers
+    stay: they are the record of where everyone's funds went."""
+    relations = await existing_relations(conn, name)
+    longest_first = sorted(relations, key=lambda rel: -interval_seconds(_interval_of(rel, name)))
+    timescale = await has_timescale(conn)
+    for relation in longest_first:
+        kind = "MATERIALIZED VIEW" if timescale and await _is_matview(conn, relation) else "VIEW"
+        await conn.execute(f"DROP {kind} IF EXISTS {relation}")
+    async with conn.transaction():
+        for table in ("trades", "orders", "order_events", "stored_batches"):
+            await conn.execute(f"DELETE FROM {table} WHERE market = $1", name)
+        await conn.execute("DELETE FROM markets WHERE name = $1", name)
+
+
+def _interval_of(relation: str, market: str) -> str:
+    suffix = "_" + market.replace("-", "_")
+    return relation[len("klines_") : -len(suffix)]
+
+
+async def _is_matview(conn: asyncpg.Connection, relation: str) -> bool:
+    kind = await conn.fetchval(
+        "SELECT relkind FROM pg_class WHERE relname = $1 AND relnamespace = "
+        "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+        relation,
+    )
+    return bool(kind == "m")
+
+
+async def retire_on(conn: asyncpg.Connection, name: str) -> None:
+    """Mark the market deleted, keeping its history (`retention.onDelete: Retain`)."""
+    await conn.execute("UPDATE markets SET deleted_at = now() WHERE name = $1", name)
+
+
+async def provision_market_storage(dsn: str, market: Market) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await provision_on(conn, market)
+    finally:
+        await conn.close()
+
+
+async def drop_market_storage(dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await drop_on(conn, name)
+    finally:
+        await conn.close()
+
+
+async def retire_market_storage(dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await retire_on(conn, name)
+    finally:
+        await conn.close()
+
+
+# ---- readers ----------------------------------------------------------------------------
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _kline(row: Any, seconds: int) -> Kline:
+    open_time = _ms(row["bucket"])
+    return Kline(
+        open_time=open_time,
+        close_time=open_time + seconds * 1000 - 1,
+        open=format_decimal(row["open"]),
+        high=format_decimal(row["high"]),
+        low=format_decimal(row["low"]),
+        close=format_decimal(row["close"]),
+        volume=format_decimal(row["volume"]),
+        quote_volume=format_decimal(row["quote_volume"]),
+        count=int(row["trades"]),
+    )
+
+
+async def fetch_klines(
+    conn: asyncpg.Connection,
+    market: str,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    limit: int = 500,
+) -> list[Kline]:
+    """Candles whose bucket starts in [start, end), oldest first, at most `limit`."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM {relation_name(interval, market)} "
+        "WHERE bucket >= $1 AND bucket < $2 ORDER BY bucket LIMIT $3",
+        start,
+        end,
+        limit,
+    )
+    seconds = interval_seconds(interval)
+    return [_kline(row, seconds) for row in rows]
+
+
+async def compute_ticker(
+    conn: asyncpg.Connection, market: str, intervals: Sequence[str], now: datetime
+) -> Ticker | None:
+    """24-hour rolling statistics from the market's shortest candles; None without trades."""
+    interval = min(intervals, key=interval_seconds)
+    seconds = interval_seconds(interval)
+    start = now - timedelta(days=1)
+    candles = await fetch_klines(
+        conn, market, interval, start, now + timedelta(seconds=1), 1441 * 60
+    )
+    if not candles:
+        return None
+    first, last = candles[0], candles[-1]
+    open_price, last_price = Decimal(first.open), Decimal(last.close)
+    change = last_price - open_price
+    percent = (change * 100 / open_price).quantize(Decimal("0.01")) if open_price else Decimal(0)
+    return Ticker(
+        market=market,
+        open_time=first.open_time,
+        close_time=min(last.open_time + seconds * 1000 - 1, _ms(now)),
+        open=first.open,
+        high=format_decimal(max(Decimal(c.high) for c in candles)),
+        low=format_decimal(min(Decimal(c.low) for c in candles)),
+        last=last.close,
+        volume=format_decimal(sum((Decimal(c.volume) for c in candles), Decimal(0))),
+        quote_volume=format_decimal(sum((Decimal(c.quote_volume) for c in candles), Decimal(0))),
+        count=sum(c.count for c in candles),
+        price_change=format_decimal(change),
+        price_change_percent=format_decimal(percent),
+    )
+
+
+def utc_from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms // 1000, tz=UTC) + timedelta(milliseconds=ms % 1000)

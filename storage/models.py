@@ -1,0 +1,209 @@
+"""The schema. Amounts are NUMERIC (decimal, exact), times are timestamptz.
+
+Users are identified to the rest of the system by `users.id` as a decimal string: the same
+string names their balances in Redis and appears as `user` in engine commands and events.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    is_admin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = _created()
+
+
+class ApiKey(Base):
+    """An API key for bots: `key` is public, `secret` signs requests (HMAC-SHA256), so the
+    server must be able to read it back."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    secret: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(Text, server_default="")
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = _created()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("api_keys_user", "user_id"),)
+
+
+class MarketRow(Base):
+    """Every Market ever provisioned; `deleted_at` is set when it is deleted (history kept)."""
+
+    __tablename__ = "markets"
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    base_asset: Mapped[str] = mapped_column(Text)
+    base_scale: Mapped[int] = mapped_column(SmallInteger)
+    quote_asset: Mapped[str] = mapped_column(Text)
+    quote_scale: Mapped[int] = mapped_column(SmallInteger)
+    tick_size: Mapped[Decimal] = mapped_column(Numeric)
+    lot_size: Mapped[Decimal] = mapped_column(Numeric)
+    spec: Mapped[dict[str, object]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StoredBatch(Base):
+    """One row per stored events-stream entry (an engine batch, keyed by its first seq) or
+    funds entry (market '@funds'): inserting it first, ON CONFLICT DO NOTHING, is what makes
+    storing a batch idempotent across retries and dbproc replicas."""
+
+    __tablename__ = "stored_batches"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime] = _created()
+
+
+class Order(Base):
+    """Current state of an order, folded from its events by dbproc. Fills add up, so the
+    order of arrival of batches does not matter; `status` follows from the columns."""
+
+    __tablename__ = "orders"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    order_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    client_order_id: Mapped[str | None] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(Text)
+    tif: Mapped[str | None] = mapped_column(Text)
+    stp: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal | None] = mapped_column(Numeric)
+    qty: Mapped[Decimal | None] = mapped_column(Numeric)
+    quote_qty: Mapped[Decimal | None] = mapped_column(Numeric)
+    filled_qty: Mapped[Decimal] = mapped_column(Numeric, server_default="0")
+    filled_quote: Mapped[Decimal] = mapped_column(Numeric, server_default="0")
+    fee: Mapped[Decimal] = mapped_column(Numeric, server_default="0")
+    final_status: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        Text,
+        Computed(
+            "CASE WHEN final_status IS NOT NULL THEN final_status"
+            " WHEN filled_qty > 0 THEN 'partially_filled' ELSE 'new' END",
+            persisted=True,
+        ),
+    )
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("orders_user_time", "user_id", "created_at"),
+        Index("orders_open", "user_id", "market", postgresql_where=text("final_status IS NULL")),
+        Index(
+            "orders_client_id",
+            "user_id",
+            "client_order_id",
+            postgresql_where=text("client_order_id IS NOT NULL"),
+        ),
+    )
+
+
+class OrderEvent(Base):
+    """Every state change of every order (accepted, rejected, done), in engine seq order."""
+
+    __tablename__ = "order_events"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    code: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("order_events_order", "market", "order_id"),)
+
+
+class Trade(Base):
+    """Fills. On TimescaleDB a hypertable on `ts`, hence `ts` in the primary key. The buyer's
+    fee is in the base asset, the seller's in the quote asset."""
+
+    __tablename__ = "trades"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    price: Mapped[Decimal] = mapped_column(Numeric)
+    qty: Mapped[Decimal] = mapped_column(Numeric)
+    quote_qty: Mapped[Decimal] = mapped_column(Numeric)
+    maker_order: Mapped[str] = mapped_column(Text)
+    maker_user: Mapped[str] = mapped_column(Text)
+    taker_order: Mapped[str] = mapped_column(Text)
+    taker_user: Mapped[str] = mapped_column(Text)
+    taker_side: Mapped[str] = mapped_column(Text)
+    maker_fee: Mapped[Decimal] = mapped_column(Numeric)
+    taker_fee: Mapped[Decimal] = mapped_column(Numeric)
+
+    __table_args__ = (
+        Index("trades_market_time", "market", "ts"),
+        Index("trades_maker_user", "maker_user", "ts"),
+        Index("trades_taker_user", "taker_user", "ts"),
+    )
+
+
+class JournalEntry(Base):
+    """The double-entry ledger journal: every balance movement, one row per event, account
+    and asset, with the event that caused it. The rows of one event sum to zero per asset;
+    deposits and withdrawals balance against the account '@external'."""
+
+    __tablename__ = "journal"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    leg: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    ref: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    asset: Mapped[str] = mapped_column(Text)
+    free_delta: Mapped[Decimal] = mapped_column(Numeric)
+    locked_delta: Mapped[Decimal] = mapped_column(Numeric)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("journal_user_time", "user_id", "ts"),)
+
+
+class Transfer(Base):
+    """Deposits (positive amount) and withdrawals (negative), from the funds stream."""
+
+    __tablename__ = "transfers"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    asset: Mapped[str] = mapped_column(Text)
+    amount: Mapped[Decimal] = mapped_column(Numeric)
+    reference: Mapped[str] = mapped_column(Text)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("transfers_user_time", "user_id", "ts"),)
