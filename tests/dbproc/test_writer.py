@@ -32,7 +32,7 @@ def engine_events(seed: int, count: int = 400) -> list[Event]:
 
 def batches_of(events: list[Event], seed: int) -> list[Batch]:
     rng = random.Random(seed)
-    trading = [e for e in events if not isinstance(e, Funds)]
+    trading: list[Event] = [e for e in events if not isinstance(e, Funds)]
     batches, start = [], 0
     while start < len(trading):
         size = rng.randint(1, 12)
