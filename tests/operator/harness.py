@@ -105,6 +105,22 @@ class Kube:
         found = self.status(namespace, name).get("conditions") or []
         return {condition["type"]: condition["status"] for condition in found}
 
+    def wait_conditions(
+        self, namespace: str, name: str, timeout: float = 30.0, **expected: str
+    ) -> dict[str, str]:
+        """Wait until the Market's conditions include `expected` (type=status); return all."""
+
+        def probe() -> dict[str, str] | None:
+            conditions = self.conditions(namespace, name)
+            matched = all(conditions.get(kind) == value for kind, value in expected.items())
+            return conditions if matched else None
+
+        return wait_for(probe, timeout, f"{name} conditions {expected}")
+
+    def wait_phase(self, namespace: str, name: str, phase: str, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.status(namespace, name).get("phase") == phase, timeout,
+                 f"{name} phase {phase}")  # fmt: skip
+
 
 @dataclass
 class OperatorProcess:

@@ -1,0 +1,89 @@
+"""Make a Market's children match their builders: adopt, diff, then server-side apply.
+
+A child is applied only when the live object differs from the desired one (every field the
+builder sets, compared as a subset of the live object, which carries defaults and status as
+well), so a periodic drift check costs reads, not writes. A child whose builder says None is
+deleted. A child of the same name that this Market does not own is refused, never taken over.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from xch_operator.kube import KubeClient, resource_path
+
+PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
+
+
+class NotOurs(kopf.PermanentError):
+    """A child's name is taken by an object this Market does not own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one child: created, updated, deleted or unchanged."""
+
+    key: str
+    action: str
+
+
+def child_path(kind: str, namespace: str, name: str) -> str:
+    api_version = "apps/v1" if kind == "Deployment" else "v1"
+    return resource_path(api_version, PLURALS[kind], namespace, name)
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """True if every value `desired` sets is the same in `live` (lists item by item)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            key in live and is_subset(value, live[key]) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(is_subset(want, have) for want, have in zip(desired, live, strict=True))
+        )
+    return bool(desired == live)
+
+
+def owned_by(live: dict[str, Any], owner_uid: str) -> bool:
+    references = live.get("metadata", {}).get("ownerReferences") or []
+    return any(reference.get("uid") == owner_uid for reference in references)
+
+
+async def ensure_child(
+    kube: KubeClient, owner: kopf.Body, key: str, desired: dict[str, Any] | None
+) -> Outcome:
+    kind, name = key.split("/", 1)
+    namespace = owner.metadata.namespace
+    assert namespace is not None, "Markets are namespaced"
+    path = child_path(kind, namespace, name)
+    live = await kube.get(path)
+    if live is not None and not owned_by(live, owner.metadata.uid or ""):
+        raise NotOurs(f"{key} exists and is not owned by this Market")
+    if desired is None:
+        if live is None:
+            return Outcome(key, "unchanged")
+        await kube.delete(path)
+        return Outcome(key, "deleted")
+    kopf.adopt(desired, owner=owner)
+    if live is not None and is_subset(desired, live):
+        return Outcome(key, "unchanged")
+    await kube.apply(path, desired)
+    return Outcome(key, "created" if live is None else "updated")
+
+
+async def ensure_children(
+    kube: KubeClient, owner: kopf.Body, children: list[tuple[str, dict[str, Any] | None]]
+) -> list[Outcome]:
+    """Apply or delete each child in order; returns what changed."""
+    return [await ensure_child(kube, owner, key, desired) for key, desired in children]
+
+
+async def delete_children(kube: KubeClient, namespace: str, keys: list[str]) -> None:
+    """Delete children by kind/name, without waiting for the garbage collector."""
+    for key in keys:
+        kind, name = key.split("/", 1)
+        await kube.delete(child_path(kind, namespace, name))
