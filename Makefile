@@ -11,7 +11,8 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean
+.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean \
+	envtest-bin bench-operator
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
@@ -47,7 +48,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint deps-system
+test: lint deps-system envtest-bin
 	$(BIN)/pytest
 
 bench: bench-engine bench-engine-service
@@ -57,6 +58,26 @@ bench-engine: $(STAMP)
 
 bench-engine-service: $(STAMP) deps-system
 	$(BIN)/python -m bench.engine_service
+
+# --- envtest: a real kube-apiserver and etcd for the operator's tests (no Docker) -----------
+# Built from source through the Go module proxy (tools/envtest/*/go.mod pins the versions) into
+# a cache that outlives this clone, with Go's module and build caches beside it, so the slow
+# cold build (see README) happens once per machine. A no-op when both binaries exist.
+# tests/kube.py finds them at the same path, or where EXCHANGE_ENVTEST_BIN says.
+# tools/envtest/versions names the build (and its cache directory); change it with go.mod.
+ENVTEST_VERSIONS := $(shell cat tools/envtest/versions)
+ENVTEST_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/exchange/envtest
+ENVTEST_BIN := $(ENVTEST_CACHE)/$(ENVTEST_VERSIONS)/bin
+ENVTEST_GO := env CGO_ENABLED=0 GOMODCACHE=$(ENVTEST_CACHE)/gomod \
+	GOCACHE=$(ENVTEST_CACHE)/gocache GOTOOLCHAIN=local go
+
+envtest-bin: $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/etcd
+
+$(ENVTEST_BIN)/kube-apiserver:
+	cd tools/envtest/apiserver && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(ENVTEST_BIN)/etcd:
+	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 up: deps-system $(STAMP)

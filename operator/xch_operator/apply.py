@@ -1,0 +1,120 @@
+"""Make a Market's children match their builders: adopt, diff, then server-side apply.
+
+A child is applied only when the live object differs from the desired one (every field the
+builder sets, compared as a subset of the live object, which carries defaults and status as
+well), so a periodic drift check costs reads, not writes. A child whose builder says None is
+deleted. A child of the same name that this Market does not own is refused, never taken over.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from xch_operator.kube import KubeClient, KubeError, resource_path
+
+PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
+
+
+class NotOurs(kopf.PermanentError):
+    """A child's name is taken by an object this Market does not own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one child (created, updated, deleted or unchanged), and the object
+    as it now is (None: it does not exist)."""
+
+    key: str
+    action: str
+    live: dict[str, Any] | None
+
+
+def child_path(kind: str, namespace: str, name: str) -> str:
+    api_version = "apps/v1" if kind == "Deployment" else "v1"
+    return resource_path(api_version, PLURALS[kind], namespace, name)
+
+
+def is_subset(desired: Any, live: Any) -> bool:
+    """True if every value `desired` sets is the same in `live` (lists item by item)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            key in live and is_subset(value, live[key]) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(desired) == len(live)
+            and all(is_subset(want, have) for want, have in zip(desired, live, strict=True))
+        )
+    return bool(desired == live)
+
+
+def owned_by(live: dict[str, Any], owner_uid: str) -> bool:
+    references = live.get("metadata", {}).get("ownerReferences") or []
+    return any(reference.get("uid") == owner_uid for reference in references)
+
+
+async def ensure_child(
+    kube: KubeClient, owner: kopf.Body, key: str, desired: dict[str, Any] | None
+) -> Outcome:
+    kind, name = key.split("/", 1)
+    namespace = owner.metadata.namespace
+    assert namespace is not None, "Markets are namespaced"
+    path = child_path(kind, namespace, name)
+    live = await kube.get(path)
+    if live is not None and not owned_by(live, owner.metadata.uid or ""):
+        raise NotOurs(f"{key} exists and is not owned by this Market")
+    if desired is None:
+        if live is None:
+            return Outcome(key, "unchanged", None)
+        await kube.delete(path)
+        return Outcome(key, "deleted", None)
+    kopf.adopt(desired, owner=owner)
+    if live is not None and is_subset(desired, live):
+        return Outcome(key, "unchanged", live)
+    applied = await kube.apply(path, desired)
+    return Outcome(key, "created" if live is None else "updated", applied)
+
+
+async def ensure_children(
+    kube: KubeClient, owner: kopf.Body, children: list[tuple[str, dict[str, Any] | None]]
+) -> list[Outcome]:
+    """Apply or delete each child in order; returns what changed."""
+    return [await ensure_child(kube, owner, key, desired) for key, desired in children]
+
+
+async def delete_children(kube: KubeClient, namespace: str, keys: list[str]) -> None:
+    """Delete children by kind/name, without waiting for the garbage collector."""
+    for key in keys:
+        kind, name = key.split("/", 1)
+        await kube.delete(child_path(kind, namespace, name))
+
+
+StatusEdit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def update_status(kube: KubeClient, path: str, edit: StatusEdit, attempts: int = 5) -> None:
+    """Re-read the object, compute its new status with `edit(live object)`, and patch the
+    status subresource only if it changed, guarded by resourceVersion (a conflict re-reads
+    and tries again). Status writers thus never overwrite each other's conditions."""
+    for _ in range(attempts):
+        live = await kube.get(path)
+        if live is None:
+            return
+        current = live.get("status") or {}
+        status = edit(live)
+        if all(current.get(key) == value for key, value in status.items()):
+            return
+        version = live["metadata"]["resourceVersion"]
+        try:
+            await kube.merge_patch(
+                f"{path}/status", {"metadata": {"resourceVersion": version}, "status": status}
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                continue
+            raise
+        return
+    raise kopf.TemporaryError(f"status of {path} kept changing under us", delay=1)

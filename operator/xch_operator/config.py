@@ -1,0 +1,35 @@
+"""The operator's settings, from EXCHANGE_OPERATOR_* environment variables (Helm values)."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_OPERATOR_", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """The platform's Redis primary: registry, streams and groups, engine commands."""
+    postgres_dsn: str = "postgresql://exchange@127.0.0.1:5432/exchange"
+    """The platform's database, where each Market's storage is provisioned."""
+    engine_redis_url: str | None = None
+    """The Redis URL the engine and mm Pods get, when it differs from redis_url."""
+    api_url: str = "http://api:8000"
+    """Where market makers send their orders."""
+    engine_image: str = "exchange/engine:latest"
+    mm_image: str = "exchange/mm:latest"
+    image_pull_policy: str = "IfNotPresent"
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means every namespace."""
+    drift_seconds: float = Field(default=30.0, gt=0)
+    """How often each Market's children and engine readiness are checked against its spec."""
+    retry_seconds: float = Field(default=2.0, gt=0)
+    """Delay before retrying a step that is waiting for something (e.g. the engine's close)."""
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(default=8080, ge=1, le=65535)
+    """Kopf's liveness endpoint, /healthz."""
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Prometheus /metrics; 0 turns it off."""
+
+    @property
+    def pod_redis_url(self) -> str:
+        return self.engine_redis_url or self.redis_url

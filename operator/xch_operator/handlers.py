@@ -1,0 +1,321 @@
+"""Kopf handlers for Markets: one cause each, thin, over reconcile() and wind_down().
+
+- create / resume / update / drift timer: `reconcile` (queue, storage, children, status).
+  Every step is idempotent and children are diffed before they are applied, so running it
+  again after a crash, an edit by hand or a spec change converges, and a spec change rolls
+  only the Deployments whose config hash it changes.
+- field spec.trading: the new trading state reaches the running engine as a command.
+- delete (finalizer): `wind_down` halts and closes the market, waits until the engine has
+  applied the close (every order cancelled, its funds unlocked), deletes the children,
+  removes the registry entry and keeps or drops the history as retention.onDelete says.
+
+`register(settings)` attaches them to Kopf's registry; nothing registers at import time.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import asyncpg
+import kopf
+import pydantic
+import redis.asyncio
+import redis.exceptions
+
+from xch.market import API_GROUP, API_VERSION, KIND, Market, Trading
+from xch_operator import provisioning, resources
+from xch_operator.apply import delete_children, ensure_children, update_status
+from xch_operator.config import Settings
+from xch_operator.crd import PLURAL
+from xch_operator.kube import KubeClient, resource_path
+from xch_operator.metrics import instrumented
+from xch_operator.status import (
+    DELETING,
+    ENGINE_READY,
+    MM_READY,
+    QUEUE_READY,
+    STORAGE_READY,
+    Check,
+    deployment_check,
+    market_status,
+)
+
+RESOURCE = (API_GROUP, API_VERSION, PLURAL)
+FINALIZER = f"{API_GROUP}/finalizer"
+CLOSE_ANNOTATION = f"{API_GROUP}/close-entry"
+MEMO_KEY = "xch"
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every handler uses, made once at startup and kept in Kopf's memo."""
+
+    settings: Settings
+    kube: KubeClient
+    redis: redis.asyncio.Redis
+    images: resources.Images
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, body: kopf.Body) -> asyncio.Lock:
+        """One lock per Market: Kopf runs the drift timer concurrently with the change
+        handlers, and two reconciles of one Market must not interleave."""
+        return self.lock_of(body.metadata.uid or "")
+
+    def lock_of(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+
+def context(memo: kopf.Memo) -> Context:
+    return cast(Context, memo[MEMO_KEY])
+
+
+def market_of(body: kopf.Body) -> Market:
+    """The Market model of a resource; PermanentError if the model refuses what the API
+    server accepted (rules the CRD's CEL cannot state exactly)."""
+    try:
+        return Market.model_validate({"metadata": {"name": body.metadata.name},
+                                      "spec": dict(body.spec)})  # fmt: skip
+    except pydantic.ValidationError as exc:
+        raise kopf.PermanentError(f"invalid Market: {exc}") from exc
+
+
+def market_path(namespace: str, name: str) -> str:
+    return resource_path(f"{API_GROUP}/{API_VERSION}", PLURAL, namespace, name)
+
+
+async def write_status(
+    ctx: Context, namespace: str, name: str, checks: dict[str, Check], generation: int | None
+) -> None:
+    """Merge `checks` into the Market's conditions and recompute its phase, on a fresh read
+    under the Market's lock. `generation` None: the generation last reconciled."""
+
+    def edit(live: dict[str, Any]) -> dict[str, Any]:
+        current = live.get("status") or {}
+        observed = generation
+        if observed is None:
+            observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
+        trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
+        return market_status(current, checks, observed, trading)
+
+    await update_status(ctx.kube, market_path(namespace, name), edit)
+
+
+async def _queue_check(ctx: Context, market: Market) -> Check:
+    try:
+        if not await provisioning.queue_exists(ctx.redis, market):
+            await provisioning.provision_queue(ctx.redis, market)
+    except provisioning.ScaleConflict as exc:
+        return Check.failed("ScaleConflict", str(exc))
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        return Check.failed("RedisUnavailable", str(exc))
+    return Check.ok("Provisioned", "streams, dbproc group and registry entry exist")
+
+
+async def _storage_check(ctx: Context, market: Market, body: kopf.Body) -> Check | None:
+    """Provision storage unless it is already done for this generation (None: no news)."""
+    for condition in body.status.get("conditions") or []:
+        if (
+            condition.get("type") == STORAGE_READY
+            and condition.get("status") == "True"
+            and condition.get("observedGeneration") == body.metadata.get("generation")
+        ):
+            return None
+    try:
+        await provisioning.provision_storage(ctx.settings.postgres_dsn, market)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return Check.failed("StorageUnavailable", str(exc))
+    return Check.ok("Provisioned", "market row and klines relations exist")
+
+
+async def _children_checks(ctx: Context, market: Market, body: kopf.Body) -> dict[str, Check]:
+    outcomes = await ensure_children(ctx.kube, body, resources.build_children(market, ctx.images))
+    for outcome in outcomes:
+        if outcome.action != "unchanged":
+            kopf.info(body, reason=outcome.action.capitalize(), message=outcome.key)
+    live = {outcome.key: outcome.live for outcome in outcomes}
+    engine = live[f"Deployment/{resources.engine_name(market.name)}"]
+    checks = {ENGINE_READY: deployment_check(engine, "engine")}
+    if market.spec.market_maker.enabled:
+        mm = live[f"Deployment/{resources.mm_name(market.name)}"]
+        checks[MM_READY] = deployment_check(mm, "market maker")
+    else:
+        checks[MM_READY] = Check.ok("Disabled", "spec.marketMaker.enabled is false")
+    return checks
+
+
+async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
+    ctx = context(memo)
+    market = market_of(body)
+    checks = {QUEUE_READY: await _queue_check(ctx, market)}
+    storage = await _storage_check(ctx, market, body)
+    if storage is not None:
+        checks[STORAGE_READY] = storage
+    checks.update(await _children_checks(ctx, market, body))
+    generation = int(body.metadata.get("generation", 0))
+    await write_status(ctx, body.metadata.namespace or "", market.name, checks, generation)
+    queue = checks[QUEUE_READY]
+    if queue.reason == "ScaleConflict":
+        raise kopf.PermanentError(queue.message)
+    failed = [check for kind, check in checks.items()
+              if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
+    if failed:
+        raise kopf.TemporaryError(failed[0].message, delay=ctx.settings.retry_seconds)
+
+
+async def trading_changed(
+    body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, logger: kopf.Logger
+) -> None:
+    """A halt or resume for the running engine. At creation there is nothing to tell: the
+    engine starts with the trading state of its manifest."""
+    if old is None or new is None:
+        return
+    ctx = context(memo)
+    entry = await provisioning.set_trading(ctx.redis, body.metadata.name or "", str(new))
+    logger.info("trading %s -> %s enqueued as %s", old, new, entry)
+    kopf.info(body, reason="Trading", message=f"{old} -> {new}")
+
+
+async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    ctx = context(memo)
+    name = body.metadata.name or ""
+    namespace = body.metadata.namespace or ""
+    deleting = {"phase": DELETING, "phaseReason": "Finalizing"}
+    await update_status(ctx.kube, market_path(namespace, name), lambda live: deleting)
+    entry = body.metadata.annotations.get(CLOSE_ANNOTATION)
+    if entry is None:
+        await provisioning.set_trading(ctx.redis, name, Trading.HALTED.value)
+        entry = await provisioning.close(ctx.redis, name)
+        patch.metadata.annotations[CLOSE_ANNOTATION] = entry
+    closed = await provisioning.applied_through(ctx.redis, name, entry)
+    if not closed and not await provisioning.nothing_locked(ctx.redis, name):
+        raise kopf.TemporaryError(
+            f"waiting for the engine to apply the close ({entry})",
+            delay=ctx.settings.retry_seconds,
+        )
+    await delete_children(ctx.kube, namespace, _child_keys(name))
+    await provisioning.unregister(ctx.redis, name)
+    on_delete = market_of(body).spec.retention.on_delete
+    await provisioning.release_storage(ctx.settings.postgres_dsn, name, on_delete)
+    if on_delete.value == "Delete":
+        await provisioning.drop_queue(ctx.redis, name)
+    kopf.info(body, reason="Deleted", message=f"closed; history {on_delete.value.lower()}ed")
+
+
+async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    """EngineReady and MarketMakerReady follow their Deployment's ready replicas as they
+    change, without waiting for the drift timer."""
+    owner = next((ref for ref in body.metadata.get("ownerReferences") or []
+                  if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
+    component = body.metadata.labels.get("app.kubernetes.io/name")
+    if owner is None or component not in ("engine", "mm"):
+        return
+    ctx = context(memo)
+    namespace = body.metadata.namespace or ""
+    live = None if event.get("type") == "DELETED" else dict(body)
+    market = await ctx.kube.get(market_path(namespace, owner["name"]))
+    if market is None or market["metadata"].get("deletionTimestamp"):
+        return
+    if component == "engine":
+        checks = {ENGINE_READY: deployment_check(live, "engine")}
+    elif market["spec"].get("marketMaker", {}).get("enabled"):
+        checks = {MM_READY: deployment_check(live, "market maker")}
+    else:
+        return
+    async with ctx.lock_of(owner["uid"]):
+        await write_status(ctx, namespace, owner["name"], checks, None)
+
+
+def _child_keys(name: str) -> list[str]:
+    """Market maker first, then the engine (nothing must trade on a closed market)."""
+    return [
+        f"Deployment/{resources.mm_name(name)}",
+        f"Deployment/{resources.engine_name(name)}",
+        f"Service/{resources.engine_name(name)}",
+        f"ConfigMap/{resources.configmap_name(name)}",
+    ]
+
+
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Kopf keeps its progress in annotations (the CRD's status schema holds only ours)."""
+    ours: Settings = memo[f"{MEMO_KEY}.settings"]
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
+    memo[MEMO_KEY] = Context(
+        settings=ours,
+        kube=KubeClient(info),
+        redis=redis.asyncio.Redis.from_url(ours.redis_url),
+        images=resources.Images(
+            engine=ours.engine_image,
+            mm=ours.mm_image,
+            pull_policy=ours.image_pull_policy,
+            redis_url=ours.pod_redis_url,
+            api_url=ours.api_url,
+        ),
+    )
+
+
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    ctx = context(memo)
+    await ctx.kube.close()
+    await ctx.redis.aclose()
+
+
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+
+
+def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:
+    """Attach every handler to `registry`; returns the memo Kopf passes to them."""
+    backoff = settings.retry_seconds
+
+    @instrumented("reconcile")
+    async def on_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        async with context(memo).lock(body):
+            await reconcile(body, memo)
+
+    @instrumented("trading")
+    async def on_trading(
+        body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    ) -> None:
+        await trading_changed(body, old, new, memo, logger)
+
+    @instrumented("delete")
+    async def on_delete(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        ctx = context(memo)
+        async with ctx.lock(body):
+            await wind_down(body, patch, memo)
+        ctx.locks.pop(body.metadata.uid or "", None)
+
+    kopf.on.login(registry=registry)(login)
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    for cause in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        cause(*RESOURCE, registry=registry, backoff=backoff, id="reconcile")(on_reconcile)
+    kopf.on.field(*RESOURCE, field="spec.trading", registry=registry, backoff=backoff,
+                  id="trading")(on_trading)  # fmt: skip
+    kopf.timer(*RESOURCE, interval=settings.drift_seconds, initial_delay=settings.drift_seconds,
+               registry=registry, backoff=backoff, id="drift")(on_reconcile)  # fmt: skip
+    kopf.on.delete(*RESOURCE, registry=registry, backoff=backoff, id="delete")(on_delete)
+
+    @instrumented("deployment")
+    async def on_deployment(
+        body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any
+    ) -> None:
+        await deployment_changed(body, event, memo)
+
+    kopf.on.event("apps", "v1", "deployments", labels={MANAGED_LABEL: resources.MANAGED_BY},
+                  registry=registry)(on_deployment)  # fmt: skip
+    memo = kopf.Memo()
+    memo[f"{MEMO_KEY}.settings"] = settings
+    return memo

@@ -1,0 +1,113 @@
+"""A small typed asyncio client for the few Kubernetes API calls the operator makes.
+
+Kopf watches Markets with its own client; children and status are written through this one,
+with the same credentials (a kopf.ConnectionInfo from the ServiceAccount or a kubeconfig).
+"""
+
+import base64
+import json
+import ssl
+from typing import Any
+
+import aiohttp
+import kopf
+
+FIELD_MANAGER = "xch-operator"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+MERGE_CONTENT_TYPE = "application/merge-patch+json"
+
+
+class KubeError(RuntimeError):
+    """An API call failed with an HTTP status other than the ones its caller handles."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+def resource_path(
+    api_version: str, plural: str, namespace: str | None, name: str | None = None
+) -> str:
+    """The URL path of a collection (name None) or of one object."""
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{prefix}{scope}/{plural}" + (f"/{name}" if name else "")
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if info.insecure:
+        return False
+    context = ssl.create_default_context()
+    if info.ca_path:
+        context.load_verify_locations(cafile=str(info.ca_path))
+    elif info.ca_data:
+        data = info.ca_data
+        # kubeconfigs carry the CA base64-encoded; the service account's file is PEM.
+        text = data.decode() if isinstance(data, bytes) else data
+        if "BEGIN CERTIFICATE" not in text:
+            text = base64.b64decode(text).decode()
+        context.load_verify_locations(cadata=text)
+    return context
+
+
+class KubeClient:
+    def __init__(self, info: kopf.ConnectionInfo) -> None:
+        self.server = info.server.rstrip("/")
+        self.headers = info.as_http_headers()
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=20),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> dict[str, Any] | None:
+        headers = {**self.headers, "Content-Type": content_type, "Accept": "application/json"}
+        data = json.dumps(body) if body is not None else None
+        async with self.session.request(
+            method, self.server + path, data=data, headers=headers, params=params
+        ) as response:
+            if response.status in allow:
+                return None
+            text = await response.text()
+            if response.status >= 400:
+                raise KubeError(response.status, _message(text))
+            result: dict[str, Any] = json.loads(text) if text else {}
+            return result
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """The object at `path`, or None if it does not exist."""
+        return await self._call("GET", path, allow=(404,))
+
+    async def apply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply: the operator owns the fields it sets, and takes them back from
+        whoever edited them by hand (force)."""
+        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        result = await self._call("PATCH", path, body, APPLY_CONTENT_TYPE, params)
+        assert result is not None
+        return result
+
+    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """JSON merge patch; None if the object is gone."""
+        return await self._call("PATCH", path, body, MERGE_CONTENT_TYPE, allow=(404,))
+
+    async def delete(self, path: str) -> None:
+        """Delete the object, in the background (its dependents are collected later)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        await self._call("DELETE", path, body, allow=(404,))
+
+
+def _message(text: str) -> str:
+    try:
+        return str(json.loads(text).get("message", text))
+    except (ValueError, AttributeError):
+        return text

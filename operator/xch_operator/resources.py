@@ -1,0 +1,255 @@
+"""Pure builders: a Market in, the desired child objects out. No client, no I/O.
+
+A builder returning None means "this object must not exist" (the market maker of a Market
+whose marketMaker is disabled). Pod templates carry a hash of exactly the spec fields their
+process reads at start, so a spec change rolls only the Deployments it affects: fees roll the
+engine, marketMaker rolls the market maker, and a trading change rolls nothing (it reaches
+the running engine as a command).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from xch.market import Market
+
+MANAGED_BY = "xch-operator"
+MARKET_LABEL = "exchange.dev/market"
+CONFIG_HASH = "exchange.dev/config-hash"
+MANIFEST_FILE = "market.yaml"
+CONFIG_DIR = "/etc/exchange"
+HEALTH_PORT = 8081
+RUN_AS_USER = 10001
+
+# The spec fields each process reads when it starts (by their names in the manifest).
+ENGINE_FIELDS = ("base", "quote", "tickSize", "lotSize", "minNotional", "fees", "engine")
+MM_FIELDS = ("base", "quote", "tickSize", "lotSize", "minNotional", "marketMaker")
+
+
+@dataclass(frozen=True, slots=True)
+class Images:
+    """What the Pods run and where they connect: the operator's settings, as builders need."""
+
+    engine: str
+    mm: str
+    pull_policy: str
+    redis_url: str
+    api_url: str
+
+
+def configmap_name(market: str) -> str:
+    return f"market-{market}"
+
+
+def engine_name(market: str) -> str:
+    return f"engine-{market}"
+
+
+def mm_name(market: str) -> str:
+    return f"mm-{market}"
+
+
+def labels(market: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": component,
+        "app.kubernetes.io/instance": market,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MARKET_LABEL: market,
+    }
+
+
+def _selector(market: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": component, MARKET_LABEL: market}
+
+
+def spec_document(market: Market) -> dict[str, Any]:
+    """The spec as the manifest holds it: aliases, every default filled in."""
+    spec: dict[str, Any] = market.spec.model_dump(mode="json", by_alias=True)
+    return spec
+
+
+def config_hash(market: Market, fields: tuple[str, ...]) -> str:
+    spec = spec_document(market)
+    chosen = {name: spec[name] for name in fields}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_configmap(market: Market) -> dict[str, Any]:
+    """The Market manifest, mounted by the engine as its --manifest."""
+    manifest = {
+        "apiVersion": market.api_version,
+        "kind": market.kind,
+        "metadata": {"name": market.name},
+        "spec": spec_document(market),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": configmap_name(market.name), "labels": labels(market.name, "engine")},
+        "data": {MANIFEST_FILE: yaml.safe_dump(manifest, sort_keys=True)},
+    }
+
+
+def _restricted_container() -> dict[str, Any]:
+    """The container half of the `restricted` Pod Security Standard."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _restricted_pod() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "health"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+    }
+
+
+def _env(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in values.items()]
+
+
+def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
+    """One engine per market: replicas 1 and Recreate, so a rollout never runs two (the
+    Redis lease is the real guard; this keeps a standby from waiting out the old lease)."""
+    name = market.name
+    container = {
+        "name": "engine",
+        "image": images.engine,
+        "imagePullPolicy": images.pull_policy,
+        "command": ["python", "-m", "engine"],
+        "args": ["--market", name, "--manifest", f"{CONFIG_DIR}/{MANIFEST_FILE}"],
+        "env": _env(
+            {
+                "EXCHANGE_ENGINE_REDIS_URL": images.redis_url,
+                "EXCHANGE_ENGINE_HEALTH_HOST": "0.0.0.0",
+                "EXCHANGE_ENGINE_HEALTH_PORT": str(HEALTH_PORT),
+            }
+        ),
+        "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
+        # /healthz: the process serves; /readyz: it holds the lease and has recovered.
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 2, 1),
+        "resources": market.spec.engine.resources,
+        "securityContext": _restricted_container(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            # The snapshot fork writes nothing to disk, but Python wants a writable /tmp.
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return _deployment(
+        name=engine_name(name),
+        market=name,
+        component="engine",
+        config_hash=config_hash(market, ENGINE_FIELDS),
+        pod_spec={
+            "securityContext": _restricted_pod(),
+            "terminationGracePeriodSeconds": 30,
+            "containers": [container],
+            "volumes": [
+                {"name": "config", "configMap": {"name": configmap_name(name)}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    )
+
+
+def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None:
+    """The market maker, an ordinary API client; None when spec.marketMaker is disabled."""
+    maker = market.spec.market_maker
+    if not maker.enabled:
+        return None
+    settings = {
+        "EXCHANGE_MM_MARKET": market.name,
+        "EXCHANGE_MM_API_URL": images.api_url,
+        "EXCHANGE_MM_SPREAD_BPS": str(maker.spread_bps),
+        "EXCHANGE_MM_LEVELS": str(maker.levels),
+    }
+    if maker.reference_price is not None:
+        settings["EXCHANGE_MM_REFERENCE_PRICE"] = maker.reference_price
+    container = {
+        "name": "mm",
+        "image": images.mm,
+        "imagePullPolicy": images.pull_policy,
+        "command": ["python", "-m", "mm"],
+        "env": _env(settings),
+        "securityContext": _restricted_container(),
+    }
+    return _deployment(
+        name=mm_name(market.name),
+        market=market.name,
+        component="mm",
+        config_hash=config_hash(market, MM_FIELDS),
+        pod_spec={"securityContext": _restricted_pod(), "containers": [container]},
+    )
+
+
+def build_metrics_service(market: Market) -> dict[str, Any]:
+    """Prometheus scrapes the engine's /metrics through this Service."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": engine_name(market.name),
+            "labels": labels(market.name, "engine"),
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(HEALTH_PORT),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": {
+            "selector": _selector(market.name, "engine"),
+            "ports": [{"name": "metrics", "port": HEALTH_PORT, "targetPort": "health"}],
+        },
+    }
+
+
+def _deployment(
+    *, name: str, market: str, component: str, config_hash: str, pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels(market, component)},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": _selector(market, component)},
+            "template": {
+                "metadata": {
+                    "labels": labels(market, component),
+                    "annotations": {CONFIG_HASH: config_hash},
+                },
+                "spec": {"automountServiceAccountToken": False, **pod_spec},
+            },
+        },
+    }
+
+
+def build_children(market: Market, images: Images) -> list[tuple[str, dict[str, Any] | None]]:
+    """Every child as (kind/name, object or None): what apply.py makes true, in this order
+    (the ConfigMap before the engine that mounts it)."""
+    children: list[tuple[str, dict[str, Any] | None]] = [
+        (f"ConfigMap/{configmap_name(market.name)}", build_configmap(market)),
+        (f"Deployment/{engine_name(market.name)}", build_engine_deployment(market, images)),
+        (f"Service/{engine_name(market.name)}", build_metrics_service(market)),
+        (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images)),
+    ]
+    return children

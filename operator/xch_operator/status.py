@@ -1,0 +1,104 @@
+"""Market status as pure functions: conditions in the Kubernetes shape, and the phase they
+imply. Handlers gather facts, these functions turn them into `status`, and the handler's
+patch carries it (the status subresource); nothing here does I/O.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from xch.market import Trading
+
+QUEUE_READY = "QueueReady"
+STORAGE_READY = "StorageReady"
+ENGINE_READY = "EngineReady"
+MM_READY = "MarketMakerReady"
+CONDITION_TYPES = (QUEUE_READY, STORAGE_READY, ENGINE_READY, MM_READY)
+
+PROVISIONING = "Provisioning"
+READY = "Ready"
+DEGRADED = "Degraded"
+HALTED = "Halted"
+DELETING = "Deleting"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One condition's verdict: status True/False/Unknown, a CamelCase reason, a message."""
+
+    status: str
+    reason: str
+    message: str = ""
+
+    @classmethod
+    def ok(cls, reason: str, message: str = "") -> "Check":
+        return cls("True", reason, message)
+
+    @classmethod
+    def failed(cls, reason: str, message: str = "") -> "Check":
+        return cls("False", reason, message)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(
+    current: list[dict[str, Any]], checks: dict[str, Check], generation: int, at: str
+) -> list[dict[str, Any]]:
+    """The conditions after `checks`: lastTransitionTime moves only when a status changes;
+    conditions not checked this time are kept as they were. Ordered by CONDITION_TYPES."""
+    by_type = {condition["type"]: condition for condition in current}
+    for kind, check in checks.items():
+        previous = by_type.get(kind) or {}
+        unchanged = previous.get("status") == check.status
+        by_type[kind] = {
+            "type": kind,
+            "status": check.status,
+            "reason": check.reason,
+            "message": check.message,
+            "lastTransitionTime": previous["lastTransitionTime"] if unchanged else at,
+            "observedGeneration": generation,
+        }
+    return [by_type[kind] for kind in CONDITION_TYPES if kind in by_type]
+
+
+def phase_of(conditions: list[dict[str, Any]], trading: Trading) -> tuple[str, str]:
+    """(phase, phaseReason). Provisioning until the queue and storage exist; then Degraded
+    while the engine or market maker is not ready; Halted or Ready by spec.trading."""
+    status = {condition["type"]: condition for condition in conditions}
+    for kind in (QUEUE_READY, STORAGE_READY):
+        if status.get(kind, {}).get("status") != "True":
+            return PROVISIONING, f"{kind}={status.get(kind, {}).get('reason', 'Pending')}"
+    for kind in (ENGINE_READY, MM_READY):
+        if status.get(kind, {}).get("status") != "True":
+            return DEGRADED, f"{kind}={status.get(kind, {}).get('reason', 'Pending')}"
+    if trading is Trading.HALTED:
+        return HALTED, "TradingHalted"
+    return READY, "AllConditionsTrue"
+
+
+def market_status(
+    current: dict[str, Any], checks: dict[str, Check], generation: int, trading: Trading
+) -> dict[str, Any]:
+    """The whole new status (conditions, phase, phaseReason, observedGeneration)."""
+    conditions = merge_conditions(current.get("conditions") or [], checks, generation, now())
+    phase, reason = phase_of(conditions, trading)
+    return {
+        "phase": phase,
+        "phaseReason": reason,
+        "observedGeneration": generation,
+        "conditions": conditions,
+    }
+
+
+def deployment_check(deployment: dict[str, Any] | None, what: str) -> Check:
+    """Ready when the Deployment's current generation has its one replica ready."""
+    if deployment is None:
+        return Check.failed("Missing", f"the {what} Deployment does not exist")
+    status = deployment.get("status") or {}
+    observed = status.get("observedGeneration", 0)
+    ready = status.get("readyReplicas", 0)
+    if observed >= deployment["metadata"].get("generation", 0) and ready >= 1:
+        return Check.ok("ReplicaReady", f"{ready} ready replica(s)")
+    return Check.failed("ReplicaNotReady", f"{ready} ready replica(s)")

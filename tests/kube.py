@@ -1,0 +1,296 @@
+"""A real Kubernetes control plane for tests: etcd and kube-apiserver as local processes.
+
+The envtest approach (controller-runtime's), without Docker: `make envtest-bin` builds both
+binaries from source into a per-machine cache; this module starts a fresh etcd and
+kube-apiserver on free loopback ports with throw-away directories, waits for /readyz and
+writes a kubeconfig for an admin token (group system:masters). Authorization is RBAC, so a
+ServiceAccount token sees exactly what its Roles grant. No kubelet, no controller-manager:
+Deployments stay as written, and tests set their status through the status subresource.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.servers import (
+    HOST,
+    START_ATTEMPTS,
+    ServerError,
+    _end_process,
+    _wait_until,
+    free_port,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSIONS_FILE = ROOT / "tools" / "envtest" / "versions"
+ADMIN_USER = "envtest-admin"
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/24"
+
+
+def envtest_bin_dir() -> Path:
+    """Where `make envtest-bin` put the binaries: EXCHANGE_ENVTEST_BIN, or its default cache."""
+    override = os.environ.get("EXCHANGE_ENVTEST_BIN")
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    versions = VERSIONS_FILE.read_text().strip()
+    return Path(cache) / "exchange" / "envtest" / versions / "bin"
+
+
+def _binary(name: str) -> Path:
+    path = envtest_bin_dir() / name
+    if not path.exists():
+        raise ServerError(f"{path} is missing: run `make envtest-bin`")
+    return path
+
+
+@dataclass
+class _Process:
+    """One child process with its log file."""
+
+    command: list[str]
+    log_file: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _end_process(self.process, [signal.SIGTERM], 20.0)
+            self.process = None
+
+
+def _etcd(data_dir: Path) -> tuple[_Process, str]:
+    client_url = f"http://{HOST}:{free_port()}"
+    peer_url = f"http://{HOST}:{free_port()}"
+    command = [
+        str(_binary("etcd")),
+        "--name", "envtest",
+        "--data-dir", str(data_dir / "etcd"),
+        "--listen-client-urls", client_url,
+        "--advertise-client-urls", client_url,
+        "--listen-peer-urls", peer_url,
+        "--initial-advertise-peer-urls", peer_url,
+        "--initial-cluster", f"envtest={peer_url}",
+        "--unsafe-no-fsync",
+        "--log-level", "warn",
+    ]  # fmt: skip
+    return _Process(command, data_dir / "etcd.log"), client_url
+
+
+def _openssl(*args: str) -> None:
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ServerError(f"openssl {' '.join(args)} failed: {done.stderr}")
+
+
+def _service_account_keys(directory: Path) -> tuple[Path, Path]:
+    """A fresh RSA key pair that signs and verifies ServiceAccount tokens."""
+    private, public = directory / "sa.key", directory / "sa.pub"
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+             "-out", str(private))  # fmt: skip
+    _openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
+    return private, public
+
+
+@dataclass
+class ControlPlane:
+    """A running etcd + kube-apiserver pair and the admin credentials to reach them."""
+
+    base_dir: Path
+    port: int
+    admin_token: str
+    etcd: _Process
+    apiserver: _Process
+    ca_file: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The apiserver writes a self-signed serving certificate (and its CA) on start.
+        self.ca_file = self.base_dir / "certs" / "apiserver.crt"
+
+    @property
+    def server(self) -> str:
+        return f"https://{HOST}:{self.port}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.base_dir / "kubeconfig"
+
+    def kubeconfig(self, token: str, user: str) -> dict[str, Any]:
+        """A kubeconfig for this API server, authenticating with `token`."""
+        ca_data = base64.b64encode(self.ca_file.read_bytes()).decode()
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "envtest",
+                    "cluster": {"server": self.server, "certificate-authority-data": ca_data},
+                }
+            ],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": user, "context": {"cluster": "envtest", "user": user}}],
+            "current-context": user,
+        }
+
+    def write_kubeconfig(self, path: Path, token: str, user: str) -> Path:
+        path.write_text(yaml.safe_dump(self.kubeconfig(token, user)))
+        return path
+
+    def ready(self) -> bool:
+        if not self.ca_file.exists():
+            return False
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        request = urllib.request.Request(
+            f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError, ssl.SSLError):
+            return False
+
+    def admin(self) -> Rest:
+        return Rest(self.server, self.admin_token, self.ca_file)
+
+    def stop(self) -> None:
+        self.apiserver.stop()
+        self.etcd.stop()
+
+
+def _apiserver_command(base_dir: Path, port: int, etcd_url: str) -> list[str]:
+    private, public = _service_account_keys(base_dir)
+    return [
+        str(_binary("kube-apiserver")),
+        "--etcd-servers", etcd_url,
+        "--bind-address", HOST,
+        "--advertise-address", HOST,
+        "--secure-port", str(port),
+        "--cert-dir", str(base_dir / "certs"),
+        "--service-account-issuer", f"https://{HOST}:{port}",
+        "--service-account-key-file", str(public),
+        "--service-account-signing-key-file", str(private),
+        "--authorization-mode", "RBAC",
+        "--service-cluster-ip-range", SERVICE_CLUSTER_IP_RANGE,
+        "--token-auth-file", str(base_dir / "tokens.csv"),
+        "--allow-privileged=true",
+        # Kubernetes' own slow-request protection only delays a single test client.
+        "--enable-priority-and-fairness=false",
+    ]  # fmt: skip
+
+
+class ApiError(Exception):
+    """The API server refused a request: its HTTP status and Status object."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"{status}: {body.get('message', body)}")
+        self.status = status
+        self.body = body
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message", ""))
+
+
+@dataclass
+class Rest:
+    """A plain JSON client of one API server with one bearer token (the tests' client)."""
+
+    server: str
+    token: str
+    ca_file: Path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.server + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type},
+        )
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
+                result: dict[str, Any] = json.loads(response.read() or b"{}")
+                return result
+        except urllib.error.HTTPError as exc:
+            raise ApiError(exc.code, json.loads(exc.read() or b"{}")) from None
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        try:
+            return self.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", path, body)
+
+    def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", path, body, "application/merge-patch+json")
+
+    def delete(self, path: str) -> None:
+        try:
+            self.request("DELETE", path)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+
+def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
+    """Start etcd and kube-apiserver with data under `base_dir`; return when /readyz is 200."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    admin_token = secrets.token_hex(16)
+    (base_dir / "tokens.csv").write_text(f'{admin_token},{ADMIN_USER},1,"system:masters"\n')
+    etcd, etcd_url = _etcd(base_dir)
+    etcd_process = etcd.start()
+    try:
+        for attempt in range(START_ATTEMPTS):
+            port = free_port()
+            apiserver = _Process(_apiserver_command(base_dir, port, etcd_url),
+                                 base_dir / "kube-apiserver.log")  # fmt: skip
+            plane = ControlPlane(base_dir, port, admin_token, etcd, apiserver)
+            process = apiserver.start()
+            try:
+                _wait_until(plane.ready, process, f"kube-apiserver on port {port}",
+                            apiserver.log_file, timeout)  # fmt: skip
+            except ServerError:
+                apiserver.stop()
+                if etcd_process.poll() is not None or attempt + 1 == START_ATTEMPTS:
+                    raise
+                continue
+            plane.write_kubeconfig(plane.kubeconfig_path, admin_token, ADMIN_USER)
+            return plane
+    except BaseException:
+        etcd.stop()
+        raise
+    raise AssertionError("unreachable")

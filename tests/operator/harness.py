@@ -1,0 +1,179 @@
+"""Helpers for the operator tests: API clients, Market manifests, the operator as a process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tests.kube import Rest
+from tests.servers import free_port
+from xch.market import API_GROUP, API_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "charts" / "exchange" / "crds" / "markets.exchange.dev.yaml"
+RBAC_FILE = ROOT / "charts" / "exchange" / "files" / "operator-rbac.yaml"
+EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
+PLURAL = "markets"
+
+T = TypeVar("T")
+
+
+def market_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    """The btc-usd example renamed, its spec fields overridden by `spec` (None removes one)."""
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    data["metadata"] = {"name": name}
+    for key, value in spec.items():
+        if value is None:
+            data["spec"].pop(key, None)
+        else:
+            data["spec"][key] = value
+    return data
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
+    """Poll `probe` until it returns something other than None or False."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last is not None and last is not False:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached in {timeout} s (last: {last!r})")
+
+
+def markets_path(namespace: str, name: str | None = None) -> str:
+    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
+def deployment_path(namespace: str, name: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+
+
+@dataclass
+class Kube:
+    """The admin's view of the test cluster, with Market and Deployment helpers."""
+
+    rest: Rest
+
+    def create_namespace(self, name: str) -> None:
+        self.rest.create("/api/v1/namespaces", {"metadata": {"name": name}})
+
+    def create_market(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self.rest.create(markets_path(namespace), manifest)
+
+    def get_market(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.rest.get(markets_path(namespace, name))
+
+    def patch_market(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.rest.patch(markets_path(namespace, name), patch)
+
+    def delete_market(self, namespace: str, name: str) -> None:
+        self.rest.delete(markets_path(namespace, name))
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.rest.get(deployment_path(namespace, name))
+
+    def set_ready(self, namespace: str, name: str, ready: int = 1) -> None:
+        """Play the kubelet and the Deployment controller: report `ready` ready replicas."""
+        live = self.rest.request("GET", deployment_path(namespace, name))
+        status = {
+            "observedGeneration": live["metadata"]["generation"],
+            "replicas": 1,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "updatedReplicas": 1,
+        }
+        self.rest.patch(deployment_path(namespace, name) + "/status", {"status": status})
+
+    def status(self, namespace: str, name: str) -> dict[str, Any]:
+        market = self.get_market(namespace, name) or {}
+        status: dict[str, Any] = market.get("status") or {}
+        return status
+
+    def conditions(self, namespace: str, name: str) -> dict[str, str]:
+        found = self.status(namespace, name).get("conditions") or []
+        return {condition["type"]: condition["status"] for condition in found}
+
+    def wait_conditions(
+        self, namespace: str, name: str, timeout: float = 30.0, **expected: str
+    ) -> dict[str, str]:
+        """Wait until the Market's conditions include `expected` (type=status); return all."""
+
+        def probe() -> dict[str, str] | None:
+            conditions = self.conditions(namespace, name)
+            matched = all(conditions.get(kind) == value for kind, value in expected.items())
+            return conditions if matched else None
+
+        return wait_for(probe, timeout, f"{name} conditions {expected}")
+
+    def wait_phase(self, namespace: str, name: str, phase: str, timeout: float = 30.0) -> None:
+        wait_for(lambda: self.status(namespace, name).get("phase") == phase, timeout,
+                 f"{name} phase {phase}")  # fmt: skip
+
+
+@dataclass
+class OperatorProcess:
+    """`python -m xch_operator` as a child process, watching one namespace."""
+
+    kubeconfig: Path
+    namespace: str
+    redis_url: str
+    postgres_dsn: str
+    log_file: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    health_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "EXCHANGE_OPERATOR_NAMESPACES": f'["{self.namespace}"]',
+            "EXCHANGE_OPERATOR_REDIS_URL": self.redis_url,
+            "EXCHANGE_OPERATOR_POSTGRES_DSN": self.postgres_dsn,
+            "EXCHANGE_OPERATOR_DRIFT_SECONDS": "3",
+            "EXCHANGE_OPERATOR_RETRY_SECONDS": "0.5",
+            "EXCHANGE_OPERATOR_HEALTH_HOST": "127.0.0.1",
+            "EXCHANGE_OPERATOR_HEALTH_PORT": str(self.health_port),
+            "EXCHANGE_OPERATOR_METRICS_PORT": str(self.metrics_port),
+            **self.extra_env,
+        }
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "xch_operator"],
+                cwd=ROOT,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """kill -9, and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_file.read_text(errors="replace")[-chars:]

@@ -1,0 +1,151 @@
+"""A Market's life with a real engine process: halted by spec, deleted with orders resting.
+
+No kubelet runs here, so the test plays it: it starts `python -m engine` with the manifest
+from the ConfigMap the operator made, and reports the Deployment ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio
+
+from engine.gateway import Gateway
+from tests.engine_service.harness import EngineProcess, load_rules, place, read_events
+from tests.operator.harness import Kube, OperatorProcess, market_manifest, wait_for
+from tests.servers import RedisServer
+from xch import keys
+from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, MarketState, OrderDone, Place
+
+USER = "alice"
+DEPOSIT = 1_000_000_000  # 1000 USD in minor units (scale 6)
+
+
+async def _wait(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await probe():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+@pytest.fixture
+async def engines(tmp_path: Path) -> AsyncIterator[list[EngineProcess]]:
+    """Engine processes a test starts; terminated at its end."""
+    started: list[EngineProcess] = []
+    try:
+        yield started
+    finally:
+        for engine in started:
+            engine.terminate()
+
+
+async def start_engine(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    redis_server: RedisServer,
+    directory: Path,
+    engines: list[EngineProcess],
+) -> EngineProcess:
+    """Run the engine as its Pod would: from the operator's ConfigMap, then report ready."""
+    configmap = wait_for(
+        lambda: kube.rest.get(f"/api/v1/namespaces/{namespace}/configmaps/market-{name}"),
+        what="ConfigMap",
+    )
+    manifest = directory / f"{name}.yaml"
+    manifest.write_text(configmap["data"]["market.yaml"])
+    engine = EngineProcess(manifest, redis_server.url, directory / f"engine-{name}.log")
+    engines.append(engine)
+    engine.start()
+    await engine.wait_ready()
+    kube.set_ready(namespace, f"engine-{name}")
+    return engine
+
+
+async def test_trading_halt_reaches_the_engine(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    engines: list[EngineProcess],
+    tmp_path: Path,
+) -> None:
+    kube.create_market(namespace, market_manifest("btc-usd", marketMaker={"enabled": False}))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="True", StorageReady="True")
+    await start_engine(kube, namespace, "btc-usd", redis_server, tmp_path, engines)
+    kube.wait_phase(namespace, "btc-usd", "Ready")
+
+    async def trading_states() -> list[str]:
+        events = await read_events(redis_client, "btc-usd")
+        return [event.trading for event in events if isinstance(event, MarketState)]
+
+    kube.patch_market(namespace, "btc-usd", {"spec": {"trading": "Halted"}})
+
+    async def halted() -> bool:
+        return await trading_states() == ["Halted"]
+
+    await _wait(halted, "the engine halted")
+    kube.wait_phase(namespace, "btc-usd", "Halted")
+
+    kube.patch_market(namespace, "btc-usd", {"spec": {"trading": "Enabled"}})
+
+    async def resumed() -> bool:
+        return await trading_states() == ["Halted", "Enabled"]
+
+    await _wait(resumed, "the engine resumed")
+    kube.wait_phase(namespace, "btc-usd", "Ready")
+
+
+@pytest.mark.parametrize("on_delete", ["Retain", "Delete"])
+async def test_delete_unlocks_funds_and_keeps_history_as_told(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    pg_conn: asyncpg.Connection,
+    engines: list[EngineProcess],
+    tmp_path: Path,
+    on_delete: str,
+) -> None:
+    kube.create_market(namespace, market_manifest("btc-usd", retention={"onDelete": on_delete}))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="True", StorageReady="True")
+    engine = await start_engine(kube, namespace, "btc-usd", redis_server, tmp_path, engines)
+    rules = load_rules(engine.manifest)
+    gateway = Gateway(redis_client)
+    await gateway.deposit(USER, "USD", DEPOSIT)
+    order = Place(order_id="o1", user=USER, side=BUY, type=LIMIT,
+                  price=rules.price_to_ticks("30000.00"), qty=rules.qty_to_lots("0.0100"),
+                  quote_qty=0, tif=GTC, stp=DEFAULT_STP, locked=0)  # fmt: skip
+    assert await place(gateway, rules, order) is not None
+
+    async def resting() -> bool:
+        return (await gateway.balances(USER))["USD"].locked == 300_000_000
+
+    await _wait(resting, "the order resting with 300 USD locked")
+
+    kube.delete_market(namespace, "btc-usd")
+    wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, timeout=30,
+             what=f"finalizer released\n{operator.log_tail()}")  # fmt: skip
+
+    usd = (await gateway.balances(USER))["USD"]
+    assert (usd.free, usd.locked) == (DEPOSIT, 0)
+    assert kube.deployment(namespace, "engine-btc-usd") is None
+    assert kube.deployment(namespace, "mm-btc-usd") is None
+    assert not await redis_client.hexists(keys.MARKETS, "btc-usd")
+    row = await pg_conn.fetchrow("SELECT deleted_at FROM markets WHERE name = 'btc-usd'")
+    if on_delete == "Retain":
+        assert row is not None and row["deleted_at"] is not None
+        done = [e for e in await read_events(redis_client, "btc-usd") if isinstance(e, OrderDone)]
+        assert [(e.order_id, e.reason) for e in done] == [("o1", "market_closed")]
+    else:
+        assert row is None
+        assert not await redis_client.exists(keys.market_events("btc-usd"))

@@ -1,0 +1,163 @@
+"""The operator against a real API server, Redis and PostgreSQL: create, drift, spec changes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import redis.asyncio
+
+from tests.operator.harness import Kube, OperatorProcess, market_manifest, wait_for
+from xch import keys
+from xch.market import Market
+from xch.schemas import Command, SetTrading
+from xch.wire import FIELD_COMMAND, decode_command
+from xch_operator.resources import CONFIG_HASH
+
+
+def _ready_all(kube: Kube, namespace: str, name: str, mm: bool = True) -> None:
+    wait_for(lambda: kube.deployment(namespace, f"engine-{name}"), what="engine Deployment")
+    kube.set_ready(namespace, f"engine-{name}")
+    if mm:
+        wait_for(lambda: kube.deployment(namespace, f"mm-{name}"), what="mm Deployment")
+        kube.set_ready(namespace, f"mm-{name}")
+
+
+def _template_hash(kube: Kube, namespace: str, deployment: str) -> str:
+    live = kube.deployment(namespace, deployment) or {}
+    value: str = live["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH]
+    return value
+
+
+async def test_create_provisions_everything(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    redis_client: redis.asyncio.Redis,
+    pg_conn: asyncpg.Connection,
+) -> None:
+    created = kube.create_market(namespace, market_manifest("btc-usd"))
+    uid = created["metadata"]["uid"]
+    conditions = kube.wait_conditions(namespace, "btc-usd", QueueReady="True",
+                                      StorageReady="True")  # fmt: skip
+    assert conditions["EngineReady"] == "False"
+    assert kube.status(namespace, "btc-usd")["phase"] == "Degraded"
+
+    for path in (
+        f"/api/v1/namespaces/{namespace}/configmaps/market-btc-usd",
+        f"/api/v1/namespaces/{namespace}/services/engine-btc-usd",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments/engine-btc-usd",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments/mm-btc-usd",
+    ):
+        child = kube.rest.get(path)
+        assert child is not None, path
+        owners = child["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["uid"], o["controller"]) for o in owners] == [("Market", uid, True)]
+    engine = kube.deployment(namespace, "engine-btc-usd") or {}
+    assert engine["spec"]["replicas"] == 1
+    assert engine["spec"]["strategy"]["type"] == "Recreate"
+
+    entry = await redis_client.hget(keys.MARKETS, "btc-usd")
+    assert entry is not None
+    assert Market.from_registry_entry(entry).spec.tick_size == "0.01"
+    assert await redis_client.exists(keys.market_input("btc-usd"))
+    groups = await redis_client.xinfo_groups(keys.market_events("btc-usd"))
+    assert [group["name"] for group in groups] == [keys.DBPROC_GROUP.encode()]
+    row = await pg_conn.fetchrow("SELECT base_asset, deleted_at FROM markets WHERE name = $1",
+                                 "btc-usd")  # fmt: skip
+    assert row is not None and row["base_asset"] == "BTC" and row["deleted_at"] is None
+
+    _ready_all(kube, namespace, "btc-usd")
+    kube.wait_phase(namespace, "btc-usd", "Ready")
+    status = kube.status(namespace, "btc-usd")
+    generation = kube.get_market(namespace, "btc-usd")["metadata"]["generation"]  # type: ignore[index]
+    assert status["observedGeneration"] == generation
+    assert all(c["status"] == "True" and c["observedGeneration"] == generation
+               for c in status["conditions"])  # fmt: skip
+
+
+async def test_drift_is_repaired(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    kube.create_market(namespace, market_manifest("eth-usd"))
+    kube.wait_conditions(namespace, "eth-usd", QueueReady="True", StorageReady="True")
+    configmap = f"/api/v1/namespaces/{namespace}/configmaps/market-eth-usd"
+    original = (kube.rest.get(configmap) or {})["data"]
+
+    kube.rest.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/engine-eth-usd")
+    kube.rest.patch(configmap, {"data": {"market.yaml": "edited by hand"}})
+    await redis_client.hdel(keys.MARKETS, "eth-usd")
+
+    wait_for(lambda: kube.deployment(namespace, "engine-eth-usd"), what="engine put back")
+    wait_for(lambda: (kube.rest.get(configmap) or {}).get("data") == original,
+             what="ConfigMap put back")  # fmt: skip
+    for _ in range(100):
+        if await redis_client.hexists(keys.MARKETS, "eth-usd"):
+            break
+        await asyncio.sleep(0.1)
+    assert await redis_client.hexists(keys.MARKETS, "eth-usd"), "registry entry put back"
+
+
+async def test_spec_changes_roll_only_what_they_affect(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    kube.create_market(namespace, market_manifest("sol-usd"))
+    kube.wait_conditions(namespace, "sol-usd", QueueReady="True", StorageReady="True")
+    engine, mm = (
+        _template_hash(kube, namespace, "engine-sol-usd"),
+        _template_hash(kube, namespace, "mm-sol-usd"),
+    )
+
+    kube.patch_market(namespace, "sol-usd", {"spec": {"fees": {"takerBps": 25}}})
+    wait_for(lambda: _template_hash(kube, namespace, "engine-sol-usd") != engine,
+             what="engine rolled by a fee change")  # fmt: skip
+    assert _template_hash(kube, namespace, "mm-sol-usd") == mm
+    engine = _template_hash(kube, namespace, "engine-sol-usd")
+
+    kube.patch_market(namespace, "sol-usd", {"spec": {"marketMaker": {"spreadBps": 40}}})
+    wait_for(lambda: _template_hash(kube, namespace, "mm-sol-usd") != mm,
+             what="mm rolled by a marketMaker change")  # fmt: skip
+    assert _template_hash(kube, namespace, "engine-sol-usd") == engine
+
+    kube.patch_market(namespace, "sol-usd", {"spec": {"trading": "Halted"}})
+    commands = await _wait_commands(redis_client, "sol-usd", 1)
+    assert commands == [SetTrading(trading="Halted")]
+    entry = await redis_client.hget(keys.MARKETS, "sol-usd")
+    assert entry is not None and Market.from_registry_entry(entry).spec.trading == "Halted"
+    assert _template_hash(kube, namespace, "engine-sol-usd") == engine
+
+    kube.patch_market(namespace, "sol-usd", {"spec": {"marketMaker": {"enabled": False}}})
+    wait_for(lambda: kube.deployment(namespace, "mm-sol-usd") is None, what="mm deleted")
+    kube.set_ready(namespace, "engine-sol-usd")
+    kube.wait_phase(namespace, "sol-usd", "Halted")
+    assert kube.conditions(namespace, "sol-usd")["MarketMakerReady"] == "True"
+
+
+async def test_scale_disagreement_is_refused(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    kube.create_market(namespace, market_manifest("btc-usd"))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="True")
+    kube.create_market(namespace, market_manifest("btc-eur", base={"asset": "BTC", "scale": 6},
+                                                  quote={"asset": "EUR", "scale": 6}))  # fmt: skip
+    kube.wait_conditions(namespace, "btc-eur", QueueReady="False")
+    condition = next(c for c in kube.status(namespace, "btc-eur")["conditions"]
+                     if c["type"] == "QueueReady")  # fmt: skip
+    assert condition["reason"] == "ScaleConflict"
+    assert "BTC has scale 8 in market btc-usd, not 6" in condition["message"]
+    assert not await redis_client.hexists(keys.MARKETS, "btc-eur")
+
+
+async def _wait_commands(
+    client: redis.asyncio.Redis, market: str, count: int, timeout: float = 30
+) -> list[Command]:
+    """The first `count` commands in the market's input stream, once there are that many."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entries: Any = await client.xrange(keys.market_input(market))
+        if len(entries) >= count:
+            return [decode_command(fields[FIELD_COMMAND]) for _, fields in entries[:count]]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} commands in {market}'s input")
