@@ -18,7 +18,7 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://exchange@127.0.0.1:5432/exchange"
-    jwt_secret: str = Field(min_length=16, validation_alias="EXCHANGE_JWT_SECRET")
+    jwt_secret: str = Field(min_length=32, validation_alias="EXCHANGE_JWT_SECRET")
     access_ttl_seconds: int = Field(default=900, ge=10)
     refresh_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     instance: str = Field(default_factory=lambda: f"api-{secrets.token_hex(6)}")

@@ -17,12 +17,15 @@ from tests.servers import PostgresServer, start_redis
 from xch import keys
 from xch.market import Market
 
-# Two markets sharing the quote asset, each with an engine; one halted market without one.
+# Two markets sharing the quote asset, each with an engine; a halted market; and a market
+# whose engine is not running (its commands wait in its input: the api answers 202).
 MARKETS = (
     ("btc-usd", "BTC", "Enabled"),
     ("eth-usd", "ETH", "Enabled"),
     ("sol-usd", "SOL", "Halted"),
+    ("ada-usd", "ADA", "Enabled"),
 )
+ENGINES = 2
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def stack(
             create_database(postgres_server.url, f"api_{secrets.token_hex(4)}")
         )
         asyncio.run(prepare_database(database_url, manifests))
-        for path in manifests[:2]:
+        for path in manifests[:ENGINES]:
             engine = EngineProcess(path, redis_server.url, directory / f"{path.stem}.log")
             engine.start()
             engines.append(engine)
