@@ -83,6 +83,7 @@ class MarketFeed:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.last_update_id = 0
+        self._snapshot: tuple[int, bytes] | None = None
         self.synced = False
         self.last_trade: tuple[int, int, int, int, int] | None = None
         self.recent: deque[tuple[int, int, int, int, int]] = deque(maxlen=RECENT_TRADES)
@@ -100,6 +101,7 @@ class MarketFeed:
         """Replace the book with the depth key's value and send every depth subscriber a
         fresh snapshot (the first load sends nothing: there is nobody yet)."""
         value = DepthKey(0, [], []) if raw is None else msgspec.msgpack.decode(raw, type=DepthKey)
+        self._snapshot = None
         self.bids = dict(value.bids)
         self.asks = dict(value.asks)
         self.last_update_id = value.last_update_id
@@ -108,6 +110,12 @@ class MarketFeed:
         self.synced = True
 
     def depth_snapshot(self) -> bytes:
+        """Rendered once per book state: many clients may ask for it at once (a resync)."""
+        if self._snapshot is None or self._snapshot[0] != self.last_update_id:
+            self._snapshot = (self.last_update_id, self._render_snapshot())
+        return self._snapshot[1]
+
+    def _render_snapshot(self) -> bytes:
         bids = sorted(self.bids.items(), reverse=True)[: self.depth_levels]
         asks = sorted(self.asks.items())[: self.depth_levels]
         payload = self.render.depth_snapshot(self.last_update_id, bids, asks)

@@ -65,8 +65,8 @@ class Hub:
         return topic in self.topics
 
     def subscribe(self, client: Client, stream: Stream) -> bool:
-        """False if the client already had it."""
-        if stream.name in client.streams:
+        """False if the client already had it (or was cut off)."""
+        if stream.name in client.streams or client.cut_off.is_set():
             return False
         client.streams[stream.name] = stream
         self.topics.setdefault(topic_of(stream, client.user), set()).add(client)

@@ -145,6 +145,7 @@ class Service:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
                         await self.apply_entry(feed, last_id, fields)
+                        await asyncio.sleep(0)  # let the senders write between batches
             except (RedisError, OSError) as exc:
                 log.warning("reading %s failed: %s", key, exc)
                 await asyncio.sleep(self.settings.retry_seconds)

@@ -131,6 +131,8 @@ class WsClient:
     async def recv(self, timeout: float = 10) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.connection.recv(), timeout)
         message: dict[str, Any] = orjson.loads(raw)
+        if "stream" in message:
+            message["_at"] = time.time()  # when it arrived, for latency checks
         return message
 
     async def request(self, method: str, params: Any = None, timeout: float = 10) -> dict[str, Any]:
