@@ -44,7 +44,12 @@ def test_defaults_are_filled_in(kube: Kube, market_crd: None, namespace: str) ->
     assert spec["fees"] == {"makerBps": 10, "takerBps": 20}
     assert spec["trading"] == "Enabled"
     assert spec["klines"] == {"intervals": ["1m", "5m", "1h", "1d"]}
-    assert spec["marketMaker"] == {"enabled": False, "spreadBps": 20, "levels": 5}
+    assert spec["marketMaker"] == {
+        "enabled": False,
+        "spreadBps": 20,
+        "levels": 5,
+        "levelSpacingBps": 10,
+    }
     assert spec["retention"] == {"onDelete": "Retain"}
     assert spec["minNotional"] == "0"
     assert Market.model_validate({"metadata": {"name": "defaults"}, "spec": spec}).spec == (
