@@ -94,10 +94,12 @@ def test_invalid_markets_are_refused(
 
 VALID: list[tuple[str, dict[str, Any]]] = [
     ("example", {}),
+    # The example's market-maker sizes fit its own grid only, hence a plain marketMaker here.
     ("product-whole", {"quote": {"asset": "USD", "scale": 0}, "tickSize": "0.5",
-                       "lotSize": "2", "minNotional": "1"}),
+                       "lotSize": "2", "minNotional": "1", "marketMaker": {"enabled": False}}),
     ("trailing-zeros", {"tickSize": "0.0100", "lotSize": "0.00010000"}),
-    ("integers", {"tickSize": "1", "lotSize": "1", "base": {"asset": "ETH", "scale": 0}}),
+    ("integers", {"tickSize": "1", "lotSize": "1", "base": {"asset": "ETH", "scale": 0},
+                  "marketMaker": {"enabled": False}}),
 ]  # fmt: skip
 
 
