@@ -80,14 +80,15 @@ $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
+# The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`).
 up: deps-system $(STAMP)
-	$(PYTHON) scripts/localstack.py up
+	$(BIN)/exchange up
 
-down:
-	$(PYTHON) scripts/localstack.py down
+down: $(STAMP)
+	$(BIN)/exchange down
 
-status:
-	$(PYTHON) scripts/localstack.py status
+status: $(STAMP)
+	$(BIN)/exchange status
 
 # Removes the virtualenv and caches; keeps .state/ (the local stack's data).
 clean:

@@ -87,4 +87,5 @@ def parse_settings() -> Settings:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     uvloop.run(main(parse_settings()))

@@ -79,7 +79,7 @@ async def start_trader(api_url: str, number: int, books: list[MarketInfo], seed:
     await client.sign_in_or_up(f"demo-trader-{number}@example.com", f"demo-password-{number}")
     key, secret = await client.create_api_key("traders", ["read", "trade"])
     client.use_key(key, secret)
-    funds = {b.base: "10" for b in books} | {b.quote: "300000" for b in books}
+    funds = {b.base: "10" for b in books} | {b.quote: "100000" for b in books}
     for asset, amount in funds.items():
         await client.faucet(asset, amount)
     return Trader(client, random.Random(seed * 1000 + number), books)
@@ -118,5 +118,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     names = [name for name in args.markets.split(",") if name]
     uvloop.run(main(args.api_url, names, args.users, args.rate, args.seed))

@@ -1,45 +1,34 @@
-"""The local stack: Redis and PostgreSQL as plain processes, with their data under .state/.
+"""Redis and PostgreSQL for the local stack, as plain processes, data under the state
+directory (`.state/`, or EXCHANGE_STATE_DIR).
 
-    python3 scripts/localstack.py up [redis|postgres|engines ...]     # start what is not running
-    python3 scripts/localstack.py down [redis|postgres|engines ...]   # stop what is running
-    python3 scripts/localstack.py status
-
-With nothing named, up and down act on all. Both are idempotent. `engines` runs one
-`python -m engine` per examples/markets/NAME.yaml (from .venv; health on 127.0.0.1:8081 and
-up, in file order), with its log in .state/log/engine-NAME.log.
-
-Redis listens on 127.0.0.1:6379 (EXCHANGE_REDIS_PORT) with AOF on, appendfsync everysec.
-PostgreSQL 15 listens on 127.0.0.1:5432 (EXCHANGE_PG_PORT), database `exchange`, superuser
-`exchange`, trust authentication on loopback. When run as root both servers run as the
-system user `exchange`, created if missing, which owns their directories under .state/.
-Only the standard library is used, so this runs before the virtualenv exists.
+Redis listens on 127.0.0.1:6379 (EXCHANGE_REDIS_PORT) with AOF on, appendfsync everysec
+(EXCHANGE_REDIS_APPENDFSYNC=always for fsync on every write). PostgreSQL 15 listens on
+127.0.0.1:5432 (EXCHANGE_PG_PORT), database `exchange`, superuser `exchange`, trust
+authentication on loopback. When run as root both servers run as the system user `exchange`,
+created if missing, which owns their directories. `exchange up` / `exchange down`
+(launcher/cli.py) use this module; only the standard library is used.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".state"
+STATE = Path(os.environ.get("EXCHANGE_STATE_DIR", ROOT / ".state")).resolve()
 HOST = "127.0.0.1"
 SERVICE_USER = "exchange"
 PG_SUPERUSER = "exchange"
 PG_DATABASE = "exchange"
-SERVERS = ("redis", "postgres", "engines")
-NOT_BUILT = "api, ws, dbproc, mm, operator, frontend"
-MARKETS = ROOT / "examples" / "markets"
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-ENGINE_HEALTH_PORT = 8081
+SERVERS = ("redis", "postgres")
 
 
 class StackError(RuntimeError):
@@ -125,7 +114,7 @@ def _say(message: str) -> None:
 
 
 def _rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
+    return os.path.relpath(path, Path.cwd()) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _run(
@@ -365,151 +354,47 @@ def pg_down(layout: Layout) -> None:
 # Engines: one `python -m engine` per examples/markets/NAME.yaml -----------------------------
 
 
-def _engine_markets() -> list[Path]:
-    return sorted(MARKETS.glob("*.yaml"))
-
-
-def _engine_pidfile(layout: Layout, manifest: Path) -> Path:
-    return STATE / "run" / f"engine-{manifest.stem}.pid"
-
-
-def _engine_pid(layout: Layout, manifest: Path) -> int | None:
-    pidfile = _engine_pidfile(layout, manifest)
-    try:
-        pid = int(pidfile.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _pid_alive(pid) else None
-
-
-def engines_up(layout: Layout) -> list[str]:
-    """Start the engine of every example market that is not running; lines for the summary."""
-    if not VENV_PYTHON.exists():
-        raise StackError(f"{_rel(VENV_PYTHON)} is missing: run `make venv` (make up does)")
-    (STATE / "run").mkdir(exist_ok=True)
-    lines = []
-    for n, manifest in enumerate(_engine_markets()):
-        market = manifest.stem
-        log = layout.log_dir / f"engine-{market}.log"
-        port = ENGINE_HEALTH_PORT + n
-        if _engine_pid(layout, manifest) is None:
-            with log.open("ab") as out:
-                process = subprocess.Popen(
-                    [str(VENV_PYTHON), "-m", "engine", "--market", market, "--manifest",
-                     str(manifest), "--redis-url", layout.redis_url, "--health-port", str(port)],
-                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-            _engine_pidfile(layout, manifest).write_text(str(process.pid))
-        lines.append(
-            f"  engine      {market}: health http://{HOST}:{port}/readyz   log {_rel(log)}"
-        )
-    return lines
-
-
-def engines_down(layout: Layout) -> None:
-    for manifest in _engine_markets():
-        pid = _engine_pid(layout, manifest)
-        if pid is None:
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        _engine_pidfile(layout, manifest).unlink(missing_ok=True)
-        _say(f"stopped the engine of {manifest.stem}")
-
-
 # Commands ---------------------------------------------------------------------------------
 
 
 def _prepare(layout: Layout) -> None:
-    STATE.mkdir(exist_ok=True)
+    STATE.mkdir(parents=True, exist_ok=True)
     _ensure_user(layout)
     _own_dir(layout.log_dir, layout)
     _check_reachable(layout)
 
 
-def up(layout: Layout, servers: list[str]) -> None:
+def up(layout: Layout, servers: Sequence[str] = SERVERS) -> list[str]:
+    """Start the servers that are not running; lines describing them for the summary."""
     _prepare(layout)
     lines = []
     if "redis" in servers:
         redis_up(layout)
         lines += [
-            f"  Redis       {layout.redis_url}   AOF on, appendfsync {layout.appendfsync}",
-            f"              data {_rel(layout.redis_dir)}/   log {_rel(layout.redis_log)}",
+            f"redis       {layout.redis_url}   AOF on, appendfsync {layout.appendfsync}",
+            f"            data {_rel(layout.redis_dir)}/   log {_rel(layout.redis_log)}",
         ]
     if "postgres" in servers:
         pg_up(layout)
         lines += [
-            f"  PostgreSQL  {layout.pg_url}",
-            f"              data {_rel(layout.pg_data)}/   log {_rel(layout.pg_log)}",
+            f"postgres    {layout.pg_url}",
+            f"            data {_rel(layout.pg_data)}/   log {_rel(layout.pg_log)}",
         ]
-    if "engines" in servers:
-        lines += engines_up(layout)
-    who = f"servers as user {layout.run_as}" if layout.run_as else "as the current user"
-    body = "\n".join(lines)
-    print(
-        f"""
-Local stack is up ({who}):
-{body}
-The other components ({NOT_BUILT}) are not built yet.
-Data in .state/ survives `make down`.""",
-        flush=True,
-    )
+    return lines
 
 
-def down(layout: Layout, servers: list[str]) -> None:
+def down(layout: Layout, servers: Sequence[str] = SERVERS) -> None:
     if not STATE.exists():
-        _say("nothing to stop (.state/ does not exist)")
+        _say("nothing to stop (the state directory does not exist)")
         return
-    if "engines" in servers:
-        engines_down(layout)
     if "redis" in servers:
         redis_down(layout)
     if "postgres" in servers:
         pg_down(layout)
 
 
-def status(layout: Layout) -> None:
+def status_lines(layout: Layout) -> list[str]:
     pid = redis_pid(layout)
     redis_state = f"running (pid {pid}) on {HOST}:{layout.redis_port}" if pid else "stopped"
     pg_state = f"running on {HOST}:{layout.pg_port}" if pg_running(layout) else "stopped"
-    print(f"Redis:      {redis_state}\nPostgreSQL: {pg_state}", flush=True)
-    for manifest in _engine_markets():
-        engine_pid = _engine_pid(layout, manifest)
-        state = f"running (pid {engine_pid})" if engine_pid else "stopped"
-        print(f"Engine {manifest.stem}: {state}", flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument(
-        "servers",
-        nargs="*",
-        metavar="redis|postgres|engines",
-        help="up/down only these (default: all)",
-    )
-    args = parser.parse_args(argv)
-    servers: list[str] = args.servers or list(SERVERS)
-    unknown = sorted(set(servers) - set(SERVERS))
-    if unknown:
-        parser.error(f"unknown server {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
-    layout = make_layout()
-    try:
-        if args.command == "up":
-            up(layout, servers)
-        elif args.command == "down":
-            down(layout, servers)
-        else:
-            status(layout)
-    except StackError as error:
-        print(f"localstack: error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return [f"redis       {redis_state}", f"postgres    {pg_state}"]

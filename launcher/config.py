@@ -1,0 +1,78 @@
+"""Where the local stack lives and listens: one place for every port, URL and secret."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher import servers
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def _secret(path: Path, length: int = 32) -> str:
+    """A secret made once and kept in the state directory, so restarts agree on it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(length))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    layout: servers.Layout
+    state: Path
+    api_port: int
+    ws_port: int
+    dbproc_port: int
+    engine_base_port: int
+    mm_base_port: int
+
+    @classmethod
+    def from_env(cls) -> LocalConfig:
+        return cls(
+            layout=servers.make_layout(),
+            state=servers.STATE,
+            api_port=_port("EXCHANGE_API_PORT", 8000),
+            ws_port=_port("EXCHANGE_WS_PORT", 8090),
+            dbproc_port=_port("EXCHANGE_DBPROC_HEALTH_PORT", 8091),
+            engine_base_port=_port("EXCHANGE_ENGINE_BASE_PORT", 8101),
+            mm_base_port=_port("EXCHANGE_MM_BASE_PORT", 8201),
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return self.layout.redis_url
+
+    @property
+    def database_url(self) -> str:
+        return self.layout.pg_url
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{servers.HOST}:{self.api_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{servers.HOST}:{self.ws_port}/ws"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.layout.log_dir
+
+    @property
+    def jwt_secret(self) -> str:
+        return _secret(self.state / "secrets" / "jwt-secret")
+
+    @property
+    def mm_password(self) -> str:
+        return _secret(self.state / "secrets" / "mm-password", 16)
