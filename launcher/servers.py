@@ -351,9 +351,6 @@ def pg_down(layout: Layout) -> None:
     _say("PostgreSQL stopped")
 
 
-# Engines: one `python -m engine` per examples/markets/NAME.yaml -----------------------------
-
-
 # Commands ---------------------------------------------------------------------------------
 
 
