@@ -17,6 +17,7 @@ from dbproc.config import Settings
 from dbproc.consumer import Entry, GroupReader, consume
 from dbproc.rows import Units
 from dbproc.writer import Batch, store_funds, store_market_batches
+from engine.scripts import as_text
 from storage.klines import compute_ticker
 from xch import keys
 from xch.market import Market
@@ -115,6 +116,7 @@ class Dbproc:
         consumer: its last events (the close) may still be on the way."""
         assert self.group is not None
         entries = await self.client.hgetall(keys.MARKETS)
+        await self._forget_dropped({as_text(name) for name in entries})
         for entry in entries.values():
             try:
                 market = Market.from_registry_entry(entry)
@@ -128,6 +130,14 @@ class Dbproc:
             task = self.group.create_task(self._consume_market(market.name))
             self.markets[market.name] = MarketState(market, Units.of(market), task)
             log.info("dbproc: consuming %s", market.name)
+
+    async def _forget_dropped(self, registered: set[str]) -> None:
+        """Stop consuming a market that left the registry and whose events stream is gone
+        (`retention.onDelete: Delete`): there is nothing left to store."""
+        for name in [name for name in self.markets if name not in registered]:
+            if not await self.client.exists(keys.market_events(name)):
+                self.markets.pop(name).task.cancel()
+                log.info("dbproc: %s was deleted; stopped consuming it", name)
 
     async def _consume_market(self, name: str) -> None:
         async def store(entries: list[Entry]) -> None:

@@ -125,13 +125,7 @@ async def test_kill_and_postgres_outage_lose_and_duplicate_nothing(
     await run_load(load, 300)
     await assert_stored_exactly_once(redis_client, database, load)
     assert dbproc.running()
-    _, metrics = await http_get(dbproc.health_port, "/metrics")
-    failures = [
-        line
-        for line in metrics.decode().splitlines()
-        if line.startswith("dbproc_store_errors_total")
-    ]
-    assert failures and float(failures[0].split()[1]) > 0, "the outage was never noticed"
+    assert await store_errors(dbproc) > 0, "the outage was never noticed"
 
 
 async def test_ticker_is_kept_in_redis(
@@ -154,3 +148,32 @@ async def test_ticker_is_kept_in_redis(
     tick = Decimal(MARKET.spec.tick_size)
     assert Decimal(ticker.last) == trades[-1].price * tick
     assert Decimal(ticker.high) == max(t.price for t in trades) * tick
+
+
+async def store_errors(dbproc: DbprocProcess) -> float:
+    _, metrics = await http_get(dbproc.health_port, "/metrics")
+    for line in metrics.decode().splitlines():
+        if line.startswith("dbproc_store_errors_total"):
+            return float(line.split()[1])
+    raise AssertionError("no dbproc_store_errors_total metric")
+
+
+async def test_a_dropped_market_is_no_longer_consumed(
+    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis, database: str
+) -> None:
+    load = Load(redis_client, RULES, seed=23, users=5)
+    await load.fund()
+    dbproc = stack()
+    await dbproc.wait_ready()
+    await run_load(load, 50)
+    await wait_stored(redis_client, database, MARKET.name)
+    await redis_client.hdel(keys.MARKETS, MARKET.name)
+    await redis_client.delete(keys.market_events(MARKET.name))
+    for _ in range(100):
+        if "stopped consuming" in dbproc.log_file.read_text():
+            break
+        await asyncio.sleep(0.1)
+    assert "btc-usd was deleted; stopped consuming it" in dbproc.log_file.read_text()
+    errors = await store_errors(dbproc)
+    await asyncio.sleep(1.5)
+    assert await store_errors(dbproc) == errors
