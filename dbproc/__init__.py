@@ -1,4 +1,8 @@
-"""The database processor: it reads each market's events stream through a consumer group and
-writes trades, orders, ledger entries and klines to PostgreSQL idempotently, acking an entry
-only after its transaction has committed.
+"""The database processor: stores every engine event and every deposit and withdrawal in
+PostgreSQL, exactly once, and keeps each market's 24-hour ticker in Redis.
+
+`rows` turns events into table rows (pure), `writer` stores one read of stream entries in one
+transaction, `consumer` reads a stream through the `dbproc` consumer group and acknowledges
+only what is committed, `tickers` refreshes the tickers, `service` runs all of them for every
+market in the registry.
 """

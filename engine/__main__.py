@@ -15,35 +15,19 @@ from typing import Any
 
 import redis.asyncio
 import uvloop
-import yaml
 
 from engine.config import Settings
 from engine.metrics import EngineMetrics, serve_health
+from engine.registry import load_market
 from engine.service import EngineService
-from xch import keys
-from xch.market import Market
 
 log = logging.getLogger("engine")
-
-
-async def load_market(settings: Settings, client: redis.asyncio.Redis) -> Market:
-    if settings.manifest is not None:
-        market = Market.model_validate(yaml.safe_load(settings.manifest.read_text()))
-        if market.name != settings.market:
-            raise SystemExit(f"{settings.manifest} is {market.name!r}, not {settings.market!r}")
-        return market
-    while True:
-        entry = await client.hget(keys.MARKETS, settings.market)
-        if entry is not None:
-            return Market.from_registry_entry(entry)
-        log.warning("market %s is not in the registry yet; waiting", settings.market)
-        await asyncio.sleep(1)
 
 
 async def main(settings: Settings) -> None:
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     try:
-        market = await load_market(settings, client)
+        market = await load_market(settings.market, settings.manifest, client)
         rules = market.rules()
         metrics = EngineMetrics(rules.name)
         service = EngineService(

@@ -6,10 +6,17 @@ recovered (503 before); /metrics the Prometheus text format.
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Renders(Protocol):
+    """Anything that renders its metrics in the Prometheus text format."""
+
+    def render(self) -> bytes: ...
 
 
 class EngineMetrics:
@@ -54,9 +61,10 @@ class EngineMetrics:
 
 
 async def serve_health(
-    host: str, port: int, metrics: EngineMetrics, is_ready: Callable[[], bool]
+    host: str, port: int, metrics: Renders, is_ready: Callable[[], bool]
 ) -> asyncio.Server:
-    """Start the endpoint; the caller closes the returned server."""
+    """Start the endpoint (any process's: dbproc serves its own metrics through it too); the
+    caller closes the returned server."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

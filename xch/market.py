@@ -65,9 +65,16 @@ class Klines(_Model):
 
 
 class MarketMaker(_Model):
+    """The market maker's quoting: `levels` orders a side, the innermost `spreadBps` apart
+    around the fair price, each further level `levelSpacingBps` out, `orderSize` (base) each
+    (the smallest size above minNotional if unset), holding at most `maxInventory` base."""
+
     enabled: bool = False
     spread_bps: int = Field(default=20, ge=1, le=5000, alias="spreadBps")
     levels: int = Field(default=5, ge=1, le=50)
+    level_spacing_bps: int = Field(default=10, ge=1, le=5000, alias="levelSpacingBps")
+    order_size: str | None = Field(default=None, pattern=DECIMAL_PATTERN, alias="orderSize")
+    max_inventory: str | None = Field(default=None, pattern=DECIMAL_PATTERN, alias="maxInventory")
     reference_price: str | None = Field(
         default=None, pattern=DECIMAL_PATTERN, alias="referencePrice"
     )
@@ -120,7 +127,23 @@ class MarketSpec(_Model):
             raise ValueError(
                 f"minNotional must be a whole number of {self.quote.asset} minor units"
             ) from exc
+        self._market_maker_amounts_fit(lot)
         return self
+
+    def _market_maker_amounts_fit(self, lot: Decimal) -> None:
+        size, inventory = self.market_maker.order_size, self.market_maker.max_inventory
+        try:
+            if size is not None and to_units(size, lot) == 0:
+                raise ValueError("marketMaker.orderSize must be positive")
+        except AmountError as exc:
+            raise ValueError("marketMaker.orderSize must be a whole number of lots") from exc
+        try:
+            if inventory is not None:
+                to_units(inventory, minor_unit(self.base.scale))
+        except AmountError as exc:
+            raise ValueError(
+                f"marketMaker.maxInventory must be a whole number of {self.base.asset} minor units"
+            ) from exc
 
 
 class Metadata(BaseModel):

@@ -6,12 +6,13 @@ well), so a periodic drift check costs reads, not writes. A child whose builder 
 deleted. A child of the same name that this Market does not own is refused, never taken over.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from xch_operator.kube import KubeClient, resource_path
+from xch_operator.kube import KubeClient, KubeError, resource_path
 
 PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
 
@@ -22,10 +23,12 @@ class NotOurs(kopf.PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one child: created, updated, deleted or unchanged."""
+    """What happened to one child (created, updated, deleted or unchanged), and the object
+    as it now is (None: it does not exist)."""
 
     key: str
     action: str
+    live: dict[str, Any] | None
 
 
 def child_path(kind: str, namespace: str, name: str) -> str:
@@ -65,14 +68,14 @@ async def ensure_child(
         raise NotOurs(f"{key} exists and is not owned by this Market")
     if desired is None:
         if live is None:
-            return Outcome(key, "unchanged")
+            return Outcome(key, "unchanged", None)
         await kube.delete(path)
-        return Outcome(key, "deleted")
+        return Outcome(key, "deleted", None)
     kopf.adopt(desired, owner=owner)
     if live is not None and is_subset(desired, live):
-        return Outcome(key, "unchanged")
-    await kube.apply(path, desired)
-    return Outcome(key, "created" if live is None else "updated")
+        return Outcome(key, "unchanged", live)
+    applied = await kube.apply(path, desired)
+    return Outcome(key, "created" if live is None else "updated", applied)
 
 
 async def ensure_children(
@@ -87,3 +90,31 @@ async def delete_children(kube: KubeClient, namespace: str, keys: list[str]) -> 
     for key in keys:
         kind, name = key.split("/", 1)
         await kube.delete(child_path(kind, namespace, name))
+
+
+StatusEdit = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def update_status(kube: KubeClient, path: str, edit: StatusEdit, attempts: int = 5) -> None:
+    """Re-read the object, compute its new status with `edit(live object)`, and patch the
+    status subresource only if it changed, guarded by resourceVersion (a conflict re-reads
+    and tries again). Status writers thus never overwrite each other's conditions."""
+    for _ in range(attempts):
+        live = await kube.get(path)
+        if live is None:
+            return
+        current = live.get("status") or {}
+        status = edit(live)
+        if all(current.get(key) == value for key, value in status.items()):
+            return
+        version = live["metadata"]["resourceVersion"]
+        try:
+            await kube.merge_patch(
+                f"{path}/status", {"metadata": {"resourceVersion": version}, "status": status}
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                continue
+            raise
+        return
+    raise kopf.TemporaryError(f"status of {path} kept changing under us", delay=1)

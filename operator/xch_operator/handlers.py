@@ -22,12 +22,12 @@ import pydantic
 import redis.asyncio
 import redis.exceptions
 
-from xch.market import API_GROUP, API_VERSION, Market, Trading
+from xch.market import API_GROUP, API_VERSION, KIND, Market, Trading
 from xch_operator import provisioning, resources
-from xch_operator.apply import delete_children, ensure_children
+from xch_operator.apply import delete_children, ensure_children, update_status
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
-from xch_operator.kube import KubeClient
+from xch_operator.kube import KubeClient, resource_path
 from xch_operator.metrics import instrumented
 from xch_operator.status import (
     DELETING,
@@ -44,6 +44,7 @@ RESOURCE = (API_GROUP, API_VERSION, PLURAL)
 FINALIZER = f"{API_GROUP}/finalizer"
 CLOSE_ANNOTATION = f"{API_GROUP}/close-entry"
 MEMO_KEY = "xch"
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,10 @@ class Context:
     def lock(self, body: kopf.Body) -> asyncio.Lock:
         """One lock per Market: Kopf runs the drift timer concurrently with the change
         handlers, and two reconciles of one Market must not interleave."""
-        return self.locks.setdefault(body.metadata.uid or "", asyncio.Lock())
+        return self.lock_of(body.metadata.uid or "")
+
+    def lock_of(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
 
 
 def context(memo: kopf.Memo) -> Context:
@@ -76,13 +80,31 @@ def market_of(body: kopf.Body) -> Market:
         raise kopf.PermanentError(f"invalid Market: {exc}") from exc
 
 
-def _status_dict(body: kopf.Body) -> dict[str, Any]:
-    return dict(body.status)
+def market_path(namespace: str, name: str) -> str:
+    return resource_path(f"{API_GROUP}/{API_VERSION}", PLURAL, namespace, name)
+
+
+async def write_status(
+    ctx: Context, namespace: str, name: str, checks: dict[str, Check], generation: int | None
+) -> None:
+    """Merge `checks` into the Market's conditions and recompute its phase, on a fresh read
+    under the Market's lock. `generation` None: the generation last reconciled."""
+
+    def edit(live: dict[str, Any]) -> dict[str, Any]:
+        current = live.get("status") or {}
+        observed = generation
+        if observed is None:
+            observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
+        trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
+        return market_status(current, checks, observed, trading)
+
+    await update_status(ctx.kube, market_path(namespace, name), edit)
 
 
 async def _queue_check(ctx: Context, market: Market) -> Check:
     try:
-        await provisioning.provision_queue(ctx.redis, market)
+        if not await provisioning.queue_exists(ctx.redis, market):
+            await provisioning.provision_queue(ctx.redis, market)
     except provisioning.ScaleConflict as exc:
         return Check.failed("ScaleConflict", str(exc))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -107,27 +129,22 @@ async def _storage_check(ctx: Context, market: Market, body: kopf.Body) -> Check
 
 
 async def _children_checks(ctx: Context, market: Market, body: kopf.Body) -> dict[str, Check]:
-    namespace = body.metadata.namespace
-    assert namespace is not None
     outcomes = await ensure_children(ctx.kube, body, resources.build_children(market, ctx.images))
     for outcome in outcomes:
         if outcome.action != "unchanged":
             kopf.info(body, reason=outcome.action.capitalize(), message=outcome.key)
-    engine = await ctx.kube.get(
-        f"/apis/apps/v1/namespaces/{namespace}/deployments/{resources.engine_name(market.name)}"
-    )
+    live = {outcome.key: outcome.live for outcome in outcomes}
+    engine = live[f"Deployment/{resources.engine_name(market.name)}"]
     checks = {ENGINE_READY: deployment_check(engine, "engine")}
     if market.spec.market_maker.enabled:
-        mm = await ctx.kube.get(
-            f"/apis/apps/v1/namespaces/{namespace}/deployments/{resources.mm_name(market.name)}"
-        )
+        mm = live[f"Deployment/{resources.mm_name(market.name)}"]
         checks[MM_READY] = deployment_check(mm, "market maker")
     else:
         checks[MM_READY] = Check.ok("Disabled", "spec.marketMaker.enabled is false")
     return checks
 
 
-async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     ctx = context(memo)
     market = market_of(body)
     checks = {QUEUE_READY: await _queue_check(ctx, market)}
@@ -136,7 +153,7 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
         checks[STORAGE_READY] = storage
     checks.update(await _children_checks(ctx, market, body))
     generation = int(body.metadata.get("generation", 0))
-    patch.status.update(market_status(_status_dict(body), checks, generation, market.spec.trading))
+    await write_status(ctx, body.metadata.namespace or "", market.name, checks, generation)
     queue = checks[QUEUE_READY]
     if queue.reason == "ScaleConflict":
         raise kopf.PermanentError(queue.message)
@@ -163,8 +180,8 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
     ctx = context(memo)
     name = body.metadata.name or ""
     namespace = body.metadata.namespace or ""
-    patch.status["phase"] = DELETING
-    patch.status["phaseReason"] = "Finalizing"
+    deleting = {"phase": DELETING, "phaseReason": "Finalizing"}
+    await update_status(ctx.kube, market_path(namespace, name), lambda live: deleting)
     entry = body.metadata.annotations.get(CLOSE_ANNOTATION)
     if entry is None:
         await provisioning.set_trading(ctx.redis, name, Trading.HALTED.value)
@@ -183,6 +200,30 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
     if on_delete.value == "Delete":
         await provisioning.drop_queue(ctx.redis, name)
     kopf.info(body, reason="Deleted", message=f"closed; history {on_delete.value.lower()}ed")
+
+
+async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    """EngineReady and MarketMakerReady follow their Deployment's ready replicas as they
+    change, without waiting for the drift timer."""
+    owner = next((ref for ref in body.metadata.get("ownerReferences") or []
+                  if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
+    component = body.metadata.labels.get("app.kubernetes.io/name")
+    if owner is None or component not in ("engine", "mm"):
+        return
+    ctx = context(memo)
+    namespace = body.metadata.namespace or ""
+    live = None if event.get("type") == "DELETED" else dict(body)
+    market = await ctx.kube.get(market_path(namespace, owner["name"]))
+    if market is None or market["metadata"].get("deletionTimestamp"):
+        return
+    if component == "engine":
+        checks = {ENGINE_READY: deployment_check(live, "engine")}
+    elif market["spec"].get("marketMaker", {}).get("enabled"):
+        checks = {MM_READY: deployment_check(live, "market maker")}
+    else:
+        return
+    async with ctx.lock_of(owner["uid"]):
+        await write_status(ctx, namespace, owner["name"], checks, None)
 
 
 def _child_keys(name: str) -> list[str]:
@@ -239,9 +280,9 @@ def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:
     backoff = settings.retry_seconds
 
     @instrumented("reconcile")
-    async def on_reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    async def on_reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         async with context(memo).lock(body):
-            await reconcile(body, patch, memo)
+            await reconcile(body, memo)
 
     @instrumented("trading")
     async def on_trading(
@@ -263,9 +304,18 @@ def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:
         cause(*RESOURCE, registry=registry, backoff=backoff, id="reconcile")(on_reconcile)
     kopf.on.field(*RESOURCE, field="spec.trading", registry=registry, backoff=backoff,
                   id="trading")(on_trading)  # fmt: skip
-    kopf.timer(*RESOURCE, interval=settings.drift_seconds, registry=registry, backoff=backoff,
-               id="drift")(on_reconcile)  # fmt: skip
+    kopf.timer(*RESOURCE, interval=settings.drift_seconds, initial_delay=settings.drift_seconds,
+               registry=registry, backoff=backoff, id="drift")(on_reconcile)  # fmt: skip
     kopf.on.delete(*RESOURCE, registry=registry, backoff=backoff, id="delete")(on_delete)
+
+    @instrumented("deployment")
+    async def on_deployment(
+        body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo, **_: Any
+    ) -> None:
+        await deployment_changed(body, event, memo)
+
+    kopf.on.event("apps", "v1", "deployments", labels={MANAGED_LABEL: resources.MANAGED_BY},
+                  registry=registry)(on_deployment)  # fmt: skip
     memo = kopf.Memo()
     memo[f"{MEMO_KEY}.settings"] = settings
     return memo

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +17,12 @@ from engine.gateway import Gateway
 from engine.risk import lock_amount
 from engine.scripts import as_text
 from tests.servers import free_port
+from tests.services import ROOT, ServiceProcess
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.schemas import BUY, Event, Place
 from xch.wire import FIELD_EVENT, decode_events
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
 
 
@@ -44,7 +41,7 @@ def load_rules(manifest: Path) -> MarketRules:
 
 
 @dataclass
-class EngineProcess:
+class EngineProcess(ServiceProcess):
     """`python -m engine` as a child process, with its own health port and log file."""
 
     manifest: Path
@@ -58,86 +55,18 @@ class EngineProcess:
     def market(self) -> str:
         return load_rules(self.manifest).name
 
-    def start(self) -> None:
-        environment = {**os.environ, **self.env}
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "engine",
-                    "--market",
-                    self.market,
-                    "--manifest",
-                    str(self.manifest),
-                    "--redis-url",
-                    self.redis_url,
-                    "--health-port",
-                    str(self.health_port),
-                ],
-                cwd=ROOT,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        """kill -9, and reap it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def terminate(self, timeout: float = 10) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    async def ready(self) -> bool:
-        return await http_status(self.health_port, "/readyz") == 200
-
-    async def wait_ready(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise AssertionError(f"engine exited: {self.log_file.read_text()[-3000:]}")
-            if await self.ready():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(
-            f"engine not ready in {timeout} s: {self.log_file.read_text()[-3000:]}"
-        )
-
-
-async def http_get(port: int, path: str) -> tuple[int, bytes]:
-    """(status, body) of GET `path` on 127.0.0.1:`port`; (0, b"") if nothing answers."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
-    except (OSError, TimeoutError):
-        return 0, b""
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        await writer.drain()
-        response = await asyncio.wait_for(reader.read(), 2)
-    except (OSError, TimeoutError):
-        return 0, b""
-    finally:
-        writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    return (int(status_line[1]) if len(status_line) > 1 else 0), body
-
-
-async def http_status(port: int, path: str) -> int:
-    return (await http_get(port, path))[0]
+    def arguments(self) -> list[str]:
+        return [
+            "engine",
+            "--market",
+            self.market,
+            "--manifest",
+            str(self.manifest),
+            "--redis-url",
+            self.redis_url,
+            "--health-port",
+            str(self.health_port),
+        ]
 
 
 async def read_events(client: redis.asyncio.Redis, market: str) -> list[Event]:

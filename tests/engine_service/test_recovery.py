@@ -20,7 +20,6 @@ from engine.snapshot import engine_state, load_engine
 from engine.store import MarketStore, Snapshot, stream_id_key
 from tests.engine_service.harness import (
     EngineProcess,
-    http_get,
     load_rules,
     read_events,
     wait_applied,
@@ -33,6 +32,7 @@ from tests.engine_service.load import (
     trades_after,
     verify,
 )
+from tests.services import http_get
 from xch import keys
 from xch.schemas import (
     BUY,

@@ -13,12 +13,12 @@ from engine.gateway import Gateway
 from engine.replay import ReplaySession
 from tests.engine_service.harness import (
     EngineProcess,
-    http_get,
     load_rules,
     place,
     read_events,
     wait_applied,
 )
+from tests.services import http_get
 from xch import keys
 from xch.schemas import (
     BUY,

@@ -143,7 +143,7 @@ class OperatorProcess:
             "EXCHANGE_OPERATOR_NAMESPACES": f'["{self.namespace}"]',
             "EXCHANGE_OPERATOR_REDIS_URL": self.redis_url,
             "EXCHANGE_OPERATOR_POSTGRES_DSN": self.postgres_dsn,
-            "EXCHANGE_OPERATOR_DRIFT_SECONDS": "2",
+            "EXCHANGE_OPERATOR_DRIFT_SECONDS": "3",
             "EXCHANGE_OPERATOR_RETRY_SECONDS": "0.5",
             "EXCHANGE_OPERATOR_HEALTH_HOST": "127.0.0.1",
             "EXCHANGE_OPERATOR_HEALTH_PORT": str(self.health_port),

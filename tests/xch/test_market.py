@@ -327,3 +327,18 @@ def test_tick_times_lot_is_checked_exactly() -> None:
     )
     with pytest.raises(ValidationError, match="tickSize x lotSize must be a whole number"):
         Market.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("maker", "message"),
+    [
+        ({"orderSize": "0.00015"}, "orderSize must be a whole number of lots"),
+        ({"orderSize": "0"}, "orderSize must be positive"),
+        ({"maxInventory": "0.000000001"}, "maxInventory must be a whole number of BTC"),
+    ],
+)
+def test_market_maker_amounts_must_fit_the_grid(maker: dict[str, str], message: str) -> None:
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["spec"]["marketMaker"].update(maker)
+    with pytest.raises(ValidationError, match=message):
+        Market.model_validate(manifest)

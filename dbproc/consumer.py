@@ -1,0 +1,125 @@
+"""Reading a stream through the `dbproc` consumer group, acknowledging only what is stored.
+
+A consumer first re-reads its own pending entries (read before a crash, never acknowledged),
+then takes over entries other consumers left pending too long, then reads new ones. Storing
+is retried with backoff until it succeeds: an entry is never acknowledged unstored.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import ResponseError
+
+from xch.keys import DBPROC_GROUP
+
+log = logging.getLogger("dbproc")
+
+Entry = tuple[str, dict[bytes, bytes]]
+"""A stream entry: its id and its fields (empty if the entry was trimmed away)."""
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+
+
+def _entries(raw: Any) -> list[Entry]:
+    return [(entry_id.decode(), _fields(flat)) for entry_id, flat in raw or []]
+
+
+class GroupReader:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        stream: str,
+        consumer: str,
+        count: int,
+        block_ms: int,
+        claim_idle_ms: int,
+    ) -> None:
+        # Replies are parsed here, the same way for RESP2 and RESP3.
+        self.raw = redis.asyncio.Redis(connection_pool=client.connection_pool)
+        for command in ("XREADGROUP", "XAUTOCLAIM"):
+            self.raw.response_callbacks.pop(command, None)
+        self.stream = stream
+        self.consumer = consumer
+        self.count = count
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.own_pending = True
+        self.next_claim = 0.0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.raw.xgroup_create(self.stream, DBPROC_GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def read(self) -> list[Entry]:
+        if self.own_pending:
+            entries = await self._read_group("0", block=False)
+            self.own_pending = bool(entries)
+            if entries:
+                return entries
+        if time.monotonic() >= self.next_claim:
+            self.next_claim = time.monotonic() + self.claim_idle_ms / 1000
+            claimed = await self._claim()
+            if claimed:
+                return claimed
+        return await self._read_group(">", block=True)
+
+    async def _read_group(self, after: str, block: bool) -> list[Entry]:
+        arguments: list[Any] = ["GROUP", DBPROC_GROUP, self.consumer, "COUNT", self.count]
+        if block:
+            arguments += ["BLOCK", self.block_ms]
+        reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
+            "XREADGROUP", *arguments, "STREAMS", self.stream, after
+        )
+        if not reply:
+            return []
+        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+        streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
+        return _entries(streams[0])
+
+    async def _claim(self) -> list[Entry]:
+        reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
+            "XAUTOCLAIM", self.stream, DBPROC_GROUP, self.consumer, self.claim_idle_ms, "0-0",
+            "COUNT", self.count,
+        )  # fmt: skip
+        return _entries(reply[1])
+
+    async def ack(self, entries: list[Entry]) -> None:
+        await self.raw.xack(self.stream, DBPROC_GROUP, *[entry_id for entry_id, _ in entries])
+
+
+async def consume(
+    reader: GroupReader,
+    store: Callable[[list[Entry]], Awaitable[None]],
+    retry_max_seconds: float,
+    on_error: Callable[[], None],
+) -> None:
+    """Read, store, acknowledge, forever; every failure is retried with backoff."""
+    delay = 0.05
+    ready = False
+    while True:
+        try:
+            if not ready:
+                await reader.ensure_group()
+                ready = True
+            entries = await reader.read()
+            if entries:
+                await store(entries)
+                await reader.ack(entries)
+            delay = 0.05
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            on_error()
+            reader.own_pending = True  # what failed is pending: read it again first
+            log.exception("dbproc: %s failed; retrying in %.2f s", reader.stream, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_max_seconds)

@@ -1,0 +1,206 @@
+"""The database processor: one consumer per market in the registry (markets added later are
+picked up), one for the funds stream, and the ticker refresher."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+import redis.asyncio
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from dbproc.config import Settings
+from dbproc.consumer import Entry, GroupReader, consume
+from dbproc.rows import Units
+from dbproc.writer import Batch, store_funds, store_market_batches
+from storage.klines import compute_ticker
+from xch import keys
+from xch.market import Market
+from xch.marketdata import encode_ticker
+from xch.money import minor_unit
+from xch.schemas import Funds
+from xch.wire import FIELD_EVENT, decode_events
+
+StoreFn = Callable[[list[Entry]], Awaitable[None]]
+
+log = logging.getLogger("dbproc")
+TICKER_REFRESH_SECONDS = 30.0
+"""A ticker is recomputed at least this often: trades also leave its 24-hour window."""
+
+
+class DbprocMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.batches = Counter(
+            "dbproc_batches_stored", "Stream entries stored", ["stream"], registry=self.registry
+        )
+        self.trades = Counter(
+            "dbproc_trades_stored", "Trades stored", ["market"], registry=self.registry
+        )
+        self.errors = Counter(
+            "dbproc_store_errors", "Failed reads or stores (retried)", registry=self.registry
+        )
+        self.store_seconds = Histogram(
+            "dbproc_store_seconds",
+            "Time to store one read of entries",
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass
+class MarketState:
+    market: Market
+    units: Units
+    task: "asyncio.Task[None]"
+    trades_since_ticker: bool = True
+    ticker_at: float = field(default=0.0)
+
+
+class Dbproc:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.asyncio.Redis,
+        pool: asyncpg.Pool,
+        metrics: DbprocMetrics,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.pool = pool
+        self.metrics = metrics
+        self.markets: dict[str, MarketState] = {}
+        self.ready = False
+        self.group: asyncio.TaskGroup | None = None
+
+    def _reader(self, stream: str) -> GroupReader:
+        s = self.settings
+        return GroupReader(
+            self.client, stream, s.consumer, s.read_count, s.block_ms, s.claim_idle_ms
+        )
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            self.group = group
+            await self._watch_registry_once()
+            group.create_task(self._consume(keys.FUNDS, self._store_funds))
+            group.create_task(self._watch_registry())
+            group.create_task(self._refresh_tickers())
+            self.ready = True
+
+    async def _consume(self, stream: str, store: StoreFn) -> None:
+        await consume(
+            self._reader(stream), store, self.settings.retry_max_seconds, self.metrics.errors.inc
+        )
+
+    # ---- markets ------------------------------------------------------------------------
+
+    async def _watch_registry(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registry_poll_seconds)
+            try:
+                await self._watch_registry_once()
+            except (redis.exceptions.RedisError, OSError):
+                log.warning("dbproc: cannot read the market registry", exc_info=True)
+
+    async def _watch_registry_once(self) -> None:
+        """Start a consumer for each new market. A market that leaves the registry keeps its
+        consumer: its last events (the close) may still be on the way."""
+        assert self.group is not None
+        entries = await self.client.hgetall(keys.MARKETS)
+        for entry in entries.values():
+            try:
+                market = Market.from_registry_entry(entry)
+            except ValueError:
+                log.error("dbproc: unreadable registry entry %r", entry)
+                continue
+            known = self.markets.get(market.name)
+            if known is not None:
+                known.market, known.units = market, Units.of(market)
+                continue
+            task = self.group.create_task(self._consume_market(market.name))
+            self.markets[market.name] = MarketState(market, Units.of(market), task)
+            log.info("dbproc: consuming %s", market.name)
+
+    async def _consume_market(self, name: str) -> None:
+        async def store(entries: list[Entry]) -> None:
+            await self._store_market(name, entries)
+
+        await self._consume(keys.market_events(name), store)
+
+    async def _store_market(self, name: str, entries: list[Entry]) -> None:
+        state = self.markets[name]
+        batches = [Batch(decode_events(fields[FIELD_EVENT])) for _, fields in entries if fields]
+        lost = len(entries) - len(batches)
+        if lost:
+            log.error("dbproc: %d entries of %s were trimmed before being stored", lost, name)
+        started = time.perf_counter()
+        async with self.pool.acquire() as conn:
+            trades = await store_market_batches(conn, name, state.units, batches)
+        self.metrics.store_seconds.observe(time.perf_counter() - started)
+        self.metrics.batches.labels(name).inc(len(entries))
+        if trades:
+            self.metrics.trades.labels(name).inc(trades)
+            state.trades_since_ticker = True
+
+    # ---- funds --------------------------------------------------------------------------
+
+    def _asset_unit(self, asset: str) -> Decimal:
+        for state in self.markets.values():
+            for spec in (state.market.spec.base, state.market.spec.quote):
+                if spec.asset == asset:
+                    return minor_unit(spec.scale)
+        raise LookupError(f"asset {asset} is in no market of the registry")
+
+    async def _store_funds(self, entries: list[Entry]) -> None:
+        movements = []
+        for entry_id, fields in entries:
+            if not fields:
+                log.error("dbproc: funds entry %s was trimmed before being stored", entry_id)
+                continue
+            asset = fields[b"a"].decode()
+            funds = Funds(
+                market="",
+                seq=int(fields[b"s"]),
+                input_id=entry_id,
+                ts=int(fields[b"t"]),
+                user=fields[b"u"].decode(),
+                asset=asset,
+                amount=int(fields[b"n"]),
+            )
+            movements.append((funds, fields[b"r"].decode(), self._asset_unit(asset)))
+        async with self.pool.acquire() as conn:
+            await store_funds(conn, movements)
+        self.metrics.batches.labels(keys.FUNDS).inc(len(entries))
+
+    # ---- tickers ------------------------------------------------------------------------
+
+    async def _refresh_tickers(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ticker_seconds)
+            for name, state in list(self.markets.items()):
+                stale = time.monotonic() - state.ticker_at >= TICKER_REFRESH_SECONDS
+                if not (state.trades_since_ticker or stale):
+                    continue
+                try:
+                    await self._refresh_ticker(name, state)
+                except (asyncpg.PostgresError, OSError, redis.exceptions.RedisError):
+                    log.warning("dbproc: ticker of %s not refreshed", name, exc_info=True)
+
+    async def _refresh_ticker(self, name: str, state: MarketState) -> None:
+        state.trades_since_ticker = False
+        state.ticker_at = time.monotonic()
+        intervals = state.market.spec.klines.intervals
+        async with self.pool.acquire() as conn:
+            ticker = await compute_ticker(conn, name, intervals, datetime.now(UTC))
+        if ticker is None:
+            await self.client.delete(keys.market_ticker(name))
+        else:
+            await self.client.set(keys.market_ticker(name), encode_ticker(ticker))

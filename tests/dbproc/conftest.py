@@ -1,0 +1,3 @@
+from tests.storage.conftest import database, db
+
+__all__ = ["database", "db"]

@@ -1,0 +1,156 @@
+"""dbproc against a real engine, Redis and PostgreSQL: exactly once through kill -9 and a
+PostgreSQL outage; tickers in Redis."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio
+import yaml
+
+from storage.klines import provision_on
+from tests.dbproc.harness import DbprocProcess, stream_events, wait_stored
+from tests.engine_service.harness import EXAMPLE, EngineProcess, load_rules
+from tests.engine_service.load import Load
+from tests.servers import PostgresServer, RedisServer
+from tests.services import http_get
+from xch import keys
+from xch.market import Market
+from xch.marketdata import decode_ticker
+from xch.schemas import OrderAccepted, OrderDone, OrderRejected, Trade
+
+MARKET = Market.model_validate(yaml.safe_load(EXAMPLE.read_text()))
+RULES = load_rules(EXAMPLE)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[EngineProcess | DbprocProcess]]:
+    started: list[EngineProcess | DbprocProcess] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.kill()
+
+
+@pytest.fixture
+async def stack(
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    database: str,
+    tmp_path: Path,
+    processes: list[EngineProcess | DbprocProcess],
+) -> AsyncIterator[Callable[[], DbprocProcess]]:
+    """A registered, running engine for btc-usd, and a starter of dbproc processes."""
+    await redis_client.hset(keys.MARKETS, MARKET.name, MARKET.registry_entry())
+    conn = await asyncpg.connect(database)
+    try:
+        await provision_on(conn, MARKET)
+    finally:
+        await conn.close()
+    engine = EngineProcess(EXAMPLE, redis_server.url, tmp_path / "engine.log")
+    engine.start()
+    processes.append(engine)
+    await engine.wait_ready()
+
+    def start_dbproc() -> DbprocProcess:
+        dbproc = DbprocProcess(redis_server.url, database, tmp_path / "dbproc.log")
+        dbproc.start()
+        processes.append(dbproc)
+        return dbproc
+
+    yield start_dbproc
+
+
+async def run_load(load: Load, commands: int) -> None:
+    stop = asyncio.Event()
+    await load.run(stop, limit=len(load.submitted) + commands)
+
+
+async def assert_stored_exactly_once(
+    client: redis.asyncio.Redis, database: str, load: Load
+) -> None:
+    await wait_stored(client, database, MARKET.name)
+    events = await stream_events(client, MARKET.name)
+    conn = await asyncpg.connect(database)
+    try:
+        spans = await conn.fetch(
+            "SELECT first_seq, last_seq FROM stored_batches WHERE market = $1 ORDER BY 1",
+            MARKET.name,
+        )
+        expected_next = 1
+        for first, last in spans:
+            assert first == expected_next, "a gap or an overlap in the stored seqs"
+            expected_next = last + 1
+        assert expected_next == events[-1].seq + 1
+        trade_ids = [r[0] for r in await conn.fetch("SELECT trade_id FROM trades ORDER BY 1")]
+        assert trade_ids == [e.trade_id for e in events if isinstance(e, Trade)]
+        order_seqs = [r[0] for r in await conn.fetch("SELECT seq FROM order_events ORDER BY 1")]
+        kinds = OrderAccepted | OrderRejected | OrderDone
+        assert order_seqs == [e.seq for e in events if isinstance(e, kinds)]
+        deposits = await conn.fetchval("SELECT count(*) FROM transfers WHERE amount > 0")
+        assert deposits == len(load.deposits)
+        unbalanced = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM journal GROUP BY market, seq, asset "
+            "HAVING sum(free_delta + locked_delta) <> 0) AS t"
+        )
+        assert unbalanced == 0
+    finally:
+        await conn.close()
+
+
+async def test_kill_and_postgres_outage_lose_and_duplicate_nothing(
+    stack: Callable[[], DbprocProcess],
+    redis_client: redis.asyncio.Redis,
+    database: str,
+    postgres_server: PostgresServer,
+) -> None:
+    load = Load(redis_client, RULES, seed=21, users=20)
+    await load.fund()
+    dbproc = stack()
+    await dbproc.wait_ready()
+    await run_load(load, 600)
+    dbproc.kill()  # mid-stream: some entries read, not acknowledged
+    await run_load(load, 600)
+    dbproc = stack()
+    await dbproc.wait_ready()
+    await run_load(load, 300)
+    postgres_server.stop()
+    await run_load(load, 600)
+    await asyncio.sleep(1.0)  # dbproc retries against a database that is gone
+    postgres_server.start()
+    await run_load(load, 300)
+    await assert_stored_exactly_once(redis_client, database, load)
+    assert dbproc.running()
+    _, metrics = await http_get(dbproc.health_port, "/metrics")
+    failures = [
+        line
+        for line in metrics.decode().splitlines()
+        if line.startswith("dbproc_store_errors_total")
+    ]
+    assert failures and float(failures[0].split()[1]) > 0, "the outage was never noticed"
+
+
+async def test_ticker_is_kept_in_redis(
+    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis, database: str
+) -> None:
+    load = Load(redis_client, RULES, seed=22, users=10)
+    await load.fund()
+    stack()
+    await run_load(load, 400)
+    await wait_stored(redis_client, database, MARKET.name)
+    trades = [e for e in await stream_events(redis_client, MARKET.name) if isinstance(e, Trade)]
+    assert trades
+    for _ in range(100):
+        raw = await redis_client.get(keys.market_ticker(MARKET.name))
+        ticker = decode_ticker(raw) if raw else None
+        if ticker is not None and ticker.count == len(trades):
+            break
+        await asyncio.sleep(0.1)
+    assert ticker is not None and ticker.count == len(trades)
+    tick = Decimal(MARKET.spec.tick_size)
+    assert Decimal(ticker.last) == trades[-1].price * tick
+    assert Decimal(ticker.high) == max(t.price for t in trades) * tick
