@@ -45,11 +45,12 @@ class Applier:
         scope = f"/namespaces/{namespace}" if resource.namespaced else ""
         return f"{base}{scope}/{resource.plural}/{obj['metadata']['name']}"
 
-    def apply(self, obj: dict[str, Any], namespace: str) -> list[str]:
+    def apply(self, obj: dict[str, Any], namespace: str, dry_run: bool = False) -> list[str]:
         """Server-side apply `obj`, refusing unknown or duplicate fields; return the warnings."""
-        query = urllib.parse.urlencode(
-            {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"}
-        )
+        params = {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"}
+        if dry_run:
+            params["dryRun"] = "All"
+        query = urllib.parse.urlencode(params)
         request = urllib.request.Request(
             f"{self.rest.server}{self.path(obj, namespace)}?{query}",
             method="PATCH",

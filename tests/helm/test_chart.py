@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
+from dbproc.config import Settings as DbprocSettings
 from tests.helm.chart import (
     PRODUCTION_VALUES,
     RELEASE,
@@ -16,7 +18,7 @@ from tests.helm.chart import (
     pod_specs,
 )
 from tests.operator.harness import RBAC_FILE
-from xch_operator.config import Settings
+from xch_operator.config import Settings as OperatorSettings
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 # Every optional part switched on, so that the walks below see every template's output.
@@ -164,10 +166,15 @@ def test_dashboard_is_valid_json(helm: Helm) -> None:
     assert parsed["panels"]
 
 
-def test_operator_env_names_are_settings(helm: Helm) -> None:
-    """Every variable the chart gives the operator is one its Settings reads (a typo would be
-    silently ignored by pydantic-settings)."""
-    deployment = find(helm.template(), "Deployment", f"{RELEASE}-operator")
-    names = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    known = {f"EXCHANGE_OPERATOR_{field.upper()}" for field in Settings.model_fields}
-    assert names - known == set()
+@pytest.mark.parametrize(
+    ("component", "settings"),
+    [("operator", OperatorSettings), ("dbproc", DbprocSettings)],
+)
+def test_env_names_are_settings(helm: Helm, component: str, settings: type[BaseSettings]) -> None:
+    """Every EXCHANGE_* variable the chart gives a component is one its Settings reads (a typo
+    would be ignored silently by pydantic-settings)."""
+    deployment = find(helm.template(), "Deployment", f"{RELEASE}-{component}")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    prefix = settings.model_config.get("env_prefix", "")
+    known = {f"{prefix}{field}".upper() for field in settings.model_fields}
+    assert {e["name"] for e in env} - known == set()

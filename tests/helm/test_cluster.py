@@ -124,6 +124,13 @@ def test_invalid_manifest_is_refused(
     assert complaint in refused.value.message
 
 
+@pytest.mark.parametrize("example", sorted(EXAMPLE.parent.glob("*.yaml")), ids=lambda p: p.stem)
+def test_example_markets_are_valid(installed: Installed, example: Path) -> None:
+    """The example Markets pass the installed CRD's schema and CEL rules (a dry run)."""
+    market = yaml.safe_load(example.read_text())
+    installed.applier.apply(market, NAMESPACE, dry_run=True)
+
+
 def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
