@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from typing import Any
 
 import asyncpg
@@ -76,6 +77,13 @@ async def test_create_provisions_everything(
     assert status["observedGeneration"] == generation
     assert all(c["status"] == "True" and c["observedGeneration"] == generation
                for c in status["conditions"])  # fmt: skip
+
+    events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "btc-usd"}
+    assert "Created" in reasons, reasons
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics") as page:
+        metrics = page.read().decode()
+    assert 'xch_operator_reconciles_total{handler="reconcile"}' in metrics
 
 
 async def test_drift_is_repaired(
