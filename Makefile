@@ -79,6 +79,10 @@ $(ENVTEST_BIN)/kube-apiserver:
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
 
+# The operator on that control plane: apply-to-conditions latency, 50 Markets at once.
+bench-operator: $(STAMP) deps-system envtest-bin
+	$(BIN)/python -m bench.operator
+
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 up: deps-system $(STAMP)
 	$(PYTHON) scripts/localstack.py up
