@@ -79,6 +79,10 @@ $(ENVTEST_BIN)/kube-apiserver:
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
 
+# The operator on that control plane: apply-to-conditions latency, 50 Markets at once.
+bench-operator: $(STAMP) deps-system envtest-bin
+	$(BIN)/python -m bench.operator
+
 # --- helm: the chart's tests lint, render and install charts/exchange with it ----------------
 # Built from its Go module like the control plane (tools/helm/go.mod pins the version and every
 # dependency), into the same cache and with the same Go caches. tests/helm finds it at the same

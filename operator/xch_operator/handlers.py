@@ -259,6 +259,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             pull_policy=ours.image_pull_policy,
             redis_url=ours.pod_redis_url,
             api_url=ours.api_url,
+            mm_secret=ours.mm_secret,
         ),
     )
 

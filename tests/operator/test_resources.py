@@ -24,7 +24,8 @@ from xch_operator.status import (
 )
 
 IMAGES = resources.Images(engine="engine:1", mm="mm:1", pull_policy="IfNotPresent",
-                          redis_url="redis://redis:6379/0", api_url="http://api:8000")  # fmt: skip
+                          redis_url="redis://redis:6379/0", api_url="http://api:8000",
+                          mm_secret="exchange-mm")  # fmt: skip
 
 
 def _market(name: str = "btc-usd", **spec: Any) -> Market:
@@ -58,9 +59,10 @@ def test_configmap_holds_a_manifest_the_engine_accepts() -> None:
 def test_mm_deployment_exists_only_when_enabled() -> None:
     enabled = resources.build_mm_deployment(_market(), IMAGES)
     assert enabled is not None and enabled["metadata"]["name"] == "mm-btc-usd"
-    env = {item["name"]: item["value"] for item in
-           enabled["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
-    assert env["EXCHANGE_MM_REFERENCE_PRICE"] == "30000.00"
+    (container,) = enabled["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["--market", "btc-usd", "--manifest", "/etc/exchange/market.yaml"]
+    assert container["envFrom"] == [{"secretRef": {"name": "exchange-mm", "optional": True}}]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert resources.build_mm_deployment(_market(marketMaker={"enabled": False}), IMAGES) is None
 
 
