@@ -37,6 +37,7 @@ CHART_OPERATOR_SETTINGS = (
     "EXCHANGE_OPERATOR_MM_IMAGE",
     "EXCHANGE_OPERATOR_IMAGE_PULL_POLICY",
     "EXCHANGE_OPERATOR_API_URL",
+    "EXCHANGE_OPERATOR_MM_SECRET",
 )
 
 
@@ -187,7 +188,10 @@ async def test_operator_under_chart_rbac_reconciles_example(
             deployment = f"{component}-{name}"
             live = wait_for(partial(kube.deployment, MARKETS_NAMESPACE, deployment),
                             what=f"{deployment} Deployment")  # fmt: skip
-            images[component] = live["spec"]["template"]["spec"]["containers"][0]["image"]
+            container = live["spec"]["template"]["spec"]["containers"][0]
+            images[component] = container["image"]
+            if component == "mm":
+                assert container["envFrom"][0]["secretRef"]["name"] == "exchange-mm"
             kube.set_ready(MARKETS_NAMESPACE, deployment)
         assert images == {"engine": "exchange/engine:0.1.0", "mm": "exchange/mm:0.1.0"}
         kube.wait_phase(MARKETS_NAMESPACE, name, "Ready")
