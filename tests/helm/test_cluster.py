@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio
 import yaml
 
-from tests.helm.chart import RELEASE, Helm, find, pod_specs
+from tests.helm.chart import PRODUCTION_VALUES, RELEASE, Helm, find, pod_specs
 from tests.helm.cluster import Applier
 from tests.kube import ApiError, ControlPlane, Rest
 from tests.operator.harness import ROOT, Kube, OperatorProcess, wait_for
@@ -55,28 +55,44 @@ def _crd_established(admin: Rest, name: str) -> bool:
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
-@pytest.fixture(scope="module")
-def installed(helm: Helm, helm_cluster: ControlPlane) -> Installed:
-    """The chart, every optional part on, applied to a namespace that enforces `restricted`."""
-    admin = helm_cluster.admin()
-    admin.create("/api/v1/namespaces", {"metadata": {"name": NAMESPACE, "labels": RESTRICTED}})
+def _restricted_namespace(admin: Rest, name: str) -> None:
+    admin.create("/api/v1/namespaces", {"metadata": {"name": name, "labels": RESTRICTED}})
     # No controller-manager runs to create it, and Pod admission looks it up.
-    admin.create(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts", {"metadata": {"name": "default"}}
-    )
-    objects = helm.template(namespace=NAMESPACE, sets=EVERYTHING)
-    applier = Applier(admin)
+    admin.create(f"/api/v1/namespaces/{name}/serviceaccounts", {"metadata": {"name": "default"}})
+
+
+def _apply_chart(
+    applier: Applier, objects: list[dict[str, Any]], namespace: str
+) -> dict[str, list[str]]:
+    """Apply the CRD (once Established, the rest), each object's warnings by kind/name."""
     warnings: dict[str, list[str]] = {}
     crds = [obj for obj in objects if obj["kind"] == "CustomResourceDefinition"]
     assert [crd["metadata"]["name"] for crd in crds] == ["markets.exchange.dev"]
     for crd in crds:
         name = crd["metadata"]["name"]
         warnings[f"CustomResourceDefinition/{name}"] = applier.apply(crd, "")
-        wait_for(partial(_crd_established, admin, name), what=f"CRD {name} Established")
+        wait_for(partial(_crd_established, applier.rest, name), what=f"CRD {name} Established")
     for obj in objects:
         if obj["kind"] != "CustomResourceDefinition":
-            warnings[f"{obj['kind']}/{obj['metadata']['name']}"] = applier.apply(obj, NAMESPACE)
-    return Installed(admin, applier, objects, warnings)
+            warnings[f"{obj['kind']}/{obj['metadata']['name']}"] = applier.apply(obj, namespace)
+    return warnings
+
+
+def _admit_pods(admin: Rest, objects: list[dict[str, Any]], namespace: str) -> None:
+    """Each workload's Pod template, created as a Pod (dry run)."""
+    pods = f"/api/v1/namespaces/{namespace}/pods?dryRun=All"
+    for where, spec in pod_specs(objects):
+        admin.create(pods, {"metadata": {"name": where.split("/")[1]}, "spec": spec})
+
+
+@pytest.fixture(scope="module")
+def installed(helm: Helm, helm_cluster: ControlPlane) -> Installed:
+    """The chart, every optional part on, applied to a namespace that enforces `restricted`."""
+    admin = helm_cluster.admin()
+    _restricted_namespace(admin, NAMESPACE)
+    objects = helm.template(namespace=NAMESPACE, sets=EVERYTHING)
+    applier = Applier(admin)
+    return Installed(admin, applier, objects, _apply_chart(applier, objects, NAMESPACE))
 
 
 def test_chart_applies_cleanly(installed: Installed) -> None:
@@ -93,10 +109,8 @@ def test_chart_applies_cleanly(installed: Installed) -> None:
 
 def test_pod_templates_are_admitted_as_restricted(installed: Installed) -> None:
     """Each workload's Pod template, created as a Pod (dry run) where `restricted` is enforced."""
+    _admit_pods(installed.admin, installed.objects, NAMESPACE)
     pods = f"/api/v1/namespaces/{NAMESPACE}/pods?dryRun=All"
-    for where, spec in pod_specs(installed.objects):
-        name = where.split("/")[1]
-        installed.admin.create(pods, {"metadata": {"name": name}, "spec": spec})
     # And the same check refuses a Pod that is not restricted.
     api = find(installed.objects, "Deployment", f"{RELEASE}-api")
     loose = copy.deepcopy(api["spec"]["template"]["spec"])
@@ -105,6 +119,17 @@ def test_pod_templates_are_admitted_as_restricted(installed: Installed) -> None:
         installed.admin.create(pods, {"metadata": {"name": "loose"}, "spec": loose})
     assert refused.value.status == 403
     assert "violates PodSecurity" in refused.value.message
+
+
+def test_production_values_apply_cleanly(helm: Helm, installed: Installed) -> None:
+    """values-production.yaml (external PostgreSQL, pull secrets, TLS Ingress, NetworkPolicies
+    with a namespace selector) passes the same checks, in a namespace of its own."""
+    namespace = "production"
+    _restricted_namespace(installed.admin, namespace)
+    objects = helm.template(namespace=namespace, values=(PRODUCTION_VALUES,))
+    warnings = _apply_chart(installed.applier, objects, namespace)
+    assert {where: found for where, found in warnings.items() if found} == {}
+    _admit_pods(installed.admin, objects, namespace)
 
 
 @pytest.mark.parametrize(
