@@ -243,7 +243,10 @@ def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlP
     secrets = (f"{release}-exchange-jwt", f"{release}-exchange-database")
     chart = str(ROOT / "charts" / "exchange")
     install = ("install", release, chart, "--namespace", namespace, "--create-namespace")
-    cluster_helm.run(*install)
+    notes = cluster_helm.run(*install).stdout
+    # NOTES.txt says what to do next, with this release's names.
+    assert f"rollout status deployment/{release}-exchange-operator" in notes, notes
+    assert f"kubectl -n {namespace} apply -f examples/markets/btc-usd.yaml" in notes, notes
     first = {name: _secret_data(admin, namespace, name) for name in secrets}
     assert len(first[secrets[1]]["password"]) > 40
 
