@@ -24,6 +24,8 @@ HELM_GO_MOD = ROOT / "tools" / "helm" / "go.mod"
 # The Kubernetes version the chart is rendered for offline: the test control plane's.
 KUBE_VERSION = "v1.34.0"
 RELEASE = "exchange"
+# Every optional part switched on, so that checks of a rendering see every template's output.
+EVERYTHING = ("ingress.enabled=true", "networkPolicies.enabled=true")
 
 
 def helm_version() -> str:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from dbproc.config import Settings as DbprocSettings
 from tests.helm.chart import (
+    EVERYTHING,
     PRODUCTION_VALUES,
     RELEASE,
     Helm,
@@ -21,8 +22,6 @@ from tests.operator.harness import RBAC_FILE
 from xch_operator.config import Settings as OperatorSettings
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
-# Every optional part switched on, so that the walks below see every template's output.
-EVERYTHING = ("ingress.enabled=true", "networkPolicies.enabled=true")
 
 
 @pytest.mark.parametrize("production", [False, True], ids=["default", "production"])

@@ -16,17 +16,15 @@ import pytest
 import redis.asyncio
 import yaml
 
-from tests.helm.chart import PRODUCTION_VALUES, RELEASE, Helm, find, pod_specs
+from tests.helm.chart import CHART, EVERYTHING, PRODUCTION_VALUES, RELEASE, Helm, find, pod_specs
 from tests.helm.cluster import Applier
 from tests.kube import ApiError, ControlPlane, Rest
-from tests.operator.harness import ROOT, Kube, OperatorProcess, wait_for
+from tests.operator.harness import EXAMPLE, Kube, OperatorProcess, wait_for
 from tests.servers import RedisServer
 from xch import keys
 
 NAMESPACE = "exchange"
 MARKETS_NAMESPACE = "markets"
-EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
-EVERYTHING = ("ingress.enabled=true", "networkPolicies.enabled=true")
 RESTRICTED = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")
 }
@@ -241,7 +239,7 @@ def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlP
     cluster_helm = Helm(helm.binary, helm.home, kubeconfig=helm_cluster.kubeconfig_path)
     admin = helm_cluster.admin()
     secrets = (f"{release}-exchange-jwt", f"{release}-exchange-database")
-    chart = str(ROOT / "charts" / "exchange")
+    chart = str(CHART)
     install = ("install", release, chart, "--namespace", namespace, "--create-namespace")
     notes = cluster_helm.run(*install).stdout
     # NOTES.txt says what to do next, with this release's names.
