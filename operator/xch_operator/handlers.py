@@ -28,6 +28,7 @@ from xch_operator.apply import delete_children, ensure_children, update_status
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
+from xch_operator.lastresort import close_in_process
 from xch_operator.metrics import instrumented
 from xch_operator.status import (
     DELETING,
@@ -198,8 +199,7 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
         await provisioning.set_trading(ctx.redis, name, Trading.HALTED.value)
         entry = await provisioning.close(ctx.redis, name)
         patch.metadata.annotations[CLOSE_ANNOTATION] = entry
-    closed = await provisioning.applied_through(ctx.redis, name, entry)
-    if not closed and not await provisioning.nothing_locked(ctx.redis, name):
+    if not await _closed(ctx, body, entry):
         raise kopf.TemporaryError(
             f"waiting for the engine to apply the close ({entry})",
             delay=ctx.settings.retry_seconds,
@@ -211,6 +211,26 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
         await provisioning.drop_queue(ctx.redis, name)
     await provisioning.unregister(ctx.redis, name)
     kopf.info(body, reason="Deleted", message=f"closed; history: {on_delete.value}")
+
+
+async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
+    """True once close `entry` is applied, or nothing can be locked in the market. If the
+    engine's Deployment is gone or going (its namespace is being deleted), the operator
+    applies the close itself with the engine's own code."""
+    name = body.metadata.name or ""
+    if await provisioning.applied_through(ctx.redis, name, entry):
+        return True
+    if await provisioning.nothing_locked(ctx.redis, name):
+        return True
+    engine = await ctx.kube.get(
+        resource_path(
+            "apps/v1", "deployments", body.metadata.namespace, resources.engine_name(name)
+        )
+    )
+    if engine is not None and not engine["metadata"].get("deletionTimestamp"):
+        return False
+    kopf.info(body, reason="Closing", message="no engine left: closing in the operator")
+    return await close_in_process(ctx.settings.redis_url, market_of(body), entry, timeout=30)
 
 
 async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:
