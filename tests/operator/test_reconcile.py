@@ -23,6 +23,7 @@ from xch import keys
 from xch.market import Market
 from xch.schemas import Command, SetTrading
 from xch.wire import FIELD_COMMAND, decode_command
+from xch_operator.provisioning import market_owner
 from xch_operator.resources import CONFIG_HASH
 
 
@@ -207,3 +208,22 @@ async def test_storage_down_is_reported_and_then_provisioned(
         kube.wait_conditions(namespace, "ada-usd", StorageReady="True")
     finally:
         fixed.stop()
+
+
+async def test_a_name_held_by_another_market_is_refused_and_left_alone(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    """Market names are cluster-wide in Redis: a second Market of the same name (another
+    namespace) gets nothing, and deleting it touches nothing of the first."""
+    await redis_client.set(market_owner("btc-usd"), "elsewhere/some-uid")
+    kube.create_market(namespace, market_manifest("btc-usd"))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="False")
+    condition = next(c for c in kube.status(namespace, "btc-usd")["conditions"]
+                     if c["type"] == "QueueReady")  # fmt: skip
+    assert condition["reason"] == "NameTaken"
+    assert kube.deployment(namespace, "engine-btc-usd") is None
+    assert not await redis_client.hexists(keys.MARKETS, "btc-usd")
+
+    kube.delete_market(namespace, "btc-usd")
+    wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, what="finalizer released")
+    assert await redis_client.get(market_owner("btc-usd")) == b"elsewhere/some-uid"
