@@ -12,7 +12,7 @@ PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean \
-	envtest-bin bench-operator
+	envtest-bin bench-operator helm-bin images kind-e2e
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
@@ -48,7 +48,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint deps-system envtest-bin
+test: lint deps-system envtest-bin helm-bin
 	$(BIN)/pytest
 
 bench: bench-engine bench-engine-service
@@ -78,6 +78,45 @@ $(ENVTEST_BIN)/kube-apiserver:
 
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
+
+# The operator on that control plane: apply-to-conditions latency, 50 Markets at once.
+bench-operator: $(STAMP) deps-system envtest-bin
+	$(BIN)/python -m bench.operator
+
+# --- helm: the chart's tests lint, render and install charts/exchange with it ----------------
+# Built from its Go module like the control plane (tools/helm/go.mod pins the version and every
+# dependency), into the same cache and with the same Go caches. tests/helm finds it at the same
+# path, or where EXCHANGE_HELM_BIN says.
+HELM_VERSION := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v3" {print $$3}' tools/helm/go.mod)
+HELM := $(ENVTEST_CACHE)/helm-$(HELM_VERSION)/bin/helm
+
+helm-bin: $(HELM)
+
+$(HELM):
+	cd tools/helm && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ helm.sh/helm/v3/cmd/helm
+
+# --- images: built where a Docker engine exists (none on the development machines) ----------
+IMAGE_REPOSITORY ?= exchange
+IMAGE_TAG ?= $(shell awk '$$1 == "appVersion:" {gsub(/"/, "", $$2); print $$2}' charts/exchange/Chart.yaml)
+PYTHON_IMAGES := engine api ws dbproc mm operator
+
+images:
+	@docker info >/dev/null 2>&1 || { \
+	  echo "make images: no Docker engine here (docker info failed); no image was built." >&2; \
+	  echo "Run it on a machine with Docker; the chart's tests need no images." >&2; exit 2; }
+	for component in $(PYTHON_IMAGES); do \
+	  docker build -f images/python/Dockerfile --target $$component \
+	    -t $(IMAGE_REPOSITORY)/$$component:$(IMAGE_TAG) . || exit 1; \
+	done
+	@if [ -f frontend/package.json ]; then \
+	  docker build -f images/frontend/Dockerfile -t $(IMAGE_REPOSITORY)/frontend:$(IMAGE_TAG) . ; \
+	else \
+	  echo "make images: frontend/package.json does not exist yet; the frontend image is not built."; \
+	fi
+
+# The chart on a kind cluster, end to end (scripts/kind-e2e.sh); needs Docker, kind and kubectl.
+kind-e2e: images helm-bin $(STAMP)
+	HELM=$(HELM) IMAGE_TAG=$(IMAGE_TAG) scripts/kind-e2e.sh
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 # The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`).

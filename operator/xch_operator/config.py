@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     """The Redis URL the engine and mm Pods get, when it differs from redis_url."""
     api_url: str = "http://api:8000"
     """Where market makers send their orders."""
+    mm_secret: str = "exchange-mm"
+    """The Secret (optional) holding the market makers' EXCHANGE_MM_* API credentials."""
     engine_image: str = "exchange/engine:latest"
     mm_image: str = "exchange/mm:latest"
     image_pull_policy: str = "IfNotPresent"

@@ -34,7 +34,8 @@ CONDITION_TYPES = ("QueueReady", "StorageReady", "EngineReady", "MarketMakerRead
 # CEL's cost estimator charges string functions by the longest string a field may hold, so
 # decimal strings get a bound; 40 characters exceed any int64 the engine can hold anyway.
 DECIMAL_MAX_LENGTH = 40
-DECIMAL_FIELDS = ("tickSize", "lotSize", "minNotional", "referencePrice")
+DECIMAL_FIELDS = ("tickSize", "lotSize", "minNotional")
+MM_DECIMAL_FIELDS = ("referencePrice", "orderSize", "maxInventory")
 IMMUTABLE_FIELDS = ("base", "quote", "tickSize", "lotSize")
 
 # Powers of ten an int64 holds: CEL has no exponentiation, so rules index this list.
@@ -58,6 +59,22 @@ def _whole(digits: str, decimals: str, scale: str) -> str:
     excess = f"({decimals} - {scale})"
     return f"{excess} <= 0 || ({excess} <= 18 && {digits} % {_POWERS}[{excess}] == 0)"
 
+
+def _multiple_of_lot(field: str) -> str:
+    """CEL: the decimal `field` is a whole number of lotSize: S/10^s over L/10^l is whole,
+    i.e. S * 10^(l-s) % L == 0 when l >= s, else S % (L * 10^(s-l)) == 0."""
+    size, lot = _digits(field), _digits("self.lotSize")
+    size_places, lot_places = _decimals(field), _decimals("self.lotSize")
+    finer, coarser = f"{lot_places} - {size_places}", f"{size_places} - {lot_places}"
+    return (
+        f"{lot_places} >= {size_places}"
+        f" ? ({finer} <= 18 && {size} * {_POWERS}[{finer}] % {lot} == 0)"
+        f" : ({coarser} <= 18 && {size} % ({lot} * {_POWERS}[{coarser}]) == 0)"
+    )
+
+
+ORDER_SIZE = "self.marketMaker.orderSize"
+MAX_INVENTORY = "self.marketMaker.maxInventory"
 
 SPEC_RULES: tuple[dict[str, str], ...] = (
     {
@@ -85,6 +102,18 @@ SPEC_RULES: tuple[dict[str, str], ...] = (
         ),
         "message": "minNotional must be a whole number of quote minor units",
         "fieldPath": ".minNotional",
+    },
+    {
+        "rule": f"!has({ORDER_SIZE}) || ({_multiple_of_lot(ORDER_SIZE)})",
+        "message": "marketMaker.orderSize must be a whole number of lots",
+        "fieldPath": ".marketMaker.orderSize",
+    },
+    {
+        "rule": f"!has({MAX_INVENTORY}) || ("
+        + _whole(_digits(MAX_INVENTORY), _decimals(MAX_INVENTORY), "self.base.scale")
+        + ")",
+        "message": "marketMaker.maxInventory must be a whole number of base minor units",
+        "fieldPath": ".marketMaker.maxInventory",
     },
 )
 
@@ -138,11 +167,12 @@ def spec_schema() -> dict[str, Any]:
     schema: dict[str, Any] = _inline(raw, defs)
     _default_objects(schema)
     props = schema["properties"]
-    for name in DECIMAL_FIELDS:
-        target = props["marketMaker"]["properties"] if name == "referencePrice" else props
-        target[name]["maxLength"] = DECIMAL_MAX_LENGTH
-    for name in ("tickSize", "lotSize"):
-        props[name]["x-kubernetes-validations"] = [POSITIVE_RULE]
+    maker = props["marketMaker"]["properties"]
+    for target, names in ((props, DECIMAL_FIELDS), (maker, MM_DECIMAL_FIELDS)):
+        for name in names:
+            target[name]["maxLength"] = DECIMAL_MAX_LENGTH
+    for target, name in ((props, "tickSize"), (props, "lotSize"), (maker, "orderSize")):
+        target[name]["x-kubernetes-validations"] = [dict(POSITIVE_RULE)]
     for name in IMMUTABLE_FIELDS:
         props[name].setdefault("x-kubernetes-validations", []).append(
             {"rule": "self == oldSelf", "message": f"{name} is immutable"}

@@ -22,12 +22,13 @@ import pydantic
 import redis.asyncio
 import redis.exceptions
 
-from xch.market import API_GROUP, API_VERSION, KIND, Market, Trading
+from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
 from xch_operator import provisioning, resources
 from xch_operator.apply import delete_children, ensure_children, update_status
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
+from xch_operator.lastresort import close_in_process
 from xch_operator.metrics import instrumented
 from xch_operator.status import (
     DELETING,
@@ -101,12 +102,16 @@ async def write_status(
     await update_status(ctx.kube, market_path(namespace, name), edit)
 
 
-async def _queue_check(ctx: Context, market: Market) -> Check:
+def owner_of(body: kopf.Body) -> str:
+    return f"{body.metadata.namespace}/{body.metadata.uid}"
+
+
+async def _queue_check(ctx: Context, market: Market, owner: str) -> Check:
     try:
-        if not await provisioning.queue_exists(ctx.redis, market):
-            await provisioning.provision_queue(ctx.redis, market)
-    except provisioning.ScaleConflict as exc:
-        return Check.failed("ScaleConflict", str(exc))
+        if not await provisioning.queue_exists(ctx.redis, market, owner):
+            await provisioning.provision_queue(ctx.redis, market, owner)
+    except provisioning.Refused as exc:
+        return Check.failed(exc.reason, str(exc))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         return Check.failed("RedisUnavailable", str(exc))
     return Check.ok("Provisioned", "streams, dbproc group and registry entry exist")
@@ -147,16 +152,19 @@ async def _children_checks(ctx: Context, market: Market, body: kopf.Body) -> dic
 async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     ctx = context(memo)
     market = market_of(body)
-    checks = {QUEUE_READY: await _queue_check(ctx, market)}
+    namespace = body.metadata.namespace or ""
+    generation = int(body.metadata.get("generation", 0))
+    queue = await _queue_check(ctx, market, owner_of(body))
+    if queue.reason in (provisioning.ScaleConflict.reason, provisioning.NameTaken.reason):
+        # Nothing else is made for a Market that can never trade as it stands.
+        await write_status(ctx, namespace, market.name, {QUEUE_READY: queue}, generation)
+        raise kopf.PermanentError(queue.message)
+    checks = {QUEUE_READY: queue}
     storage = await _storage_check(ctx, market, body)
     if storage is not None:
         checks[STORAGE_READY] = storage
     checks.update(await _children_checks(ctx, market, body))
-    generation = int(body.metadata.get("generation", 0))
-    await write_status(ctx, body.metadata.namespace or "", market.name, checks, generation)
-    queue = checks[QUEUE_READY]
-    if queue.reason == "ScaleConflict":
-        raise kopf.PermanentError(queue.message)
+    await write_status(ctx, namespace, market.name, checks, generation)
     failed = [check for kind, check in checks.items()
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
     if failed:
@@ -182,24 +190,47 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
     namespace = body.metadata.namespace or ""
     deleting = {"phase": DELETING, "phaseReason": "Finalizing"}
     await update_status(ctx.kube, market_path(namespace, name), lambda live: deleting)
+    if not await provisioning.owns(ctx.redis, name, owner_of(body)):
+        # Refused (the name is another Market's) or never provisioned: nothing of ours runs.
+        await delete_children(ctx.kube, namespace, _child_keys(name))
+        return
     entry = body.metadata.annotations.get(CLOSE_ANNOTATION)
     if entry is None:
         await provisioning.set_trading(ctx.redis, name, Trading.HALTED.value)
         entry = await provisioning.close(ctx.redis, name)
         patch.metadata.annotations[CLOSE_ANNOTATION] = entry
-    closed = await provisioning.applied_through(ctx.redis, name, entry)
-    if not closed and not await provisioning.nothing_locked(ctx.redis, name):
+    if not await _closed(ctx, body, entry):
         raise kopf.TemporaryError(
             f"waiting for the engine to apply the close ({entry})",
             delay=ctx.settings.retry_seconds,
         )
     await delete_children(ctx.kube, namespace, _child_keys(name))
-    await provisioning.unregister(ctx.redis, name)
     on_delete = market_of(body).spec.retention.on_delete
     await provisioning.release_storage(ctx.settings.postgres_dsn, name, on_delete)
-    if on_delete.value == "Delete":
+    if on_delete is OnDelete.DELETE:
         await provisioning.drop_queue(ctx.redis, name)
-    kopf.info(body, reason="Deleted", message=f"closed; history {on_delete.value.lower()}ed")
+    await provisioning.unregister(ctx.redis, name)
+    kopf.info(body, reason="Deleted", message=f"closed; history: {on_delete.value}")
+
+
+async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
+    """True once close `entry` is applied, or nothing can be locked in the market. If the
+    engine's Deployment is gone or going (its namespace is being deleted), the operator
+    applies the close itself with the engine's own code."""
+    name = body.metadata.name or ""
+    if await provisioning.applied_through(ctx.redis, name, entry):
+        return True
+    if await provisioning.nothing_locked(ctx.redis, name):
+        return True
+    engine = await ctx.kube.get(
+        resource_path(
+            "apps/v1", "deployments", body.metadata.namespace, resources.engine_name(name)
+        )
+    )
+    if engine is not None and not engine["metadata"].get("deletionTimestamp"):
+        return False
+    kopf.info(body, reason="Closing", message="no engine left: closing in the operator")
+    return await close_in_process(ctx.settings.redis_url, market_of(body), entry, timeout=30)
 
 
 async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:
@@ -244,9 +275,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+    info = login(settings)
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
     memo[MEMO_KEY] = Context(
@@ -259,6 +288,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             pull_policy=ours.image_pull_policy,
             redis_url=ours.pod_redis_url,
             api_url=ours.api_url,
+            mm_secret=ours.mm_secret,
         ),
     )
 

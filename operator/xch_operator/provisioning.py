@@ -23,9 +23,44 @@ OPERATOR_USER = "operator"
 """The user operator commands are enqueued as; they lock nothing."""
 
 
-class ScaleConflict(ValueError):
+class Refused(ValueError):
+    """The Market can never be provisioned as it stands (the operator's PermanentError)."""
+
+    reason = "Refused"
+
+
+class ScaleConflict(Refused):
     """The Market gives an asset a scale other markets in the registry already disagree with:
     one asset has one scale across all markets (ARCHITECTURE.md section 3)."""
+
+    reason = "ScaleConflict"
+
+
+class NameTaken(Refused):
+    """Another Market (in another namespace) already holds this market name: Redis keys and
+    the registry are per name, cluster-wide."""
+
+    reason = "NameTaken"
+
+
+def market_owner(name: str) -> str:
+    """Which Market resource ("namespace/uid") holds market `name`'s Redis keys. Only the
+    operator reads or writes it."""
+    return f"{keys.PREFIX}{name}:owner"
+
+
+async def claim(client: redis.asyncio.Redis, name: str, owner: str) -> None:
+    """Hold market `name` for `owner`; NameTaken if another Market holds it."""
+    if await client.set(market_owner(name), owner, nx=True):
+        return
+    holder = await client.get(market_owner(name))
+    if holder is not None and as_text(holder) != owner:
+        raise NameTaken(f"market name {name} is held by the Market {as_text(holder)}")
+
+
+async def owns(client: redis.asyncio.Redis, name: str, owner: str) -> bool:
+    holder = await client.get(market_owner(name))
+    return holder is not None and as_text(holder) == owner
 
 
 def market_keys(name: str) -> list[str]:
@@ -95,9 +130,11 @@ async def register(client: redis.asyncio.Redis, market: Market) -> None:
                 continue
 
 
-async def provision_queue(client: redis.asyncio.Redis, market: Market) -> None:
-    """Streams, the dbproc group, then the registry entry. ScaleConflict if the Market
-    disagrees with the registry about an asset's scale (checked first: nothing is made)."""
+async def provision_queue(client: redis.asyncio.Redis, market: Market, owner: str) -> None:
+    """Streams, the dbproc group, then the registry entry. NameTaken or ScaleConflict (both
+    checked first: nothing is made) if the name is another Market's or the Market disagrees
+    with the registry about an asset's scale."""
+    await claim(client, market.name, owner)
     raw = await client.hgetall(keys.MARKETS)
     problems = scale_conflicts(market, {as_text(k): as_text(v) for k, v in raw.items()})
     if problems:
@@ -107,8 +144,11 @@ async def provision_queue(client: redis.asyncio.Redis, market: Market) -> None:
     await register(client, market)
 
 
-async def queue_exists(client: redis.asyncio.Redis, market: Market) -> bool:
-    """True if the streams, the group and an up-to-date registry entry are all there."""
+async def queue_exists(client: redis.asyncio.Redis, market: Market, owner: str) -> bool:
+    """True if `owner` holds the name and the streams, the group and an up-to-date registry
+    entry are all there."""
+    if not await owns(client, market.name, owner):
+        return False
     entry = await client.hget(keys.MARKETS, market.name)
     if entry is None or as_text(entry) != market.registry_entry():
         return False
@@ -169,7 +209,10 @@ async def nothing_locked(client: redis.asyncio.Redis, name: str) -> bool:
 
 
 async def unregister(client: redis.asyncio.Redis, name: str) -> None:
+    """Remove the registry entry and give the name up (a later Market may take it, and
+    with it any history that was retained)."""
     await client.hdel(keys.MARKETS, name)
+    await client.delete(market_owner(name))
 
 
 async def drop_queue(client: redis.asyncio.Redis, name: str) -> None:

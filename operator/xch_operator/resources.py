@@ -22,6 +22,7 @@ CONFIG_HASH = "exchange.dev/config-hash"
 MANIFEST_FILE = "market.yaml"
 CONFIG_DIR = "/etc/exchange"
 HEALTH_PORT = 8081
+MM_HEALTH_PORT = 8095
 RUN_AS_USER = 10001
 
 # The spec fields each process reads when it starts (by their names in the manifest).
@@ -38,6 +39,7 @@ class Images:
     pull_policy: str
     redis_url: str
     api_url: str
+    mm_secret: str
 
 
 def configmap_name(market: str) -> str:
@@ -171,32 +173,40 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
 
 
 def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None:
-    """The market maker, an ordinary API client; None when spec.marketMaker is disabled."""
-    maker = market.spec.market_maker
-    if not maker.enabled:
+    """The market maker, an ordinary API client reading the same manifest; None when
+    spec.marketMaker is disabled. Its API credentials come from an optional Secret."""
+    if not market.spec.market_maker.enabled:
         return None
-    settings = {
-        "EXCHANGE_MM_MARKET": market.name,
-        "EXCHANGE_MM_API_URL": images.api_url,
-        "EXCHANGE_MM_SPREAD_BPS": str(maker.spread_bps),
-        "EXCHANGE_MM_LEVELS": str(maker.levels),
-    }
-    if maker.reference_price is not None:
-        settings["EXCHANGE_MM_REFERENCE_PRICE"] = maker.reference_price
     container = {
         "name": "mm",
         "image": images.mm,
         "imagePullPolicy": images.pull_policy,
         "command": ["python", "-m", "mm"],
-        "env": _env(settings),
+        "args": ["--market", market.name, "--manifest", f"{CONFIG_DIR}/{MANIFEST_FILE}"],
+        "env": _env(
+            {
+                "EXCHANGE_MM_API_URL": images.api_url,
+                "EXCHANGE_MM_HEALTH_HOST": "0.0.0.0",
+                "EXCHANGE_MM_HEALTH_PORT": str(MM_HEALTH_PORT),
+            }
+        ),
+        "envFrom": [{"secretRef": {"name": images.mm_secret, "optional": True}}],
+        "ports": [{"name": "health", "containerPort": MM_HEALTH_PORT}],
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 5, 1),
         "securityContext": _restricted_container(),
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
     return _deployment(
         name=mm_name(market.name),
         market=market.name,
         component="mm",
         config_hash=config_hash(market, MM_FIELDS),
-        pod_spec={"securityContext": _restricted_pod(), "containers": [container]},
+        pod_spec={
+            "securityContext": _restricted_pod(),
+            "containers": [container],
+            "volumes": [{"name": "config", "configMap": {"name": configmap_name(market.name)}}],
+        },
     )
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tests.kube import Rest
+from tests.kube import ControlPlane, Rest
 from tests.servers import free_port
 from xch.market import API_GROUP, API_VERSION
 
@@ -177,3 +178,79 @@ class OperatorProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_file.read_text(errors="replace")[-chars:]
+
+
+OPERATOR_NAMESPACE = "xch-system"
+OPERATOR_ACCOUNT = "xch-operator"
+
+
+def install_crd(kube: Kube) -> None:
+    """The generated Market CRD, installed and Established."""
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    kube.rest.create(path, crd)
+
+    def established() -> bool:
+        live = kube.rest.request("GET", f"{path}/{crd['metadata']['name']}")
+        conditions = (live.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for(established, what="CRD Established")
+
+
+def operator_identity(plane: ControlPlane, kube: Kube) -> Path:
+    """A kubeconfig holding a token of the operator's ServiceAccount, bound to the chart's
+    ClusterRole rules (charts/exchange/files/operator-rbac.yaml) and to nothing else."""
+    rules = yaml.safe_load(RBAC_FILE.read_text())["rules"]
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    accounts = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts"
+    kube.create_namespace(OPERATOR_NAMESPACE)
+    kube.rest.create(accounts, {"metadata": {"name": OPERATOR_ACCOUNT}})
+    kube.rest.create(f"{rbac}/clusterroles", {"metadata": {"name": OPERATOR_ACCOUNT},
+                                              "rules": rules})  # fmt: skip
+    kube.rest.create(
+        f"{rbac}/clusterrolebindings",
+        {
+            "metadata": {"name": OPERATOR_ACCOUNT},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": OPERATOR_ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT,
+                          "namespace": OPERATOR_NAMESPACE}],
+        },
+    )  # fmt: skip
+    request = kube.rest.create(
+        f"{accounts}/{OPERATOR_ACCOUNT}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+         "spec": {"expirationSeconds": 86400}},
+    )  # fmt: skip
+    user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+    path = plane.base_dir / "operator.kubeconfig"
+    return plane.write_kubeconfig(path, request["status"]["token"], user)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def start_operator(
+    kubeconfig: Path, namespace: str, redis_url: str, postgres_dsn: str, log_dir: Path
+) -> OperatorProcess:
+    """Start `python -m xch_operator` watching `namespace`; return once /healthz answers."""
+    process = OperatorProcess(
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        redis_url=redis_url,
+        postgres_dsn=postgres_dsn,
+        log_file=log_dir / "operator.log",
+    )
+    process.start()
+    try:
+        wait_for(lambda: _healthy(process.health_port), timeout=30, what="operator /healthz")
+    except AssertionError:
+        process.stop()
+        raise AssertionError(f"operator did not start:\n{process.log_tail()}") from None
+    return process

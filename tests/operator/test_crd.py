@@ -44,12 +44,8 @@ def test_defaults_are_filled_in(kube: Kube, market_crd: None, namespace: str) ->
     assert spec["fees"] == {"makerBps": 10, "takerBps": 20}
     assert spec["trading"] == "Enabled"
     assert spec["klines"] == {"intervals": ["1m", "5m", "1h", "1d"]}
-    assert spec["marketMaker"] == {
-        "enabled": False,
-        "spreadBps": 20,
-        "levels": 5,
-        "levelSpacingBps": 10,
-    }
+    assert spec["marketMaker"] == {"enabled": False, "spreadBps": 20, "levels": 5,
+                                   "levelSpacingBps": 10}  # fmt: skip
     assert spec["retention"] == {"onDelete": "Retain"}
     assert spec["minNotional"] == "0"
     assert Market.model_validate({"metadata": {"name": "defaults"}, "spec": spec}).spec == (
@@ -80,6 +76,15 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("scale", {"base": {"asset": "BTC", "scale": 19}}, "should be less than or equal to 18"),
     ("spread", {"marketMaker": {"enabled": True, "spreadBps": 0}},
      "should be greater than or equal to 1"),
+    ("order-size-zero", {"marketMaker": {"enabled": True, "orderSize": "0.0000"}},
+     "must be positive"),
+    ("order-size-lots", {"marketMaker": {"enabled": True, "orderSize": "0.00015"}},
+     "marketMaker.orderSize must be a whole number of lots"),
+    ("order-size-lots-coarse", {"lotSize": "0.5", "minNotional": "1",
+                                "marketMaker": {"enabled": True, "orderSize": "1.2"}},
+     "marketMaker.orderSize must be a whole number of lots"),
+    ("inventory", {"marketMaker": {"enabled": True, "maxInventory": "0.000000001"}},
+     "marketMaker.maxInventory must be a whole number of base minor units"),
 ]  # fmt: skip
 
 
@@ -94,12 +99,15 @@ def test_invalid_markets_are_refused(
 
 VALID: list[tuple[str, dict[str, Any]]] = [
     ("example", {}),
-    # The example's market-maker sizes fit its own grid only, hence a plain marketMaker here.
     ("product-whole", {"quote": {"asset": "USD", "scale": 0}, "tickSize": "0.5",
                        "lotSize": "2", "minNotional": "1", "marketMaker": {"enabled": False}}),
     ("trailing-zeros", {"tickSize": "0.0100", "lotSize": "0.00010000"}),
     ("integers", {"tickSize": "1", "lotSize": "1", "base": {"asset": "ETH", "scale": 0},
                   "marketMaker": {"enabled": False}}),
+    ("mm-amounts", {"marketMaker": {"enabled": True, "orderSize": "0.0300",
+                                    "maxInventory": "2.5"}}),
+    ("mm-coarse-lot", {"lotSize": "0.5", "minNotional": "1",
+                       "marketMaker": {"enabled": True, "orderSize": "1.50"}}),
 ]  # fmt: skip
 
 

@@ -7,20 +7,36 @@ from the ConfigMap the operator made, and reports the Deployment ready.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio
 
 from engine.gateway import Gateway
-from tests.engine_service.harness import EngineProcess, load_rules, place, read_events
-from tests.operator.harness import Kube, OperatorProcess, market_manifest, wait_for
+from tests.engine_service.harness import (
+    EngineProcess,
+    load_rules,
+    place,
+    read_events,
+    wait_applied,
+)
+from tests.operator.harness import (
+    Kube,
+    OperatorProcess,
+    market_manifest,
+    start_operator,
+    wait_for,
+)
 from tests.servers import RedisServer
 from xch import keys
-from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, MarketState, OrderDone, Place
+from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, Close, MarketState, OrderDone, Place
+from xch.wire import FIELD_COMMAND, decode_command
+from xch_operator.handlers import CLOSE_ANNOTATION
 
 USER = "alice"
 DEPOSIT = 1_000_000_000  # 1000 USD in minor units (scale 6)
@@ -149,3 +165,93 @@ async def test_delete_unlocks_funds_and_keeps_history_as_told(
     else:
         assert row is None
         assert not await redis_client.exists(keys.market_events("btc-usd"))
+
+
+async def test_operator_killed_while_winding_down_finishes_the_same_close(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    operator_kubeconfig: Path,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    storage_dsn: str,
+    engines: list[EngineProcess],
+    tmp_path: Path,
+) -> None:
+    kube.create_market(namespace, market_manifest("btc-usd", marketMaker={"enabled": False}))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="True", StorageReady="True")
+    engine = await start_engine(kube, namespace, "btc-usd", redis_server, tmp_path, engines)
+    rules = load_rules(engine.manifest)
+    gateway = Gateway(redis_client)
+    await gateway.deposit(USER, "USD", DEPOSIT)
+    order = Place(order_id="o1", user=USER, side=BUY, type=LIMIT,
+                  price=rules.price_to_ticks("100.00"), qty=rules.qty_to_lots("1.0000"),
+                  quote_qty=0, tif=GTC, stp=DEFAULT_STP, locked=0)  # fmt: skip
+    entry = await place(gateway, rules, order)
+    assert entry is not None
+    await wait_applied(redis_client, "btc-usd", entry)
+
+    # The engine stalls, so the operator is caught waiting for its close, and dies there.
+    assert engine.process is not None
+    engine.process.send_signal(signal.SIGSTOP)
+    try:
+        kube.delete_market(namespace, "btc-usd")
+        wait_for(lambda: CLOSE_ANNOTATION in ((kube.get_market(namespace, "btc-usd") or {})
+                                              ["metadata"].get("annotations") or {}),
+                 what="the close enqueued and recorded")  # fmt: skip
+        operator.kill()
+    finally:
+        engine.process.send_signal(signal.SIGCONT)
+
+    second = tmp_path / "second"
+    second.mkdir()
+    restarted = start_operator(operator_kubeconfig, namespace, redis_server.url, storage_dsn,
+                               second)  # fmt: skip
+    try:
+        wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, timeout=60,
+                 what=f"finalizer released\n{restarted.log_tail()}")  # fmt: skip
+    finally:
+        restarted.stop()
+    usd = (await gateway.balances(USER))["USD"]
+    assert (usd.free, usd.locked) == (DEPOSIT, 0)
+    commands: Any = await redis_client.xrange(keys.market_input("btc-usd"))
+    closes = [e for e in commands if isinstance(decode_command(e[1][FIELD_COMMAND]), Close)]
+    assert len(closes) == 1, "the restarted operator waited for the recorded close"
+
+
+async def test_engine_gone_with_its_namespace_the_operator_closes_the_market(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    engines: list[EngineProcess],
+    tmp_path: Path,
+) -> None:
+    """As when a namespace is deleted: the engine's Pods go at the same time as the Market,
+    so no engine is left to apply the close, and the operator applies it itself."""
+    kube.create_market(namespace, market_manifest("btc-usd", marketMaker={"enabled": False}))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="True", StorageReady="True")
+    engine = await start_engine(kube, namespace, "btc-usd", redis_server, tmp_path, engines)
+    rules = load_rules(engine.manifest)
+    gateway = Gateway(redis_client)
+    await gateway.deposit(USER, "USD", DEPOSIT)
+    order = Place(order_id="o1", user=USER, side=BUY, type=LIMIT,
+                  price=rules.price_to_ticks("100.00"), qty=rules.qty_to_lots("1.0000"),
+                  quote_qty=0, tif=GTC, stp=DEFAULT_STP, locked=0)  # fmt: skip
+    entry = await place(gateway, rules, order)
+    assert entry is not None
+    await wait_applied(redis_client, "btc-usd", entry)
+
+    engine.terminate()
+    kube.delete_market(namespace, "btc-usd")
+    wait_for(lambda: CLOSE_ANNOTATION in ((kube.get_market(namespace, "btc-usd") or {})
+                                          ["metadata"].get("annotations") or {}),
+             what="the close enqueued")  # fmt: skip
+    assert kube.get_market(namespace, "btc-usd") is not None, "waits while the engine exists"
+    kube.rest.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/engine-btc-usd")
+
+    wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, timeout=60,
+             what=f"finalizer released\n{operator.log_tail()}")  # fmt: skip
+    usd = (await gateway.balances(USER))["USD"]
+    assert (usd.free, usd.locked) == (DEPOSIT, 0)

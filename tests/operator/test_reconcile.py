@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import redis.asyncio
 
-from tests.operator.harness import Kube, OperatorProcess, market_manifest, wait_for
+from tests.operator.harness import (
+    Kube,
+    OperatorProcess,
+    market_manifest,
+    start_operator,
+    wait_for,
+)
+from tests.servers import RedisServer, free_port
 from xch import keys
 from xch.market import Market
 from xch.schemas import Command, SetTrading
 from xch.wire import FIELD_COMMAND, decode_command
+from xch_operator.provisioning import market_owner
 from xch_operator.resources import CONFIG_HASH
 
 
@@ -76,6 +86,13 @@ async def test_create_provisions_everything(
     assert status["observedGeneration"] == generation
     assert all(c["status"] == "True" and c["observedGeneration"] == generation
                for c in status["conditions"])  # fmt: skip
+
+    events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "btc-usd"}
+    assert "Created" in reasons, reasons
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics") as page:
+        metrics = page.read().decode()
+    assert 'xch_operator_reconciles_total{handler="reconcile"}' in metrics
 
 
 async def test_drift_is_repaired(
@@ -161,3 +178,52 @@ async def _wait_commands(
             return [decode_command(fields[FIELD_COMMAND]) for _, fields in entries[:count]]
         await asyncio.sleep(0.1)
     raise AssertionError(f"fewer than {count} commands in {market}'s input")
+
+
+async def test_storage_down_is_reported_and_then_provisioned(
+    kube: Kube,
+    namespace: str,
+    operator_kubeconfig: Path,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    storage_dsn: str,
+    tmp_path: Path,
+) -> None:
+    nowhere = f"postgresql://exchange@127.0.0.1:{free_port()}/exchange_test"
+    broken = start_operator(operator_kubeconfig, namespace, redis_server.url, nowhere, tmp_path)
+    try:
+        kube.create_market(namespace, market_manifest("ada-usd"))
+        kube.wait_conditions(namespace, "ada-usd", QueueReady="True", StorageReady="False")
+        condition = next(c for c in kube.status(namespace, "ada-usd")["conditions"]
+                         if c["type"] == "StorageReady")  # fmt: skip
+        assert condition["reason"] == "StorageUnavailable"
+        assert kube.status(namespace, "ada-usd")["phase"] == "Provisioning"
+        assert kube.deployment(namespace, "engine-ada-usd") is not None
+    finally:
+        broken.stop()
+    second = tmp_path / "second"
+    second.mkdir()
+    fixed = start_operator(operator_kubeconfig, namespace, redis_server.url, storage_dsn, second)
+    try:
+        kube.wait_conditions(namespace, "ada-usd", StorageReady="True")
+    finally:
+        fixed.stop()
+
+
+async def test_a_name_held_by_another_market_is_refused_and_left_alone(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    """Market names are cluster-wide in Redis: a second Market of the same name (another
+    namespace) gets nothing, and deleting it touches nothing of the first."""
+    await redis_client.set(market_owner("btc-usd"), "elsewhere/some-uid")
+    kube.create_market(namespace, market_manifest("btc-usd"))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="False")
+    condition = next(c for c in kube.status(namespace, "btc-usd")["conditions"]
+                     if c["type"] == "QueueReady")  # fmt: skip
+    assert condition["reason"] == "NameTaken"
+    assert kube.deployment(namespace, "engine-btc-usd") is None
+    assert not await redis_client.hexists(keys.MARKETS, "btc-usd")
+
+    kube.delete_market(namespace, "btc-usd")
+    wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, what="finalizer released")
+    assert await redis_client.get(market_owner("btc-usd")) == b"elsewhere/some-uid"

@@ -7,8 +7,13 @@ from pathlib import Path
 import redis.asyncio
 
 from engine.scripts import as_text
-from tests.operator.conftest import start_operator
-from tests.operator.harness import Kube, OperatorProcess, market_manifest, wait_for
+from tests.operator.harness import (
+    Kube,
+    OperatorProcess,
+    market_manifest,
+    start_operator,
+    wait_for,
+)
 from tests.servers import RedisServer
 from xch import keys
 
@@ -84,7 +89,8 @@ async def test_operator_killed_mid_reconcile_converges(
 
     second = tmp_path / "second"
     second.mkdir()
-    restarted = start_operator(operator_kubeconfig, namespace, redis_server, storage_dsn, second)
+    restarted = start_operator(operator_kubeconfig, namespace, redis_server.url, storage_dsn,
+                               second)  # fmt: skip
     try:
         wait_for(lambda: _provisioned(kube, namespace, names), timeout=60,
                  what=f"provisioned after the restart\n{restarted.log_tail()}")  # fmt: skip

@@ -1,0 +1,179 @@
+"""The chart offline: helm lint, the values schema, and what every rendering must hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from dbproc.config import Settings as DbprocSettings
+from tests.helm.chart import (
+    EVERYTHING,
+    PRODUCTION_VALUES,
+    RELEASE,
+    Helm,
+    HelmError,
+    find,
+    pod_specs,
+)
+from tests.operator.harness import RBAC_FILE
+from xch_operator.config import Settings as OperatorSettings
+
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+
+
+@pytest.mark.parametrize("production", [False, True], ids=["default", "production"])
+def test_lint_strict(helm: Helm, production: bool) -> None:
+    args = ["lint", "--strict", "--kube-version", "v1.34.0", str(PRODUCTION_VALUES.parent)]
+    if production:
+        args += ["--values", str(PRODUCTION_VALUES)]
+    done = helm.run(*args)
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("assignment", "complaint"),
+    [
+        ("api.replicas=0", "api/replicas"),
+        ("api.replicas=two", "api/replicas"),
+        ("image.tag=latest", "image/tag"),
+        ("image.pullPolicy=Sometimes", "image/pullPolicy"),
+        ("redis.appendfsync=no", "redis/appendfsync"),
+        ("api.resources.requests.memory=lots", "api/resources/requests/memory"),
+        ("timescaledb.storage.size=20GB", "timescaledb/storage/size"),
+        ("operator.watchNamespaces[0]=Not_A_Namespace", "operator/watchNamespaces/0"),
+        ("api.corsOrigins[0]=example.com", "api/corsOrigins/0"),
+        ("api.replicaCount=2", "replicaCount"),
+        ("redis.enabled=false", "redis/externalUrl"),
+        ("timescaledb.enabled=false", "externalDatabase"),
+    ],
+)
+def test_schema_rejects_bad_values(helm: Helm, assignment: str, complaint: str) -> None:
+    with pytest.raises(HelmError) as refused:
+        helm.template(sets=(assignment,))
+    message = str(refused.value)
+    assert "values don't meet the specifications of the schema" in message
+    assert complaint in message
+
+
+def test_schema_accepts_external_stores(helm: Helm) -> None:
+    objects = helm.template(
+        sets=(
+            "redis.enabled=false",
+            "redis.externalUrl=redis://redis.example:6379/0",
+            "timescaledb.enabled=false",
+            "externalDatabase.existingSecret=pg",
+        )
+    )
+    kinds = {obj["kind"] for obj in objects}
+    assert "StatefulSet" not in kinds
+    api = find(objects, "Deployment", f"{RELEASE}-api")
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EXCHANGE_API_REDIS_URL"]["value"] == "redis://redis.example:6379/0"
+    assert env["EXCHANGE_API_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pg",
+        "key": "url",
+    }
+
+
+def _restricted_violations(where: str, pod: dict[str, Any]) -> list[str]:
+    """What keeps one Pod spec from the restricted Pod Security Standard, as the chart sets it:
+    every field explicit on the container, runAsNonRoot and seccomp on the Pod too."""
+    problems = []
+    pod_context = pod.get("securityContext") or {}
+    if pod_context.get("runAsNonRoot") is not True:
+        problems.append(f"{where}: pod runAsNonRoot")
+    if (pod_context.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problems.append(f"{where}: pod seccompProfile")
+    if pod.get("hostNetwork") or pod.get("hostPID") or pod.get("hostIPC"):
+        problems.append(f"{where}: host namespaces")
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        name = f"{where}/{container['name']}"
+        context = container.get("securityContext") or {}
+        expected = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        problems += [
+            f"{name}: {key} is {context.get(key)!r}"
+            for key, value in expected.items()
+            if context.get(key) != value
+        ]
+        if context.get("privileged") or context.get("runAsUser") == 0:
+            problems.append(f"{name}: privileged or root")
+        for kind in ("livenessProbe", "readinessProbe"):
+            if kind not in container:
+                problems.append(f"{name}: no {kind}")
+        resources = container.get("resources") or {}
+        if not (resources.get("requests") and (resources.get("limits") or {}).get("memory")):
+            problems.append(f"{name}: no requests or memory limit")
+    return problems
+
+
+@pytest.mark.parametrize("production", [False, True], ids=["default", "production"])
+def test_every_container_is_restricted(helm: Helm, production: bool) -> None:
+    values = (PRODUCTION_VALUES,) if production else ()
+    objects = helm.template(values=values, sets=EVERYTHING)
+    specs = dict(pod_specs(objects))
+    # The walk must see every workload, or it proves nothing.
+    expected = {"operator", "api", "ws", "dbproc", "frontend", "redis"}
+    if not production:
+        expected.add("timescaledb")
+    assert {name.rsplit("-", 1)[1] for name in specs} == expected
+    problems = [p for where, pod in specs.items() for p in _restricted_violations(where, pod)]
+    assert problems == []
+
+
+def test_operator_rbac_is_the_tested_file(helm: Helm) -> None:
+    objects = helm.template()
+    role = find(objects, "ClusterRole", f"{RELEASE}-{RELEASE}-operator")
+    assert role["rules"] == yaml.safe_load(RBAC_FILE.read_text())["rules"]
+    binding = find(objects, "ClusterRoleBinding", f"{RELEASE}-{RELEASE}-operator")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": RELEASE}
+    ]
+    deployment = find(objects, "Deployment", f"{RELEASE}-operator")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-operator"
+
+
+def test_service_monitors_only_where_the_api_exists(helm: Helm) -> None:
+    without = helm.template()
+    assert not [obj for obj in without if obj["kind"] == "ServiceMonitor"]
+    with_api = helm.template(api_versions=(SERVICE_MONITOR_API,))
+    monitors = [obj for obj in with_api if obj["kind"] == "ServiceMonitor"]
+    assert {m["metadata"]["name"] for m in monitors} == {RELEASE, f"{RELEASE}-engines"}
+
+
+def test_ingress_routes(helm: Helm) -> None:
+    objects = helm.template(sets=("ingress.enabled=true", "ingress.tlsSecretName=tls"))
+    ingress = find(objects, "Ingress", RELEASE)
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    routes = {p["path"]: p["backend"]["service"]["name"] for p in paths}
+    assert routes == {"/api": f"{RELEASE}-api", "/ws": f"{RELEASE}-ws", "/": f"{RELEASE}-frontend"}
+    assert ingress["spec"]["tls"][0]["secretName"] == "tls"
+
+
+def test_dashboard_is_valid_json(helm: Helm) -> None:
+    dashboard = find(helm.template(), "ConfigMap", f"{RELEASE}-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    parsed = yaml.safe_load(dashboard["data"]["exchange.json"])
+    assert parsed["panels"]
+
+
+@pytest.mark.parametrize(
+    ("component", "settings"),
+    [("operator", OperatorSettings), ("dbproc", DbprocSettings)],
+)
+def test_env_names_are_settings(helm: Helm, component: str, settings: type[BaseSettings]) -> None:
+    """Every EXCHANGE_* variable the chart gives a component is one its Settings reads (a typo
+    would be ignored silently by pydantic-settings)."""
+    deployment = find(helm.template(), "Deployment", f"{RELEASE}-{component}")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    prefix = settings.model_config.get("env_prefix", "")
+    known = {f"{prefix}{field}".upper() for field in settings.model_fields}
+    assert {e["name"] for e in env} - known == set()

@@ -1,0 +1,150 @@
+"""Pure builders, status and diff logic: no cluster, no Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.operator.harness import market_manifest
+from xch.market import Market, Trading
+from xch_operator import resources
+from xch_operator.apply import is_subset
+from xch_operator.provisioning import scale_conflicts
+from xch_operator.status import (
+    ENGINE_READY,
+    MM_READY,
+    QUEUE_READY,
+    STORAGE_READY,
+    Check,
+    deployment_check,
+    merge_conditions,
+    phase_of,
+)
+
+IMAGES = resources.Images(engine="engine:1", mm="mm:1", pull_policy="IfNotPresent",
+                          redis_url="redis://redis:6379/0", api_url="http://api:8000",
+                          mm_secret="exchange-mm")  # fmt: skip
+
+
+def _market(name: str = "btc-usd", **spec: Any) -> Market:
+    return Market.model_validate(market_manifest(name, **spec))
+
+
+def test_engine_deployment_is_one_replica_recreate_restricted_with_probes() -> None:
+    deployment = resources.build_engine_deployment(_market(), IMAGES)
+    assert deployment["metadata"]["name"] == "engine-btc-usd"
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["args"] == ["--market", "btc-usd", "--manifest", "/etc/exchange/market.yaml"]
+    assert {"name": "config", "configMap": {"name": "market-btc-usd"}} in pod["volumes"]
+
+
+def test_configmap_holds_a_manifest_the_engine_accepts() -> None:
+    market = _market()
+    data = resources.build_configmap(market)["data"][resources.MANIFEST_FILE]
+    assert Market.model_validate(yaml.safe_load(data)) == market
+
+
+def test_mm_deployment_exists_only_when_enabled() -> None:
+    enabled = resources.build_mm_deployment(_market(), IMAGES)
+    assert enabled is not None and enabled["metadata"]["name"] == "mm-btc-usd"
+    (container,) = enabled["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["--market", "btc-usd", "--manifest", "/etc/exchange/market.yaml"]
+    assert container["envFrom"] == [{"secretRef": {"name": "exchange-mm", "optional": True}}]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert resources.build_mm_deployment(_market(marketMaker={"enabled": False}), IMAGES) is None
+
+
+def test_metrics_service_selects_the_engine() -> None:
+    service = resources.build_metrics_service(_market())
+    engine = resources.build_engine_deployment(_market(), IMAGES)
+    labels = engine["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "health"
+
+
+@pytest.mark.parametrize(
+    ("change", "engine_rolls", "mm_rolls"),
+    [
+        ({"fees": {"makerBps": 5, "takerBps": 20}}, True, False),
+        ({"minNotional": "2.00"}, True, True),
+        ({"marketMaker": {"enabled": True, "spreadBps": 30}}, False, True),
+        ({"trading": "Halted"}, False, False),
+        ({"klines": {"intervals": ["1m"]}}, False, False),
+    ],
+)
+def test_a_spec_change_rolls_only_what_reads_it(
+    change: dict[str, Any], engine_rolls: bool, mm_rolls: bool
+) -> None:
+    before, after = _market(), _market(**change)
+
+    def template(market: Market, build: Any) -> Any:
+        return build(market, IMAGES)["spec"]["template"]
+
+    engine = resources.build_engine_deployment
+    mm = resources.build_mm_deployment
+    assert (template(before, engine) != template(after, engine)) is engine_rolls
+    assert (template(before, mm) != template(after, mm)) is mm_rolls
+
+
+def test_conditions_keep_their_transition_time_until_the_status_changes() -> None:
+    first = merge_conditions([], {QUEUE_READY: Check.ok("Provisioned")}, 1, "t1")
+    same = merge_conditions(first, {QUEUE_READY: Check.ok("Provisioned", "again")}, 2, "t2")
+    assert same[0]["lastTransitionTime"] == "t1" and same[0]["observedGeneration"] == 2
+    flipped = merge_conditions(same, {QUEUE_READY: Check.failed("RedisUnavailable")}, 2, "t3")
+    assert flipped[0]["lastTransitionTime"] == "t3" and flipped[0]["status"] == "False"
+
+
+def test_phase_follows_the_conditions_and_trading() -> None:
+    def conditions(**statuses: str) -> list[dict[str, Any]]:
+        return [{"type": kind, "status": value, "reason": "R"} for kind, value in statuses.items()]
+
+    ready = {QUEUE_READY: "True", STORAGE_READY: "True", ENGINE_READY: "True", MM_READY: "True"}
+    assert phase_of(conditions(**ready), Trading.ENABLED)[0] == "Ready"
+    assert phase_of(conditions(**ready), Trading.HALTED)[0] == "Halted"
+    assert phase_of(conditions(**{**ready, ENGINE_READY: "False"}), Trading.ENABLED)[0] == (
+        "Degraded"
+    )
+    assert phase_of(conditions(**{**ready, STORAGE_READY: "False"}), Trading.ENABLED)[0] == (
+        "Provisioning"
+    )
+    assert phase_of([], Trading.ENABLED)[0] == "Provisioning"
+
+
+def test_deployment_check_wants_the_current_generation_ready() -> None:
+    def deployment(generation: int, observed: int, ready: int) -> dict[str, Any]:
+        return {"metadata": {"generation": generation},
+                "status": {"observedGeneration": observed, "readyReplicas": ready}}  # fmt: skip
+
+    assert deployment_check(deployment(2, 2, 1), "engine").status == "True"
+    assert deployment_check(deployment(3, 2, 1), "engine").status == "False"
+    assert deployment_check(deployment(2, 2, 0), "engine").status == "False"
+    assert deployment_check(None, "engine").reason == "Missing"
+
+
+def test_is_subset_ignores_what_the_server_adds() -> None:
+    desired = {"spec": {"ports": [{"port": 80}], "selector": {"a": "b"}}}
+    live = {"spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"a": "b"},
+                     "clusterIP": "10.0.0.1"}, "status": {}}  # fmt: skip
+    assert is_subset(desired, live)
+    assert not is_subset({"spec": {"ports": [{"port": 81}]}}, live)
+    assert not is_subset({"spec": {"ports": [{"port": 80}, {"port": 81}]}}, live)
+
+
+def test_scale_conflicts_name_the_asset_and_the_market() -> None:
+    registry = {"btc-usd": _market().registry_entry()}
+    mine = _market("btc-eur", base={"asset": "BTC", "scale": 6},
+                   quote={"asset": "EUR", "scale": 6})  # fmt: skip
+    assert scale_conflicts(mine, registry) == ["BTC has scale 8 in market btc-usd, not 6"]
+    assert scale_conflicts(_market(), registry) == []
