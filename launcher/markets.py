@@ -15,6 +15,8 @@ from xch.market import Market, OnDelete, Trading
 from xch_operator import provisioning
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "markets"
+LOCAL_OWNER = "local"
+"""Who holds market names in local mode (in Kubernetes, the Market's uid)."""
 
 
 def read_manifest(path: Path) -> Market:
@@ -27,7 +29,7 @@ async def apply(client: redis.asyncio.Redis, dsn: str, market: Market) -> None:
     command, as the operator's field handler does."""
     previous = await client.hget(keys.MARKETS, market.name)
     await provisioning.provision_storage(dsn, market)
-    await provisioning.provision_queue(client, market)
+    await provisioning.provision_queue(client, market, LOCAL_OWNER)
     if previous is not None:
         old = Market.from_registry_entry(previous)
         if old.spec.trading != market.spec.trading:
