@@ -59,7 +59,7 @@ bench-engine: $(STAMP)
 bench-engine-service: $(STAMP) deps-system
 	$(BIN)/python -m bench.engine_service
 
-# --- envtest: a real kube-apiserver and etcd for the operator's tests (no Docker) -----------
+# --- envtest: a real kube-apiserver, etcd and controller-manager for the operator's tests -----
 # Built from source through the Go module proxy (tools/envtest/*/go.mod pins the versions) into
 # a cache that outlives this clone, with Go's module and build caches beside it, so the slow
 # cold build (see README) happens once per machine. A no-op when both binaries exist.
@@ -71,10 +71,11 @@ ENVTEST_BIN := $(ENVTEST_CACHE)/$(ENVTEST_VERSIONS)/bin
 ENVTEST_GO := env CGO_ENABLED=0 GOMODCACHE=$(ENVTEST_CACHE)/gomod \
 	GOCACHE=$(ENVTEST_CACHE)/gocache GOTOOLCHAIN=local go
 
-envtest-bin: $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/etcd
+envtest-bin: $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/kube-controller-manager $(ENVTEST_BIN)/etcd
 
-$(ENVTEST_BIN)/kube-apiserver:
-	cd tools/envtest/apiserver && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+$(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/kube-controller-manager:
+	cd tools/envtest/apiserver && \
+	$(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
 
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
