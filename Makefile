@@ -14,12 +14,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean \
 	envtest-bin bench-operator
 
-# Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
+# Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, and openssl
+# (the operator tests make a service-account key with it). apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
 # install so that ports 6379 and 5432 stay free for `make up`.
 deps-system:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	test -x "$(PG_BIN)/postgres" || missing="$$missing postgresql-15"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
