@@ -14,12 +14,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean \
 	envtest-bin bench-operator helm-bin images kind-e2e
 
-# Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
+# Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, and openssl
+# (the operator tests make a service-account key with it). apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
 # install so that ports 6379 and 5432 stay free for `make up`.
 deps-system:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	test -x "$(PG_BIN)/postgres" || missing="$$missing postgresql-15"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
@@ -59,7 +61,7 @@ bench-engine: $(STAMP)
 bench-engine-service: $(STAMP) deps-system
 	$(BIN)/python -m bench.engine_service
 
-# --- envtest: a real kube-apiserver and etcd for the operator's tests (no Docker) -----------
+# --- envtest: a real kube-apiserver, etcd and controller-manager for the operator's tests -----
 # Built from source through the Go module proxy (tools/envtest/*/go.mod pins the versions) into
 # a cache that outlives this clone, with Go's module and build caches beside it, so the slow
 # cold build (see README) happens once per machine. A no-op when both binaries exist.
@@ -71,10 +73,11 @@ ENVTEST_BIN := $(ENVTEST_CACHE)/$(ENVTEST_VERSIONS)/bin
 ENVTEST_GO := env CGO_ENABLED=0 GOMODCACHE=$(ENVTEST_CACHE)/gomod \
 	GOCACHE=$(ENVTEST_CACHE)/gocache GOTOOLCHAIN=local go
 
-envtest-bin: $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/etcd
+envtest-bin: $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/kube-controller-manager $(ENVTEST_BIN)/etcd
 
-$(ENVTEST_BIN)/kube-apiserver:
-	cd tools/envtest/apiserver && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+$(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/kube-controller-manager:
+	cd tools/envtest/apiserver && \
+	$(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
 
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3

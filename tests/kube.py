@@ -4,8 +4,10 @@ The envtest approach (controller-runtime's), without Docker: `make envtest-bin` 
 binaries from source into a per-machine cache; this module starts a fresh etcd and
 kube-apiserver on free loopback ports with throw-away directories, waits for /readyz and
 writes a kubeconfig for an admin token (group system:masters). Authorization is RBAC, so a
-ServiceAccount token sees exactly what its Roles grant. No kubelet, no controller-manager:
-Deployments stay as written, and tests set their status through the status subresource.
+ServiceAccount token sees exactly what its Roles grant. kube-controller-manager runs only the
+namespace and garbage-collector controllers: deleting a namespace deletes what is in it, and
+owner references collect children. No kubelet and no Deployment controller: Deployments stay
+as written, and tests set their status through the status subresource.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class ControlPlane:
     admin_token: str
     etcd: _Process
     apiserver: _Process
+    controller_manager: _Process | None = None
     ca_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,7 +178,22 @@ class ControlPlane:
     def admin(self) -> Rest:
         return Rest(self.server, self.admin_token, self.ca_file)
 
+    def start_controller_manager(self) -> None:
+        command = [
+            str(_binary("kube-controller-manager")),
+            "--kubeconfig", str(self.kubeconfig_path),
+            "--controllers", "namespace,garbagecollector",
+            "--leader-elect=false",
+            "--secure-port=0",
+        ]  # fmt: skip
+        self.controller_manager = _Process(command, self.base_dir / "kube-controller-manager.log")
+        process = self.controller_manager.start()
+        if process.poll() is not None:
+            raise ServerError(f"kube-controller-manager exited with code {process.returncode}")
+
     def stop(self) -> None:
+        if self.controller_manager is not None:
+            self.controller_manager.stop()
         self.apiserver.stop()
         self.etcd.stop()
 
@@ -289,6 +307,11 @@ def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
                     raise
                 continue
             plane.write_kubeconfig(plane.kubeconfig_path, admin_token, ADMIN_USER)
+            try:
+                plane.start_controller_manager()
+            except BaseException:
+                apiserver.stop()
+                raise
             return plane
     except BaseException:
         etcd.stop()

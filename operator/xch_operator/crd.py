@@ -22,14 +22,13 @@ from xch.market import (
     NAME_PATTERN,
     MarketSpec,
 )
+from xch_operator.status import CONDITION_TYPES, PHASES
 
 PLURAL = "markets"
 SINGULAR = "market"
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 CRD_PATH = Path("charts/exchange/crds") / f"{CRD_NAME}.yaml"
 
-PHASES = ("Provisioning", "Ready", "Degraded", "Halted", "Deleting")
-CONDITION_TYPES = ("QueueReady", "StorageReady", "EngineReady", "MarketMakerReady")
 
 # CEL's cost estimator charges string functions by the longest string a field may hold, so
 # decimal strings get a bound; 40 characters exceed any int64 the engine can hold anyway.

@@ -20,6 +20,7 @@ READY = "Ready"
 DEGRADED = "Degraded"
 HALTED = "Halted"
 DELETING = "Deleting"
+PHASES = (PROVISIONING, READY, DEGRADED, HALTED, DELETING)
 
 
 @dataclass(frozen=True, slots=True)

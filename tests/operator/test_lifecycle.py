@@ -255,3 +255,36 @@ async def test_engine_gone_with_its_namespace_the_operator_closes_the_market(
              what=f"finalizer released\n{operator.log_tail()}")  # fmt: skip
     usd = (await gateway.balances(USER))["USD"]
     assert (usd.free, usd.locked) == (DEPOSIT, 0)
+
+
+async def test_deleting_the_namespace_winds_its_markets_down(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    engines: list[EngineProcess],
+    tmp_path: Path,
+) -> None:
+    """The namespace controller deletes the Market and the engine's Deployment (and Pods)
+    together; the Market's finalizer still closes the market and releases every lock."""
+    kube.create_market(namespace, market_manifest("btc-usd", marketMaker={"enabled": False}))
+    kube.wait_conditions(namespace, "btc-usd", QueueReady="True", StorageReady="True")
+    engine = await start_engine(kube, namespace, "btc-usd", redis_server, tmp_path, engines)
+    rules = load_rules(engine.manifest)
+    gateway = Gateway(redis_client)
+    await gateway.deposit(USER, "USD", DEPOSIT)
+    order = Place(order_id="o1", user=USER, side=BUY, type=LIMIT,
+                  price=rules.price_to_ticks("100.00"), qty=rules.qty_to_lots("1.0000"),
+                  quote_qty=0, tif=GTC, stp=DEFAULT_STP, locked=0)  # fmt: skip
+    entry = await place(gateway, rules, order)
+    assert entry is not None
+    await wait_applied(redis_client, "btc-usd", entry)
+
+    engine.terminate()  # its Pod goes with the namespace
+    kube.rest.delete(f"/api/v1/namespaces/{namespace}")
+    wait_for(lambda: kube.rest.get(f"/api/v1/namespaces/{namespace}") is None, timeout=90,
+             what=f"namespace gone\n{operator.log_tail()}")  # fmt: skip
+    usd = (await gateway.balances(USER))["USD"]
+    assert (usd.free, usd.locked) == (DEPOSIT, 0)
+    assert not await redis_client.hexists(keys.MARKETS, "btc-usd")
