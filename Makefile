@@ -11,7 +11,8 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean
+.PHONY: deps-system venv pglite lint fmt test bench bench-engine bench-engine-service bench-dbproc \
+	up down status clean
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
@@ -37,6 +38,16 @@ $(STAMP): pyproject.toml constraints.txt | deps-system
 
 venv: $(STAMP)
 
+# PGlite with TimescaleDB for the Timescale-mode tests (tools/pglite), pinned by its lock file.
+PGLITE := tools/pglite
+PGLITE_STAMP := $(PGLITE)/node_modules/.installed
+
+$(PGLITE_STAMP): $(PGLITE)/package.json $(PGLITE)/package-lock.json
+	npm ci --prefix $(PGLITE) --no-audit --no-fund
+	touch $@
+
+pglite: $(PGLITE_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -47,16 +58,19 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint deps-system
+test: lint deps-system $(PGLITE_STAMP)
 	$(BIN)/pytest
 
-bench: bench-engine bench-engine-service
+bench: bench-engine bench-engine-service bench-dbproc
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m bench.engine
 
 bench-engine-service: $(STAMP) deps-system
 	$(BIN)/python -m bench.engine_service
+
+bench-dbproc: $(STAMP) deps-system
+	$(BIN)/python -m bench.dbproc
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 up: deps-system $(STAMP)
@@ -70,5 +84,5 @@ status:
 
 # Removes the virtualenv and caches; keeps .state/ (the local stack's data).
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache build *.egg-info
+	rm -rf $(VENV) $(PGLITE)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache build *.egg-info
 	find . -path ./.state -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
