@@ -4,9 +4,10 @@
    process, BATCH commands per engine batch as the service does, with funded users; each
    batch's events (orders accepted, refused and done, trades, depth) become one entry of
    `xch:{M}:events`. A fresh Redis gets that stream and the market registry entry, a fresh
-   PostgreSQL the schema; then `python -m dbproc` is started and timed until its consumer
-   group has acknowledged every entry (it acknowledges only after COMMIT). The rate counts
-   from the first acknowledged entry, so the process start is not in it (it is reported).
+   PostgreSQL the schema and the market's klines views (dbproc's ticker refresh reads them);
+   then `python -m dbproc` is started and timed until its consumer group has acknowledged
+   every entry (it acknowledges only after COMMIT). The rate counts from the first
+   acknowledged entry, so the process start is not in it (it is reported).
 2. Klines latency. KLINES_TRADES trades of one market spread evenly over 100 days are loaded
    with one INSERT … SELECT over generate_series, the market is provisioned (plain
    PostgreSQL: views over date_bin and their expression indexes), the table vacuumed and
@@ -188,6 +189,16 @@ def _frame_name(frame: str) -> str:
     return f"{function} ({where.split(':')[0].rsplit('/', 1)[-1]})" if where else function
 
 
+async def prepare_database(url: str) -> None:
+    """The schema, and the market's klines views, which dbproc's ticker refresh reads."""
+    await upgrade(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await provision_on(conn, MARKET)
+    finally:
+        await conn.close()
+
+
 async def count_rows(database_url: str) -> dict[str, int]:
     conn = await asyncpg.connect(database_url)
     try:
@@ -207,7 +218,7 @@ def bench_store(orders: int, pg: PostgresServer, workdir: Path, profile: bool) -
         client.flushall()
         preload(client, entries)
         client.close()
-        asyncio.run(upgrade(pg.url))
+        asyncio.run(prepare_database(pg.url))
         raw = workdir / "profile.txt" if profile else None
         timing = run_dbproc(server.url, pg.url, len(entries), workdir, raw)
     finally:
