@@ -11,8 +11,8 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean \
-	envtest-bin bench-operator helm-bin images kind-e2e
+.PHONY: deps-system venv pglite lint fmt test bench bench-engine bench-engine-service bench-dbproc \
+	up down status clean envtest-bin bench-operator helm-bin images kind-e2e
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, and openssl
 # (the operator tests make a service-account key with it). apt-get update
@@ -40,6 +40,16 @@ $(STAMP): pyproject.toml constraints.txt | deps-system
 
 venv: $(STAMP)
 
+# PGlite with TimescaleDB for the Timescale-mode tests (tools/pglite), pinned by its lock file.
+PGLITE := tools/pglite
+PGLITE_STAMP := $(PGLITE)/node_modules/.installed
+
+$(PGLITE_STAMP): $(PGLITE)/package.json $(PGLITE)/package-lock.json
+	npm ci --prefix $(PGLITE) --no-audit --no-fund
+	touch $@
+
+pglite: $(PGLITE_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,16 +60,19 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint deps-system envtest-bin helm-bin
+test: lint deps-system envtest-bin helm-bin $(PGLITE_STAMP)
 	$(BIN)/pytest
 
-bench: bench-engine bench-engine-service
+bench: bench-engine bench-engine-service bench-dbproc bench-operator
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m bench.engine
 
 bench-engine-service: $(STAMP) deps-system
 	$(BIN)/python -m bench.engine_service
+
+bench-dbproc: $(STAMP) deps-system
+	$(BIN)/python -m bench.dbproc
 
 # --- envtest: a real kube-apiserver, etcd and controller-manager for the operator's tests -----
 # Built from source through the Go module proxy (tools/envtest/*/go.mod pins the versions) into
@@ -121,7 +134,6 @@ images:
 kind-e2e: images helm-bin $(STAMP)
 	HELM=$(HELM) IMAGE_TAG=$(IMAGE_TAG) scripts/kind-e2e.sh
 
-# The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 # The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`).
 up: deps-system $(STAMP)
 	$(BIN)/exchange up
@@ -134,5 +146,5 @@ status: $(STAMP)
 
 # Removes the virtualenv and caches; keeps .state/ (the local stack's data).
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache build *.egg-info
+	rm -rf $(VENV) $(PGLITE)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache build *.egg-info
 	find . -path ./.state -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

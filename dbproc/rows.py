@@ -121,8 +121,11 @@ class MarketRows:
 
 def market_rows(units: Units, events: Iterable[Event]) -> MarketRows:
     rows = MarketRows()
+    last_ms, ts = 0, utc_from_ms(0)
     for event in events:
-        ts = utc_from_ms(event.ts)
+        # The events of one command share its timestamp: convert it once.
+        if event.ts != last_ms:
+            last_ms, ts = event.ts, utc_from_ms(event.ts)
         if isinstance(event, Trade):
             _add_trade(rows, units, event, ts)
         elif isinstance(event, OrderAccepted):

@@ -176,9 +176,9 @@ async def drop_on(conn: asyncpg.Connection, name: str) -> None:
     stay: they are the record of where everyone's funds went."""
     relations = await existing_relations(conn, name)
     longest_first = sorted(relations, key=lambda rel: -interval_seconds(_interval_of(rel, name)))
-    timescale = await has_timescale(conn)
+    aggregates = await _continuous_aggregates(conn) if await has_timescale(conn) else set()
     for relation in longest_first:
-        kind = "MATERIALIZED VIEW" if timescale and await _is_matview(conn, relation) else "VIEW"
+        kind = "MATERIALIZED VIEW" if relation in aggregates else "VIEW"
         await conn.execute(f"DROP {kind} IF EXISTS {relation}")
     async with conn.transaction():
         for table in ("trades", "orders", "order_events", "stored_batches"):
@@ -191,13 +191,14 @@ def _interval_of(relation: str, market: str) -> str:
     return relation[len("klines_") : -len(suffix)]
 
 
-async def _is_matview(conn: asyncpg.Connection, relation: str) -> bool:
-    kind = await conn.fetchval(
-        "SELECT relkind FROM pg_class WHERE relname = $1 AND relnamespace = "
-        "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
-        relation,
+async def _continuous_aggregates(conn: asyncpg.Connection) -> set[str]:
+    """Names of the continuous aggregates in the current schema. Their user-facing relation is
+    a plain view (relkind 'v') over a hypertable, yet only DROP MATERIALIZED VIEW drops one."""
+    rows = await conn.fetch(
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates "
+        "WHERE view_schema = current_schema()"
     )
-    return bool(kind == "m")
+    return {row["view_name"] for row in rows}
 
 
 async def retire_on(conn: asyncpg.Connection, name: str) -> None:

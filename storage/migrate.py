@@ -6,6 +6,7 @@ same place for the `alembic` command. Upgrading an up-to-date database changes n
 
 import argparse
 import asyncio
+import io
 from pathlib import Path
 
 from alembic import command
@@ -27,6 +28,16 @@ def alembic_config(dsn: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(dsn).replace("%", "%%"))
     return config
+
+
+def upgrade_sql(revision: str = "head") -> str:
+    """The SQL that upgrading an empty database to `revision` runs, as one script with its own
+    BEGIN and COMMIT (Alembic's offline mode), for servers Alembic cannot drive itself."""
+    buffer = io.StringIO()
+    config = Config(output_buffer=buffer)
+    config.set_main_option("script_location", str(MIGRATIONS))
+    command.upgrade(config, revision, sql=True)
+    return buffer.getvalue()
 
 
 def upgrade_sync(dsn: str, revision: str = "head") -> None:

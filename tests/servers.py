@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -387,3 +388,65 @@ def start_postgres(
             raise ServerError(f"createdb {database} failed: {created.stderr}")
         return server
     raise AssertionError("unreachable")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PGLITE_DIR = ROOT / "tools" / "pglite"
+
+
+@dataclass(frozen=True)
+class PgliteServer:
+    """PGlite (PostgreSQL 17 in WASM) with TimescaleDB, in memory, served over the wire
+    protocol by pglite-socket (tools/pglite/server.js).
+
+    It is a single backend: one client at a time (later ones queue), and session state such
+    as named prepared statements outlives a client, so each new client starts with
+    `DEALLOCATE ALL`. Its listening port is picked by the OS and read from the script's stdout,
+    so there is no race for a free port.
+    """
+
+    host: str
+    port: int
+    log_file: Path
+    process: subprocess.Popen[bytes] = field(repr=False, compare=False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/postgres"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close its stdin (the script then stops), then SIGTERM, then SIGKILL."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _end_process(self.process, [signal.SIGTERM], timeout)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_pglite(log_dir: Path, timeout: float = 60.0) -> PgliteServer:
+    """Start tools/pglite/server.js with node (`make pglite` installs its packages)."""
+    node = shutil.which("node")
+    if node is None:
+        raise ServerError("node is not on PATH")
+    if not (PGLITE_DIR / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
+        raise ServerError(f"no packages in {PGLITE_DIR}/node_modules (make pglite installs them)")
+    log_file = log_dir / "pglite.log"
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            [node, str(PGLITE_DIR / "server.js")],
+            cwd=PGLITE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    line = process.stdout.readline().decode() if ready else ""
+    if not line.startswith("PORT "):
+        _end_process(process, [signal.SIGTERM], 10.0)
+        raise ServerError(f"pglite did not start: {line!r}\n{_log_tail(log_file)}")
+    return PgliteServer(HOST, int(line.split()[1]), log_file, process)

@@ -1,4 +1,5 @@
-"""Alembic environment: migrations run on an async engine (asyncpg), online only."""
+"""Alembic environment: migrations run on an async engine (asyncpg), or, in offline mode
+(`alembic upgrade --sql`, storage.migrate.upgrade_sql), are written out as one SQL script."""
 
 import asyncio
 import os
@@ -39,4 +40,13 @@ async def run_online() -> None:
         await engine.dispose()
 
 
-asyncio.run(run_online())
+def run_offline() -> None:
+    context.configure(dialect_name="postgresql", target_metadata=Base.metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    asyncio.run(run_online())

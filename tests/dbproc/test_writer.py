@@ -11,6 +11,7 @@ import yaml
 from dbproc.rows import Units
 from dbproc.writer import Batch, store_funds, store_market_batches
 from engine.ledger import EXTERNAL_ACCOUNT
+from storage.klines import utc_from_ms
 from storage.migrate import upgrade
 from tests.engine.strategies import BTC_USD, Driver, seeded
 from tests.servers import PostgresServer
@@ -74,6 +75,7 @@ async def test_rows_equal_the_events(db: asyncpg.Connection) -> None:
         assert row["qty"] == UNITS.qty(trade.qty)
         assert row["quote_qty"] == UNITS.quote(trade.quote_qty)
         assert (row["maker_user"], row["taker_user"]) == (trade.maker_user, trade.taker_user)
+        assert row["ts"] == utc_from_ms(trade.ts)
 
     filled: dict[str, Decimal] = defaultdict(Decimal)
     for trade in trades:

@@ -1,13 +1,15 @@
-"""A fresh, migrated database per test, on the session's PostgreSQL server."""
+"""A fresh, migrated database per test on the session's PostgreSQL server; and a migrated
+PGlite with TimescaleDB per test module."""
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 
-from storage.migrate import upgrade
-from tests.servers import PostgresServer
+from storage.migrate import upgrade, upgrade_sql
+from tests.servers import PgliteServer, PostgresServer, start_pglite
 
 
 async def create_database(server: PostgresServer) -> str:
@@ -46,3 +48,43 @@ async def db(database: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+async def connect_pglite(server: PgliteServer) -> asyncpg.Connection:
+    """pglite-socket offers no TLS (so no SSL negotiation), and the previous client's named
+    prepared statements are still in the one backend session, where asyncpg's would clash."""
+    conn = await asyncpg.connect(server.url, ssl=False)
+    await conn.execute("DEALLOCATE ALL")
+    return conn
+
+
+async def migrate_pglite(server: PgliteServer) -> None:
+    """The migrations as Alembic's offline SQL script over one connection. Alembic's online
+    run does all its work but then hangs: asyncpg's close() sends Terminate and waits for the
+    server to close the socket, which pglite-socket 0.0.19 never does."""
+    conn = await connect_pglite(server)
+    try:
+        await conn.execute(upgrade_sql())
+    finally:
+        conn.terminate()
+
+
+@pytest.fixture(scope="module")
+def pglite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgliteServer]:
+    """PGlite with TimescaleDB, in memory, with the schema at head; stopped after the module."""
+    server = start_pglite(tmp_path_factory.mktemp("pglite"))
+    try:
+        asyncio.run(migrate_pglite(server))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def tsdb(pglite_server: PgliteServer) -> AsyncIterator[asyncpg.Connection]:
+    """The one connection to PGlite for a test; closed with terminate() (see migrate_pglite)."""
+    conn = await connect_pglite(pglite_server)
+    try:
+        yield conn
+    finally:
+        conn.terminate()

@@ -1,15 +1,10 @@
 """Klines relations on plain PostgreSQL: provisioning, contents, index use, dropping."""
 
-import random
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
-import yaml
 
-from dbproc.rows import TRADE_COLUMNS
 from storage.klines import (
     compute_ticker,
     drop_on,
@@ -20,70 +15,7 @@ from storage.klines import (
     relation_name,
     retire_on,
 )
-from xch.market import Market
-from xch.marketdata import Kline, interval_seconds
-
-ROOT = Path(__file__).resolve().parents[2]
-MARKET = Market.model_validate(
-    yaml.safe_load((ROOT / "examples" / "markets" / "btc-usd.yaml").read_text())
-)
-ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
-START = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
-
-Trade = tuple[int, datetime, Decimal, Decimal, Decimal]
-
-
-def random_trades(seed: int, count: int, span: timedelta) -> list[Trade]:
-    """Trades with ids in time order, several often sharing a millisecond."""
-    rng = random.Random(seed)
-    moments = sorted(
-        START + timedelta(milliseconds=rng.randrange(int(span.total_seconds() * 1000)))
-        for _ in range(count)
-    )
-    trades = []
-    for trade_id, moment in enumerate(moments, start=1):
-        price = Decimal(rng.randint(2_990_000, 3_010_000)).scaleb(-2)
-        qty = Decimal(rng.randint(1, 500)).scaleb(-4)
-        trades.append((trade_id, moment, price, qty, price * qty))
-    return trades
-
-
-async def insert_trades(conn: asyncpg.Connection, market: str, trades: list[Trade]) -> None:
-    await conn.copy_records_to_table(
-        "trades",
-        columns=list(TRADE_COLUMNS),
-        records=[
-            (market, tid, ts, tid, p, q, qq, "m", "1", "t", "2", "buy", Decimal(0), Decimal(0))
-            for tid, ts, p, q, qq in trades
-        ],
-    )
-
-
-def expected_klines(trades: list[Trade], interval: str) -> list[Kline]:
-    """OHLCV per bucket, computed here from the trades themselves."""
-    seconds = interval_seconds(interval)
-    buckets: dict[int, list[Trade]] = defaultdict(list)
-    for trade in trades:
-        offset = int((trade[1] - ORIGIN).total_seconds()) // seconds
-        buckets[offset].append(trade)
-    klines = []
-    for offset in sorted(buckets):
-        group = sorted(buckets[offset])
-        open_time = int((ORIGIN + timedelta(seconds=offset * seconds)).timestamp() * 1000)
-        klines.append(
-            Kline(
-                open_time=open_time,
-                close_time=open_time + seconds * 1000 - 1,
-                open=f"{group[0][2]:f}",
-                high=f"{max(t[2] for t in group):f}",
-                low=f"{min(t[2] for t in group):f}",
-                close=f"{group[-1][2]:f}",
-                volume=f"{sum(t[3] for t in group):f}",
-                quote_volume=f"{sum(t[4] for t in group):f}",
-                count=len(group),
-            )
-        )
-    return klines
+from tests.storage.trades import MARKET, START, expected_klines, insert_trades, random_trades
 
 
 def test_hierarchy_builds_each_interval_from_the_largest_divisor() -> None:
