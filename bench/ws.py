@@ -1,0 +1,242 @@
+"""`make bench-ws`: WebSocket fan-out under load.
+
+1,000 clients (in a few client processes) subscribe to `trade@bench` and `depth@bench` on one
+ws process while paced orders make the engine produce about 1,000 events/s. Measured: the
+delay from the engine's commit (the events entry's id, a millisecond clock of the same
+machine) to a client receiving the message, p50/p99; messages lost by clients that kept up
+(no resync notice); the ws process's CPU. Writes bench/results/ws.json.
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio
+import uvloop
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from bench.engine_service import MANIFEST, fresh_funded_users, send_paced, start_engine
+from bench.report import RESULTS as RESULTS_DIR
+from bench.report import write_result
+from tests.servers import start_redis
+from tests.ws.harness import WsProcess
+from xch import keys
+from xch.market import Market
+from xch.schemas import Depth, Trade
+from xch.wire import FIELD_EVENT, decode_events
+
+RESULTS = RESULTS_DIR / "ws.json"
+STREAMS = ["trade@bench", "depth@bench"]
+SAMPLE_PER_PROCESS = 200_000
+
+
+@dataclass
+class Received:
+    """What one client got: arrival times by trade id and by depth update id."""
+
+    snapshot_id: int = -1
+    trades: dict[int, float] = field(default_factory=dict)
+    depth: dict[int, float] = field(default_factory=dict)
+    resynced: bool = False
+    closed: bool = False
+
+
+async def receive(connection: ClientConnection, got: Received) -> None:
+    try:
+        async for raw in connection:
+            message = orjson.loads(raw)
+            data = message.get("data")
+            if data is None:
+                got.resynced |= message.get("event") in ("resync", "disconnect")
+            elif data["type"] == "trade":
+                got.trades[data["trade_id"]] = time.time()
+            elif data["type"] == "update":
+                got.depth[data["last_update_id"]] = time.time()
+            elif data["type"] == "snapshot" and got.snapshot_id < 0:
+                got.snapshot_id = data["last_update_id"]
+    except ConnectionClosed:
+        got.closed = True
+
+
+async def open_client(url: str) -> tuple[ClientConnection, Received]:
+    connection = await connect(url, open_timeout=60, max_queue=None, compression=None)
+    await connection.send(orjson.dumps({"method": "SUBSCRIBE", "params": STREAMS, "id": 1}))
+    return connection, Received()
+
+
+async def commit_times(redis_url: str, after: str) -> tuple[dict[int, float], dict[int, float]]:
+    """Commit time (s) of every trade id and depth update id after stream id `after`."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    entries: Any = await client.xrange(keys.market_events("bench"), f"({after}", "+")
+    await client.aclose()
+    trades: dict[int, float] = {}
+    depth: dict[int, float] = {}
+    for entry_id, fields in entries:
+        committed = int(entry_id.split(b"-")[0]) / 1000
+        for event in decode_events(fields[FIELD_EVENT]):
+            if isinstance(event, Trade):
+                trades[event.trade_id] = committed
+            elif isinstance(event, Depth):
+                depth[event.last_update_id] = committed
+    return trades, depth
+
+
+async def run_clients(
+    url: str, redis_url: str, count: int, ready: Any, go: Any, results: Any
+) -> None:
+    pairs = []
+    for start in range(0, count, 50):
+        pairs += await asyncio.gather(
+            *(open_client(url) for _ in range(start, min(count, start + 50)))
+        )
+    tasks = [asyncio.create_task(receive(connection, got)) for connection, got in pairs]
+    ready.put(count)
+    after = await asyncio.to_thread(go.get)  # the events stream id the load starts after
+    stop = await asyncio.to_thread(go.get)
+    for connection, _ in pairs:
+        await connection.close()
+    await asyncio.gather(*tasks)
+    trades, depth = await commit_times(redis_url, after)
+    results.put(summarize([got for _, got in pairs], trades, depth, stop))
+
+
+def summarize(
+    clients: list[Received], trades: dict[int, float], depth: dict[int, float], stop: float
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    lost = messages = kept_up = 0
+    for got in clients:
+        messages += len(got.trades) + len(got.depth)
+        latencies += [at - trades[i] for i, at in got.trades.items() if i in trades]
+        latencies += [at - depth[i] for i, at in got.depth.items() if i in depth]
+        if got.resynced:
+            continue
+        kept_up += 1
+        lost += sum(1 for i in trades if i not in got.trades)
+        lost += sum(1 for i in depth if i > got.snapshot_id and i not in got.depth)
+    rng = random.Random(1)
+    sample = (
+        latencies
+        if len(latencies) <= SAMPLE_PER_PROCESS
+        else rng.sample(latencies, SAMPLE_PER_PROCESS)
+    )
+    return {"latencies": sample, "lost": lost, "messages": messages, "kept_up": kept_up}
+
+
+def client_process(url: str, redis_url: str, count: int, ready: Any, go: Any, results: Any) -> None:
+    uvloop.run(run_clients(url, redis_url, count, ready, go, results))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        server = start_redis(workdir / "redis")
+        context = multiprocessing.get_context("fork")
+        processes: list[Any] = []
+        ws = WsProcess(server.url, workdir / "ws.log", env={"EXCHANGE_WS_QUEUE_SIZE": "5000"})
+        engine = None
+        try:
+            users = await fresh_funded_users(server.url)
+            client = redis.asyncio.Redis.from_url(server.url)
+            market = Market.model_validate(MANIFEST)
+            await client.hset(keys.MARKETS, market.name, market.registry_entry())
+            engine = start_engine(workdir, server.url)
+            ws.start()
+            await engine.wait_ready()
+            await ws.wait_ready()
+            ready, results = context.Queue(), context.Queue()
+            gos = []
+            share = args.clients // args.processes
+            for n in range(args.processes):
+                count = share if n < args.processes - 1 else args.clients - share * n
+                go = context.Queue()
+                gos.append(go)
+                process = context.Process(
+                    target=client_process, args=(ws.url, server.url, count, ready, go, results)
+                )
+                process.start()
+                processes.append(process)
+            connected = sum(ready.get(timeout=300) for _ in processes)
+            await asyncio.sleep(2)  # snapshots delivered
+            newest: Any = await client.xrevrange(keys.market_events("bench"), count=1)
+            after = newest[0][0].decode() if newest else "0-0"
+            for go in gos:
+                go.put(after)
+            assert ws.process is not None
+            cpu_before, began = cpu_seconds(ws.process.pid), time.time()
+            total = int(args.rate * args.seconds)
+            await asyncio.to_thread(send_paced, server.url, users, args.rate, total)
+            await asyncio.sleep(2)  # the tail of the deliveries
+            cpu = cpu_seconds(ws.process.pid) - cpu_before
+            wall = time.time() - began
+            for go in gos:
+                go.put(time.time())
+            parts = [results.get(timeout=600) for _ in processes]
+            entries: Any = await client.xrange(keys.market_events("bench"), f"({after}", "+")
+            events = sum(len(decode_events(fields[FIELD_EVENT])) for _, fields in entries)
+            metrics = await ws.metrics()
+            if os.environ.get("BENCH_DEBUG"):
+                print({k: v for k, v in metrics.items() if "lag" in k})
+            await client.aclose()
+        finally:
+            for process in processes:
+                process.join(timeout=60)
+                if process.is_alive():
+                    process.kill()
+            ws.kill()
+            if engine is not None:
+                engine.kill()
+            server.stop()
+    latencies = sorted(x for part in parts for x in part["latencies"])
+    return {
+        "benchmark": "ws",
+        "clients": connected,
+        "client_processes": args.processes,
+        "streams_per_client": STREAMS,
+        "orders_per_sec": args.rate,
+        "seconds": args.seconds,
+        "engine_events_per_sec": round(events / args.seconds),
+        "events_entries": len(entries),
+        "messages_received": sum(part["messages"] for part in parts),
+        "latency_p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "latency_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
+        "latency_max_ms": round(latencies[-1] * 1000, 1),
+        "clients_kept_up": sum(part["kept_up"] for part in parts),
+        "messages_lost_by_clients_that_kept_up": sum(part["lost"] for part in parts),
+        "slow_client_resyncs": metrics.get('ws_slow_clients_total{action="resync"}', 0),
+        "slow_client_disconnects": metrics.get('ws_slow_clients_total{action="disconnect"}', 0),
+        "ws_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+        "note": "latency from the events entry id (commit, ms resolution) to arrival at the "
+        "client; the client processes share the machine's cores with ws, engine and Redis",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--rate", type=int, default=300, help="orders per second")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    result = uvloop.run(run(args))
+    write_result(result, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
