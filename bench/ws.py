@@ -35,7 +35,6 @@ from xch.schemas import Depth, Trade
 from xch.wire import FIELD_EVENT, decode_events
 
 RESULTS = RESULTS_DIR / "ws.json"
-STREAMS = ["trade@bench", "depth@bench"]
 SAMPLE_PER_PROCESS = 200_000
 
 
@@ -45,7 +44,8 @@ class Received:
 
     snapshot_id: int = -1
     trades: dict[int, float] = field(default_factory=dict)
-    depth: dict[int, float] = field(default_factory=dict)
+    depth: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """last update id -> (first update id, arrival)"""
     resynced: bool = False
     closed: bool = False
 
@@ -60,16 +60,16 @@ async def receive(connection: ClientConnection, got: Received) -> None:
             elif data["type"] == "trade":
                 got.trades[data["trade_id"]] = time.time()
             elif data["type"] == "update":
-                got.depth[data["last_update_id"]] = time.time()
+                got.depth[data["last_update_id"]] = (data["first_update_id"], time.time())
             elif data["type"] == "snapshot" and got.snapshot_id < 0:
                 got.snapshot_id = data["last_update_id"]
     except ConnectionClosed:
         got.closed = True
 
 
-async def open_client(url: str) -> tuple[ClientConnection, Received]:
+async def open_client(url: str, streams: list[str]) -> tuple[ClientConnection, Received]:
     connection = await connect(url, open_timeout=60, max_queue=None, compression=None)
-    await connection.send(orjson.dumps({"method": "SUBSCRIBE", "params": STREAMS, "id": 1}))
+    await connection.send(orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}))
     return connection, Received()
 
 
@@ -91,12 +91,12 @@ async def commit_times(redis_url: str, after: str) -> tuple[dict[int, float], di
 
 
 async def run_clients(
-    url: str, redis_url: str, count: int, ready: Any, go: Any, results: Any
+    url: str, streams: list[str], redis_url: str, count: int, ready: Any, go: Any, results: Any
 ) -> None:
     pairs = []
     for start in range(0, count, 50):
         pairs += await asyncio.gather(
-            *(open_client(url) for _ in range(start, min(count, start + 50)))
+            *(open_client(url, streams) for _ in range(start, min(count, start + 50)))
         )
     tasks = [asyncio.create_task(receive(connection, got)) for connection, got in pairs]
     ready.put(count)
@@ -109,6 +109,17 @@ async def run_clients(
     results.put(summarize([got for _, got in pairs], trades, depth, stop))
 
 
+def depth_lost(got: Received, depth: dict[int, float]) -> int:
+    """Depth events not covered by the diffs received: gaps in the chain, and the tail."""
+    lost, previous = 0, got.snapshot_id
+    for last in sorted(got.depth):
+        first = got.depth[last][0]
+        if first > previous + 1:
+            lost += sum(1 for i in depth if previous < i < first)
+        previous = max(previous, last)
+    return lost + sum(1 for i in depth if i > previous)
+
+
 def summarize(
     clients: list[Received], trades: dict[int, float], depth: dict[int, float], stop: float
 ) -> dict[str, Any]:
@@ -117,12 +128,12 @@ def summarize(
     for got in clients:
         messages += len(got.trades) + len(got.depth)
         latencies += [at - trades[i] for i, at in got.trades.items() if i in trades]
-        latencies += [at - depth[i] for i, at in got.depth.items() if i in depth]
+        latencies += [at - depth[i] for i, (_, at) in got.depth.items() if i in depth]
         if got.resynced:
             continue
         kept_up += 1
         lost += sum(1 for i in trades if i not in got.trades)
-        lost += sum(1 for i in depth if i > got.snapshot_id and i not in got.depth)
+        lost += depth_lost(got, depth)
     rng = random.Random(1)
     sample = (
         latencies
@@ -132,8 +143,10 @@ def summarize(
     return {"latencies": sample, "lost": lost, "messages": messages, "kept_up": kept_up}
 
 
-def client_process(url: str, redis_url: str, count: int, ready: Any, go: Any, results: Any) -> None:
-    uvloop.run(run_clients(url, redis_url, count, ready, go, results))
+def client_process(
+    url: str, streams: list[str], redis_url: str, count: int, ready: Any, go: Any, results: Any
+) -> None:
+    uvloop.run(run_clients(url, streams, redis_url, count, ready, go, results))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -158,6 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ws.start()
             await engine.wait_ready()
             await ws.wait_ready()
+            streams = ["trade@bench", args.depth_stream]
             ready, results = context.Queue(), context.Queue()
             gos = []
             share = args.clients // args.processes
@@ -166,7 +180,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 go = context.Queue()
                 gos.append(go)
                 process = context.Process(
-                    target=client_process, args=(ws.url, server.url, count, ready, go, results)
+                    target=client_process,
+                    args=(ws.url, streams, server.url, count, ready, go, results),
                 )
                 process.start()
                 processes.append(process)
@@ -206,7 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "ws",
         "clients": connected,
         "client_processes": args.processes,
-        "streams_per_client": STREAMS,
+        "streams_per_client": ["trade@bench", args.depth_stream],
         "orders_per_sec": args.rate,
         "seconds": args.seconds,
         "engine_events_per_sec": round(events / args.seconds),
@@ -231,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--rate", type=int, default=300, help="orders per second")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--depth-stream", default="depth@bench", help="or depth@bench@100ms (merged diffs)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result = uvloop.run(run(args))

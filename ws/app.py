@@ -68,7 +68,7 @@ class Connection:
         """Tell a cut-off client why, unless its socket is full too: then just drop it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.websocket.send_bytes(protocol.notice("disconnect", reason="slow"))
+                await self.websocket.send_text(protocol.notice("disconnect", reason="slow"))
                 await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
 
     async def send_loop(self) -> None:
@@ -77,7 +77,7 @@ class Connection:
             message = await queue.get()
             try:
                 async with asyncio.timeout(self.settings.send_timeout):
-                    await self.websocket.send_text(message.decode())
+                    await self.websocket.send_text(message)
             except TimeoutError:
                 metrics.slow_clients.labels("disconnect").inc()
                 self.client.cut_off.set()

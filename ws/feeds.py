@@ -84,7 +84,7 @@ class MarketFeed:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.last_update_id = 0
-        self._snapshots: dict[str, tuple[int, bytes]] = {}
+        self._snapshots: dict[str, tuple[int, str]] = {}
         # depth@M@100ms: levels changed since its last diff, from update id `_merged_first`.
         self._merged: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self._merged_first = 0
@@ -118,7 +118,7 @@ class MarketFeed:
                 self.hub.publish(topic, self.depth_snapshot(topic))
         self.synced = True
 
-    def depth_snapshot(self, topic: str) -> bytes:
+    def depth_snapshot(self, topic: str) -> str:
         """Rendered once per book state: many clients may ask for it at once (a resync)."""
         cached = self._snapshots.get(topic)
         if cached is None or cached[0] != self.last_update_id:
@@ -210,7 +210,7 @@ class MarketFeed:
 
     # ---- klines -------------------------------------------------------------------------
 
-    def kline_message(self, interval: str, candle: Candle) -> bytes:
+    def kline_message(self, interval: str, candle: Candle) -> str:
         topic = self.stream("kline", interval)
         return protocol.data(topic, self.render.kline(interval, candle))
 
@@ -271,7 +271,7 @@ class MarketFeed:
         )
         return candle, int(stored_up_to)
 
-    def current_kline(self, interval: str) -> list[bytes]:
+    def current_kline(self, interval: str) -> list[str]:
         candle = self.candles.get(interval)
         return [] if candle is None else [self.kline_message(interval, candle)]
 
@@ -306,14 +306,14 @@ class MarketFeed:
         payload["price_change_percent"] = format_decimal(percent)
         return payload
 
-    def current_ticker(self) -> list[bytes]:
+    def current_ticker(self) -> list[str]:
         if self.ticker is None:
             return []
         return [protocol.data(self.stream("ticker"), self.ticker)]
 
     # ---- snapshots ----------------------------------------------------------------------
 
-    def snapshots(self, stream: Stream) -> list[bytes]:
+    def snapshots(self, stream: Stream) -> list[str]:
         if stream.kind == "depth":
             return [self.depth_snapshot(stream.name)]
         if stream.kind == "kline":

@@ -16,7 +16,7 @@ from ws.protocol import Stream
 
 SLOW = "slow_consumer"
 
-Snapshots = Callable[[Stream, str | None], list[bytes]]
+Snapshots = Callable[[Stream, str | None], list[str]]
 """What a stream's subscriber needs first (a depth snapshot, the current candle...)."""
 
 
@@ -25,13 +25,13 @@ class Client:
 
     def __init__(self, queue_size: int) -> None:
         self.id = next(self._ids)
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.streams: dict[str, Stream] = {}
         self.user: str | None = None
         self.resyncs = 0
         self.cut_off = asyncio.Event()
 
-    def offer(self, message: bytes) -> bool:
+    def offer(self, message: str) -> bool:
         """Queue `message`; False if the queue is full (or the client is cut off)."""
         if self.cut_off.is_set():
             return True
@@ -88,15 +88,15 @@ class Hub:
         for stream in list(client.streams.values()):
             self.unsubscribe(client, stream)
 
-    def publish(self, topic: str, message: bytes) -> None:
+    def publish(self, topic: str, message: str) -> None:
         for client in list(self.topics.get(topic, ())):
             self.send(client, message)
 
-    def send(self, client: Client, message: bytes) -> None:
+    def send(self, client: Client, message: str) -> None:
         if not client.offer(message):
             self.fell_behind(client)
 
-    def send_all(self, client: Client, messages: Iterable[bytes]) -> None:
+    def send_all(self, client: Client, messages: Iterable[str]) -> None:
         for message in messages:
             self.send(client, message)
 

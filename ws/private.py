@@ -109,10 +109,10 @@ class Private:
         raw = await self.client.hgetall(keys.balances(user))
         self.balances.setdefault(user, _parse(raw))
 
-    def snapshot(self, user: str) -> list[bytes]:
+    def snapshot(self, user: str) -> list[str]:
         return [self.message(self.balances.get(user, {}))]
 
-    def message(self, balances: Balances) -> bytes:
+    def message(self, balances: Balances) -> str:
         payload: dict[str, dict[str, str]] = {}
         for asset, (free, locked) in sorted(balances.items()):
             scale = self.scales.get(asset)

@@ -133,17 +133,19 @@ def stream_params(request: Request) -> list[Stream]:
         raise
 
 
-def result(request_id: Any, value: Any = None) -> bytes:
-    return orjson.dumps({"result": value, "id": request_id})
+def result(request_id: Any, value: Any = None) -> str:
+    return orjson.dumps({"result": value, "id": request_id}).decode()
 
 
-def error(exc: ProtocolError) -> bytes:
-    return orjson.dumps({"error": {"code": int(exc.code), "msg": exc.msg}, "id": exc.request_id})
+def error(exc: ProtocolError) -> str:
+    answer = {"error": {"code": int(exc.code), "msg": exc.msg}, "id": exc.request_id}
+    return orjson.dumps(answer).decode()
 
 
-def data(stream: str, payload: dict[str, Any]) -> bytes:
-    return orjson.dumps({"stream": stream, "data": payload})
+def data(stream: str, payload: dict[str, Any]) -> str:
+    """Encoded once per topic: every subscriber is sent the same text."""
+    return orjson.dumps({"stream": stream, "data": payload}).decode()
 
 
-def notice(event: str, **fields: Any) -> bytes:
-    return orjson.dumps({"event": event, **fields})
+def notice(event: str, **fields: Any) -> str:
+    return orjson.dumps({"event": event, **fields}).decode()

@@ -71,7 +71,7 @@ class Service:
         for task in self.readers.values():
             task.cancel()
 
-    def snapshots(self, stream: Stream, user: str | None) -> list[bytes]:
+    def snapshots(self, stream: Stream, user: str | None) -> list[str]:
         if stream.kind == "balances" and user is not None:
             return self.private.snapshot(user)
         feed = self.feeds.get(stream.market)
