@@ -9,6 +9,7 @@ machine) to a client receiving the message, p50/p99; messages lost by clients th
 
 import argparse
 import asyncio
+import base64
 import multiprocessing
 import os
 import random
@@ -16,13 +17,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio
 import uvloop
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from bench.engine_service import MANIFEST, fresh_funded_users, send_paced, start_engine
 from bench.report import RESULTS as RESULTS_DIR
@@ -50,27 +49,82 @@ class Received:
     closed: bool = False
 
 
-async def receive(connection: ClientConnection, got: Received) -> None:
-    try:
-        async for raw in connection:
-            message = orjson.loads(raw)
-            data = message.get("data")
-            if data is None:
-                got.resynced |= message.get("event") in ("resync", "disconnect")
-            elif data["type"] == "trade":
-                got.trades[data["trade_id"]] = time.time()
-            elif data["type"] == "update":
-                got.depth[data["last_update_id"]] = (data["first_update_id"], time.time())
-            elif data["type"] == "snapshot" and got.snapshot_id < 0:
-                got.snapshot_id = data["last_update_id"]
-    except ConnectionClosed:
-        got.closed = True
+class LightClient(asyncio.Protocol):
+    """A minimal WebSocket client (RFC 6455 handshake and unmasked server frames), so that the
+    1,000 clients cost the machine little next to the server they measure."""
+
+    def __init__(self, got: Received) -> None:
+        self.got = got
+        self.buffer = bytearray()
+        self.handshaken = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.got.closed = True
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.handshaken.done():
+            head, sep, rest = bytes(self.buffer).partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.handshaken.set_result(head.startswith(b"HTTP/1.1 101"))
+            self.buffer = bytearray(rest)
+        self.frames()
+
+    def frames(self) -> None:
+        buffer, now, offset = self.buffer, time.time(), 0
+        while len(buffer) - offset >= 2:
+            opcode, length = buffer[offset] & 0x0F, buffer[offset + 1] & 0x7F
+            start = offset + 2
+            if length == 126:
+                length, start = int.from_bytes(buffer[start : start + 2]), start + 2
+            elif length == 127:
+                length, start = int.from_bytes(buffer[start : start + 8]), start + 8
+            if len(buffer) < start + length:
+                break
+            if opcode == 1:
+                self.message(orjson.loads(buffer[start : start + length]), now)
+            offset = start + length
+        del buffer[:offset]
+
+    def message(self, message: dict[str, Any], now: float) -> None:
+        got, data = self.got, message.get("data")
+        if data is None:
+            got.resynced |= message.get("event") in ("resync", "disconnect")
+        elif data["type"] == "trade":
+            got.trades[data["trade_id"]] = now
+        elif data["type"] == "update":
+            got.depth[data["last_update_id"]] = (data["first_update_id"], now)
+        elif data["type"] == "snapshot" and got.snapshot_id < 0:
+            got.snapshot_id = data["last_update_id"]
+
+    def send_text(self, text: str) -> None:
+        """One masked text frame (clients must mask), of fewer than 126 bytes."""
+        payload, mask = text.encode(), os.urandom(4)
+        assert len(payload) < 126 and self.transport is not None
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.transport.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
 
 
-async def open_client(url: str, streams: list[str]) -> tuple[ClientConnection, Received]:
-    connection = await connect(url, open_timeout=60, max_queue=None, compression=None)
-    await connection.send(orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}))
-    return connection, Received()
+async def open_client(port: int, streams: list[str]) -> LightClient:
+    loop = asyncio.get_running_loop()
+    got = Received()
+    _, client = await loop.create_connection(lambda: LightClient(got), "127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    assert client.transport is not None
+    client.transport.write(
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    if not await asyncio.wait_for(client.handshaken, 60):
+        raise RuntimeError("handshake refused")
+    client.send_text(orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}).decode())
+    return client
 
 
 async def commit_times(redis_url: str, after: str) -> tuple[dict[int, float], dict[int, float]]:
@@ -91,22 +145,21 @@ async def commit_times(redis_url: str, after: str) -> tuple[dict[int, float], di
 
 
 async def run_clients(
-    url: str, streams: list[str], redis_url: str, count: int, ready: Any, go: Any, results: Any
+    port: int, streams: list[str], redis_url: str, count: int, ready: Any, go: Any, results: Any
 ) -> None:
-    pairs = []
+    clients: list[LightClient] = []
     for start in range(0, count, 50):
-        pairs += await asyncio.gather(
-            *(open_client(url, streams) for _ in range(start, min(count, start + 50)))
+        clients += await asyncio.gather(
+            *(open_client(port, streams) for _ in range(start, min(count, start + 50)))
         )
-    tasks = [asyncio.create_task(receive(connection, got)) for connection, got in pairs]
     ready.put(count)
     after = await asyncio.to_thread(go.get)  # the events stream id the load starts after
-    stop = await asyncio.to_thread(go.get)
-    for connection, _ in pairs:
-        await connection.close()
-    await asyncio.gather(*tasks)
+    await asyncio.to_thread(go.get)
+    for client in clients:
+        assert client.transport is not None
+        client.transport.close()
     trades, depth = await commit_times(redis_url, after)
-    results.put(summarize([got for _, got in pairs], trades, depth, stop))
+    results.put(summarize([client.got for client in clients], trades, depth))
 
 
 def depth_lost(got: Received, depth: dict[int, float]) -> int:
@@ -121,7 +174,7 @@ def depth_lost(got: Received, depth: dict[int, float]) -> int:
 
 
 def summarize(
-    clients: list[Received], trades: dict[int, float], depth: dict[int, float], stop: float
+    clients: list[Received], trades: dict[int, float], depth: dict[int, float]
 ) -> dict[str, Any]:
     latencies: list[float] = []
     lost = messages = kept_up = 0
@@ -144,9 +197,9 @@ def summarize(
 
 
 def client_process(
-    url: str, streams: list[str], redis_url: str, count: int, ready: Any, go: Any, results: Any
+    port: int, streams: list[str], redis_url: str, count: int, ready: Any, go: Any, results: Any
 ) -> None:
-    uvloop.run(run_clients(url, streams, redis_url, count, ready, go, results))
+    uvloop.run(run_clients(port, streams, redis_url, count, ready, go, results))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -181,7 +234,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 gos.append(go)
                 process = context.Process(
                     target=client_process,
-                    args=(ws.url, streams, server.url, count, ready, go, results),
+                    args=(ws.port, streams, server.url, count, ready, go, results),
                 )
                 process.start()
                 processes.append(process)
@@ -192,20 +245,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for go in gos:
                 go.put(after)
             assert ws.process is not None
+            sent_before = (await ws.metrics())["ws_messages_out_total"]
             cpu_before, began = cpu_seconds(ws.process.pid), time.time()
             total = int(args.rate * args.seconds)
             await asyncio.to_thread(send_paced, server.url, users, args.rate, total)
             await asyncio.sleep(2)  # the tail of the deliveries
             cpu = cpu_seconds(ws.process.pid) - cpu_before
             wall = time.time() - began
+            sent = (await ws.metrics())["ws_messages_out_total"] - sent_before
+            load = os.getloadavg()[0]
             for go in gos:
                 go.put(time.time())
             parts = [results.get(timeout=600) for _ in processes]
             entries: Any = await client.xrange(keys.market_events("bench"), f"({after}", "+")
             events = sum(len(decode_events(fields[FIELD_EVENT])) for _, fields in entries)
             metrics = await ws.metrics()
-            if os.environ.get("BENCH_DEBUG"):
-                print({k: v for k, v in metrics.items() if "lag" in k})
             await client.aclose()
         finally:
             for process in processes:
@@ -235,6 +289,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "slow_client_resyncs": metrics.get('ws_slow_clients_total{action="resync"}', 0),
         "slow_client_disconnects": metrics.get('ws_slow_clients_total{action="disconnect"}', 0),
         "ws_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+        "ws_messages_out": int(sent),
+        "ws_cpu_us_per_message_out": round(cpu / max(sent, 1) * 1e6, 1),
+        "machine_load_average_1m": round(load, 1),
         "note": "latency from the events entry id (commit, ms resolution) to arrival at the "
         "client; the client processes share the machine's cores with ws, engine and Redis",
     }

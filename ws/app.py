@@ -72,19 +72,24 @@ class Connection:
                 await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
 
     async def send_loop(self) -> None:
-        queue, metrics = self.client.queue, self.service.metrics
+        """Write the queue out; whatever queued up meanwhile goes in one go, under one
+        timeout (a client that cannot take it within `send_timeout` is stalled: cut off)."""
+        queue, metrics, send = self.client.queue, self.service.metrics, self.websocket.send_text
         while True:
-            message = await queue.get()
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 async with asyncio.timeout(self.settings.send_timeout):
-                    await self.websocket.send_text(message)
+                    for message in batch:
+                        await send(message)
             except TimeoutError:
                 metrics.slow_clients.labels("disconnect").inc()
                 self.client.cut_off.set()
                 return
             except Exception:  # the peer is gone; the receiver sees the disconnect too
                 return
-            metrics.messages_out.inc()
+            metrics.messages_out.inc(len(batch))
 
     async def receive_loop(self) -> None:
         while True:
