@@ -24,7 +24,7 @@ from ws.metrics import WsMetrics
 from ws.protocol import DEPTH_SPEED, Stream
 from ws.render import Candle, Renderer
 from xch.market import Market
-from xch.marketdata import Ticker, decode_ticker, interval_seconds
+from xch.marketdata import Kline, Ticker, decode_ticker, interval_seconds
 from xch.money import AmountError, format_decimal, parse_decimal
 from xch.schemas import Depth, Event, Trade
 
@@ -257,8 +257,17 @@ class MarketFeed:
             return None, 0
         if not klines:
             return None, int(stored_up_to)
-        k, rules = klines[0], self.rules
-        candle = Candle(
+        try:
+            return self._candle(klines[0]), int(stored_up_to)
+        except AmountError as exc:
+            log.error(
+                "stored kline of %s %s not in the market's units: %s", self.name, interval, exc
+            )
+            return None, 0
+
+    def _candle(self, k: Kline) -> Candle:
+        rules = self.rules
+        return Candle(
             k.open_time,
             k.close_time,
             rules.price_to_ticks(k.open),
@@ -269,7 +278,6 @@ class MarketFeed:
             rules.quote_to_minor(k.quote_volume),
             k.count,
         )
-        return candle, int(stored_up_to)
 
     def current_kline(self, interval: str) -> list[str]:
         candle = self.candles.get(interval)

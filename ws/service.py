@@ -146,7 +146,8 @@ class Service:
                         last_id = _text(entry_id)
                         await self.apply_entry(feed, last_id, fields)
                         await asyncio.sleep(0)  # let the senders write between batches
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, msgspec.DecodeError) as exc:
+                # a bad depth key is retried too: the engine rewrites it with its next batch
                 log.warning("reading %s failed: %s", key, exc)
                 await asyncio.sleep(self.settings.retry_seconds)
 
