@@ -112,8 +112,10 @@ class Connection:
             await self.answer(text)
 
     async def answer(self, text: str) -> None:
+        request_id = None
         try:
             request = protocol.parse_request(text)
+            request_id = request.id
             value = await self.dispatch(request)
         except ProtocolError as exc:
             self.service.metrics.protocol_errors.inc()
@@ -121,7 +123,7 @@ class Connection:
             return
         except RedisError as exc:
             log.warning("request failed: %s", exc)
-            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable")
+            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable", request_id)
             self.hub.send(self.client, protocol.error(failure))
             return
         if value is not _ANSWERED:
