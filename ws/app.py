@@ -93,8 +93,7 @@ class Connection:
             while not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                async with asyncio.timeout(self.settings.send_timeout):
-                    await self.write(batch)
+                await self.write(batch, self.settings.send_timeout)
             except TimeoutError:
                 metrics.slow_clients.labels("disconnect").inc()
                 self.client.cut_off.set()
@@ -103,12 +102,13 @@ class Connection:
                 return
             metrics.messages_out.inc(len(batch))
 
-    async def write(self, batch: list[Outgoing]) -> None:
+    async def write(self, batch: list[Outgoing], timeout: float) -> None:
         if self.writer is not None:
-            await self.writer.write(batch)
+            await self.writer.write(batch, timeout)
             return
-        for text, _ in batch:
-            await self.websocket.send_text(text)
+        async with asyncio.timeout(timeout):
+            for text, _ in batch:
+                await self.websocket.send_text(text)
 
     async def receive_loop(self) -> None:
         while True:
