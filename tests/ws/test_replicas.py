@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis.asyncio
+from websockets.exceptions import ConnectionClosed
 
 from engine.gateway import Gateway
 from tests.engine_service.harness import EngineProcess, read_events, wait_applied, write_manifest
@@ -80,6 +84,16 @@ async def test_replicas_agree_and_a_restart_only_costs_a_resubscribe(
         assert metrics['ws_subscriptions{kind="depth"}'] == 2
         assert metrics["ws_messages_out_total"] > len(trade_ids)
         assert metrics['ws_event_lag_seconds_count{market="btc-usd"}'] > 0
+
+        # SIGTERM: the replica closes its connections and stops its readers, promptly.
+        started = time.monotonic()
+        second.terminate()
+        # uvicorn re-raises the signal once it has shut down cleanly; a kill would be -9
+        assert second.process is not None and second.process.returncode == -signal.SIGTERM
+        assert time.monotonic() - started < 10
+        assert "Traceback" not in second.log_file.read_text()
+        with pytest.raises(ConnectionClosed):
+            await clients[1].collect(lambda c: False, timeout=10)
     finally:
         for client in clients:
             await client.close()
