@@ -1,27 +1,33 @@
-"""The Starlette app: the WebSocket endpoint `/ws`, `/healthz`, `/readyz` and `/metrics`.
+"""The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
+`/readyz` and `/metrics`.
 
-Each connection runs three sibling tasks in one TaskGroup (the sender draining the client's
-bounded queue, the receiver answering requests, and a watch for the hub cutting the client
-off); whichever ends first ends the connection.
+Each connection runs sibling tasks in one TaskGroup (the sender draining the client's bounded
+queue, the receiver answering requests, a watch for the hub cutting the client off, and one
+on its credential); whichever ends first ends the connection.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import jwt
 import redis.asyncio
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ws import protocol
 from ws.config import Settings
+from ws.frames import FrameWriter, Outgoing
 from ws.hub import Client
 from ws.metrics import CONTENT_TYPE, WsMetrics
 from ws.protocol import ErrorCode, ProtocolError, Request, Stream
@@ -37,16 +43,22 @@ class _Ended(Exception):
     """One of a connection's tasks finished: the others are cancelled."""
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def _then_end(work: Coroutine[Any, Any, Any]) -> None:
     await work
     raise _Ended
 
 
 class Connection:
-    def __init__(self, service: Service, websocket: WebSocket) -> None:
+    def __init__(self, service: Service, websocket: WebSocket, writer: FrameWriter | None) -> None:
         self.service = service
         self.settings = service.settings
         self.websocket = websocket
+        self.writer = writer
+        self.credential: Credential | None = None
         self.client = Client(service.settings.queue_size)
         self.hub = service.hub
 
@@ -57,6 +69,7 @@ class Connection:
                 group.create_task(_then_end(self.send_loop()))
                 group.create_task(_then_end(self.receive_loop()))
                 group.create_task(_then_end(self.client.cut_off.wait()))
+                group.create_task(_then_end(self.watch_credential()))
         except* _Ended:
             pass
         finally:
@@ -68,23 +81,34 @@ class Connection:
         """Tell a cut-off client why, unless its socket is full too: then just drop it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.websocket.send_bytes(protocol.notice("disconnect", reason="slow"))
+                await self.websocket.send_text(protocol.notice("disconnect", reason="slow"))
                 await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
 
     async def send_loop(self) -> None:
+        """Write the queue out; whatever queued up meanwhile goes in one go, under one
+        timeout (a client that cannot take it within `send_timeout` is stalled: cut off)."""
         queue, metrics = self.client.queue, self.service.metrics
         while True:
-            message = await queue.get()
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                async with asyncio.timeout(self.settings.send_timeout):
-                    await self.websocket.send_text(message.decode())
+                await self.write(batch, self.settings.send_timeout)
             except TimeoutError:
                 metrics.slow_clients.labels("disconnect").inc()
                 self.client.cut_off.set()
                 return
             except Exception:  # the peer is gone; the receiver sees the disconnect too
                 return
-            metrics.messages_out.inc()
+            metrics.messages_out.inc(len(batch))
+
+    async def write(self, batch: list[Outgoing], timeout: float) -> None:
+        if self.writer is not None:
+            await self.writer.write(batch, timeout)
+            return
+        async with asyncio.timeout(timeout):
+            for text, _ in batch:
+                await self.websocket.send_text(text)
 
     async def receive_loop(self) -> None:
         while True:
@@ -97,8 +121,10 @@ class Connection:
             await self.answer(text)
 
     async def answer(self, text: str) -> None:
+        request_id = None
         try:
             request = protocol.parse_request(text)
+            request_id = request.id
             value = await self.dispatch(request)
         except ProtocolError as exc:
             self.service.metrics.protocol_errors.inc()
@@ -106,7 +132,7 @@ class Connection:
             return
         except RedisError as exc:
             log.warning("request failed: %s", exc)
-            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable")
+            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable", request_id)
             self.hub.send(self.client, protocol.error(failure))
             return
         if value is not _ANSWERED:
@@ -218,32 +244,73 @@ class Connection:
         return {"user": user}
 
     async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> str:
+        """The user; also remembers what vouched for it (`watch_credential` re-checks it)."""
         if isinstance(token, str) and token:
             secret = self.settings.jwt_secret
             try:
                 if not secret:
                     raise InvalidToken("JWT authentication is not configured")
-                return verify_token(token, "access", secret)
+                user = verify_token(token, "access", secret)
             except InvalidToken as exc:
                 message = f"invalid token: {exc}"
                 raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id) from exc
+            expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+            self.credential = Credential(user, expires_at=float(expires))
+            return user
         if isinstance(listen_key, str) and 0 < len(listen_key) <= 256:
-            user = await self.service.client.get(keys.listen_key(listen_key))
-            if user is not None:
-                return user.decode() if isinstance(user, bytes) else str(user)
+            raw = await self.service.client.get(keys.listen_key(listen_key))
+            if raw is not None:
+                user = _text(raw)
+                self.credential = Credential(user, listen_key=listen_key)
+                return user
             raise ProtocolError(ErrorCode.AUTH_FAILED, "unknown or expired listen key", request_id)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "a token or a listen key is needed", request_id)
+
+    async def watch_credential(self) -> None:
+        """Private streams last as long as what authenticated them: a JWT until it expires, a
+        listen key while the api keeps it (its TTL, or revoked)."""
+        while True:
+            await asyncio.sleep(self.settings.auth_check_seconds)
+            credential = self.credential
+            if credential is not None and not await self.still_valid(credential):
+                self.deauthenticate()
+
+    async def still_valid(self, credential: "Credential") -> bool:
+        if credential.expires_at is not None:
+            return time.time() < credential.expires_at
+        try:
+            raw = await self.service.client.get(keys.listen_key(credential.listen_key))
+        except RedisError:
+            return True  # not known to be revoked; checked again soon
+        return raw is not None and _text(raw) == credential.user
+
+    def deauthenticate(self) -> None:
+        private = [stream for stream in self.client.streams.values() if stream.private]
+        for stream in private:
+            self.hub.unsubscribe(self.client, stream)
+        self.client.user = self.credential = None
+        notice = protocol.notice("auth_expired", streams=sorted(s.name for s in private))
+        self.hub.send(self.client, notice)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    user: str
+    expires_at: float | None = None
+    listen_key: str = ""
 
 
 _ANSWERED = object()
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """Served outside Starlette's routing so that `send` is the server's own (FrameWriter)."""
+    websocket = WebSocket(scope, receive, send)
     service: Service = websocket.state.service
     await websocket.accept()
     service.metrics.connections.inc()
     try:
-        await Connection(service, websocket).run()
+        await Connection(service, websocket, FrameWriter.of(send)).run()
     finally:
         service.metrics.connections.dec()
 
@@ -264,7 +331,7 @@ async def metrics_endpoint(request: HttpRequest) -> Response:
     return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -288,12 +355,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await pool.close()
             await client.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
-            WebSocketRoute("/ws", websocket_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
         lifespan=lifespan,
     )
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await websocket_endpoint(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch

@@ -28,7 +28,9 @@ from xch.schemas import Depth
 from xch.wire import FIELD_EVENT, decode_events
 
 log = logging.getLogger(__name__)
-READ_COUNT = 500
+READ_COUNT = 100
+"""Entries per XREAD: a catching-up reader hands each client at most a few hundred messages
+before the senders run again (queues hold `queue_size`)."""
 
 
 def _text(value: Any) -> str:
@@ -58,6 +60,7 @@ class Service:
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.ready = False
+        self.running = True
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -68,10 +71,15 @@ class Service:
         ]
 
     def stop(self) -> None:
+        """Cancel the readers; the flag ends the loops also where a Redis call swallowed the
+        cancellation (Python 3.11's wait_for can), within one XREAD block at most."""
+        self.running = False
+        self.private.running = False
+        self.private.wake.set()
         for task in self.readers.values():
             task.cancel()
 
-    def snapshots(self, stream: Stream, user: str | None) -> list[bytes]:
+    def snapshots(self, stream: Stream, user: str | None) -> list[str]:
         if stream.kind == "balances" and user is not None:
             return self.private.snapshot(user)
         feed = self.feeds.get(stream.market)
@@ -80,7 +88,7 @@ class Service:
     # ---- markets ------------------------------------------------------------------------
 
     async def watch_registry(self) -> None:
-        while True:
+        while self.running:
             try:
                 self.sync_markets(await self.client.hgetall(keys.MARKETS))
                 self.ready = True
@@ -134,7 +142,7 @@ class Service:
     async def read_market(self, feed: MarketFeed) -> None:
         key = keys.market_events(feed.name)
         last_id: str | None = None
-        while True:
+        while self.running and self.feeds.get(feed.name) is feed:
             try:
                 if last_id is None:
                     last_id = await self.load_depth(feed, with_position=True)
@@ -145,8 +153,8 @@ class Service:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
                         await self.apply_entry(feed, last_id, fields)
-                        await asyncio.sleep(0)  # let the senders write between batches
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, msgspec.DecodeError) as exc:
+                # a bad depth key is retried too: the engine rewrites it with its next batch
                 log.warning("reading %s failed: %s", key, exc)
                 await asyncio.sleep(self.settings.retry_seconds)
 
@@ -179,7 +187,7 @@ class Service:
     # ---- tickers and funds --------------------------------------------------------------
 
     async def poll_tickers(self) -> None:
-        while True:
+        while self.running:
             await asyncio.sleep(self.settings.ticker_seconds)
             feeds = [f for f in self.feeds.values() if self.hub.has_subscribers(f.stream("ticker"))]
             try:
@@ -197,7 +205,7 @@ class Service:
     async def read_funds(self) -> None:
         """Deposits and withdrawals change balances outside any market's events."""
         last_id: str | None = None
-        while True:
+        while self.running:
             try:
                 if last_id is None:
                     newest = await self.client.xrevrange(keys.FUNDS, count=1)

@@ -31,9 +31,16 @@ async def test_subscribe_unsubscribe_and_errors(
     client = await WsClient.open(server.url)
     try:
         # Every param is subscribed, market names case-insensitively.
-        await client.subscribe("trade@BTC-USD", "depth@btc-usd", "kline_1m@Btc-Usd")
+        await client.subscribe(
+            "trade@BTC-USD", "depth@btc-usd", "kline_1m@Btc-Usd", "depth@btc-usd@100MS"
+        )
         listed = await client.request("LIST_SUBSCRIPTIONS")
-        assert listed["result"] == ["depth@btc-usd", "kline_1m@btc-usd", "trade@btc-usd"]
+        assert listed["result"] == [
+            "depth@btc-usd",
+            "depth@btc-usd@100ms",
+            "kline_1m@btc-usd",
+            "trade@btc-usd",
+        ]
         snapshot = next(m for m in client.data if m["stream"] == "depth@btc-usd")["data"]
         assert snapshot == {
             "type": "snapshot",
@@ -43,7 +50,9 @@ async def test_subscribe_unsubscribe_and_errors(
             "asks": [],
         }
         # UNSUBSCRIBE takes every param, not only the first.
-        reply = await client.request("UNSUBSCRIBE", ["trade@btc-usd", "DEPTH@btc-usd"])
+        reply = await client.request(
+            "UNSUBSCRIBE", ["trade@btc-usd", "DEPTH@btc-usd", "depth@btc-usd@100ms"]
+        )
         assert reply == {"result": None, "id": client.next_id}
         listed = await client.request("LIST_SUBSCRIPTIONS")
         assert listed["result"] == ["kline_1m@btc-usd"]
@@ -58,6 +67,8 @@ async def test_subscribe_unsubscribe_and_errors(
             ('{"method": "SUBSCRIBE", "params": [42], "id": 10}', 3),
             ('{"method": "SUBSCRIBE", "params": ["candles@btc-usd"], "id": 11}', 4),
             ('{"method": "SUBSCRIBE", "params": ["kline_7m@btc-usd"], "id": 12}', 4),
+            ('{"method": "SUBSCRIBE", "params": ["trade@btc-usd@100ms"], "id": 12}', 4),
+            ('{"method": "SUBSCRIBE", "params": ["depth@btc-usd@1s"], "id": 12}', 4),
             ('{"method": "SUBSCRIBE", "params": ["trade@doge-usd"], "id": 13}', 5),
             ('{"method": "SUBSCRIBE", "params": ["orders"], "id": 14}', 6),
             ('{"method": "SUBSCRIBE", "params": ["balances"], "id": 15}', 6),
@@ -89,7 +100,7 @@ async def test_authentication(
 ) -> None:
     await register(redis_client, manifest)
     await redis_client.set(keys.listen_key("lk-bob"), "bob", ex=60)
-    server = ws_servers({"EXCHANGE_JWT_SECRET": SECRET})
+    server = ws_servers({"EXCHANGE_JWT_SECRET": SECRET, "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.1"})
     await server.wait_ready()
     alice_token = issue_token("alice", "access", SECRET, 60)
     refresh = issue_token("alice", "refresh", SECRET, 60)
@@ -109,6 +120,24 @@ async def test_authentication(
         await by_message.subscribe("balances")
         reply = await by_message.request("AUTH", {"listen_key": "lk-bob"})
         assert reply["error"]["code"] == 3  # no switching users under private streams
+
+        # Private streams end with their credential: a revoked listen key, an expired JWT.
+        await redis_client.delete(keys.listen_key("lk-bob"))
+        notice = await by_key.recv()
+        assert notice == {"event": "auth_expired", "streams": ["orders"]}
+        assert (await by_key.request("LIST_SUBSCRIPTIONS"))["result"] == []
+        short = await WsClient.open(
+            f"{server.url}?token={issue_token('carol', 'access', SECRET, 1)}"
+        )
+        try:
+            await short.subscribe("orders", "trade@btc-usd")
+            notice = await short.recv(timeout=5)
+            assert notice == {"event": "auth_expired", "streams": ["orders"]}
+            assert (await short.request("LIST_SUBSCRIPTIONS"))["result"] == ["trade@btc-usd"]
+            reply = await short.request("SUBSCRIBE", ["balances"])
+            assert reply["error"]["code"] == 6
+        finally:
+            await short.close()
     finally:
         for client in (by_query, by_key, by_message):
             await client.close()
