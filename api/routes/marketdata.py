@@ -55,9 +55,10 @@ async def depth(
     rules = await state.registry.rules(market)
     value = await read_depth(state.redis, market)
 
-    def levels(side: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    def levels(side: list[tuple[int, int]]) -> list[list[str]]:
+        """[price, quantity] pairs, best first."""
         return [
-            (format_units(price, rules.tick), format_units(lots, rules.lot))
+            [format_units(price, rules.tick), format_units(lots, rules.lot)]
             for price, lots in side[:limit]
         ]
 
