@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import shutil
 import tempfile
@@ -37,7 +38,7 @@ from bench.report import write_result
 from engine.gateway import Gateway
 from tests.api.stack import ApiProcess, create_database, market_manifest, prepare_database
 from tests.dbproc.harness import DbprocProcess
-from tests.engine_service.harness import EngineProcess
+from tests.engine_service.harness import EngineProcess, child_pids
 from tests.servers import start_postgres, start_redis
 from xch import keys
 from xch.market import Market
@@ -109,7 +110,22 @@ class Connection:
         self.writer.close()
 
 
-async def throughput(connections: list[Connection], seconds: float) -> dict[str, Any]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(
+    connections: list[Connection], seconds: float, components: dict[str, list[int]]
+) -> dict[str, Any]:
+    """Orders answered 200 per second, and what each component spent on one in CPU time:
+    on a machine shared with other work the CPU cost says more than the rate."""
+    before = {name: cpu_seconds(pids) for name, pids in components.items()}
+    load = os.getloadavg()[0]
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -122,7 +138,15 @@ async def throughput(connections: list[Connection], seconds: float) -> dict[str,
     started = time.perf_counter()
     await asyncio.gather(*(loop(c) for c in connections))
     elapsed = time.perf_counter() - started
-    return {"orders_per_second": round(done / elapsed), "seconds": round(elapsed, 2)}
+    spent = {name: cpu_seconds(pids) - before[name] for name, pids in components.items()}
+    return {
+        "orders_per_second": round(done / elapsed),
+        "seconds": round(elapsed, 2),
+        "cpu_ms_per_order": {
+            name: round(cpu * 1000 / max(done, 1), 3) for name, cpu in spent.items()
+        },
+        "load_average_at_start": round(load, 2),
+    }
 
 
 async def latency(connections: list[Connection], rate: int, seconds: float) -> dict[str, Any]:
@@ -189,6 +213,9 @@ async def make_keys(url: str, redis_url: str, count: int) -> list[Key]:
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     redis_server = start_redis(workdir / "redis")
+    redis_process = redis_server._slot.process
+    assert redis_process is not None
+    redis_pid = redis_process.pid
     # Its own directory: as root, PostgreSQL runs as another user, who must own it.
     postgres = start_postgres(Path(tempfile.mkdtemp(prefix="xch-bench-pg-")))
     processes: list[Any] = []
@@ -222,11 +249,19 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await asyncio.to_thread(api.wait_ready)
         made = await make_keys(api.url, redis_server.url, args.connections)
         connections = [await Connection.open(api.port, key) for key in made]
-        await throughput(connections, 2)  # warm-up
+        assert api.process and engine.process and dbproc.process
+        components = {
+            "api": child_pids(api.process.pid) or [api.process.pid],
+            "engine": [engine.process.pid],
+            "dbproc": [dbproc.process.pid],
+            "redis": [redis_pid],
+            "load_generator": [os.getpid()],
+        }
+        await throughput(connections, 2, components)  # warm-up
         result = {
             "workers": args.workers,
             "connections": args.connections,
-            "throughput": await throughput(connections, args.seconds),
+            "throughput": await throughput(connections, args.seconds, components),
             "latency": await latency(connections, args.rate, args.seconds),
         }
         statuses: Counter[int] = Counter()
