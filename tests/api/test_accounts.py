@@ -7,8 +7,10 @@ import time
 
 import httpx
 import orjson
+import redis.asyncio
 
-from tests.api.stack import ADMIN_EMAIL, JWT_SECRET, funded, signed_headers, signup
+from tests.api.stack import ADMIN_EMAIL, JWT_SECRET, Stack, funded, signed_headers, signup
+from xch import keys
 from xch.auth import issue_token
 
 
@@ -208,3 +210,16 @@ async def test_faucet_limits(http: httpx.AsyncClient) -> None:
     unknown = await user.post("/api/v1/faucet", {"asset": "DOGE", "amount": "1"})
     assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_asset"
     assert await user.balances() == {}
+
+
+async def test_listen_key_names_the_user_for_ws(http: httpx.AsyncClient, stack: Stack) -> None:
+    trader = await signup(http)
+    created = await trader.post("/api/v1/listen-key", {})
+    assert created.status_code == 201
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        key = keys.listen_key(created.json()["listen_key"])
+        assert await client.get(key) == trader.user_id.encode()
+        assert 3500 < await client.ttl(key) <= 3600
+    finally:
+        await client.aclose()
