@@ -12,7 +12,7 @@ PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test bench bench-engine bench-engine-service bench-dbproc \
-	bench-ws up down status clean envtest-bin bench-operator helm-bin images kind-e2e
+	bench-ws bench-api up down status clean envtest-bin bench-operator helm-bin images kind-e2e
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, and openssl
 # (the operator tests make a service-account key with it). apt-get update
@@ -63,7 +63,7 @@ fmt: $(STAMP)
 test: lint deps-system envtest-bin helm-bin $(PGLITE_STAMP)
 	$(BIN)/pytest
 
-bench: bench-engine bench-engine-service bench-dbproc bench-ws bench-operator
+bench: bench-engine bench-engine-service bench-dbproc bench-ws bench-api bench-operator
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m bench.engine
@@ -137,6 +137,8 @@ kind-e2e: images helm-bin $(STAMP)
 # The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`).
 bench-ws: $(STAMP) deps-system
 	$(BIN)/python -m bench.ws
+bench-api: $(STAMP) deps-system
+	$(BIN)/python -m bench.api
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 up: deps-system $(STAMP)

@@ -1,11 +1,12 @@
 """Sign-up, sign-in, token refresh, API keys and WebSocket listen keys."""
 
+import hashlib
 import secrets
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from api import accounts
-from api.deps import Reader, State
+from api.deps import Reader, State, limit_ip
 from api.errors import ApiError
 from api.models import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Credentials, RefreshIn, TokensOut
 from api.routes import ERRORS
@@ -33,7 +34,7 @@ def _tokens(state: AppState, user_id: str) -> TokensOut:
     )
 
 
-@router.post("/signup", status_code=201)
+@router.post("/signup", status_code=201, dependencies=[Depends(limit_ip)])
 async def signup(body: Credentials, state: State) -> TokensOut:
     email = body.email.lower()
     password_hash = await state.passwords.hash(body.password)
@@ -48,7 +49,7 @@ async def signup(body: Credentials, state: State) -> TokensOut:
     return _tokens(state, user.id)
 
 
-@router.post("/signin")
+@router.post("/signin", dependencies=[Depends(limit_ip)])
 async def signin(body: Credentials, state: State) -> TokensOut:
     user = await accounts.user_by_email(state.db, body.email.lower())
     # Hash even for an unknown email, so the answer's timing does not tell which it was.
@@ -58,15 +59,38 @@ async def signin(body: Credentials, state: State) -> TokensOut:
     return _tokens(state, user.id)
 
 
-@router.post("/refresh")
-async def refresh(body: RefreshIn, state: State) -> TokensOut:
+def _spent_key(refresh_token: str) -> str:
+    return f"xch:refresh-spent:{hashlib.sha256(refresh_token.encode()).hexdigest()}"
+
+
+async def _spend(state: AppState, refresh_token: str) -> str:
+    """The user of a valid refresh token, which this marks used: a refresh token works once
+    (rotation), so a stolen one is worthless once its owner refreshed or signed out."""
     try:
-        user_id = verify_token(body.refresh_token, "refresh", state.settings.jwt_secret)
+        user_id = verify_token(refresh_token, "refresh", state.settings.jwt_secret)
     except InvalidToken as error:
         raise ApiError(401, "unauthorized", f"invalid refresh token: {error}") from error
+    fresh = await state.redis.set(
+        _spent_key(refresh_token), b"", nx=True, ex=state.settings.refresh_ttl_seconds
+    )
+    if not fresh:
+        raise ApiError(401, "unauthorized", "this refresh token was already used")
+    return user_id
+
+
+@router.post("/refresh", dependencies=[Depends(limit_ip)])
+async def refresh(body: RefreshIn, state: State) -> TokensOut:
+    user_id = await _spend(state, body.refresh_token)
     if await accounts.user_by_id(state.db, user_id) is None:
         raise ApiError(401, "unauthorized", "the account no longer exists")
     return _tokens(state, user_id)
+
+
+@router.post("/signout", status_code=204, dependencies=[Depends(limit_ip)])
+async def signout(body: RefreshIn, state: State) -> Response:
+    """Ends the session's refresh token; its access token expires on its own (15 min)."""
+    await _spend(state, body.refresh_token)
+    return Response(status_code=204)
 
 
 def _key_out(row: accounts.ApiKeyRow) -> ApiKeyOut:
