@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import msgspec
@@ -29,6 +29,7 @@ from redis.retry import Retry
 from engine.core import Engine
 from engine.ledger import Ledger
 from engine.metrics import EngineMetrics
+from engine.pause import pause
 from engine.scripts import script_source
 from engine.snapshot import dump_engine, load_engine
 from engine.store import BatchRecord, InputEntry, MarketStore, Snapshot, stream_id_key
@@ -101,8 +102,7 @@ class EngineService:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop`."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        await pause(self._stopping, seconds)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -116,9 +116,13 @@ class EngineService:
                         token = await self._acquire()
                         if not token:
                             break
+                    # Each task also ends when the other did: the task group's cancellation
+                    # alone can be lost inside a Redis call (seen with uvloop after a Redis
+                    # restart), and then the group would wait forever.
+                    over = asyncio.Event()
                     async with asyncio.TaskGroup() as tasks:
-                        tasks.create_task(self._keep_lease(token))
-                        tasks.create_task(self._lead(token))
+                        tasks.create_task(self._until_over(over, self._keep_lease(token, over)))
+                        tasks.create_task(self._until_over(over, self._lead(token, over)))
                 except* LeaseLost:
                     log.warning("lost the lease of %s; standing by", self.rules.name)
                     token = 0
@@ -148,16 +152,23 @@ class EngineService:
             await self._pause(self.lease_ttl_ms / 4000)
         return 0
 
-    async def _keep_lease(self, token: int) -> None:
-        while not self._stopping.is_set():
+    @staticmethod
+    async def _until_over(over: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        finally:
+            over.set()
+
+    async def _keep_lease(self, token: int, over: asyncio.Event) -> None:
+        while not (self._stopping.is_set() or over.is_set()):
             if not await self.store.renew_lease(token, self.lease_ttl_ms):
                 raise LeaseLost(self.rules.name)
-            await self._pause(self.lease_ttl_ms / 3000)
+            await pause(over, self.lease_ttl_ms / 3000)
 
-    async def _lead(self, token: int) -> None:
+    async def _lead(self, token: int, over: asyncio.Event) -> None:
         await self.recover()
         self.ready = True
-        while not self._stopping.is_set():
+        while not (self._stopping.is_set() or over.is_set()):
             entries = await self.store.read_new(self.applied, self.batch_max, self.block_ms)
             if entries:
                 await self._run_batch(token, entries)

@@ -10,7 +10,6 @@ for `exchange status`. SIGTERM stops every child (SIGTERM, then SIGKILL after 15
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from decimal import Decimal
 
 import redis.asyncio
 
+from engine.pause import pause
 from launcher.config import LocalConfig
 from launcher.plan import MarketInfo, Process, per_market, shared, traders
 from xch import keys
@@ -151,8 +151,7 @@ class Supervisor:
                     await asyncio.to_thread(stop_all, unwanted)
                     log.info("stopped %s", ", ".join(r.process.name for r in unwanted))
                 self.write_state()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+                await pause(stop, TICK_SECONDS)
         finally:
             await asyncio.to_thread(stop_all, list(self.running.values()))
             self.running.clear()

@@ -7,7 +7,6 @@ canceled, whether or not the api's order list shows it yet.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from engine.pause import pause
 from mm.client import ApiClient, ApiError
 from mm.strategy import Estimator, Holdings, LiveOrder, Params, Quote, ladder, requote
 from xch.market import Market, MarketRules
@@ -89,8 +89,7 @@ class Maker:
                     retry_after = error.retry_after if isinstance(error, ApiError) else 0
                     delay = max(min(delay * 2, 30.0), retry_after)
                     log.warning("mm %s: round failed (%s)", self.rules.name, error)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await pause(stop, delay)
         finally:
             await self.cancel_everything()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import uvloop
 
+from engine.pause import pause
 from mm.client import ApiClient, ApiError
 from xch.money import format_units, parse_decimal, to_units
 
@@ -101,10 +102,7 @@ async def main(api_url: str, names: list[str], users: int, rate: float, seed: in
             await trader.act()
         except ApiError as error:
             log.info("traders: %s", error)
-        try:
-            await asyncio.wait_for(stop.wait(), rng.expovariate(rate))
-        except TimeoutError:
-            continue
+        await pause(stop, rng.expovariate(rate))
     for trader in traders:
         await trader.client.aclose()
 

@@ -84,6 +84,31 @@ async def test_the_engine_rides_out_redis_restarts_under_load(
     assert log.count("holding the lease") == 1 or "lost the lease" in log
 
 
+async def test_an_idle_engine_resumes_after_a_redis_restart(
+    redis_client: redis.asyncio.Redis,
+    redis_server: RedisServer,
+    engines: StartEngine,
+    manifest: Path,
+) -> None:
+    """Idle (blocked in XREAD, its lease renewer asleep) when Redis restarts, the engine must
+    lead again: once, a lost cancellation left its two tasks waiting on each other forever."""
+    rules = load_rules(manifest)
+    engine = engines()
+    await engine.wait_ready()
+    load = Load(redis_client, rules, seed=32, users=3, retry_for=30)
+    await load.fund()
+    for round_ in range(3):
+        for _ in range(10):
+            await load.step()
+        await wait_applied(redis_client, rules.name, load.last_entry_id, timeout=30)
+        await asyncio.sleep(0.5 + round_ * 0.4)  # idle, at a different point of the renewals
+        await asyncio.to_thread(redis_server.restart)
+    for _ in range(10):
+        await load.step()
+    await wait_applied(redis_client, rules.name, load.last_entry_id, timeout=30)
+    assert "recovered" in engine.log_file.read_text().rsplit("rebuilding from Redis", 1)[-1]
+
+
 @pytest.fixture
 async def proxy(redis_server: RedisServer) -> AsyncIterator[ReplyLosingProxy]:
     proxy = ReplyLosingProxy(redis_server.host, redis_server.port)
