@@ -9,6 +9,7 @@ store it once. The rows then go in with COPY, and orders are upserted from folds
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 import asyncpg
 
@@ -23,6 +24,8 @@ from dbproc.rows import (
     funds_rows,
     market_rows,
 )
+from storage import candles
+from storage.candles import CandleTrade
 from xch.schemas import Event, Funds
 
 
@@ -39,6 +42,11 @@ class Batch:
     @property
     def last_seq(self) -> int:
         return self.events[-1].seq
+
+
+def trade_candle(row: tuple[object, ...]) -> CandleTrade:
+    """What candles need of a trades row (TRADE_COLUMNS order)."""
+    return cast(CandleTrade, (row[1], row[2], row[4], row[5], row[6]))
 
 
 CLAIM = (
@@ -111,6 +119,7 @@ async def store_market_batches(
         events = [e for b in batches if b.first_seq in claimed for e in b.events]
         rows = market_rows(units, events)
         await _copy(conn, "trades", TRADE_COLUMNS, rows.trades)
+        await candles.add_trades(conn, market, [trade_candle(row) for row in rows.trades])
         await _copy(conn, "order_events", ORDER_EVENT_COLUMNS, rows.order_events)
         await _copy(conn, "journal", JOURNAL_COLUMNS, rows.journal)
         await _upsert_orders(conn, market, rows.orders)

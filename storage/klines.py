@@ -6,8 +6,9 @@ with the columns bucket, open, high, low, close, volume, quote_volume, trades:
 
 - with TimescaleDB, a continuous aggregate with real-time aggregation and a refresh policy,
   built hierarchically (each interval from the largest provisioned one that divides it);
-- on plain PostgreSQL, a view over `date_bin` on `trades`, backed by one expression index per
-  interval length, shared by every market.
+- on plain PostgreSQL, a view over the stored one-minute candles (`candles_1m`, kept by dbproc
+  with the trades: storage.candles), `date_bin` grouping them for longer intervals, backed by
+  one expression index per interval length, shared by every market.
 
 Buckets start at 2000-01-03 00:00 UTC plus whole intervals (TimescaleDB's default origin, a
 Monday, so weekly candles start on Mondays). Within a bucket, trades are ordered by trade id.
@@ -64,25 +65,30 @@ def hierarchy(intervals: Iterable[str]) -> list[KlineLevel]:
 # ---- DDL --------------------------------------------------------------------------------
 
 
-def plain_index(interval: str) -> str:
+def plain_index(interval: str) -> str | None:
+    """The index that makes a day of `interval` candles a range scan (1m: the primary key)."""
     seconds = interval_seconds(interval)
+    if seconds == 60:
+        return None
     return (
-        f"CREATE INDEX IF NOT EXISTS trades_bin_{seconds} ON trades "
-        f"(market, date_bin({_seconds(interval)}, ts, {ORIGIN})) "
-        "INCLUDE (trade_id, price, qty, quote_qty)"
+        f"CREATE INDEX IF NOT EXISTS candles_1m_bin_{seconds} ON candles_1m "
+        f"(market, date_bin({_seconds(interval)}, bucket, {ORIGIN}))"
     )
 
 
 def plain_view(market: str, interval: str) -> str:
-    bucket = f"date_bin({_seconds(interval)}, ts, {ORIGIN})"
+    """A view over the stored one-minute candles (storage.candles)."""
+    head = f"CREATE OR REPLACE VIEW {relation_name(interval, market)} AS "
+    where = f"FROM candles_1m WHERE market = {_literal(market)}"
+    if interval_seconds(interval) == 60:
+        return head + f"SELECT {COLUMNS} {where}"
+    bucket = f"date_bin({_seconds(interval)}, bucket, {ORIGIN})"
     return (
-        f"CREATE OR REPLACE VIEW {relation_name(interval, market)} AS "
-        f"SELECT {bucket} AS bucket, "
-        "(array_agg(price ORDER BY trade_id))[1] AS open, "
-        "max(price) AS high, min(price) AS low, "
-        "(array_agg(price ORDER BY trade_id DESC))[1] AS close, "
-        "sum(qty) AS volume, sum(quote_qty) AS quote_volume, count(*) AS trades "
-        f"FROM trades WHERE market = {_literal(market)} GROUP BY {bucket}"
+        head + f"SELECT {bucket} AS bucket, "
+        "(array_agg(open ORDER BY bucket))[1] AS open, max(high) AS high, min(low) AS low, "
+        "(array_agg(close ORDER BY bucket DESC))[1] AS close, sum(volume) AS volume, "
+        "sum(quote_volume) AS quote_volume, sum(trades)::bigint AS trades "
+        f"{where} GROUP BY {bucket}"
     )
 
 
@@ -166,7 +172,9 @@ async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
             await conn.execute(refresh_policy(market.name, level.interval))
     else:
         for level in levels:
-            await conn.execute(plain_index(level.interval))
+            index = plain_index(level.interval)
+            if index is not None:
+                await conn.execute(index)
             await conn.execute(plain_view(market.name, level.interval))
 
 
@@ -181,7 +189,7 @@ async def drop_on(conn: asyncpg.Connection, name: str) -> None:
         kind = "MATERIALIZED VIEW" if relation in aggregates else "VIEW"
         await conn.execute(f"DROP {kind} IF EXISTS {relation}")
     async with conn.transaction():
-        for table in ("trades", "orders", "order_events", "stored_batches"):
+        for table in ("trades", "candles_1m", "orders", "order_events", "stored_batches"):
             await conn.execute(f"DELETE FROM {table} WHERE market = $1", name)
         await conn.execute("DELETE FROM markets WHERE name = $1", name)
 

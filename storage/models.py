@@ -175,6 +175,24 @@ class Trade(Base):
     )
 
 
+class Candle1m(Base):
+    """One-minute candles of each market, kept by dbproc with the trades (storage.candles);
+    the plain-PostgreSQL klines views read them."""
+
+    __tablename__ = "candles_1m"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    open_trade: Mapped[int] = mapped_column(BigInteger)
+    open: Mapped[Decimal] = mapped_column(Numeric)
+    high: Mapped[Decimal] = mapped_column(Numeric)
+    low: Mapped[Decimal] = mapped_column(Numeric)
+    close_trade: Mapped[int] = mapped_column(BigInteger)
+    close: Mapped[Decimal] = mapped_column(Numeric)
+    volume: Mapped[Decimal] = mapped_column(Numeric)
+    quote_volume: Mapped[Decimal] = mapped_column(Numeric)
+    trades: Mapped[int] = mapped_column(BigInteger)
+
+
 class JournalEntry(Base):
     """The double-entry ledger journal: every balance movement, one row per event, account
     and asset, with the event that caused it. The rows of one event sum to zero per asset;

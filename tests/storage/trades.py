@@ -10,6 +10,7 @@ import asyncpg
 import yaml
 
 from dbproc.rows import TRADE_COLUMNS
+from storage import candles
 from xch.market import Market
 from xch.marketdata import Kline, interval_seconds
 
@@ -51,9 +52,11 @@ def trade_records(market: str, trades: list[Trade]) -> list[tuple[object, ...]]:
 
 
 async def insert_trades(conn: asyncpg.Connection, market: str, trades: list[Trade]) -> None:
+    """Store trades as dbproc does: the rows, and their one-minute candles."""
     await conn.copy_records_to_table(
         "trades", columns=list(TRADE_COLUMNS), records=trade_records(market, trades)
     )
+    await candles.add_trades(conn, market, trades)
 
 
 async def insert_trades_without_copy(
