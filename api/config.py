@@ -1,0 +1,63 @@
+"""The api's settings, from EXCHANGE_API_* environment variables (and the JWT secret shared
+with ws, EXCHANGE_JWT_SECRET)."""
+
+import secrets
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAK_SECRETS = {"changethis", "secret", "changeme"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EXCHANGE_API_", frozen=True, populate_by_name=True
+    )
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "postgresql://exchange@127.0.0.1:5432/exchange"
+    jwt_secret: str = Field(min_length=32, validation_alias="EXCHANGE_JWT_SECRET")
+    access_ttl_seconds: int = Field(default=900, ge=10)
+    refresh_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    instance: str = Field(default_factory=lambda: f"api-{secrets.token_hex(6)}")
+    """Names this process's reply channel, xch:reply:{instance}."""
+    reply_timeout_seconds: float = Field(default=2.0, gt=0)
+    """How long a place or cancel waits for the engine's commit before answering 202."""
+    faucet_enabled: bool = True
+    faucet_max: Decimal = Field(default=Decimal("100000"), gt=0)
+    """Most whole units of an asset one faucet call may hand out (local and demo mode)."""
+    admin_emails: list[str] = Field(default_factory=list)
+    """Accounts signing up with these emails are admins (deposits and withdrawals)."""
+    rate_limit_user: int = Field(default=50, ge=1)
+    rate_limit_ip: int = Field(default=100, ge=1)
+    rate_limit_window_seconds: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=16_384, ge=256)
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5173"])
+    recv_window_ms: int = Field(default=5000, ge=100)
+    """How far a signed request's timestamp may be from the server's clock."""
+    api_key_cache_seconds: float = Field(default=2.0, ge=0)
+    """How long a looked-up API key is trusted before PostgreSQL is asked again (revocation
+    takes effect within this time)."""
+    client_order_id_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    registry_cache_seconds: float = Field(default=1.0, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=1024)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: str = "info"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: str) -> str:
+        if value.lower() in WEAK_SECRETS:
+            raise ValueError("set EXCHANGE_JWT_SECRET to a real secret")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,123 @@
+"""Request dependencies as `Annotated` aliases: the shared state, the caller and its scopes.
+
+A caller is authenticated by a bearer access token (a user's own session: every scope but
+admin, which needs an admin account) or by a signed API-key request (the key's scopes). Each
+authenticated request counts against its user's rate limit, every request against its IP's.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api import accounts
+from api.accounts import ApiKeyRow
+from api.errors import ApiError
+from api.security import signature, signature_matches
+from api.state import AppState
+from xch.auth import InvalidToken, verify_token
+
+SESSION_SCOPES = frozenset({"read", "trade"})
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.state.app
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    scopes: frozenset[str]
+    by_api_key: bool
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def limit_ip(request: Request, state: State) -> None:
+    host = request.client.host if request.client else "unknown"
+    await state.limiter.hit("ip", host, state.settings.rate_limit_ip)
+
+
+async def _api_key(state: AppState, key: str) -> ApiKeyRow | None:
+    cached = state.api_keys.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    row = await accounts.api_key(state.db, key)
+    if row is not None:
+        state.api_keys[key] = (row, now + state.settings.api_key_cache_seconds)
+    return row
+
+
+async def _signed(request: Request, state: AppState, key: str) -> Principal:
+    timestamp = request.headers.get("x-api-timestamp", "")
+    given = request.headers.get("x-api-signature", "")
+    if not timestamp.isdigit() or len(timestamp) > 16 or not given:
+        raise _unauthorized("signed requests need X-API-TIMESTAMP and X-API-SIGNATURE")
+    window = state.settings.recv_window_ms
+    if abs(int(timestamp) - time.time() * 1000) > window:
+        raise _unauthorized("X-API-TIMESTAMP is outside the receive window")
+    row = await _api_key(state, key)
+    if row is None or row.revoked_at is not None:
+        raise _unauthorized("unknown or revoked API key")
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    expected = signature(row.secret, timestamp, request.method, path, await request.body())
+    if not signature_matches(expected, given.lower()):
+        raise _unauthorized("bad signature")
+    # A signature can only be used once within the window in which its timestamp is valid.
+    fresh = await state.redis.set(f"xch:sig:{expected}", b"", nx=True, px=2 * window)
+    if not fresh:
+        raise _unauthorized("replayed request")
+    return Principal(row.user_id, frozenset(row.scopes), by_api_key=True)
+
+
+async def authenticate(request: Request, state: State) -> Principal:
+    key = request.headers.get("x-api-key")
+    if key:
+        principal = await _signed(request, state, key)
+    else:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("missing bearer token or API key")
+        try:
+            user_id = verify_token(token, "access", state.settings.jwt_secret)
+        except InvalidToken as error:
+            raise _unauthorized(f"invalid token: {error}") from error
+        principal = Principal(user_id, SESSION_SCOPES, by_api_key=False)
+    await state.limiter.hit("user", principal.user_id, state.settings.rate_limit_user)
+    return principal
+
+
+async def _reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    return _require(principal, "read")
+
+
+async def _trader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    return _require(principal, "trade")
+
+
+async def _admin(principal: Annotated[Principal, Depends(authenticate)], state: State) -> Principal:
+    if principal.by_api_key:
+        _require(principal, "admin")
+    user = await accounts.user_by_id(state.db, principal.user_id)
+    if user is None or not user.is_admin:
+        raise ApiError(403, "forbidden", "an admin account is needed")
+    return principal
+
+
+def _require(principal: Principal, scope: str) -> Principal:
+    if scope not in principal.scopes:
+        raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(_reader)]
+Trader = Annotated[Principal, Depends(_trader)]
+Admin = Annotated[Principal, Depends(_admin)]

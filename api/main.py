@@ -1,0 +1,99 @@
+"""The app factory: routers under /api/v1, one error mapping, and one lifespan that owns the
+Redis client, the PostgreSQL pool, the gateway and the reply listener."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import redis.asyncio
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from api import errors
+from api.config import Settings, get_settings
+from api.deps import limit_ip
+from api.markets import Registry
+from api.middleware import RequestContext
+from api.ratelimit import RateLimiter
+from api.replies import ReplyListener
+from api.routes import accounts, funds, health, marketdata, orders
+from api.security import Passwords
+from api.state import AppState
+from engine.gateway import Gateway
+
+API_V1 = "/api/v1"
+
+
+def _operation_id(route: APIRoute) -> str:
+    """`{tag}-{name}` operation ids: stable names for generated clients."""
+    tag = str(route.tags[0]).replace(" ", "_") if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+@contextlib.asynccontextmanager
+async def open_state(settings: Settings) -> AsyncIterator[AppState]:
+    # from_url clients do not retry a command whose reply was lost (see engine.gateway).
+    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    db = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=settings.db_pool_size
+    )
+    listener = ReplyListener(client, settings.instance)
+    task = asyncio.create_task(listener.run(), name="replies")
+    try:
+        await asyncio.wait_for(listener.subscribed.wait(), 10)
+        yield AppState(
+            settings=settings,
+            redis=client,
+            db=db,
+            gateway=Gateway(client, reply_to=settings.instance),
+            replies=listener,
+            registry=Registry(client, settings.registry_cache_seconds),
+            limiter=RateLimiter(client, settings.rate_limit_window_seconds),
+            passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await db.close()
+        await client.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        async with open_state(settings) as state:
+            yield {"app": state}
+
+    app = FastAPI(
+        title="Exchange API",
+        version="1",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    errors.install(app)
+    api = APIRouter(prefix=API_V1, dependencies=[Depends(limit_ip)])
+    for module in (accounts, funds, orders, marketdata):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-API-KEY",
+            "X-API-TIMESTAMP",
+            "X-API-SIGNATURE",
+            "X-Request-ID",
+        ],
+        expose_headers=["Retry-After", "X-Request-ID"],
+    )
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    return app

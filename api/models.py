@@ -1,0 +1,233 @@
+"""Request and response bodies. Amounts are decimal strings; the patterns here only say
+what a decimal looks like, the market's tick and lot grid is checked per request."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from xch.market import ASSET_PATTERN, NAME_PATTERN
+
+DECIMAL = r"^[0-9]{1,30}(\.[0-9]{1,18})?$"
+Amount = Annotated[str, Field(pattern=DECIMAL, max_length=49, examples=["30000.01"])]
+MarketName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63, examples=["btc-usd"])]
+Asset = Annotated[str, Field(pattern=ASSET_PATTERN, max_length=10, examples=["USD"])]
+ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")]
+Side = Literal["buy", "sell"]
+OrderType = Literal["limit", "market"]
+TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
+SelfTrade = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
+Scope = Literal["read", "trade", "admin"]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+# ---- accounts ---------------------------------------------------------------------------
+
+
+class Credentials(In):
+    email: str = Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$", max_length=254)
+    password: str = Field(min_length=8, max_length=128)
+
+
+class RefreshIn(In):
+    refresh_token: str = Field(min_length=1, max_length=2048)
+
+
+class TokensOut(BaseModel):
+    user_id: str
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class ApiKeyIn(In):
+    label: str = Field(default="", max_length=64)
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    key: str
+    label: str
+    scopes: list[str]
+    created_at: int
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str
+    """Shown once: it signs requests and cannot be read back through the API."""
+
+
+# ---- funds ------------------------------------------------------------------------------
+
+
+class BalanceOut(BaseModel):
+    asset: str
+    free: str
+    locked: str
+
+
+class FundsIn(In):
+    user_id: str = Field(pattern=r"^[0-9]{1,18}$")
+    asset: Asset
+    amount: Amount
+    reference: str = Field(default="", max_length=128)
+
+
+class FaucetIn(In):
+    asset: Asset
+    amount: Amount
+
+
+class FundsOut(BaseModel):
+    user_id: str
+    asset: str
+    free: str
+
+
+# ---- orders -----------------------------------------------------------------------------
+
+
+class OrderIn(In):
+    market: MarketName
+    side: Side
+    type: OrderType
+    price: Amount | None = None
+    quantity: Amount | None = None
+    quote_quantity: Amount | None = None
+    tif: TimeInForce = "GTC"
+    stp: SelfTrade = "EXPIRE_MAKER"
+    client_order_id: ClientOrderId | None = None
+
+
+class FillOut(BaseModel):
+    trade_id: int
+    price: str
+    quantity: str
+    quote_quantity: str
+    fee: str
+    fee_asset: str
+    liquidity: Literal["maker", "taker"]
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    client_order_id: str | None = None
+    market: str
+    side: str
+    type: str | None = None
+    tif: str | None = None
+    stp: str | None = None
+    price: str | None = None
+    quantity: str | None = None
+    quote_quantity: str | None = None
+    status: str
+    """new, partially_filled, filled, canceled, expired, rejected; `pending` while the
+    engine has not answered yet (HTTP 202): look the order up again later."""
+    reason: str | None = None
+    filled_quantity: str = "0"
+    filled_quote: str = "0"
+    created_at: int | None = None
+    fills: list[FillOut] = Field(default_factory=list)
+
+
+class CancelOut(BaseModel):
+    order_id: str
+    market: str
+    status: str
+    """canceled, or pending when the engine did not answer in time (HTTP 202)."""
+    filled_quantity: str | None = None
+
+
+class QuoteIn(In):
+    market: MarketName
+    side: Side
+    quantity: Amount | None = None
+    quote_quantity: Amount | None = None
+
+
+class QuoteOut(BaseModel):
+    market: str
+    side: str
+    quantity: str
+    quote_quantity: str
+    average_price: str | None
+    worst_price: str | None
+    complete: bool
+    """Whether the book as it stands fills the whole amount."""
+
+
+# ---- market data ------------------------------------------------------------------------
+
+
+class MarketOut(BaseModel):
+    name: str
+    base: str
+    quote: str
+    base_scale: int
+    quote_scale: int
+    tick_size: str
+    lot_size: str
+    min_notional: str
+    maker_bps: int
+    taker_bps: int
+    trading: str
+    kline_intervals: list[str]
+
+
+class DepthOut(BaseModel):
+    market: str
+    last_update_id: int
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
+
+
+class TradeOut(BaseModel):
+    trade_id: int
+    price: str
+    quantity: str
+    quote_quantity: str
+    taker_side: str
+    time: int
+
+
+class TickerOut(BaseModel):
+    market: str
+    open_time: int
+    close_time: int
+    open: str
+    high: str
+    low: str
+    last: str
+    volume: str
+    quote_volume: str
+    count: int
+    price_change: str
+    price_change_percent: str
+
+
+class KlineOut(BaseModel):
+    open_time: int
+    close_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    count: int
+
+
+class UserFillOut(FillOut):
+    market: str
+    order_id: str
+    time: int

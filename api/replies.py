@@ -1,0 +1,92 @@
+"""The engines' immediate results for this api instance (`xch:reply:{instance}`).
+
+A caller registers what it waits for (the order id and whether it placed or canceled)
+before it enqueues the command, so a reply that comes back faster than the enqueue call
+returns is never missed. One pub/sub subscription serves every request of the process.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Literal
+
+import msgspec
+import redis.asyncio
+
+from xch import keys
+from xch.schemas import Event, OrderAccepted, OrderDone, OrderRejected
+from xch.wire import decode_reply
+
+log = logging.getLogger("api.replies")
+
+Op = Literal["place", "cancel"]
+WaitKey = tuple[Op, str]
+
+
+def wait_key_of(events: list[Event]) -> WaitKey | None:
+    """Which command a reply answers: a place starts with its acceptance or rejection, a
+    cancel with the canceled order's end or its rejection."""
+    if not events:
+        return None
+    first = events[0]
+    if isinstance(first, OrderAccepted):
+        return ("place", first.order_id)
+    if isinstance(first, OrderRejected):
+        return ("place" if first.op == "place" else "cancel", first.order_id)
+    if isinstance(first, OrderDone):
+        return ("cancel", first.order_id)
+    return None
+
+
+class ReplyListener:
+    def __init__(self, client: redis.asyncio.Redis, instance: str) -> None:
+        self.client = client
+        self.channel = keys.reply_channel(instance)
+        self.waiters: dict[WaitKey, asyncio.Future[list[Event]]] = {}
+        self.subscribed = asyncio.Event()
+
+    @contextlib.contextmanager
+    def expect(self, op: Op, order_id: str) -> Iterator[asyncio.Future[list[Event]]]:
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        key = (op, order_id)
+        self.waiters[key] = future
+        try:
+            yield future
+        finally:
+            if self.waiters.get(key) is future:
+                del self.waiters[key]
+
+    def deliver(self, data: bytes) -> None:
+        try:
+            reply = decode_reply(data)
+        except (msgspec.DecodeError, ValueError):
+            log.error("undecodable reply on %s", self.channel)
+            return
+        key = wait_key_of(reply.events)
+        future = self.waiters.get(key) if key is not None else None
+        if future is not None and not future.done():
+            future.set_result(reply.events)
+
+    async def run(self) -> None:
+        """Deliver replies until cancelled; resubscribes after a lost connection."""
+        while True:
+            try:
+                async with self._subscription() as pubsub:
+                    self.subscribed.set()
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.deliver(message["data"])
+            except (redis.RedisError, OSError) as error:
+                self.subscribed.clear()
+                log.warning("reply subscription lost (%s); resubscribing", error)
+                await asyncio.sleep(0.2)
+
+    @contextlib.asynccontextmanager
+    async def _subscription(self) -> AsyncIterator[redis.asyncio.client.PubSub]:
+        pubsub = self.client.pubsub()
+        try:
+            await pubsub.subscribe(self.channel)
+            yield pubsub
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,189 @@
+"""A real stack for api tests: Redis, PostgreSQL (a fresh database), engine processes and
+`python -m api` as a child process, all on 127.0.0.1 and free ports."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import yaml
+
+from storage.klines import provision_market_storage
+from storage.migrate import upgrade
+from tests.engine_service.harness import EXAMPLE, EngineProcess
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+JWT_SECRET = "test-secret-" + "x" * 24
+ADMIN_EMAIL = "admin@example.com"
+
+
+def market_manifest(directory: Path, name: str, base: str, trading: str = "Enabled") -> Path:
+    """A Market manifest like the btc-usd example (quote USD) with another name and base."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["metadata"]["name"] = name
+    data["spec"]["base"]["asset"] = base
+    data["spec"]["trading"] = trading
+    data["spec"]["marketMaker"]["enabled"] = False
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def prepare_database(dsn: str, manifests: list[Path]) -> None:
+    from xch.market import Market
+
+    await upgrade(dsn)
+    for path in manifests:
+        await provision_market_storage(dsn, Market.model_validate(yaml.safe_load(path.read_text())))
+
+
+@dataclass
+class ApiProcess:
+    redis_url: str
+    database_url: str
+    log_file: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        environment = {
+            **os.environ,
+            "EXCHANGE_API_REDIS_URL": self.redis_url,
+            "EXCHANGE_API_DATABASE_URL": self.database_url,
+            "EXCHANGE_JWT_SECRET": JWT_SECRET,
+            "EXCHANGE_API_PORT": str(self.port),
+            "EXCHANGE_API_ADMIN_EMAILS": json.dumps([ADMIN_EMAIL]),
+            "EXCHANGE_API_ARGON2_TIME_COST": "1",
+            "EXCHANGE_API_ARGON2_MEMORY_KIB": "8192",
+            **self.env,
+        }
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "api"],
+                cwd=ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"api exited: {self.log_file.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"api not ready in {timeout} s: {self.log_file.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    api: ApiProcess
+    redis_url: str
+    database_url: str
+    engines: list[EngineProcess]
+
+
+# ---- clients ----------------------------------------------------------------------------
+
+
+def signed_headers(
+    key: str, secret: str, method: str, path: str, body: bytes = b"", timestamp: int | None = None
+) -> dict[str, str]:
+    stamp = str(timestamp if timestamp is not None else int(time.time() * 1000))
+    message = stamp.encode() + method.encode() + path.encode() + body
+    return {
+        "X-API-KEY": key,
+        "X-API-TIMESTAMP": stamp,
+        "X-API-SIGNATURE": hmac.new(secret.encode(), message, hashlib.sha256).hexdigest(),
+    }
+
+
+@dataclass
+class Trader:
+    """A signed-up user with a bearer token."""
+
+    http: httpx.AsyncClient
+    user_id: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def get(self, path: str, **params: Any) -> httpx.Response:
+        return await self.http.get(path, params=params, headers=self.auth)
+
+    async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.http.post(path, json=body, headers=self.auth)
+
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.http.delete(path, headers=self.auth)
+
+    async def place(self, **order: Any) -> httpx.Response:
+        return await self.post("/api/v1/order", order)
+
+    async def balances(self) -> dict[str, tuple[str, str]]:
+        response = await self.get("/api/v1/balances")
+        assert response.status_code == 200, response.text
+        return {b["asset"]: (b["free"], b["locked"]) for b in response.json()}
+
+
+async def signup(http: httpx.AsyncClient, email: str | None = None) -> Trader:
+    email = email or f"{secrets.token_hex(6)}@example.com"
+    response = await http.post(
+        "/api/v1/signup", json={"email": email, "password": "correct horse battery"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Trader(http, body["user_id"], body["access_token"])
+
+
+async def funded(http: httpx.AsyncClient, **amounts: str) -> Trader:
+    """A new user given `amounts` (asset=decimal) by the faucet."""
+    trader = await signup(http)
+    for asset, amount in amounts.items():
+        response = await trader.post("/api/v1/faucet", {"asset": asset, "amount": amount})
+        assert response.status_code == 200, response.text
+    return trader

@@ -1,0 +1,105 @@
+"""The service around the routes: limits, request ids, CORS, health, metrics, docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio
+
+from api.errors import ApiError
+from api.ratelimit import RateLimiter
+from tests.api.stack import ApiProcess, Stack, signup
+
+
+@pytest.fixture
+def strict_api(stack: Stack, tmp_path: Path) -> Iterator[ApiProcess]:
+    """A second api process on the same stack, with a limit of 5 requests per 10 s a user."""
+    api = ApiProcess(
+        stack.redis_url,
+        stack.database_url,
+        tmp_path / "strict-api.log",
+        env={
+            "EXCHANGE_API_RATE_LIMIT_USER": "5",
+            "EXCHANGE_API_RATE_LIMIT_WINDOW_SECONDS": "10",
+        },
+    )
+    api.start()
+    try:
+        api.wait_ready()
+        yield api
+    finally:
+        api.stop()
+
+
+async def test_per_user_rate_limit_with_retry_after(strict_api: ApiProcess) -> None:
+    async with httpx.AsyncClient(base_url=strict_api.url) as http:
+        trader = await signup(http)
+        answers = [await trader.get("/api/v1/balances") for _ in range(7)]
+        assert [a.status_code for a in answers].count(200) <= 5
+        limited = answers[-1]
+        assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 10
+        # Another user is not limited by this one.
+        assert (await (await signup(http)).get("/api/v1/balances")).status_code == 200
+
+
+async def test_ip_limiter_counts_per_window(stack: Stack) -> None:
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        limiter = RateLimiter(client, window_seconds=60)
+        for _ in range(3):
+            await limiter.hit("ip", "203.0.113.9", 3)
+        with pytest.raises(ApiError) as refused:
+            await limiter.hit("ip", "203.0.113.9", 3)
+        assert refused.value.status == 429 and refused.value.headers is not None
+        await limiter.hit("ip", "203.0.113.10", 3)
+    finally:
+        await client.aclose()
+
+
+async def test_request_id_and_body_limit(http: httpx.AsyncClient) -> None:
+    echoed = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    assert len((await http.get("/healthz")).headers["x-request-id"]) == 16
+    huge = await http.post("/api/v1/signup", content=b"x" * 20_000)
+    assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 1000
+
+    streamed = await http.post(
+        "/api/v1/signup", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+
+
+async def test_cors_health_metrics_docs(http: httpx.AsyncClient) -> None:
+    preflight = await http.options(
+        "/api/v1/order",
+        headers={
+            "Origin": "http://127.0.0.1:5173",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:5173"
+    foreign = await http.get("/api/v1/markets", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in foreign.headers
+
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert (await http.get("/readyz")).json() == {"status": "ready"}
+    metrics = (await http.get("/metrics")).text
+    assert 'api_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+    docs = await http.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = (await http.get("/openapi.json")).json()
+    assert "/api/v1/order" in schema["paths"]
+    missing = await http.get("/api/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    wrong_method = await http.put("/api/v1/markets")
+    assert wrong_method.status_code == 405 and set(wrong_method.json()) == {"code", "message"}
