@@ -11,7 +11,8 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service up down status clean
+.PHONY: deps-system deps-chromium venv lint fmt test bench bench-engine bench-engine-service up down status clean
+.PHONY: frontend frontend-unit frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
@@ -47,8 +48,46 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint deps-system
+test: lint deps-system deps-chromium frontend frontend-unit
 	$(BIN)/pytest
+
+# ---- frontend/: Next.js static export (Node 20 from the machine, packages from package-lock.json)
+
+FRONTEND_DEPS := frontend/node_modules/.installed
+FRONTEND_STAMP := frontend/out/.built
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) \
+	$(addprefix frontend/,package.json package-lock.json next.config.mjs postcss.config.mjs tsconfig.json)
+
+# Debian's Chromium for the browser tests: playwright-core drives it, since Playwright's own
+# browser download cannot reach its servers from here.
+deps-chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "deps-chromium: installing chromium"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+$(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
+	@command -v npm >/dev/null || { echo "frontend: Node 20 and npm are needed"; exit 1; }
+	# npm install following the lock, not npm ci: the registry reachable here serves only this
+	# platform's native packages (Next's swc, Tailwind's oxide), so the lock cannot list the
+	# others and npm ci would refuse it. --no-save keeps package-lock.json as committed.
+	cd frontend && npm install --no-save --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Rebuilt only when a source, the packages or the build configuration changed.
+$(FRONTEND_STAMP): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
+	cd frontend && NEXT_TELEMETRY_DISABLED=1 npx next build
+	touch $@
+
+frontend: $(FRONTEND_STAMP)
+
+# Type check and unit tests (order book diffs, decimal strings, order merging).
+frontend-unit: $(FRONTEND_DEPS)
+	cd frontend && npx tsc --noEmit && npx vitest run
+
+# Runs the browser test and keeps its screenshots for the README.
+frontend-screenshots: $(STAMP) deps-system deps-chromium frontend
+	EXCHANGE_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/frontend -q
 
 bench: bench-engine bench-engine-service
 

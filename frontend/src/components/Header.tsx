@@ -39,7 +39,7 @@ export function Header() {
         <ThemeToggle />
         {session ? (
           <>
-            <span className="text-muted" data-testid="user-email">{session.email}</span>
+            <span className="hidden text-muted sm:inline" data-testid="user-email">{session.email}</span>
             <button className="text-muted hover:text-text" onClick={clearSession}>Sign out</button>
           </>
         ) : (

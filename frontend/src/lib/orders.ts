@@ -80,6 +80,8 @@ export function mergeFills(state: OrdersState, list: Fill[]): OrdersState {
 export function applyStream(state: OrdersState, message: StreamMessage): OrdersState {
   const orders = new Map(state.orders);
   if (message.type === "fill") {
+    const key = `${message.trade_id}:${message.order_id}`;
+    if (state.fills.some((f) => `${f.trade_id}:${f.order_id}` === key)) return state;
     const order = orders.get(message.order_id);
     if (order && OPEN.has(order.status)) {
       orders.set(message.order_id, {

@@ -53,8 +53,8 @@ export function BookPanel({ market, book, version, last, onPick }: {
   return (
     <section className="panel flex flex-col p-2" data-testid="book">
       <div className="mb-1 flex items-center justify-between">
-        <h2 className="font-semibold">Order book</h2>
-        <select className="input w-auto py-0 text-xs" value={step} aria-label="Group by price step"
+        <h2 className="whitespace-nowrap font-semibold">Order book</h2>
+        <select className="input w-24 py-0 text-xs" value={step} aria-label="Group by price step"
           onChange={(e) => setStep(Number(e.target.value))}>
           {steps.map((s, i) => <option key={s} value={i}>{format(s)}</option>)}
         </select>

@@ -65,7 +65,9 @@ export function PriceChart({ market }: { market: Market }) {
       borderVisible: false,
       priceFormat: { type: "price", precision, minMove: plot(market.tick_size) },
     });
-    const volume = chart.addSeries(HistogramSeries, { priceScaleId: "", priceFormat: { type: "volume" } });
+    const volume = chart.addSeries(HistogramSeries, {
+      priceScaleId: "", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false,
+    });
     volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     themed(chart, candles);
     const observer = new MutationObserver(() => themed(chart, candles));
