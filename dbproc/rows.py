@@ -193,7 +193,9 @@ def _add_accepted(rows: MarketRows, units: Units, event: OrderAccepted, ts: date
     fold.created_at = ts
 
 
-def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:
+def _order_event(
+    rows: MarketRows, event: OrderRejected | OrderDone, status: str, code: int, ts: datetime
+) -> None:
     rows.order_events.append(
         (
             event.market,
@@ -201,12 +203,16 @@ def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:
             event.order_id,
             event.user,
             kind_of(event),
-            "rejected",
+            status,
             event.reason,
-            event.code,
+            code,
             ts,
         )
     )
+
+
+def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:
+    _order_event(rows, event, "rejected", event.code, ts)
     # A place refused as a duplicate names someone else's order: it leaves that one alone.
     if event.op == "place" and event.code != ResultCode.DUPLICATE_ORDER:
         fold = _fold(rows, event.order_id, event.user, event.side, ts)
@@ -215,19 +221,7 @@ def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:
 
 
 def _add_done(rows: MarketRows, event: OrderDone, ts: datetime) -> None:
-    rows.order_events.append(
-        (
-            event.market,
-            event.seq,
-            event.order_id,
-            event.user,
-            kind_of(event),
-            event.status,
-            event.reason,
-            0,
-            ts,
-        )
-    )
+    _order_event(rows, event, event.status, 0, ts)
     fold = _fold(rows, event.order_id, event.user, event.side, ts)
     fold.final_status, fold.reason = event.status, event.reason
 

@@ -13,7 +13,7 @@ Buckets start at 2000-01-03 00:00 UTC plus whole intervals (TimescaleDB's defaul
 Monday, so weekly candles start on Mondays). Within a bucket, trades are ordered by trade id.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -205,28 +205,24 @@ async def retire_on(conn: asyncpg.Connection, name: str) -> None:
     await conn.execute("UPDATE markets SET deleted_at = now() WHERE name = $1", name)
 
 
-async def provision_market_storage(dsn: str, market: Market) -> None:
+async def _connected(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        await provision_on(conn, market)
+        await work(conn)
     finally:
         await conn.close()
+
+
+async def provision_market_storage(dsn: str, market: Market) -> None:
+    await _connected(dsn, lambda conn: provision_on(conn, market))
 
 
 async def drop_market_storage(dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await drop_on(conn, name)
-    finally:
-        await conn.close()
+    await _connected(dsn, lambda conn: drop_on(conn, name))
 
 
 async def retire_market_storage(dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await retire_on(conn, name)
-    finally:
-        await conn.close()
+    await _connected(dsn, lambda conn: retire_on(conn, name))
 
 
 # ---- readers ----------------------------------------------------------------------------

@@ -74,9 +74,7 @@ class MarketMaker(_Model):
     levels: int = Field(default=5, ge=1, le=50)
     level_spacing_bps: int = Field(default=10, ge=1, le=5000, alias="levelSpacingBps")
     order_size: str | None = Field(default=None, pattern=DECIMAL_PATTERN, alias="orderSize")
-    max_inventory: str | None = Field(
-        default=None, pattern=DECIMAL_PATTERN, alias="maxInventory"
-    )
+    max_inventory: str | None = Field(default=None, pattern=DECIMAL_PATTERN, alias="maxInventory")
     reference_price: str | None = Field(
         default=None, pattern=DECIMAL_PATTERN, alias="referencePrice"
     )
