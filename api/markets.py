@@ -1,6 +1,8 @@
 """The market registry (`xch:markets`, written by the operator) as the api reads it: every
 request routes through it, so a deleted market is unknown at once (after a short cache)."""
 
+import asyncio
+import logging
 import time
 
 import redis.asyncio
@@ -8,6 +10,8 @@ import redis.asyncio
 from api.errors import ApiError
 from xch import keys
 from xch.market import Market, MarketRules, Trading
+
+log = logging.getLogger("api.markets")
 
 
 class Registry:
@@ -17,18 +21,31 @@ class Registry:
         self._markets: dict[str, Market] = {}
         self._rules: dict[str, MarketRules] = {}
         self._loaded_at = float("-inf")
+        self._reloading = asyncio.Lock()
 
     async def all(self) -> dict[str, Market]:
         if time.monotonic() - self._loaded_at >= self.cache_seconds:
-            raw = await self.client.hgetall(keys.MARKETS)
-            markets = {}
-            for entry in raw.values():
-                market = Market.from_registry_entry(entry)
-                markets[market.name] = market
-            self._markets = dict(sorted(markets.items()))
-            self._rules = {name: market.rules() for name, market in self._markets.items()}
-            self._loaded_at = time.monotonic()
+            # One reload at a time: the requests that find the cache stale meanwhile wait for
+            # it instead of each reading and parsing the whole registry.
+            async with self._reloading:
+                if time.monotonic() - self._loaded_at >= self.cache_seconds:
+                    await self._reload()
         return self._markets
+
+    async def _reload(self) -> None:
+        raw = await self.client.hgetall(keys.MARKETS)
+        markets = {}
+        for name, entry in raw.items():
+            try:
+                market = Market.from_registry_entry(entry)
+            except (ValueError, KeyError, TypeError):
+                # One bad entry must not take every market down with it.
+                log.error("unreadable registry entry %r", name)
+                continue
+            markets[market.name] = market
+        self._markets = dict(sorted(markets.items()))
+        self._rules = {name: market.rules() for name, market in self._markets.items()}
+        self._loaded_at = time.monotonic()
 
     async def get(self, name: str) -> Market:
         """The market, or 404 if it is not (or no longer) in the registry."""

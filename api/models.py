@@ -187,8 +187,8 @@ class MarketOut(BaseModel):
 class DepthOut(BaseModel):
     market: str
     last_update_id: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: list[list[str]]
+    asks: list[list[str]]
 
 
 class TradeOut(BaseModel):

@@ -2,10 +2,10 @@
 
 import secrets
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from api import accounts
-from api.deps import Reader, State
+from api.deps import Reader, State, limit_ip
 from api.errors import ApiError
 from api.models import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Credentials, RefreshIn, TokensOut
 from api.routes import ERRORS
@@ -33,7 +33,7 @@ def _tokens(state: AppState, user_id: str) -> TokensOut:
     )
 
 
-@router.post("/signup", status_code=201)
+@router.post("/signup", status_code=201, dependencies=[Depends(limit_ip)])
 async def signup(body: Credentials, state: State) -> TokensOut:
     email = body.email.lower()
     password_hash = await state.passwords.hash(body.password)
@@ -48,7 +48,7 @@ async def signup(body: Credentials, state: State) -> TokensOut:
     return _tokens(state, user.id)
 
 
-@router.post("/signin")
+@router.post("/signin", dependencies=[Depends(limit_ip)])
 async def signin(body: Credentials, state: State) -> TokensOut:
     user = await accounts.user_by_email(state.db, body.email.lower())
     # Hash even for an unknown email, so the answer's timing does not tell which it was.
@@ -58,7 +58,7 @@ async def signin(body: Credentials, state: State) -> TokensOut:
     return _tokens(state, user.id)
 
 
-@router.post("/refresh")
+@router.post("/refresh", dependencies=[Depends(limit_ip)])
 async def refresh(body: RefreshIn, state: State) -> TokensOut:
     try:
         user_id = verify_token(body.refresh_token, "refresh", state.settings.jwt_secret)

@@ -4,11 +4,11 @@ import time
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from msgspec.structs import asdict
 
 from api import queries
-from api.deps import State
+from api.deps import State, limit_ip
 from api.errors import ApiError
 from api.models import DepthOut, KlineOut, MarketName, MarketOut, TickerOut, TradeOut
 from api.orders import read_depth
@@ -19,7 +19,7 @@ from xch.market import Market
 from xch.marketdata import decode_ticker, interval_seconds
 from xch.money import format_units
 
-router = APIRouter(tags=["market data"], responses=ERRORS)
+router = APIRouter(tags=["market data"], responses=ERRORS, dependencies=[Depends(limit_ip)])
 
 MarketQuery = Annotated[MarketName, Query()]
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: PostgreSQL's and Python's range
@@ -55,9 +55,10 @@ async def depth(
     rules = await state.registry.rules(market)
     value = await read_depth(state.redis, market)
 
-    def levels(side: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    def levels(side: list[tuple[int, int]]) -> list[list[str]]:
+        """[price, quantity] pairs, best first."""
         return [
-            (format_units(price, rules.tick), format_units(lots, rules.lot))
+            [format_units(price, rules.tick), format_units(lots, rules.lot)]
             for price, lots in side[:limit]
         ]
 

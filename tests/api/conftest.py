@@ -12,6 +12,7 @@ import redis
 import yaml
 
 from tests.api.stack import ApiProcess, Stack, create_database, market_manifest, prepare_database
+from tests.dbproc.harness import DbprocProcess
 from tests.engine_service.harness import EngineProcess
 from tests.servers import PostgresServer, start_redis
 from xch import keys
@@ -36,6 +37,7 @@ def stack(
     redis_server = start_redis(directory / "redis")
     engines: list[EngineProcess] = []
     api: ApiProcess | None = None
+    dbproc: DbprocProcess | None = None
     try:
         manifests = [market_manifest(directory, *spec) for spec in MARKETS]
         client = redis.Redis.from_url(redis_server.url)
@@ -51,8 +53,15 @@ def stack(
             engine = EngineProcess(path, redis_server.url, directory / f"{path.stem}.log")
             engine.start()
             engines.append(engine)
-        for engine in engines:
-            asyncio.run(engine.wait_ready())
+        dbproc = DbprocProcess(
+            redis_server.url,
+            database_url,
+            directory / "dbproc.log",
+            env={"EXCHANGE_DBPROC_REGISTRY_POLL_SECONDS": "0.2", "EXCHANGE_DBPROC_BLOCK_MS": "50"},
+        )
+        dbproc.start()
+        for service in (*engines, dbproc):
+            asyncio.run(service.wait_ready())
         api = ApiProcess(
             redis_server.url,
             database_url,
@@ -61,10 +70,12 @@ def stack(
         )
         api.start()
         api.wait_ready()
-        yield Stack(api, redis_server.url, database_url, engines)
+        yield Stack(api, redis_server.url, database_url, engines, dbproc)
     finally:
         if api is not None:
             api.stop()
+        if dbproc is not None:
+            dbproc.terminate()
         for engine in engines:
             engine.terminate()
         redis_server.stop()

@@ -18,10 +18,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import redis.asyncio
 import yaml
 
 from storage.klines import provision_market_storage
 from storage.migrate import upgrade
+from tests.dbproc.harness import DbprocProcess, wait_stored
 from tests.engine_service.harness import EXAMPLE, EngineProcess
 from tests.servers import free_port
 
@@ -123,6 +125,16 @@ class Stack:
     redis_url: str
     database_url: str
     engines: list[EngineProcess]
+    dbproc: DbprocProcess
+
+    async def stored(self, *markets: str) -> None:
+        """Wait until dbproc stored everything the markets' engines committed so far."""
+        client = redis.asyncio.Redis.from_url(self.redis_url)
+        try:
+            for market in markets:
+                await wait_stored(client, self.database_url, market)
+        finally:
+            await client.aclose()
 
 
 # ---- clients ----------------------------------------------------------------------------
@@ -168,6 +180,20 @@ class Trader:
         response = await self.get("/api/v1/balances")
         assert response.status_code == 200, response.text
         return {b["asset"]: (b["free"], b["locked"]) for b in response.json()}
+
+
+def limit(
+    side: str, price: str, quantity: str, market: str = "btc-usd", **extra: str
+) -> dict[str, str]:
+    """A limit order's body."""
+    return {
+        "market": market,
+        "side": side,
+        "type": "limit",
+        "price": price,
+        "quantity": quantity,
+        **extra,
+    }
 
 
 async def signup(http: httpx.AsyncClient, email: str | None = None) -> Trader:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from tests.api.stack import funded
+from tests.api.stack import funded, limit
 
 
 async def test_limit_orders_trade_partially_and_cancel(http: httpx.AsyncClient) -> None:
@@ -49,19 +49,6 @@ async def test_limit_orders_trade_partially_and_cancel(http: httpx.AsyncClient) 
     assert await seller.balances() == {
         "BTC": ("0.96000000", "0.00000000"),
         "USD": ("1198.800000", "0.000000"),
-    }
-
-
-def limit(
-    side: str, price: str, quantity: str, market: str = "btc-usd", **extra: str
-) -> dict[str, str]:
-    return {
-        "market": market,
-        "side": side,
-        "type": "limit",
-        "price": price,
-        "quantity": quantity,
-        **extra,
     }
 
 

@@ -1,94 +1,66 @@
-"""Reads of stored orders and fills (rows as dbproc writes them), and public market data."""
+"""Reads of what a real dbproc process stored (orders, fills, trades, klines, tickers), and
+public market data."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import asyncio
+import time
 from decimal import Decimal
 
-import asyncpg
 import httpx
-import redis.asyncio
 
-from tests.api.stack import Stack, funded, signup
-from xch import keys
-from xch.marketdata import Ticker, encode_ticker
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-async def _store(dsn: str, user: str, other: str) -> None:
-    """An open and a done order of `user`, one of `other`, and a trade between them."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO orders (market, order_id, user_id, client_order_id, side, type, tif, stp,"
-            " price, qty, quote_qty, filled_qty, filled_quote, fee, final_status, reason,"
-            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'limit', 'GTC', 'EXPIRE_MAKER',"
-            " $6, $7, NULL, $8, $9, 0, $10, $11, $12, $12)",
-            [
-                ("btc-usd", f"btc-usd.{user}01", user, "c1", "buy", Decimal("100.00"),
-                 Decimal("1.0000"), Decimal("0.4000"), Decimal("40.000000"), None, None,
-                 NOW - timedelta(seconds=2)),
-                ("eth-usd", f"eth-usd.{user}02", user, None, "sell", Decimal("5.00"),
-                 Decimal("2.0000"), Decimal("0"), Decimal("0"), "canceled", "user",
-                 NOW - timedelta(seconds=1)),
-                ("btc-usd", f"btc-usd.{other}03", other, None, "sell", Decimal("100.00"),
-                 Decimal("0.4000"), Decimal("0.4000"), Decimal("40.000000"), "filled", "", NOW),
-            ],
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO trades (market, trade_id, ts, seq, price, qty, quote_qty, maker_order,"
-            " maker_user, taker_order, taker_user, taker_side, maker_fee, taker_fee) VALUES"
-            " ('btc-usd', $1, $2, 1, 100.00, 0.4000, 40.000000, $3, $4, $5, $6, 'sell',"
-            " 0.00004000, 0.080000)",
-            int(user) * 1000,
-            NOW,
-            f"btc-usd.{user}01",
-            user,
-            f"btc-usd.{other}03",
-            other,
-        )
-    finally:
-        await conn.close()
+from tests.api.stack import Stack, funded, limit
 
 
 async def test_orders_history_and_fills(http: httpx.AsyncClient, stack: Stack) -> None:
-    trader, other = await signup(http), await signup(http)
-    await _store(stack.database_url, trader.user_id, other.user_id)
+    maker = await funded(http, BTC="1", ETH="1")
+    taker = await funded(http, USD="10000")
+    ask = await maker.place(**limit("sell", "30000.00", "0.1000", client_order_id="c1"))
+    gone = await maker.place(**limit("sell", "500.00", "0.5000", market="eth-usd"))
+    assert ask.status_code == gone.status_code == 200
+    bid = await taker.place(**limit("buy", "30000.00", "0.0400"))
+    assert bid.json()["status"] == "filled"
+    assert (await maker.delete(f"/api/v1/order/{gone.json()['order_id']}")).status_code == 200
+    await stack.stored("btc-usd", "eth-usd")
 
-    open_orders = (await trader.get("/api/v1/orders/open")).json()
-    assert [o["order_id"] for o in open_orders] == [f"btc-usd.{trader.user_id}01"]
+    open_orders = (await maker.get("/api/v1/orders/open")).json()
+    assert [o["order_id"] for o in open_orders] == [ask.json()["order_id"]]
     assert open_orders[0]["status"] == "partially_filled"
-    assert open_orders[0]["filled_quantity"] == "0.4000"
-    assert (await trader.get("/api/v1/orders/open", market="eth-usd")).json() == []
-    history = (await trader.get("/api/v1/orders/history")).json()
-    assert [(o["market"], o["status"]) for o in history] == [
-        ("eth-usd", "canceled"),
+    assert open_orders[0]["filled_quantity"] == "0.0400"
+    assert open_orders[0]["client_order_id"] == "c1"
+    assert (await maker.get("/api/v1/orders/open", market="eth-usd")).json() == []
+    history = (await maker.get("/api/v1/orders/history")).json()
+    assert sorted((o["market"], o["status"]) for o in history) == [
         ("btc-usd", "partially_filled"),
+        ("eth-usd", "canceled"),
     ]
 
-    one = await trader.get(f"/api/v1/order/btc-usd.{trader.user_id}01")
-    assert one.status_code == 200
-    assert one.json()["client_order_id"] == "c1"
-    assert one.json()["fills"] == [
-        {
-            "trade_id": int(trader.user_id) * 1000,
-            "price": "100.00",
-            "quantity": "0.4000",
-            "quote_quantity": "40.000000",
-            "fee": "0.00004000",
-            "fee_asset": "BTC",
-            "liquidity": "maker",
-        }
-    ]
+    one = await maker.get(f"/api/v1/order/{ask.json()['order_id']}")
+    assert one.status_code == 200, one.text
+    [fill] = one.json()["fills"]
+    assert fill == {
+        "trade_id": fill["trade_id"],
+        "price": "30000.00",
+        "quantity": "0.0400",
+        "quote_quantity": "1200.000000",
+        "fee": "1.200000",
+        "fee_asset": "USD",
+        "liquidity": "maker",
+    }
     # Another user's order does not exist for this one.
-    assert (await trader.get(f"/api/v1/order/btc-usd.{other.user_id}03")).status_code == 404
+    assert (await taker.get(f"/api/v1/order/{ask.json()['order_id']}")).status_code == 404
 
-    [mine] = (await trader.get("/api/v1/fills")).json()
-    [theirs] = (await other.get("/api/v1/fills", market="btc-usd")).json()
-    assert (mine["liquidity"], mine["order_id"]) == ("maker", f"btc-usd.{trader.user_id}01")
-    assert (theirs["liquidity"], theirs["fee"], theirs["fee_asset"]) == ("taker", "0.080000", "USD")
-    assert theirs["time"] == int(NOW.timestamp() * 1000)
+    [mine] = (await maker.get("/api/v1/fills")).json()
+    [theirs] = (await taker.get("/api/v1/fills", market="btc-usd")).json()
+    assert (mine["liquidity"], mine["order_id"]) == ("maker", ask.json()["order_id"])
+    assert (theirs["liquidity"], theirs["fee"], theirs["fee_asset"]) == (
+        "taker",
+        "0.00008000",
+        "BTC",
+    )
+    assert theirs["order_id"] == bid.json()["order_id"]
+    trades = (await http.get("/api/v1/trades", params={"market": "btc-usd"})).json()
+    assert trades[0]["trade_id"] == fill["trade_id"] and trades[0]["taker_side"] == "buy"
 
 
 async def test_markets_depth_and_trades(http: httpx.AsyncClient) -> None:
@@ -117,57 +89,38 @@ async def test_markets_depth_and_trades(http: httpx.AsyncClient) -> None:
 
 
 async def test_tickers_and_klines(http: httpx.AsyncClient, stack: Stack) -> None:
-    ticker = Ticker(
-        market="eth-usd", open_time=1, close_time=2, open="1.00", high="2.00", low="0.50",
-        last="1.50", volume="10.0000", quote_volume="15.000000", count=3, price_change="0.50",
-        price_change_percent="50.00",
-    )  # fmt: skip
-    client = redis.asyncio.Redis.from_url(stack.redis_url)
-    try:
-        await client.set(keys.market_ticker("eth-usd"), encode_ticker(ticker))
-    finally:
-        await client.aclose()
-    tickers = (await http.get("/api/v1/tickers")).json()
-    assert [t["market"] for t in tickers] == ["eth-usd"]
-    assert tickers[0]["last"] == "1.50" and tickers[0]["price_change_percent"] == "50.00"
-    assert (await http.get("/api/v1/tickers", params={"market": "btc-usd"})).json() == []
+    maker = await funded(http, ETH="1")
+    taker = await funded(http, USD="1000")
+    for price in ("10.00", "12.00"):
+        assert (
+            await maker.place(**limit("sell", price, "0.1000", market="eth-usd"))
+        ).status_code == 200
+        bought = await taker.place(**limit("buy", price, "0.1000", market="eth-usd"))
+        assert bought.json()["status"] == "filled"
+    await stack.stored("eth-usd")
 
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        minute = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
-        await conn.execute(
-            "INSERT INTO trades (market, trade_id, ts, seq, price, qty, quote_qty, maker_order,"
-            " maker_user, taker_order, taker_user, taker_side, maker_fee, taker_fee) VALUES"
-            " ('eth-usd', 1, $1, 1, 10.00, 1.0000, 10.000000, 'a', '1', 'b', '2', 'buy', 0, 0),"
-            " ('eth-usd', 2, $2, 2, 12.00, 2.0000, 24.000000, 'c', '1', 'd', '2', 'buy', 0, 0)",
-            minute + timedelta(seconds=5),
-            minute + timedelta(seconds=50),
-        )
-    finally:
-        await conn.close()
-    start = int(minute.timestamp() * 1000)
+    deadline = time.monotonic() + 15
+    while True:
+        tickers = (await http.get("/api/v1/tickers", params={"market": "eth-usd"})).json()
+        if (tickers and tickers[0]["count"] >= 2) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    [ticker] = tickers
+    assert (ticker["market"], ticker["last"], ticker["high"]) == ("eth-usd", "12.00", "12.00")
+    assert (await http.get("/api/v1/tickers", params={"market": "nope"})).status_code == 404
+
+    now = int(time.time() * 1000)
     candles = await http.get(
         "/api/v1/klines",
-        params={"market": "eth-usd", "interval": "1m", "start": start, "end": start + 3_600_000},
+        params={"market": "eth-usd", "interval": "1m", "start": now - 180_000, "end": now + 60_000},
     )
     assert candles.status_code == 200, candles.text
-    assert candles.json() == [
-        {
-            "open_time": start,
-            "close_time": start + 59_999,
-            "open": "10.00",
-            "high": "12.00",
-            "low": "10.00",
-            "close": "12.00",
-            "volume": "3.0000",
-            "quote_volume": "34.000000",
-            "count": 2,
-        }
-    ]
+    assert sum(Decimal(c["volume"]) for c in candles.json()) == Decimal("0.2")
+    assert candles.json()[-1]["close"] == "12.00"
     bad = await http.get("/api/v1/klines", params={"market": "eth-usd", "interval": "7m"})
     assert bad.status_code == 400 and bad.json()["code"] == "unknown_interval"
     backwards = await http.get(
         "/api/v1/klines",
-        params={"market": "eth-usd", "interval": "1m", "start": start, "end": start - 1},
+        params={"market": "eth-usd", "interval": "1m", "start": now, "end": now - 1},
     )
     assert backwards.status_code == 400

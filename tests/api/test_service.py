@@ -51,11 +51,12 @@ async def test_ip_limiter_counts_per_window(stack: Stack) -> None:
     try:
         limiter = RateLimiter(client, window_seconds=60)
         for _ in range(3):
-            await limiter.hit("ip", "203.0.113.9", 3)
+            await limiter.hit(("ip", "203.0.113.9", 3))
         with pytest.raises(ApiError) as refused:
-            await limiter.hit("ip", "203.0.113.9", 3)
+            await limiter.hit(("ip", "203.0.113.9", 3))
         assert refused.value.status == 429 and refused.value.headers is not None
-        await limiter.hit("ip", "203.0.113.10", 3)
+        assert await limiter.hit(("ip", "203.0.113.10", 3), claim="xch:test", claim_ms=1000)
+        assert not await limiter.hit(claim="xch:test", claim_ms=1000)
     finally:
         await client.aclose()
 

@@ -1,0 +1,298 @@
+"""`make bench-api`: signed order placement over HTTP against the real stack.
+
+Redis (AOF everysec), PostgreSQL, one engine process, dbproc, and `python -m api` with
+`--workers` uvicorn workers, all on this machine. The load generator is this process: raw
+HTTP/1.1 keep-alive connections (one API key each), every request signed as a bot signs it.
+
+1. throughput: `--connections` connections each sending its next order as soon as the
+   previous one is answered, for `--seconds`; orders answered 200 per second.
+2. latency: orders paced at `--rate` per second (open loop: latency counts from the moment a
+   request was due, so a stalled server is not hidden); p50, p90, p99, max.
+
+Orders alternate buy and sell at one price, so half of them trade and the book stays small.
+Writes bench/results/api.json.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import redis.asyncio
+import uvloop
+import yaml
+
+from bench.report import RESULTS as RESULTS_DIR
+from bench.report import write_result
+from engine.gateway import Gateway
+from tests.api.stack import ApiProcess, create_database, market_manifest, prepare_database
+from tests.dbproc.harness import DbprocProcess
+from tests.engine_service.harness import EngineProcess, child_pids
+from tests.servers import start_postgres, start_redis
+from xch import keys
+from xch.market import Market
+
+RESULTS = RESULTS_DIR / "api.json"
+AMPLE = 10**15
+
+
+@dataclass
+class Key:
+    user: str
+    key: str
+    secret: str
+
+
+@dataclass
+class Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    key: Key
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    @classmethod
+    async def open(cls, port: int, key: Key) -> "Connection":
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer, key)
+
+    def order(self) -> bytes:
+        """The next signed order: alternately a buy and a sell; the varying size keeps any two
+        bodies (and so signatures) of one key apart."""
+        self.sent += 1
+        body = orjson.dumps(
+            {
+                "market": "bench-usd",
+                "side": "buy" if self.sent % 2 else "sell",
+                "type": "limit",
+                "price": "100.00",
+                "quantity": f"{1 + self.sent % 97}.0000",
+            }
+        )
+        stamp = str(time.time_ns() // 1_000_000)
+        path = "/api/v1/order"
+        signature = hmac.new(
+            self.key.secret.encode(),
+            stamp.encode() + b"POST" + path.encode() + body,
+            hashlib.sha256,
+        ).hexdigest()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-API-KEY: {self.key.key}\r\n"
+            f"X-API-TIMESTAMP: {stamp}\r\nX-API-SIGNATURE: {signature}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def send(self) -> int:
+        self.writer.write(self.order())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        self.statuses[status] += 1
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(
+    connections: list[Connection], seconds: float, components: dict[str, list[int]]
+) -> dict[str, Any]:
+    """Orders answered 200 per second, and what each component spent on one in CPU time:
+    on a machine shared with other work the CPU cost says more than the rate."""
+    before = {name: cpu_seconds(pids) for name, pids in components.items()}
+    load = os.getloadavg()[0]
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def loop(connection: Connection) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            if await connection.send() == 200:
+                done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(c) for c in connections))
+    elapsed = time.perf_counter() - started
+    spent = {name: cpu_seconds(pids) - before[name] for name, pids in components.items()}
+    return {
+        "orders_per_second": round(done / elapsed),
+        "seconds": round(elapsed, 2),
+        "cpu_ms_per_order": {
+            name: round(cpu * 1000 / max(done, 1), 3) for name, cpu in spent.items()
+        },
+        "load_average_at_start": round(load, 2),
+    }
+
+
+async def latency(connections: list[Connection], rate: int, seconds: float) -> dict[str, Any]:
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for connection in connections:
+        idle.put_nowait(connection)
+    samples: list[float] = []
+    total = int(rate * seconds)
+    start = time.perf_counter()
+
+    async def one(due: float) -> None:
+        connection = await idle.get()
+        await connection.send()
+        samples.append(time.perf_counter() - due)
+        idle.put_nowait(connection)
+
+    tasks = []
+    for n in range(total):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    samples.sort()
+
+    def ms(q: float) -> float:
+        return round(samples[min(len(samples) - 1, int(len(samples) * q))] * 1000, 3)
+
+    return {
+        "rate": rate,
+        "orders": total,
+        "achieved_rate": round(total / (time.perf_counter() - start)),
+        "p50_ms": ms(0.5),
+        "p90_ms": ms(0.9),
+        "p99_ms": ms(0.99),
+        "max_ms": round(samples[-1] * 1000, 3),
+    }
+
+
+async def make_keys(url: str, redis_url: str, count: int) -> list[Key]:
+    """`count` users, each signed up, funded (straight into the ledger) and with a trade key."""
+    made: list[Key] = []
+    client = redis.asyncio.Redis.from_url(redis_url)
+    gateway = Gateway(client)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for _ in range(count):
+            tokens = (
+                await http.post(
+                    "/api/v1/signup",
+                    json={"email": f"{secrets.token_hex(6)}@bench", "password": "bench password"},
+                )
+            ).json()
+            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            created = (
+                await http.post("/api/v1/api-keys", json={"scopes": ["trade"]}, headers=auth)
+            ).json()
+            await gateway.deposit(tokens["user_id"], "USD", AMPLE)
+            await gateway.deposit(tokens["user_id"], "BENCH", AMPLE)
+            made.append(Key(tokens["user_id"], created["key"], created["secret"]))
+    await client.aclose()
+    return made
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    redis_server = start_redis(workdir / "redis")
+    redis_process = redis_server._slot.process
+    assert redis_process is not None
+    redis_pid = redis_process.pid
+    # Its own directory: as root, PostgreSQL runs as another user, who must own it.
+    postgres = start_postgres(Path(tempfile.mkdtemp(prefix="xch-bench-pg-")))
+    processes: list[Any] = []
+    try:
+        manifest = market_manifest(workdir, "bench-usd", "BENCH")
+        market = Market.model_validate(yaml.safe_load(manifest.read_text()))
+        client = redis.asyncio.Redis.from_url(redis_server.url)
+        await client.hset(keys.MARKETS, market.name, market.registry_entry())
+        await client.aclose()
+        database_url = await create_database(postgres.url, "bench")
+        await prepare_database(database_url, [manifest])
+        engine = EngineProcess(manifest, redis_server.url, workdir / "engine.log")
+        dbproc = DbprocProcess(redis_server.url, database_url, workdir / "dbproc.log")
+        api = ApiProcess(
+            redis_server.url,
+            database_url,
+            workdir / "api.log",
+            env={
+                "EXCHANGE_API_WORKERS": str(args.workers),
+                "EXCHANGE_API_LOG_LEVEL": "warning",
+                "EXCHANGE_API_RATE_LIMIT_USER": "1000000",
+                "EXCHANGE_API_RATE_LIMIT_IP": "1000000",
+            },
+        )
+        processes += [engine, dbproc, api]
+        engine.start()
+        dbproc.start()
+        api.start()
+        await engine.wait_ready()
+        await dbproc.wait_ready()
+        await asyncio.to_thread(api.wait_ready)
+        made = await make_keys(api.url, redis_server.url, args.connections)
+        connections = [await Connection.open(api.port, key) for key in made]
+        assert api.process and engine.process and dbproc.process
+        components = {
+            "api": child_pids(api.process.pid) or [api.process.pid],
+            "engine": [engine.process.pid],
+            "dbproc": [dbproc.process.pid],
+            "redis": [redis_pid],
+            "load_generator": [os.getpid()],
+        }
+        await throughput(connections, 2, components)  # warm-up
+        result = {
+            "workers": args.workers,
+            "connections": args.connections,
+            "throughput": await throughput(connections, args.seconds, components),
+            "latency": await latency(connections, args.rate, args.seconds),
+        }
+        statuses: Counter[int] = Counter()
+        for connection in connections:
+            statuses.update(connection.statuses)
+            connection.close()
+        result["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
+        return result
+    finally:
+        for process in reversed(processes):
+            (process.stop if isinstance(process, ApiProcess) else process.terminate)()
+        postgres.stop()
+        shutil.rmtree(postgres.base_dir, ignore_errors=True)
+        redis_server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="xch-bench-api-"))
+    try:
+        result = uvloop.run(run(args, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    write_result(result, args.output)
+
+
+if __name__ == "__main__":
+    main()
