@@ -11,7 +11,8 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system deps-chromium venv lint fmt test bench bench-engine bench-engine-service bench-api up down status clean
+.PHONY: deps-system deps-chromium venv lint fmt test up down status clean
+.PHONY: bench bench-engine bench-engine-service bench-api bench-ws
 .PHONY: frontend frontend-unit frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
@@ -89,7 +90,7 @@ frontend-unit: $(FRONTEND_DEPS)
 frontend-screenshots: $(STAMP) deps-system deps-chromium frontend
 	EXCHANGE_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/frontend -q
 
-bench: bench-engine bench-engine-service bench-api
+bench: bench-engine bench-engine-service bench-api bench-ws
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m bench.engine
@@ -99,6 +100,9 @@ bench-engine-service: $(STAMP) deps-system
 
 bench-api: $(STAMP) deps-system
 	$(BIN)/python -m bench.api
+
+bench-ws: $(STAMP) deps-system
+	$(BIN)/python -m bench.ws
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 up: deps-system $(STAMP)

@@ -28,6 +28,7 @@ def main() -> None:
         port=settings.port,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_interval,
+        ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,  # compression would cost more CPU than the fan-out
         log_level="warning",
         lifespan="on",

@@ -1,4 +1,5 @@
-"""The Starlette app: the WebSocket endpoint `/ws`, `/healthz`, `/readyz` and `/metrics`.
+"""The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
+`/readyz` and `/metrics`.
 
 Each connection runs three sibling tasks in one TaskGroup (the sender draining the client's
 bounded queue, the receiver answering requests, and a watch for the hub cutting the client
@@ -17,11 +18,13 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ws import protocol
 from ws.config import Settings
+from ws.frames import FrameWriter, Outgoing
 from ws.hub import Client
 from ws.metrics import CONTENT_TYPE, WsMetrics
 from ws.protocol import ErrorCode, ProtocolError, Request, Stream
@@ -43,10 +46,11 @@ async def _then_end(work: Coroutine[Any, Any, Any]) -> None:
 
 
 class Connection:
-    def __init__(self, service: Service, websocket: WebSocket) -> None:
+    def __init__(self, service: Service, websocket: WebSocket, writer: FrameWriter | None) -> None:
         self.service = service
         self.settings = service.settings
         self.websocket = websocket
+        self.writer = writer
         self.client = Client(service.settings.queue_size)
         self.hub = service.hub
 
@@ -68,23 +72,34 @@ class Connection:
         """Tell a cut-off client why, unless its socket is full too: then just drop it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.websocket.send_bytes(protocol.notice("disconnect", reason="slow"))
+                await self.websocket.send_text(protocol.notice("disconnect", reason="slow"))
                 await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
 
     async def send_loop(self) -> None:
+        """Write the queue out; whatever queued up meanwhile goes in one go, under one
+        timeout (a client that cannot take it within `send_timeout` is stalled: cut off)."""
         queue, metrics = self.client.queue, self.service.metrics
         while True:
-            message = await queue.get()
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 async with asyncio.timeout(self.settings.send_timeout):
-                    await self.websocket.send_text(message.decode())
+                    await self.write(batch)
             except TimeoutError:
                 metrics.slow_clients.labels("disconnect").inc()
                 self.client.cut_off.set()
                 return
             except Exception:  # the peer is gone; the receiver sees the disconnect too
                 return
-            metrics.messages_out.inc()
+            metrics.messages_out.inc(len(batch))
+
+    async def write(self, batch: list[Outgoing]) -> None:
+        if self.writer is not None:
+            await self.writer.write(batch)
+            return
+        for text, _ in batch:
+            await self.websocket.send_text(text)
 
     async def receive_loop(self) -> None:
         while True:
@@ -238,12 +253,14 @@ class Connection:
 _ANSWERED = object()
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """Served outside Starlette's routing so that `send` is the server's own (FrameWriter)."""
+    websocket = WebSocket(scope, receive, send)
     service: Service = websocket.state.service
     await websocket.accept()
     service.metrics.connections.inc()
     try:
-        await Connection(service, websocket).run()
+        await Connection(service, websocket, FrameWriter.of(send)).run()
     finally:
         service.metrics.connections.dec()
 
@@ -264,7 +281,7 @@ async def metrics_endpoint(request: HttpRequest) -> Response:
     return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -288,12 +305,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await pool.close()
             await client.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
-            WebSocketRoute("/ws", websocket_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
         lifespan=lifespan,
     )
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await websocket_endpoint(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch

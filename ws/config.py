@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     """Levels per side in a depth snapshot."""
     max_streams: int = Field(default=200, ge=1)
     """Subscriptions per connection at most."""
+    max_message_bytes: int = Field(default=65_536, ge=1024)
+    """Largest frame a client may send (requests are small)."""
     ping_interval: float = Field(default=20.0, gt=0)
     """WebSocket protocol pings; a client that does not answer within the same time is closed."""
     retry_seconds: float = Field(default=0.5, gt=0)

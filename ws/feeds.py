@@ -21,16 +21,17 @@ from storage.klines import fetch_klines, utc_from_ms
 from ws import protocol
 from ws.hub import Hub
 from ws.metrics import WsMetrics
-from ws.protocol import Stream
+from ws.protocol import DEPTH_SPEED, Stream
 from ws.render import Candle, Renderer
 from xch.market import Market
-from xch.marketdata import Ticker, decode_ticker, interval_seconds
+from xch.marketdata import Kline, Ticker, decode_ticker, interval_seconds
 from xch.money import AmountError, format_decimal, parse_decimal
 from xch.schemas import Depth, Event, Trade
 
 ORIGIN_MS = 946_857_600_000
 """2000-01-03 00:00 UTC: where kline buckets start (storage/klines.py)."""
 RECENT_TRADES = 100_000
+MERGE_SECONDS = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,12 @@ class MarketFeed:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.last_update_id = 0
-        self._snapshot: tuple[int, bytes] | None = None
+        self._snapshots: dict[str, tuple[int, str]] = {}
+        # depth@M@100ms: levels changed since its last diff, from update id `_merged_first`.
+        self._merged: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        self._merged_first = 0
+        self._merged_flush: asyncio.TimerHandle | None = None
+        self._merged_sent = 0.0
         self.synced = False
         self.last_trade: tuple[int, int, int, int, int] | None = None
         self.recent: deque[tuple[int, int, int, int, int]] = deque(maxlen=RECENT_TRADES)
@@ -93,6 +99,7 @@ class MarketFeed:
         self.private: Callable[[MarketFeed, list[Event]], None] = lambda feed, events: None
 
     def stream(self, kind: str, interval: str = "") -> str:
+        """The topic name of one of this market's streams."""
         return Stream(kind, self.name, interval).name
 
     # ---- depth --------------------------------------------------------------------------
@@ -101,25 +108,25 @@ class MarketFeed:
         """Replace the book with the depth key's value and send every depth subscriber a
         fresh snapshot (the first load sends nothing: there is nobody yet)."""
         value = DepthKey(0, [], []) if raw is None else msgspec.msgpack.decode(raw, type=DepthKey)
-        self._snapshot = None
+        self._snapshots.clear()
+        self._drop_merged()
         self.bids = dict(value.bids)
         self.asks = dict(value.asks)
         self.last_update_id = value.last_update_id
         if self.synced:
-            self.hub.publish(self.stream("depth"), self.depth_snapshot())
+            for topic in (self.stream("depth"), self.stream("depth", DEPTH_SPEED)):
+                self.hub.publish(topic, self.depth_snapshot(topic))
         self.synced = True
 
-    def depth_snapshot(self) -> bytes:
+    def depth_snapshot(self, topic: str) -> str:
         """Rendered once per book state: many clients may ask for it at once (a resync)."""
-        if self._snapshot is None or self._snapshot[0] != self.last_update_id:
-            self._snapshot = (self.last_update_id, self._render_snapshot())
-        return self._snapshot[1]
-
-    def _render_snapshot(self) -> bytes:
-        bids = sorted(self.bids.items(), reverse=True)[: self.depth_levels]
-        asks = sorted(self.asks.items())[: self.depth_levels]
-        payload = self.render.depth_snapshot(self.last_update_id, bids, asks)
-        return protocol.data(self.stream("depth"), payload)
+        cached = self._snapshots.get(topic)
+        if cached is None or cached[0] != self.last_update_id:
+            bids = sorted(self.bids.items(), reverse=True)[: self.depth_levels]
+            asks = sorted(self.asks.items())[: self.depth_levels]
+            payload = self.render.depth_snapshot(self.last_update_id, bids, asks)
+            cached = self._snapshots[topic] = (self.last_update_id, protocol.data(topic, payload))
+        return cached[1]
 
     def depth_gap(self, event: Depth) -> bool:
         """True if `event` does not continue the book (a reload from the key is needed)."""
@@ -143,6 +150,38 @@ class MarketFeed:
                 event.first_update_id, event.last_update_id, event.bids, event.asks, event.ts
             )
             self.hub.publish(topic, protocol.data(topic, payload))
+        if self.hub.has_subscribers(self.stream("depth", DEPTH_SPEED)):
+            self._merge(event)
+
+    def _merge(self, event: Depth) -> None:
+        """Fold the event into the pending merged diff; send it at most every 100 ms."""
+        if not self._merged_first:
+            self._merged_first = event.first_update_id
+        self._merged[0].update(event.bids)
+        self._merged[1].update(event.asks)
+        if self._merged_flush is None:
+            wait = max(0.0, self._merged_sent + MERGE_SECONDS - time.monotonic())
+            loop = asyncio.get_running_loop()
+            self._merged_flush = loop.call_later(wait, self._send_merged)
+
+    def _send_merged(self) -> None:
+        self._merged_flush = None
+        self._merged_sent = time.monotonic()
+        topic = self.stream("depth", DEPTH_SPEED)
+        bids = sorted(self._merged[0].items(), reverse=True)
+        asks = sorted(self._merged[1].items())
+        payload = self.render.depth_update(
+            self._merged_first, self.last_update_id, bids, asks, int(time.time() * 1000)
+        )
+        self._drop_merged()
+        self.hub.publish(topic, protocol.data(topic, payload))
+
+    def _drop_merged(self) -> None:
+        if self._merged_flush is not None:
+            self._merged_flush.cancel()
+            self._merged_flush = None
+        self._merged = ({}, {})
+        self._merged_first = 0
 
     # ---- events -------------------------------------------------------------------------
 
@@ -171,7 +210,7 @@ class MarketFeed:
 
     # ---- klines -------------------------------------------------------------------------
 
-    def kline_message(self, interval: str, candle: Candle) -> bytes:
+    def kline_message(self, interval: str, candle: Candle) -> str:
         topic = self.stream("kline", interval)
         return protocol.data(topic, self.render.kline(interval, candle))
 
@@ -218,8 +257,17 @@ class MarketFeed:
             return None, 0
         if not klines:
             return None, int(stored_up_to)
-        k, rules = klines[0], self.rules
-        candle = Candle(
+        try:
+            return self._candle(klines[0]), int(stored_up_to)
+        except AmountError as exc:
+            log.error(
+                "stored kline of %s %s not in the market's units: %s", self.name, interval, exc
+            )
+            return None, 0
+
+    def _candle(self, k: Kline) -> Candle:
+        rules = self.rules
+        return Candle(
             k.open_time,
             k.close_time,
             rules.price_to_ticks(k.open),
@@ -230,9 +278,8 @@ class MarketFeed:
             rules.quote_to_minor(k.quote_volume),
             k.count,
         )
-        return candle, int(stored_up_to)
 
-    def current_kline(self, interval: str) -> list[bytes]:
+    def current_kline(self, interval: str) -> list[str]:
         candle = self.candles.get(interval)
         return [] if candle is None else [self.kline_message(interval, candle)]
 
@@ -267,16 +314,16 @@ class MarketFeed:
         payload["price_change_percent"] = format_decimal(percent)
         return payload
 
-    def current_ticker(self) -> list[bytes]:
+    def current_ticker(self) -> list[str]:
         if self.ticker is None:
             return []
         return [protocol.data(self.stream("ticker"), self.ticker)]
 
     # ---- snapshots ----------------------------------------------------------------------
 
-    def snapshots(self, stream: Stream) -> list[bytes]:
+    def snapshots(self, stream: Stream) -> list[str]:
         if stream.kind == "depth":
-            return [self.depth_snapshot()]
+            return [self.depth_snapshot(stream.name)]
         if stream.kind == "kline":
             return self.current_kline(stream.interval)
         if stream.kind == "ticker":

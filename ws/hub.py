@@ -11,12 +11,13 @@ import itertools
 from collections.abc import Callable, Iterable
 
 from ws import protocol
+from ws.frames import Outgoing, outgoing
 from ws.metrics import WsMetrics
 from ws.protocol import Stream
 
 SLOW = "slow_consumer"
 
-Snapshots = Callable[[Stream, str | None], list[bytes]]
+Snapshots = Callable[[Stream, str | None], list[str]]
 """What a stream's subscriber needs first (a depth snapshot, the current candle...)."""
 
 
@@ -25,13 +26,13 @@ class Client:
 
     def __init__(self, queue_size: int) -> None:
         self.id = next(self._ids)
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[Outgoing] = asyncio.Queue(queue_size)
         self.streams: dict[str, Stream] = {}
         self.user: str | None = None
         self.resyncs = 0
         self.cut_off = asyncio.Event()
 
-    def offer(self, message: bytes) -> bool:
+    def offer(self, message: Outgoing) -> bool:
         """Queue `message`; False if the queue is full (or the client is cut off)."""
         if self.cut_off.is_set():
             return True
@@ -88,15 +89,21 @@ class Hub:
         for stream in list(client.streams.values()):
             self.unsubscribe(client, stream)
 
-    def publish(self, topic: str, message: bytes) -> None:
-        for client in list(self.topics.get(topic, ())):
-            self.send(client, message)
+    def publish(self, topic: str, message: str) -> None:
+        """The frame is built once for all the topic's subscribers."""
+        members = self.topics.get(topic)
+        if not members:
+            return
+        item = outgoing(message)
+        for client in list(members):
+            if not client.offer(item):
+                self.fell_behind(client)
 
-    def send(self, client: Client, message: bytes) -> None:
-        if not client.offer(message):
+    def send(self, client: Client, message: str) -> None:
+        if not client.offer(outgoing(message)):
             self.fell_behind(client)
 
-    def send_all(self, client: Client, messages: Iterable[bytes]) -> None:
+    def send_all(self, client: Client, messages: Iterable[str]) -> None:
         for message in messages:
             self.send(client, message)
 
@@ -110,9 +117,9 @@ class Hub:
         client.resyncs += 1
         self.metrics.slow_clients.labels("resync").inc()
         streams = sorted(client.streams)
-        client.offer(protocol.notice("resync", reason=SLOW, streams=streams))
+        client.offer(outgoing(protocol.notice("resync", reason=SLOW, streams=streams)))
         for stream in list(client.streams.values()):
             for message in self.snapshots(stream, client.user):
-                if not client.offer(message):  # even the snapshots do not fit: give up
+                if not client.offer(outgoing(message)):  # even the snapshots do not fit: give up
                     self.fell_behind(client)
                     return

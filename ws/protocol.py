@@ -17,6 +17,8 @@ from xch.market import INTERVAL_PATTERN
 
 PUBLIC_KINDS = ("trade", "depth", "ticker")
 PRIVATE_STREAMS = ("orders", "balances")
+DEPTH_SPEED = "100ms"
+"""`depth@M@100ms`: the changes of up to 100 ms in one diff (fewer messages, as Binance's)."""
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "AUTH", "PING")
 MAX_ID_LENGTH = 64
 _INTERVAL = re.compile(INTERVAL_PATTERN)
@@ -57,13 +59,16 @@ class Stream:
     kind: str
     market: str = ""
     interval: str = ""
+    """A kline's interval, or "100ms" for depth diffs merged over 100 ms (`depth@M@100ms`)."""
 
     @property
     def name(self) -> str:
         if not self.market:
             return self.kind
-        prefix = f"kline_{self.interval}" if self.kind == "kline" else self.kind
-        return f"{prefix}@{self.market}"
+        if self.kind == "kline":
+            return f"kline_{self.interval}@{self.market}"
+        suffix = f"@{self.interval}" if self.interval else ""
+        return f"{self.kind}@{self.market}{suffix}"
 
     @property
     def private(self) -> bool:
@@ -76,8 +81,13 @@ def parse_stream(text: Any) -> Stream:
     lowered = text.lower()
     if lowered in PRIVATE_STREAMS:
         return Stream(lowered)
-    kind, at, market = lowered.partition("@")
+    kind, at, rest = lowered.partition("@")
+    market, _, speed = rest.partition("@")
     if not at or not market:
+        raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
+    if kind == "depth" and speed == DEPTH_SPEED:
+        return Stream(kind, market, speed)
+    if speed:
         raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
     if kind in PUBLIC_KINDS:
         return Stream(kind, market)
@@ -123,17 +133,19 @@ def stream_params(request: Request) -> list[Stream]:
         raise
 
 
-def result(request_id: Any, value: Any = None) -> bytes:
-    return orjson.dumps({"result": value, "id": request_id})
+def result(request_id: Any, value: Any = None) -> str:
+    return orjson.dumps({"result": value, "id": request_id}).decode()
 
 
-def error(exc: ProtocolError) -> bytes:
-    return orjson.dumps({"error": {"code": int(exc.code), "msg": exc.msg}, "id": exc.request_id})
+def error(exc: ProtocolError) -> str:
+    answer = {"error": {"code": int(exc.code), "msg": exc.msg}, "id": exc.request_id}
+    return orjson.dumps(answer).decode()
 
 
-def data(stream: str, payload: dict[str, Any]) -> bytes:
-    return orjson.dumps({"stream": stream, "data": payload})
+def data(stream: str, payload: dict[str, Any]) -> str:
+    """Encoded once per topic: every subscriber is sent the same text."""
+    return orjson.dumps({"stream": stream, "data": payload}).decode()
 
 
-def notice(event: str, **fields: Any) -> bytes:
-    return orjson.dumps({"event": event, **fields})
+def notice(event: str, **fields: Any) -> str:
+    return orjson.dumps({"event": event, **fields}).decode()

@@ -28,7 +28,9 @@ from xch.schemas import Depth
 from xch.wire import FIELD_EVENT, decode_events
 
 log = logging.getLogger(__name__)
-READ_COUNT = 500
+READ_COUNT = 100
+"""Entries per XREAD: a catching-up reader hands each client at most a few hundred messages
+before the senders run again (queues hold `queue_size`)."""
 
 
 def _text(value: Any) -> str:
@@ -71,7 +73,7 @@ class Service:
         for task in self.readers.values():
             task.cancel()
 
-    def snapshots(self, stream: Stream, user: str | None) -> list[bytes]:
+    def snapshots(self, stream: Stream, user: str | None) -> list[str]:
         if stream.kind == "balances" and user is not None:
             return self.private.snapshot(user)
         feed = self.feeds.get(stream.market)
@@ -145,8 +147,8 @@ class Service:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
                         await self.apply_entry(feed, last_id, fields)
-                        await asyncio.sleep(0)  # let the senders write between batches
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, msgspec.DecodeError) as exc:
+                # a bad depth key is retried too: the engine rewrites it with its next batch
                 log.warning("reading %s failed: %s", key, exc)
                 await asyncio.sleep(self.settings.retry_seconds)
 

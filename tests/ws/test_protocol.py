@@ -31,9 +31,16 @@ async def test_subscribe_unsubscribe_and_errors(
     client = await WsClient.open(server.url)
     try:
         # Every param is subscribed, market names case-insensitively.
-        await client.subscribe("trade@BTC-USD", "depth@btc-usd", "kline_1m@Btc-Usd")
+        await client.subscribe(
+            "trade@BTC-USD", "depth@btc-usd", "kline_1m@Btc-Usd", "depth@btc-usd@100MS"
+        )
         listed = await client.request("LIST_SUBSCRIPTIONS")
-        assert listed["result"] == ["depth@btc-usd", "kline_1m@btc-usd", "trade@btc-usd"]
+        assert listed["result"] == [
+            "depth@btc-usd",
+            "depth@btc-usd@100ms",
+            "kline_1m@btc-usd",
+            "trade@btc-usd",
+        ]
         snapshot = next(m for m in client.data if m["stream"] == "depth@btc-usd")["data"]
         assert snapshot == {
             "type": "snapshot",
@@ -43,7 +50,9 @@ async def test_subscribe_unsubscribe_and_errors(
             "asks": [],
         }
         # UNSUBSCRIBE takes every param, not only the first.
-        reply = await client.request("UNSUBSCRIBE", ["trade@btc-usd", "DEPTH@btc-usd"])
+        reply = await client.request(
+            "UNSUBSCRIBE", ["trade@btc-usd", "DEPTH@btc-usd", "depth@btc-usd@100ms"]
+        )
         assert reply == {"result": None, "id": client.next_id}
         listed = await client.request("LIST_SUBSCRIPTIONS")
         assert listed["result"] == ["kline_1m@btc-usd"]
@@ -58,6 +67,8 @@ async def test_subscribe_unsubscribe_and_errors(
             ('{"method": "SUBSCRIBE", "params": [42], "id": 10}', 3),
             ('{"method": "SUBSCRIBE", "params": ["candles@btc-usd"], "id": 11}', 4),
             ('{"method": "SUBSCRIBE", "params": ["kline_7m@btc-usd"], "id": 12}', 4),
+            ('{"method": "SUBSCRIBE", "params": ["trade@btc-usd@100ms"], "id": 12}', 4),
+            ('{"method": "SUBSCRIBE", "params": ["depth@btc-usd@1s"], "id": 12}', 4),
             ('{"method": "SUBSCRIBE", "params": ["trade@doge-usd"], "id": 13}', 5),
             ('{"method": "SUBSCRIBE", "params": ["orders"], "id": 14}', 6),
             ('{"method": "SUBSCRIBE", "params": ["balances"], "id": 15}', 6),
