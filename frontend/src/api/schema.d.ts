@@ -482,15 +482,9 @@ export interface components {
         /** DepthOut */
         DepthOut: {
             /** Asks */
-            asks: [
-                string,
-                string
-            ][];
+            asks: string[][];
             /** Bids */
-            bids: [
-                string,
-                string
-            ][];
+            bids: string[][];
             /** Last Update Id */
             last_update_id: number;
             /** Market */

@@ -76,7 +76,8 @@ export class Feed {
     return () => this.statusListeners.delete(listener);
   }
 
-  /** Called after a reconnect, when what the streams carried meanwhile was missed. */
+  /** Called when what the streams carried may have been missed: after a reconnect, and after
+   * the server dropped this client's queue (a `resync` notice; fresh snapshots follow). */
   onReconnect(listener: () => void): () => void {
     this.reconnectListeners.add(listener);
     return () => this.reconnectListeners.delete(listener);
@@ -130,6 +131,8 @@ export class Feed {
     if (message.stream !== undefined) {
       const set = this.handlers.get(message.stream);
       if (set) for (const handler of set) handler(message.data);
+    } else if (message.event === "resync") {
+      for (const listener of this.reconnectListeners) listener();
     } else if (message.error) {
       console.warn("ws request refused:", message.error.msg);
     }
