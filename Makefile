@@ -75,9 +75,10 @@ $(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
 	cd frontend && npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Rebuilt only when a source, the packages or the build configuration changed.
+# Rebuilt only when a source, the packages or the build configuration changed. Next.js would
+# try to add the other platforms' swc packages to the lock (see above): told not to.
 $(FRONTEND_STAMP): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
-	cd frontend && NEXT_TELEMETRY_DISABLED=1 npx next build
+	cd frontend && NEXT_TELEMETRY_DISABLED=1 NEXT_IGNORE_INCORRECT_LOCKFILE=1 npx next build
 	touch $@
 
 frontend: $(FRONTEND_STAMP)

@@ -77,10 +77,10 @@ page.on("response", (response) => {
   if (!refused) problems.push(`${response.status()} ${response.request().method()} ${response.url()}`);
 });
 
-async function shot(name) {
+async function shot(name, fullPage = false) {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage });
 }
 
 const text = (selector) => page.locator(selector).first().innerText();
@@ -190,7 +190,7 @@ try {
   await shot("trading-light");
   await page.click("button[aria-label='Switch theme']");
   await page.setViewportSize({ width: 390, height: 844 });
-  await shot("trading-phone");
+  await shot("trading-phone", true);
   await page.setViewportSize({ width: 1440, height: 900 });
   await page.goto(`${BASE}/`);
   await page.locator(`[data-testid=markets] tr[data-market=${MARKET}]`).waitFor();

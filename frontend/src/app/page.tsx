@@ -12,7 +12,11 @@ function MarketRow({ market, initial }: { market: Market; initial: Ticker | unde
   const [closes, setCloses] = useState<string[]>([]);
   useEffect(() => setTicker(initial), [initial]);
   useReload(() => {
-    api.klines(market.name, "1h", 24).then((rows) => setCloses(rows.map((k) => k.close)), () => undefined);
+    // The first candle's open starts the line, so even one hour of trading draws one.
+    api.klines(market.name, "1h", 24).then(
+      (rows) => setCloses(rows.length ? [rows[0].open, ...rows.map((k) => k.close)] : []),
+      () => undefined,
+    );
   }, [market.name]);
   useStream<Ticker>(`ticker@${market.name}`, setTicker);
   const change = ticker?.price_change_percent ?? "0";

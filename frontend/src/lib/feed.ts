@@ -23,6 +23,7 @@ export class Feed {
   private readonly statusListeners = new Set<(status: Status) => void>();
   private readonly reconnectListeners = new Set<() => void>();
   private token: string | null = null;
+  private user: string | null = null;
   private nextId = 1;
   private attempts = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -60,11 +61,14 @@ export class Feed {
     this.send("SUBSCRIBE", [stream]);
   }
 
-  /** The access token for private streams; a change of user starts a new connection. */
-  setToken(token: string | null): void {
-    if (token === this.token) return;
-    const hadUser = this.token !== null;
+  /** The access token for private streams. A refreshed token of the same user is only kept
+   * for the next connection; another user (or none) starts a new connection. */
+  setToken(token: string | null, user: string | null): void {
+    const sameUser = user === this.user;
     this.token = token;
+    if (sameUser) return;
+    const hadUser = this.user !== null;
+    this.user = user;
     if (this.socket?.readyState === WebSocket.OPEN) {
       if (hadUser) this.socket.close();
       else if (token) this.send("AUTH", { token });

@@ -12,7 +12,10 @@ export function useSession(): Session | null {
 /** Keeps the feed's token in step with the session (private streams follow the user). */
 export function useFeedAuth(): void {
   const session = useSession();
-  useEffect(() => feed.setToken(session?.access_token ?? null), [session?.access_token]);
+  useEffect(
+    () => feed.setToken(session?.access_token ?? null, session?.user_id ?? null),
+    [session?.access_token, session?.user_id],
+  );
 }
 
 /** Calls `handler` with each message of `stream` while mounted (null: none). */

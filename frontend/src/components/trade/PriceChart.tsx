@@ -116,7 +116,7 @@ export function PriceChart({ market }: { market: Market }) {
           </span>
         )}
       </div>
-      <div ref={box} className="h-[360px] w-full" />
+      <div ref={box} className="h-[280px] w-full lg:h-[360px]" />
     </section>
   );
 }
