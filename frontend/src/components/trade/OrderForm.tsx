@@ -77,7 +77,7 @@ export function OrderForm({ market, balances, price: picked, bestAsk, bestBid, o
         stp: "EXPIRE_MAKER",
       });
       onPlaced(order);
-      setNotice(`Order ${order.status}`);
+      setNotice(order.status === "new" ? "Order placed" : `Order ${order.status.replace("_", " ")}`);
       setAmount("");
     } catch (caught) {
       setError(caught instanceof ApiError ? `${caught.message} (${caught.code})` : String(caught));

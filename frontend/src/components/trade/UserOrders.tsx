@@ -13,7 +13,7 @@ function time(ms: number | null | undefined): string {
 
 function OrderRows({ orders, cancel }: { orders: Order[]; cancel?: (id: string) => void }) {
   return (
-    <table className="w-full text-xs">
+    <table className="w-full min-w-[640px] text-xs">
       <thead className="text-left text-muted">
         <tr>
           <th className="font-normal">Time</th><th className="font-normal">Market</th>
@@ -48,7 +48,7 @@ function OrderRows({ orders, cancel }: { orders: Order[]; cancel?: (id: string) 
 
 function FillRows({ fills }: { fills: Fill[] }) {
   return (
-    <table className="w-full text-xs">
+    <table className="w-full min-w-[640px] text-xs">
       <thead className="text-left text-muted">
         <tr>
           <th className="font-normal">Time</th><th className="font-normal">Market</th>
