@@ -44,6 +44,7 @@ class Private:
         self.balances: dict[str, Balances] = {}
         self.pending: set[str] = set()
         self.wake = asyncio.Event()
+        self.running = True
 
     # ---- orders -------------------------------------------------------------------------
 
@@ -79,7 +80,7 @@ class Private:
             self.wake.set()
 
     async def run(self) -> None:
-        while True:
+        while self.running:
             await self.wake.wait()
             self.wake.clear()
             users, self.pending = self.pending, set()

@@ -60,6 +60,7 @@ class Service:
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.ready = False
+        self.running = True
 
     def start(self) -> list[asyncio.Task[None]]:
         return [
@@ -70,6 +71,11 @@ class Service:
         ]
 
     def stop(self) -> None:
+        """Cancel the readers; the flag ends the loops also where a Redis call swallowed the
+        cancellation (Python 3.11's wait_for can), within one XREAD block at most."""
+        self.running = False
+        self.private.running = False
+        self.private.wake.set()
         for task in self.readers.values():
             task.cancel()
 
@@ -82,7 +88,7 @@ class Service:
     # ---- markets ------------------------------------------------------------------------
 
     async def watch_registry(self) -> None:
-        while True:
+        while self.running:
             try:
                 self.sync_markets(await self.client.hgetall(keys.MARKETS))
                 self.ready = True
@@ -136,7 +142,7 @@ class Service:
     async def read_market(self, feed: MarketFeed) -> None:
         key = keys.market_events(feed.name)
         last_id: str | None = None
-        while True:
+        while self.running and self.feeds.get(feed.name) is feed:
             try:
                 if last_id is None:
                     last_id = await self.load_depth(feed, with_position=True)
@@ -181,7 +187,7 @@ class Service:
     # ---- tickers and funds --------------------------------------------------------------
 
     async def poll_tickers(self) -> None:
-        while True:
+        while self.running:
             await asyncio.sleep(self.settings.ticker_seconds)
             feeds = [f for f in self.feeds.values() if self.hub.has_subscribers(f.stream("ticker"))]
             try:
@@ -199,7 +205,7 @@ class Service:
     async def read_funds(self) -> None:
         """Deposits and withdrawals change balances outside any market's events."""
         last_id: str | None = None
-        while True:
+        while self.running:
             try:
                 if last_id is None:
                     newest = await self.client.xrevrange(keys.FUNDS, count=1)
