@@ -113,7 +113,7 @@ describe("the page's WebSocket", () => {
     ]);
   });
 
-  it("keeps the connection for a refreshed token, starts a new one for another user", () => {
+  it("authenticates again with a refreshed token, starts a new connection for another user", () => {
     const feed = new Feed(() => "ws://test/ws");
     feed.subscribe("balances", () => undefined);
     const socket = FakeSocket.all[0];
@@ -122,10 +122,29 @@ describe("the page's WebSocket", () => {
     expect(socket.sent.at(-1)).toEqual({ method: "AUTH", params: { token: "first" } });
     feed.setToken("refreshed", "7");
     expect(socket.readyState).toBe(FakeSocket.OPEN);
+    expect(socket.sent.at(-1)).toEqual({ method: "AUTH", params: { token: "refreshed" } });
     feed.setToken("other", "8");
     expect(socket.readyState).toBe(3);
     vi.advanceTimersByTime(250);
     FakeSocket.all[1].open();
     expect(FakeSocket.all[1].sent[0]).toEqual({ method: "AUTH", params: { token: "other" } });
+  });
+
+  it("asks for a fresh token when ws ends the private streams, then subscribes them again", () => {
+    const feed = new Feed(() => "ws://test/ws");
+    const expired = vi.fn();
+    feed.onAuthExpired(expired);
+    feed.setToken("old", "7");
+    feed.subscribe("orders", () => undefined);
+    feed.subscribe("depth@btc-usd", () => undefined);
+    const socket = FakeSocket.all[0];
+    socket.open();
+    socket.deliver({ event: "auth_expired", streams: ["orders"] });
+    expect(expired).toHaveBeenCalledTimes(1);
+    feed.setToken("new", "7");
+    expect(socket.sent.slice(-2)).toEqual([
+      { method: "AUTH", params: { token: "new" } },
+      { method: "SUBSCRIBE", params: ["orders"] },
+    ]);
   });
 });

@@ -3,7 +3,7 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
-import { api, ApiError } from "@/lib/api";
+import { api, ApiError, sessionOf } from "@/lib/api";
 import { saveSession } from "@/lib/session";
 
 export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
@@ -20,7 +20,7 @@ export function AuthForm({ mode }: { mode: "signin" | "signup" }) {
     setError(null);
     try {
       const tokens = await (signup ? api.signup : api.signin)(email, password);
-      saveSession({ ...tokens, email });
+      saveSession(sessionOf(tokens, email));
       // A new account has nothing yet: the balances page has the demo faucet.
       router.push(signup ? "/balances/" : "/");
     } catch (caught) {

@@ -2,8 +2,15 @@
 
 import Link from "next/link";
 import { useEffect, useState } from "react";
+import { api } from "@/lib/api";
 import { useFeedAuth, useSession } from "@/lib/hooks";
 import { clearSession } from "@/lib/session";
+
+function signOut(refreshToken: string) {
+  // Signed out here whatever the api answers: the access token expires on its own.
+  api.signout(refreshToken).catch(() => undefined);
+  clearSession();
+}
 
 function ThemeToggle() {
   const [light, setLight] = useState(false);
@@ -40,7 +47,9 @@ export function Header() {
         {session ? (
           <>
             <span className="hidden text-muted sm:inline" data-testid="user-email">{session.email}</span>
-            <button className="text-muted hover:text-text" onClick={clearSession}>Sign out</button>
+            <button className="text-muted hover:text-text" onClick={() => signOut(session.refresh_token)}>
+              Sign out
+            </button>
           </>
         ) : (
           <>

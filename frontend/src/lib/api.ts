@@ -3,7 +3,7 @@
 // by `npm run gen:api`), so a changed response shape fails the type check here.
 
 import type { components } from "@/api/schema";
-import { clearSession, getSession, saveSession } from "./session";
+import { clearSession, getSession, saveSession, type Session } from "./session";
 
 type Schemas = components["schemas"];
 export type Market = Schemas["MarketOut"];
@@ -61,17 +61,29 @@ async function decode<T>(response: Response): Promise<T> {
   return payload as T;
 }
 
+/** Tokens as the session keeps them: the expiry made absolute. */
+export function sessionOf(tokens: Tokens, email: string): Session {
+  return {
+    user_id: tokens.user_id,
+    email,
+    access_token: tokens.access_token,
+    refresh_token: tokens.refresh_token,
+    expires_at: Date.now() + tokens.expires_in * 1000,
+  };
+}
+
 let refreshing: Promise<boolean> | null = null;
 
-/** Trade the refresh token for new tokens, once however many requests found theirs expired. */
-async function refresh(): Promise<boolean> {
+/** Trade the refresh token for new tokens, once however many callers ask at the same time
+ * (a refresh token works once: the api rotates it). */
+export async function refresh(): Promise<boolean> {
   const session = getSession();
   if (!session) return false;
   refreshing ??= (async () => {
     try {
       const response = await send("POST", "/refresh", { refresh_token: session.refresh_token });
       const tokens = await decode<Tokens>(response);
-      saveSession({ ...session, ...tokens });
+      saveSession(sessionOf(tokens, session.email));
       return true;
     } catch {
       clearSession();
@@ -107,6 +119,8 @@ export const api = {
     request<Tokens>("POST", "/signup", { email, password }),
   signin: (email: string, password: string) =>
     request<Tokens>("POST", "/signin", { email, password }),
+  /** Spends the refresh token; the access token runs out on its own. */
+  signout: (refreshToken: string) => request("POST", "/signout", { refresh_token: refreshToken }),
   balances: () => request<Balance[]>("GET", "/balances"),
   faucet: (asset: string, amount: string) => request("POST", "/faucet", { asset, amount }),
   place: (order: OrderIn) => request<Order>("POST", "/order", order),

@@ -24,6 +24,8 @@ export class Feed {
   private readonly reconnectListeners = new Set<() => void>();
   private token: string | null = null;
   private user: string | null = null;
+  private authExpired = false;
+  private readonly authExpiredListeners = new Set<() => void>();
   private nextId = 1;
   private attempts = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -61,18 +63,33 @@ export class Feed {
     this.send("SUBSCRIBE", [stream]);
   }
 
-  /** The access token for private streams. A refreshed token of the same user is only kept
-   * for the next connection; another user (or none) starts a new connection. */
+  /** The access token for private streams. A refreshed token of the same user authenticates
+   * the open connection again (ws keeps private streams only while their token is valid);
+   * another user (or none) starts a new connection. */
   setToken(token: string | null, user: string | null): void {
     const sameUser = user === this.user;
-    this.token = token;
-    if (sameUser) return;
     const hadUser = this.user !== null;
+    this.token = token;
     this.user = user;
-    if (this.socket?.readyState === WebSocket.OPEN) {
-      if (hadUser) this.socket.close();
-      else if (token) this.send("AUTH", { token });
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    if (!sameUser && hadUser) {
+      this.socket.close();
+      return;
     }
+    if (!token) return;
+    this.send("AUTH", { token });
+    if (this.authExpired) {
+      // ws unsubscribed the private streams when the old token expired.
+      const privateStreams = [...this.handlers.keys()].filter((stream) => !stream.includes("@"));
+      if (privateStreams.length) this.send("SUBSCRIBE", privateStreams);
+      this.authExpired = false;
+    }
+  }
+
+  /** Called when ws ended the private streams because the token expired. */
+  onAuthExpired(listener: () => void): () => void {
+    this.authExpiredListeners.add(listener);
+    return () => this.authExpiredListeners.delete(listener);
   }
 
   onStatus(listener: (status: Status) => void): () => void {
@@ -103,6 +120,7 @@ export class Feed {
     const socket = new WebSocket(this.url());
     this.socket = socket;
     socket.onopen = () => {
+      this.authExpired = false;
       const reconnected = this.everOpened;
       this.everOpened = true;
       this.attempts = 0;
@@ -135,6 +153,9 @@ export class Feed {
     if (message.stream !== undefined) {
       const set = this.handlers.get(message.stream);
       if (set) for (const handler of set) handler(message.data);
+    } else if (message.event === "auth_expired") {
+      this.authExpired = true;
+      for (const listener of this.authExpiredListeners) listener();
     } else if (message.event === "resync") {
       for (const listener of this.reconnectListeners) listener();
     } else if (message.error) {

@@ -1,7 +1,7 @@
 "use client";
 
 import { useEffect, useRef, useState, useSyncExternalStore } from "react";
-import { api, type Balance, type Market } from "./api";
+import { api, refresh, type Balance, type Market } from "./api";
 import { feed } from "./feed";
 import { getSession, onSession, type Session } from "./session";
 
@@ -9,13 +9,28 @@ export function useSession(): Session | null {
   return useSyncExternalStore(onSession, getSession, () => null);
 }
 
-/** Keeps the feed's token in step with the session (private streams follow the user). */
+const EARLY_REFRESH_MS = 60_000;
+
+/** Keeps the feed's token in step with the session (private streams follow the user), and
+ * the session fresh: the token is refreshed a minute before it expires, since a page that
+ * only listens to the WebSocket makes no request that would find it expired, and ws ends the
+ * private streams of an expired token (`auth_expired`). */
 export function useFeedAuth(): void {
   const session = useSession();
   useEffect(
     () => feed.setToken(session?.access_token ?? null, session?.user_id ?? null),
     [session?.access_token, session?.user_id],
   );
+  const expiresAt = session?.expires_at;
+  useEffect(() => {
+    if (expiresAt === undefined) return;
+    const timer = setTimeout(() => void refresh(), Math.max(0, expiresAt - Date.now() - EARLY_REFRESH_MS));
+    const stop = feed.onAuthExpired(() => void refresh());
+    return () => {
+      clearTimeout(timer);
+      stop();
+    };
+  }, [expiresAt]);
 }
 
 /** Calls `handler` with each message of `stream` while mounted (null: none). */

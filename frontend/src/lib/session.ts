@@ -6,6 +6,8 @@ export interface Session {
   email: string;
   access_token: string;
   refresh_token: string;
+  /** When the access token expires (ms since the epoch). */
+  expires_at: number;
 }
 
 const KEY = "xch.session";
