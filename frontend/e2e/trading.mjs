@@ -174,6 +174,18 @@ try {
   await page.locator("[data-testid=user-orders] tr[data-status=canceled]").waitFor();
   await page.locator("[data-testid=user-orders] tr[data-status=filled]").waitFor();
 
+  step("the WebSocket drops: the page reconnects and resubscribes");
+  await page.evaluate(() => {
+    window.__dropped = window.__xch.feed.socket;
+    window.__dropped.close();
+  });
+  await page.waitForFunction(() => {
+    const feed = window.__xch.feed;
+    return feed.socket && feed.socket !== window.__dropped && feed.status === "open";
+  });
+  await limit(maker, "buy", "29930.00", "0.0100");
+  await page.locator("[data-testid=bids] tr[data-price='29930.00']").waitFor();
+
   step("an api error is shown as such");
   expectRefusal = true;
   await page.fill("[data-testid=order-form] input[name=price]", "29940.00");
