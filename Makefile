@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system deps-chromium venv lint fmt test up down status clean
 .PHONY: bench bench-engine bench-engine-service bench-api bench-ws
-.PHONY: frontend frontend-unit frontend-screenshots
+.PHONY: frontend frontend-unit frontend-serve frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
@@ -86,6 +86,14 @@ frontend: $(FRONTEND_STAMP)
 # Type check and unit tests (order book diffs, decimal strings, order merging).
 frontend-unit: $(FRONTEND_DEPS)
 	cd frontend && npx tsc --noEmit && npx vitest run
+
+# The trading page on http://127.0.0.1:3000, one origin in front of the api (127.0.0.1:8000) and
+# ws (127.0.0.1:8090) as they run by default; FRONTEND_PORT, API_URL and WS_URL change that.
+FRONTEND_PORT ?= 3000
+API_URL ?= http://127.0.0.1:8000
+WS_URL ?= http://127.0.0.1:8090
+frontend-serve: frontend
+	node frontend/serve.mjs --port $(FRONTEND_PORT) --api $(API_URL) --ws $(WS_URL)
 
 # Runs the browser test and keeps its screenshots for the README.
 frontend-screenshots: $(STAMP) deps-system deps-chromium frontend
