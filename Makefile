@@ -13,6 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test bench bench-engine bench-engine-service bench-dbproc \
 	bench-ws bench-api up down status clean envtest-bin bench-operator helm-bin images kind-e2e
+.PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, and openssl
 # (the operator tests make a service-account key with it). apt-get update
@@ -60,8 +61,56 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint deps-system envtest-bin helm-bin $(PGLITE_STAMP)
+test: lint deps-system deps-chromium envtest-bin helm-bin $(PGLITE_STAMP) frontend frontend-unit
 	$(BIN)/pytest
+
+# ---- frontend/: Next.js static export (Node 20 from the machine, packages from package-lock.json)
+
+FRONTEND_DEPS := frontend/node_modules/.installed
+FRONTEND_STAMP := frontend/out/.built
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) \
+	$(addprefix frontend/,package.json package-lock.json next.config.mjs postcss.config.mjs tsconfig.json)
+
+# Debian's Chromium for the browser tests: playwright-core drives it, since Playwright's own
+# browser download cannot reach its servers from here.
+deps-chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "deps-chromium: installing chromium"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+$(FRONTEND_DEPS): frontend/package.json frontend/package-lock.json
+	@command -v npm >/dev/null || { echo "frontend: Node 20 and npm are needed"; exit 1; }
+	# npm install following the lock, not npm ci: the registry reachable here serves only this
+	# platform's native packages (Next's swc, Tailwind's oxide), so the lock cannot list the
+	# others and npm ci would refuse it. --no-save keeps package-lock.json as committed.
+	cd frontend && npm install --no-save --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Rebuilt only when a source, the packages or the build configuration changed. Next.js would
+# try to add the other platforms' swc packages to the lock (see above): told not to.
+$(FRONTEND_STAMP): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
+	cd frontend && NEXT_TELEMETRY_DISABLED=1 NEXT_IGNORE_INCORRECT_LOCKFILE=1 npx next build
+	touch $@
+
+frontend: $(FRONTEND_STAMP)
+
+# Type check and unit tests (order book diffs, decimal strings, order merging).
+frontend-unit: $(FRONTEND_DEPS)
+	cd frontend && npx tsc --noEmit && npx vitest run
+
+# The trading page on http://127.0.0.1:3000, one origin in front of the api (127.0.0.1:8000) and
+# ws (127.0.0.1:8090) as they run by default; FRONTEND_PORT, API_URL and WS_URL change that.
+FRONTEND_PORT ?= 3000
+API_URL ?= http://127.0.0.1:8000
+WS_URL ?= http://127.0.0.1:8090
+frontend-serve: frontend
+	node frontend/serve.mjs --port $(FRONTEND_PORT) --api $(API_URL) --ws $(WS_URL)
+
+# Runs the browser test and keeps its screenshots for the README.
+frontend-screenshots: $(STAMP) deps-system deps-chromium frontend
+	EXCHANGE_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/frontend -q
+
 
 bench: bench-engine bench-engine-service bench-dbproc bench-ws bench-api bench-operator
 
@@ -141,7 +190,7 @@ bench-api: $(STAMP) deps-system
 	$(BIN)/python -m bench.api
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
-up: deps-system $(STAMP)
+up: deps-system $(STAMP) frontend
 	$(BIN)/exchange up
 
 down: $(STAMP)

@@ -1,0 +1,225 @@
+"""The trading frontend in a real browser against the real stack.
+
+Redis, PostgreSQL, an engine, dbproc, the api, ws and the frontend's same-origin server
+(frontend/serve.mjs) run as processes on free ports with throw-away data; the Node script
+frontend/e2e/trading.mjs drives Debian's Chromium through playwright-core: sign up, demo
+funds, a limit buy seen in open orders and the book, crossed by another user, the trade in
+the tape, the candle and the balances updated, a cancel, and the book under 100 updates a
+second. `make frontend` builds frontend/out first; `make test` does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import redis.asyncio
+import yaml
+
+from api.orders import new_order_id
+from engine.gateway import Gateway
+from tests.api.stack import (
+    JWT_SECRET,
+    ApiProcess,
+    create_database,
+    market_manifest,
+    prepare_database,
+)
+from tests.dbproc.harness import DbprocProcess
+from tests.engine_service.harness import EngineProcess, load_rules, place
+from tests.servers import PostgresServer, free_port, start_redis
+from tests.ws.harness import WsProcess
+from xch import keys
+from xch.market import Market
+from xch.schemas import BUY, GTC, LIMIT, SELL, STP_EXPIRE_MAKER, Place
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "frontend"
+NODE = shutil.which("node") or "node"
+CHROMIUM = os.environ.get("EXCHANGE_CHROMIUM", "/usr/bin/chromium")
+
+
+BURST_RATE = 100
+BURST_SECONDS = 3
+
+
+@dataclass
+class Site:
+    url: str
+    api_url: str
+    redis_url: str
+    manifest: Path
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{url}: server exited: {log.read_text()[-3000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[Site]:
+    assert (FRONTEND / "out" / "trade" / "index.html").is_file(), "run `make frontend` first"
+    directory = tmp_path_factory.mktemp("frontend-stack")
+    redis_server = start_redis(directory / "redis")
+    engine: EngineProcess | None = None
+    dbproc: DbprocProcess | None = None
+    api: ApiProcess | None = None
+    ws: WsProcess | None = None
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        manifest = market_manifest(directory, "btc-usd", "BTC")
+        market = Market.model_validate(yaml.safe_load(manifest.read_text()))
+        client = redis.Redis.from_url(redis_server.url)
+        client.hset(keys.MARKETS, market.name, market.registry_entry())
+        client.close()
+        database_url = asyncio.run(
+            create_database(postgres_server.url, f"frontend_{secrets.token_hex(4)}")
+        )
+        asyncio.run(prepare_database(database_url, [manifest]))
+        engine = EngineProcess(manifest, redis_server.url, directory / "engine.log")
+        engine.start()
+        dbproc = DbprocProcess(redis_server.url, database_url, directory / "dbproc.log")
+        dbproc.start()
+        api = ApiProcess(
+            redis_server.url,
+            database_url,
+            directory / "api.log",
+            # The load step sends 100 orders a second from one address.
+            env={"EXCHANGE_API_RATE_LIMIT_USER": "1000", "EXCHANGE_API_RATE_LIMIT_IP": "5000"},
+        )
+        api.start()
+        ws = WsProcess(
+            redis_server.url,
+            directory / "ws.log",
+            env={"EXCHANGE_JWT_SECRET": JWT_SECRET, "EXCHANGE_WS_POSTGRES_DSN": database_url},
+        )
+        ws.start()
+        asyncio.run(engine.wait_ready())
+        asyncio.run(dbproc.wait_ready())
+        asyncio.run(ws.wait_ready())
+        api.wait_ready()
+        port = free_port()
+        log = directory / "serve.log"
+        with log.open("ab") as out:
+            command = [NODE, "serve.mjs", "--port", str(port), "--api", api.url]
+            command += ["--ws", f"http://127.0.0.1:{ws.port}"]
+            server = subprocess.Popen(
+                command,
+                cwd=FRONTEND,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(url, server, log)
+        yield Site(url, api.url, redis_server.url, manifest)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        if ws is not None:
+            ws.terminate()
+        if api is not None:
+            api.stop()
+        for service in (dbproc, engine):
+            if service is not None:
+                service.terminate()
+        redis_server.stop()
+
+
+async def drive_book(site: Site, buyer: str, seller: str) -> dict[str, float]:
+    """BURST_RATE resting orders a second for BURST_SECONDS, enqueued as the api enqueues them
+    (lock, then XADD): each one is a depth update for the page. None crosses: bids stay at
+    29900-29949, asks at 29960-30009."""
+    rules = load_rules(site.manifest)
+    client = redis.asyncio.Redis.from_url(site.redis_url)
+    gateway = Gateway(client)
+    count = BURST_RATE * BURST_SECONDS
+    start = time.monotonic()
+    try:
+        for i in range(count):
+            delay = start + i / BURST_RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            buy = i % 2 == 0
+            price = (29900 if buy else 29960) + (i // 2) % 50
+            order = Place(
+                new_order_id(rules.name),
+                buyer if buy else seller,
+                BUY if buy else SELL,
+                LIMIT,
+                rules.price_to_ticks(f"{price}.00"),
+                rules.qty_to_lots("0.0010"),
+                0,
+                GTC,
+                STP_EXPIRE_MAKER,
+                0,
+            )
+            assert await place(gateway, rules, order) is not None, "not funded"
+    finally:
+        await client.aclose()
+    return {"orders": count, "seconds": round(time.monotonic() - start, 2)}
+
+
+def test_trading_page_in_chromium(site: Site, tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
+    # EXCHANGE_SCREENSHOTS=docs/screenshots refreshes the README's pictures.
+    screenshots = os.environ.get("EXCHANGE_SCREENSHOTS", str(tmp_path / "screenshots"))
+    process = subprocess.Popen(
+        [NODE, "e2e/trading.mjs"],
+        cwd=FRONTEND,
+        env={
+            **os.environ,
+            "BASE_URL": site.url,
+            "API_URL": site.api_url,
+            "MARKET": "btc-usd",
+            "CHROMIUM": CHROMIUM,
+            "SCREENSHOTS": str(Path(screenshots).resolve()),
+            "FIGURES": str(figures),
+        },
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    output = []
+    try:
+        # The script asks for the book load with a line `@@burst {"buyer": …, "seller": …}`.
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("@@burst "):
+                users = json.loads(line.removeprefix("@@burst "))
+                done = asyncio.run(drive_book(site, users["buyer"], users["seller"]))
+                process.stdin.write(json.dumps(done) + "\n")
+                process.stdin.flush()
+        returncode = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    print("".join(output))
+    assert returncode == 0, "".join(output)[-6000:]
+    measured = json.loads(figures.read_text())
+    assert measured["interactive_ms"] < 2000
+    assert measured["book"]["book_renders"] <= measured["book"]["frames"] + 2
