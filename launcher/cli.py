@@ -155,7 +155,7 @@ def up(config: LocalConfig) -> int:
         asyncio.run(_demo_account(config))
     status(config)
     print(
-        f"\n  Open {_color(config.api_url, '1;36')}   API docs {config.api_url}/docs"
+        f"\n  Open {_color(config.frontend_url, '1;36')}   API docs {config.api_url}/docs"
         f"\n  WebSocket {config.ws_url}   markets: {', '.join(names)}"
         f"\n  Demo account: {DEMO_EMAIL} / {DEMO_PASSWORD}"
         f"\n  Logs in {config.log_dir}; `exchange down` stops everything, data stays.",

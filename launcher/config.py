@@ -32,6 +32,7 @@ class LocalConfig:
     dbproc_port: int
     engine_base_port: int
     mm_base_port: int
+    frontend_port: int
 
     @classmethod
     def from_env(cls) -> LocalConfig:
@@ -43,6 +44,7 @@ class LocalConfig:
             dbproc_port=_port("EXCHANGE_DBPROC_HEALTH_PORT", 8091),
             engine_base_port=_port("EXCHANGE_ENGINE_BASE_PORT", 8101),
             mm_base_port=_port("EXCHANGE_MM_BASE_PORT", 8201),
+            frontend_port=_port("EXCHANGE_FRONTEND_PORT", 3000),
         )
 
     @property
@@ -56,6 +58,10 @@ class LocalConfig:
     @property
     def api_url(self) -> str:
         return f"http://{servers.HOST}:{self.api_port}"
+
+    @property
+    def frontend_url(self) -> str:
+        return f"http://{servers.HOST}:{self.frontend_port}"
 
     @property
     def ws_url(self) -> str:

@@ -16,16 +16,20 @@ MM_QUOTE_FUNDS = "100000"
 
 @dataclass(frozen=True)
 class Process:
-    """One process to keep running: `python -m <argv>` with `env`, its output in `log`."""
+    """One process to keep running: `python -m <argv>` (or `node <argv>` for the trading
+    page's server) with `env`, its output in `log`."""
 
     name: str
     argv: tuple[str, ...]
     log: Path
     health_url: str
     env: dict[str, str] = field(default_factory=dict)
+    runtime: str = "python"
 
     @property
     def command(self) -> list[str]:
+        if self.runtime == "node":
+            return ["node", *self.argv]
         return [sys.executable, "-m", *self.argv]
 
     @property
@@ -127,6 +131,26 @@ def per_market(config: LocalConfig, slot: int, market: MarketInfo) -> list[Proce
             )
         )
     return processes
+
+
+def frontend(config: LocalConfig) -> Process:
+    """The trading page (frontend/out, built by `make frontend`) with the api and ws behind
+    the same origin."""
+    return Process(
+        "frontend",
+        (
+            str(ROOT / "frontend" / "serve.mjs"),
+            "--port",
+            str(config.frontend_port),
+            "--api",
+            config.api_url,
+            "--ws",
+            f"http://{HOST}:{config.ws_port}",
+        ),
+        config.log_dir / "frontend.log",
+        f"{config.frontend_url}/",
+        runtime="node",
+    )
 
 
 def traders(config: LocalConfig) -> Process:

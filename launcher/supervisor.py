@@ -23,7 +23,8 @@ import redis.asyncio
 
 from engine.pause import pause
 from launcher.config import LocalConfig
-from launcher.plan import MarketInfo, Process, per_market, shared, traders
+from launcher.plan import MarketInfo, Process, frontend, per_market, shared, traders
+from launcher.servers import ROOT
 from xch import keys
 from xch.market import Market
 from xch.money import format_decimal, parse_decimal
@@ -61,6 +62,8 @@ class Supervisor:
             key=lambda m: m.name,
         )
         processes = shared(self.config)
+        if (ROOT / "frontend" / "out" / "index.html").exists():
+            processes.append(frontend(self.config))
         for market in markets:
             slot = self.slots.setdefault(market.name, len(self.slots))
             maker = market.spec.market_maker

@@ -52,6 +52,10 @@ class LocalStack:
         return f"ws://127.0.0.1:{self.env['EXCHANGE_WS_PORT']}/ws"
 
     @property
+    def page(self) -> str:
+        return f"http://127.0.0.1:{self.env['EXCHANGE_FRONTEND_PORT']}/"
+
+    @property
     def database(self) -> str:
         return f"postgresql://exchange@127.0.0.1:{self.env['EXCHANGE_PG_PORT']}/exchange"
 
@@ -100,6 +104,7 @@ def stack() -> Iterator[LocalStack]:
         "EXCHANGE_DBPROC_HEALTH_PORT": str(free_port()),
         "EXCHANGE_ENGINE_BASE_PORT": str(free_port()),
         "EXCHANGE_MM_BASE_PORT": str(free_port()),
+        "EXCHANGE_FRONTEND_PORT": str(free_port()),
         "EXCHANGE_TRADERS": "0",  # only this test's users take liquidity
     }
     local = LocalStack(state, env)
@@ -241,6 +246,15 @@ async def wait_until_stored(stack: LocalStack, count: int, timeout: float = 60) 
             return
         await asyncio.sleep(0.3)
     raise AssertionError(f"{count} trades not stored in {timeout} s")
+
+
+async def test_the_trading_page_is_served_with_the_api_behind_it(stack: LocalStack) -> None:
+    async with httpx.AsyncClient() as client:
+        page = await client.get(stack.page, timeout=10)
+        assert page.status_code == 200 and "<html" in page.text
+        markets = await client.get(stack.page + "api/v1/markets", timeout=10)
+        assert markets.status_code == 200
+        assert sorted(m["name"] for m in markets.json()) == sorted(MARKETS)
 
 
 async def test_trading_survives_every_component_dying_once(
