@@ -11,7 +11,7 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service bench-api up down status clean
+.PHONY: deps-system venv lint fmt test bench bench-engine bench-engine-service bench-api bench-ws up down status clean
 
 # Debian packages: redis-server, PostgreSQL 15 and a Python that can make a venv. apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
@@ -50,7 +50,7 @@ fmt: $(STAMP)
 test: lint deps-system
 	$(BIN)/pytest
 
-bench: bench-engine bench-engine-service bench-api
+bench: bench-engine bench-engine-service bench-api bench-ws
 
 bench-engine: $(STAMP)
 	$(BIN)/python -m bench.engine
@@ -60,6 +60,9 @@ bench-engine-service: $(STAMP) deps-system
 
 bench-api: $(STAMP) deps-system
 	$(BIN)/python -m bench.api
+
+bench-ws: $(STAMP) deps-system
+	$(BIN)/python -m bench.ws
 
 # The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
 up: deps-system $(STAMP)

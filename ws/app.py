@@ -1,0 +1,323 @@
+"""The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
+`/readyz` and `/metrics`.
+
+Each connection runs three sibling tasks in one TaskGroup (the sender draining the client's
+bounded queue, the receiver answering requests, and a watch for the hub cutting the client
+off); whichever ends first ends the connection.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import asyncpg
+import redis.asyncio
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ws import protocol
+from ws.config import Settings
+from ws.frames import FrameWriter, Outgoing
+from ws.hub import Client
+from ws.metrics import CONTENT_TYPE, WsMetrics
+from ws.protocol import ErrorCode, ProtocolError, Request, Stream
+from ws.service import Service
+from xch import keys
+from xch.auth import InvalidToken, verify_token
+
+log = logging.getLogger(__name__)
+CLOSE_TOO_SLOW = 1008
+
+
+class _Ended(Exception):
+    """One of a connection's tasks finished: the others are cancelled."""
+
+
+async def _then_end(work: Coroutine[Any, Any, Any]) -> None:
+    await work
+    raise _Ended
+
+
+class Connection:
+    def __init__(self, service: Service, websocket: WebSocket, writer: FrameWriter | None) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.websocket = websocket
+        self.writer = writer
+        self.client = Client(service.settings.queue_size)
+        self.hub = service.hub
+
+    async def run(self) -> None:
+        await self.auth_from_query()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_then_end(self.send_loop()))
+                group.create_task(_then_end(self.receive_loop()))
+                group.create_task(_then_end(self.client.cut_off.wait()))
+        except* _Ended:
+            pass
+        finally:
+            self.hub.remove(self.client)
+        if self.client.cut_off.is_set():
+            await self.close_slow()
+
+    async def close_slow(self) -> None:
+        """Tell a cut-off client why, unless its socket is full too: then just drop it."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self.websocket.send_text(protocol.notice("disconnect", reason="slow"))
+                await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
+
+    async def send_loop(self) -> None:
+        """Write the queue out; whatever queued up meanwhile goes in one go, under one
+        timeout (a client that cannot take it within `send_timeout` is stalled: cut off)."""
+        queue, metrics = self.client.queue, self.service.metrics
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                async with asyncio.timeout(self.settings.send_timeout):
+                    await self.write(batch)
+            except TimeoutError:
+                metrics.slow_clients.labels("disconnect").inc()
+                self.client.cut_off.set()
+                return
+            except Exception:  # the peer is gone; the receiver sees the disconnect too
+                return
+            metrics.messages_out.inc(len(batch))
+
+    async def write(self, batch: list[Outgoing]) -> None:
+        if self.writer is not None:
+            await self.writer.write(batch)
+            return
+        for text, _ in batch:
+            await self.websocket.send_text(text)
+
+    async def receive_loop(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                text = (message.get("bytes") or b"").decode(errors="replace")
+            await self.answer(text)
+
+    async def answer(self, text: str) -> None:
+        try:
+            request = protocol.parse_request(text)
+            value = await self.dispatch(request)
+        except ProtocolError as exc:
+            self.service.metrics.protocol_errors.inc()
+            self.hub.send(self.client, protocol.error(exc))
+            return
+        except RedisError as exc:
+            log.warning("request failed: %s", exc)
+            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable")
+            self.hub.send(self.client, protocol.error(failure))
+            return
+        if value is not _ANSWERED:
+            self.hub.send(self.client, protocol.result(request.id, value))
+
+    async def dispatch(self, request: Request) -> Any:
+        if request.method == "SUBSCRIBE":
+            await self.subscribe(request)
+            return _ANSWERED
+        if request.method == "UNSUBSCRIBE":
+            for stream in protocol.stream_params(request):
+                self.hub.unsubscribe(self.client, stream)
+            return None
+        if request.method == "LIST_SUBSCRIPTIONS":
+            return sorted(self.client.streams)
+        if request.method == "AUTH":
+            return await self.auth(request)
+        return "pong"
+
+    # ---- subscriptions ------------------------------------------------------------------
+
+    async def subscribe(self, request: Request) -> None:
+        streams = list(dict.fromkeys(protocol.stream_params(request)))
+        await self.check(streams, request.id)
+        # What needs I/O first; none of it changes what the client is subscribed to.
+        for stream in streams:
+            await self.prepare(stream)
+        # From here on nothing awaits, so no event slips between a snapshot and its diffs.
+        for stream in streams:
+            self.hub.subscribe(self.client, stream)
+        self.hub.send(self.client, protocol.result(request.id))
+        for stream in streams:
+            self.hub.send_all(self.client, self.service.snapshots(stream, self.client.user))
+            if stream.kind == "balances" and self.client.user is not None:
+                self.service.private.touched(self.client.user)  # a change during the load
+
+    async def check(self, streams: list[Stream], request_id: Any) -> None:
+        total = len(set(self.client.streams) | {stream.name for stream in streams})
+        if total > self.settings.max_streams:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_STREAMS,
+                f"at most {self.settings.max_streams} streams per connection",
+                request_id,
+            )
+        for stream in streams:
+            if stream.private:
+                if self.client.user is None:
+                    raise ProtocolError(
+                        ErrorCode.AUTH_REQUIRED, f"{stream.name} needs AUTH first", request_id
+                    )
+                continue
+            feed = await self.service.feed(stream.market)
+            if feed is None:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_MARKET, f"unknown market {stream.market!r}", request_id
+                )
+            if stream.kind == "kline" and stream.interval not in feed.market.spec.klines.intervals:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_STREAM,
+                    f"{stream.market} has no {stream.interval} klines",
+                    request_id,
+                )
+
+    async def prepare(self, stream: Stream) -> None:
+        if stream.kind == "balances" and self.client.user is not None:
+            await self.service.private.load(self.client.user)
+            return
+        feed = self.service.feeds.get(stream.market)
+        if feed is None:
+            return
+        if stream.kind == "kline":
+            await feed.seed_klines(stream.interval, self.service.pool)
+        elif stream.kind == "ticker" and feed.ticker is None:
+            await self.service.refresh_tickers([feed])
+
+    # ---- authentication -----------------------------------------------------------------
+
+    async def auth_from_query(self) -> None:
+        params = self.websocket.query_params
+        token, listen_key = params.get("token"), params.get("listen_key")
+        if token is None and listen_key is None:
+            return
+        try:
+            self.client.user = await self.authenticate(token, listen_key, None)
+        except ProtocolError as exc:
+            self.hub.send(self.client, protocol.error(exc))
+        except RedisError:
+            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable")
+            self.hub.send(self.client, protocol.error(failure))
+
+    async def auth(self, request: Request) -> dict[str, str]:
+        params = request.params
+        if not isinstance(params, dict):
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                'params must be {"token": JWT} or {"listen_key": KEY}',
+                request.id,
+            )
+        user = await self.authenticate(params.get("token"), params.get("listen_key"), request.id)
+        if self.client.user not in (None, user) and any(
+            stream.private for stream in self.client.streams.values()
+        ):
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                "unsubscribe the private streams before switching users",
+                request.id,
+            )
+        self.client.user = user
+        return {"user": user}
+
+    async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> str:
+        if isinstance(token, str) and token:
+            secret = self.settings.jwt_secret
+            try:
+                if not secret:
+                    raise InvalidToken("JWT authentication is not configured")
+                return verify_token(token, "access", secret)
+            except InvalidToken as exc:
+                message = f"invalid token: {exc}"
+                raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id) from exc
+        if isinstance(listen_key, str) and 0 < len(listen_key) <= 256:
+            user = await self.service.client.get(keys.listen_key(listen_key))
+            if user is not None:
+                return user.decode() if isinstance(user, bytes) else str(user)
+            raise ProtocolError(ErrorCode.AUTH_FAILED, "unknown or expired listen key", request_id)
+        raise ProtocolError(ErrorCode.AUTH_FAILED, "a token or a listen key is needed", request_id)
+
+
+_ANSWERED = object()
+
+
+async def websocket_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """Served outside Starlette's routing so that `send` is the server's own (FrameWriter)."""
+    websocket = WebSocket(scope, receive, send)
+    service: Service = websocket.state.service
+    await websocket.accept()
+    service.metrics.connections.inc()
+    try:
+        await Connection(service, websocket, FrameWriter.of(send)).run()
+    finally:
+        service.metrics.connections.dec()
+
+
+async def healthz(request: HttpRequest) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def readyz(request: HttpRequest) -> Response:
+    service: Service = request.state.service
+    if service.ready:
+        return PlainTextResponse("ready\n")
+    return PlainTextResponse("not ready\n", status_code=503)
+
+
+async def metrics_endpoint(request: HttpRequest) -> Response:
+    service: Service = request.state.service
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        client = redis.asyncio.Redis.from_url(settings.redis_url)
+        pool = None
+        if settings.postgres_dsn:
+            pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=0, max_size=4)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                service = Service(settings, client, pool, WsMetrics(), tasks)
+                background = service.start()
+                try:
+                    yield {"service": service}
+                finally:
+                    service.stop()
+                    for task in background:
+                        task.cancel()
+        finally:
+            if pool is not None:
+                await pool.close()
+            await client.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await websocket_endpoint(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch

@@ -1,0 +1,38 @@
+"""The WebSocket service's settings, from EXCHANGE_WS_* environment variables (and the JWT
+secret the api signs access tokens with, EXCHANGE_JWT_SECRET)."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_WS_", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    postgres_dsn: str | None = None
+    """Where candles are stored; without it a kline stream starts from the trades ws sees."""
+    jwt_secret: str = Field(default="", validation_alias="EXCHANGE_JWT_SECRET")
+    """Empty: JWT authentication is off (listen keys still work)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    queue_size: int = Field(default=2000, ge=10)
+    """Messages waiting for one client at most; a full queue means the client is too slow."""
+    max_resyncs: int = Field(default=3, ge=0)
+    """Times a slow client is resynced (queue dropped, fresh snapshots) before it is cut off."""
+    send_timeout: float = Field(default=10.0, gt=0)
+    """A single frame not written within this is a stalled client: it is cut off."""
+    block_ms: int = Field(default=1000, ge=1)
+    """XREAD block time of the events readers."""
+    registry_seconds: float = Field(default=1.0, gt=0)
+    """How often the market registry is re-read for new markets."""
+    ticker_seconds: float = Field(default=0.5, gt=0)
+    """Tickers are published at most once per this period (per market)."""
+    depth_levels: int = Field(default=500, ge=1)
+    """Levels per side in a depth snapshot."""
+    max_streams: int = Field(default=200, ge=1)
+    """Subscriptions per connection at most."""
+    max_message_bytes: int = Field(default=65_536, ge=1024)
+    """Largest frame a client may send (requests are small)."""
+    ping_interval: float = Field(default=20.0, gt=0)
+    """WebSocket protocol pings; a client that does not answer within the same time is closed."""
+    retry_seconds: float = Field(default=0.5, gt=0)

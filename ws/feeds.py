@@ -1,0 +1,331 @@
+"""One market as this replica sees it: the book rebuilt from its depth key and depth events,
+the latest trade, the current candles and the ticker; and the fan-out of its events.
+
+The reader (ws/streams.py) applies each events entry whole, in order, without awaiting in
+between, so a subscriber added between two entries gets a snapshot that the following diffs
+continue exactly.
+"""
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from storage.klines import fetch_klines, utc_from_ms
+from ws import protocol
+from ws.hub import Hub
+from ws.metrics import WsMetrics
+from ws.protocol import DEPTH_SPEED, Stream
+from ws.render import Candle, Renderer
+from xch.market import Market
+from xch.marketdata import Kline, Ticker, decode_ticker, interval_seconds
+from xch.money import AmountError, format_decimal, parse_decimal
+from xch.schemas import Depth, Event, Trade
+
+ORIGIN_MS = 946_857_600_000
+"""2000-01-03 00:00 UTC: where kline buckets start (storage/klines.py)."""
+RECENT_TRADES = 100_000
+MERGE_SECONDS = 0.1
+
+log = logging.getLogger(__name__)
+
+
+class DepthKey(msgspec.Struct):
+    """The engine's `xch:{M}:depth` value (MessagePack)."""
+
+    last_update_id: int
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+def bucket_start(ts: int, interval: str) -> int:
+    length = interval_seconds(interval) * 1000
+    return ts - (ts - ORIGIN_MS) % length
+
+
+def fold(candle: Candle | None, interval: str, trade: tuple[int, int, int, int, int]) -> Candle:
+    """`candle` with one more trade (trade_id, ts, price, qty, quote_qty); a trade of a later
+    bucket starts a new candle."""
+    _, ts, price, qty, quote_qty = trade
+    start = bucket_start(ts, interval)
+    if candle is None or start > candle.open_time:
+        close_time = start + interval_seconds(interval) * 1000 - 1
+        return Candle(start, close_time, price, price, price, price, qty, quote_qty, 1)
+    if start < candle.open_time:
+        return candle
+    return Candle(
+        candle.open_time,
+        candle.close_time,
+        candle.open,
+        max(candle.high, price),
+        min(candle.low, price),
+        price,
+        candle.volume + qty,
+        candle.quote_volume + quote_qty,
+        candle.count + 1,
+    )
+
+
+class MarketFeed:
+    def __init__(self, market: Market, hub: Hub, metrics: WsMetrics, depth_levels: int) -> None:
+        self.market = market
+        self.rules = market.rules()
+        self.name = market.name
+        self.render = Renderer(self.rules)
+        self.hub = hub
+        self.metrics = metrics
+        self.depth_levels = depth_levels
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.last_update_id = 0
+        self._snapshots: dict[str, tuple[int, str]] = {}
+        # depth@M@100ms: levels changed since its last diff, from update id `_merged_first`.
+        self._merged: tuple[dict[int, int], dict[int, int]] = ({}, {})
+        self._merged_first = 0
+        self._merged_flush: asyncio.TimerHandle | None = None
+        self._merged_sent = 0.0
+        self.synced = False
+        self.last_trade: tuple[int, int, int, int, int] | None = None
+        self.recent: deque[tuple[int, int, int, int, int]] = deque(maxlen=RECENT_TRADES)
+        self.candles: dict[str, Candle | None] = {}
+        self._seed_locks: dict[str, asyncio.Lock] = {}
+        self.ticker: dict[str, Any] | None = None
+        self.private: Callable[[MarketFeed, list[Event]], None] = lambda feed, events: None
+
+    def stream(self, kind: str, interval: str = "") -> str:
+        """The topic name of one of this market's streams."""
+        return Stream(kind, self.name, interval).name
+
+    # ---- depth --------------------------------------------------------------------------
+
+    def load_depth(self, raw: bytes | None) -> None:
+        """Replace the book with the depth key's value and send every depth subscriber a
+        fresh snapshot (the first load sends nothing: there is nobody yet)."""
+        value = DepthKey(0, [], []) if raw is None else msgspec.msgpack.decode(raw, type=DepthKey)
+        self._snapshots.clear()
+        self._drop_merged()
+        self.bids = dict(value.bids)
+        self.asks = dict(value.asks)
+        self.last_update_id = value.last_update_id
+        if self.synced:
+            for topic in (self.stream("depth"), self.stream("depth", DEPTH_SPEED)):
+                self.hub.publish(topic, self.depth_snapshot(topic))
+        self.synced = True
+
+    def depth_snapshot(self, topic: str) -> str:
+        """Rendered once per book state: many clients may ask for it at once (a resync)."""
+        cached = self._snapshots.get(topic)
+        if cached is None or cached[0] != self.last_update_id:
+            bids = sorted(self.bids.items(), reverse=True)[: self.depth_levels]
+            asks = sorted(self.asks.items())[: self.depth_levels]
+            payload = self.render.depth_snapshot(self.last_update_id, bids, asks)
+            cached = self._snapshots[topic] = (self.last_update_id, protocol.data(topic, payload))
+        return cached[1]
+
+    def depth_gap(self, event: Depth) -> bool:
+        """True if `event` does not continue the book (a reload from the key is needed)."""
+        return event.last_update_id > self.last_update_id and (
+            event.first_update_id != self.last_update_id + 1
+        )
+
+    def _apply_depth(self, event: Depth) -> None:
+        if event.last_update_id <= self.last_update_id:
+            return  # already in the book (it was loaded after this event)
+        for side, levels in ((self.bids, event.bids), (self.asks, event.asks)):
+            for price, lots in levels:
+                if lots:
+                    side[price] = lots
+                else:
+                    side.pop(price, None)
+        self.last_update_id = event.last_update_id
+        topic = self.stream("depth")
+        if self.hub.has_subscribers(topic):
+            payload = self.render.depth_update(
+                event.first_update_id, event.last_update_id, event.bids, event.asks, event.ts
+            )
+            self.hub.publish(topic, protocol.data(topic, payload))
+        if self.hub.has_subscribers(self.stream("depth", DEPTH_SPEED)):
+            self._merge(event)
+
+    def _merge(self, event: Depth) -> None:
+        """Fold the event into the pending merged diff; send it at most every 100 ms."""
+        if not self._merged_first:
+            self._merged_first = event.first_update_id
+        self._merged[0].update(event.bids)
+        self._merged[1].update(event.asks)
+        if self._merged_flush is None:
+            wait = max(0.0, self._merged_sent + MERGE_SECONDS - time.monotonic())
+            loop = asyncio.get_running_loop()
+            self._merged_flush = loop.call_later(wait, self._send_merged)
+
+    def _send_merged(self) -> None:
+        self._merged_flush = None
+        self._merged_sent = time.monotonic()
+        topic = self.stream("depth", DEPTH_SPEED)
+        bids = sorted(self._merged[0].items(), reverse=True)
+        asks = sorted(self._merged[1].items())
+        payload = self.render.depth_update(
+            self._merged_first, self.last_update_id, bids, asks, int(time.time() * 1000)
+        )
+        self._drop_merged()
+        self.hub.publish(topic, protocol.data(topic, payload))
+
+    def _drop_merged(self) -> None:
+        if self._merged_flush is not None:
+            self._merged_flush.cancel()
+            self._merged_flush = None
+        self._merged = ({}, {})
+        self._merged_first = 0
+
+    # ---- events -------------------------------------------------------------------------
+
+    def apply(self, events: list[Event]) -> None:
+        """One committed batch, in seq order. Depth gaps are checked by the reader first."""
+        for event in events:
+            if isinstance(event, Trade):
+                self._apply_trade(event)
+            elif isinstance(event, Depth):
+                self._apply_depth(event)
+        self.private(self, events)
+
+    def _apply_trade(self, event: Trade) -> None:
+        trade = (event.trade_id, event.ts, event.price, event.qty, event.quote_qty)
+        self.last_trade = trade
+        self.recent.append(trade)
+        topic = self.stream("trade")
+        if self.hub.has_subscribers(topic):
+            self.hub.publish(topic, protocol.data(topic, self.render.trade(event)))
+        for interval, candle in self.candles.items():
+            folded = fold(candle, interval, trade)
+            self.candles[interval] = folded
+            topic = self.stream("kline", interval)
+            if self.hub.has_subscribers(topic):
+                self.hub.publish(topic, self.kline_message(interval, folded))
+
+    # ---- klines -------------------------------------------------------------------------
+
+    def kline_message(self, interval: str, candle: Candle) -> str:
+        topic = self.stream("kline", interval)
+        return protocol.data(topic, self.render.kline(interval, candle))
+
+    async def seed_klines(self, interval: str, pool: asyncpg.Pool | None) -> None:
+        """Start following `interval`: the current bucket's candle from storage, plus the
+        trades seen here that storage did not have yet."""
+        lock = self._seed_locks.setdefault(interval, asyncio.Lock())
+        async with lock:
+            if interval in self.candles:
+                return
+            now = max(int(time.time() * 1000), self.last_trade[1] if self.last_trade else 0)
+            start = bucket_start(now, interval)
+            candle, stored_up_to = None, 0
+            if pool is not None:
+                candle, stored_up_to = await self._stored(pool, interval, start)
+            # No await from here on: trades the reader applied meanwhile are in `recent`.
+            for trade in self.recent:
+                if trade[0] > stored_up_to:
+                    candle = fold(candle, interval, trade)
+            self.candles[interval] = candle
+
+    async def _stored(
+        self, pool: asyncpg.Pool, interval: str, start: int
+    ) -> tuple[Candle | None, int]:
+        """The stored candle of the bucket at `start` and the last trade id storage holds from
+        there on, read in one snapshot of the database. Storage is best effort: without it
+        the candle starts from the trades this replica sees."""
+        end = start + interval_seconds(interval) * 1000
+        try:
+            async with (
+                pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                klines = await fetch_klines(
+                    conn, self.name, interval, utc_from_ms(start), utc_from_ms(end), 1
+                )
+                stored_up_to = await conn.fetchval(
+                    "SELECT coalesce(max(trade_id), 0) FROM trades WHERE market = $1 AND ts >= $2",
+                    self.name,
+                    utc_from_ms(start),
+                )
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("no stored klines for %s %s: %s", self.name, interval, exc)
+            return None, 0
+        if not klines:
+            return None, int(stored_up_to)
+        try:
+            return self._candle(klines[0]), int(stored_up_to)
+        except AmountError as exc:
+            log.error(
+                "stored kline of %s %s not in the market's units: %s", self.name, interval, exc
+            )
+            return None, 0
+
+    def _candle(self, k: Kline) -> Candle:
+        rules = self.rules
+        return Candle(
+            k.open_time,
+            k.close_time,
+            rules.price_to_ticks(k.open),
+            rules.price_to_ticks(k.high),
+            rules.price_to_ticks(k.low),
+            rules.price_to_ticks(k.close),
+            rules.qty_to_lots(k.volume),
+            rules.quote_to_minor(k.quote_volume),
+            k.count,
+        )
+
+    def current_kline(self, interval: str) -> list[str]:
+        candle = self.candles.get(interval)
+        return [] if candle is None else [self.kline_message(interval, candle)]
+
+    # ---- ticker -------------------------------------------------------------------------
+
+    def update_ticker(self, raw: bytes | None) -> None:
+        """The ticker dbproc stored, with this replica's latest trade price overlaid; sent to
+        subscribers when it changed."""
+        if raw is None:
+            return
+        try:
+            payload = self._overlay(decode_ticker(raw))
+        except (msgspec.DecodeError, AmountError, ArithmeticError):
+            return
+        if payload != self.ticker:
+            self.ticker = payload
+            topic = self.stream("ticker")
+            self.hub.publish(topic, protocol.data(topic, payload))
+
+    def _overlay(self, ticker: Ticker) -> dict[str, Any]:
+        payload: dict[str, Any] = {"type": "ticker", **msgspec.structs.asdict(ticker)}
+        if self.last_trade is None or self.last_trade[1] < ticker.open_time:
+            return payload
+        last = parse_decimal(self.render.price(self.last_trade[2]))
+        opening = parse_decimal(ticker.open)
+        change = last - opening
+        percent = (change * 100 / opening).quantize(Decimal("0.01")) if opening else Decimal(0)
+        payload["last"] = format_decimal(last)
+        payload["high"] = format_decimal(max(last, parse_decimal(ticker.high)))
+        payload["low"] = format_decimal(min(last, parse_decimal(ticker.low)))
+        payload["price_change"] = format_decimal(change)
+        payload["price_change_percent"] = format_decimal(percent)
+        return payload
+
+    def current_ticker(self) -> list[str]:
+        if self.ticker is None:
+            return []
+        return [protocol.data(self.stream("ticker"), self.ticker)]
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    def snapshots(self, stream: Stream) -> list[str]:
+        if stream.kind == "depth":
+            return [self.depth_snapshot(stream.name)]
+        if stream.kind == "kline":
+            return self.current_kline(stream.interval)
+        if stream.kind == "ticker":
+            return self.current_ticker()
+        return []

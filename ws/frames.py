@@ -1,0 +1,48 @@
+"""Frames built once, written to every subscriber as they are.
+
+Every subscriber of a topic is sent the same text, a server's frames are not masked, and ws
+runs without compression: so a message's WebSocket frame is built once per topic, and what
+queued up for one client leaves in a single write. ASGI has no call for that, so the writer
+reaches the uvicorn protocol object behind the raw ASGI `send` (its transport and flow
+control); under any other server `FrameWriter.of` gives None and ws sends through ASGI.
+"""
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+Outgoing = tuple[str, bytes]
+"""A message as text (for ASGI sends) and as a complete text frame."""
+
+
+def outgoing(text: str) -> Outgoing:
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 65_536:
+        head = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return text, head + payload
+
+
+class FrameWriter:
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self.protocol = protocol
+
+    @classmethod
+    def of(cls, send: Any) -> "FrameWriter | None":
+        protocol = getattr(send, "__self__", None)
+        compressed = getattr(getattr(protocol, "config", None), "ws_per_message_deflate", True)
+        if isinstance(protocol, WebSocketsSansIOProtocol) and not compressed:
+            return cls(protocol)
+        return None
+
+    async def write(self, batch: list[Outgoing]) -> None:
+        """Write whole frames once the transport takes more (as uvicorn's own send waits)."""
+        protocol = self.protocol
+        await protocol.writable.wait()
+        if protocol.disconnected or protocol.close_sent or protocol.transport.is_closing():
+            raise ConnectionError("connection closed")
+        protocol.transport.write(b"".join(frame for _, frame in batch))

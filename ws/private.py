@@ -1,0 +1,136 @@
+"""Private streams: a user's own order updates (`orders`) and balance changes (`balances`).
+
+Order updates come straight from the events. Balances are read back from `xch:bal:{user}`
+after a batch (or a deposit or withdrawal) touched the user, by one task that coalesces
+the users touched meanwhile; only the assets that changed since the last message are sent.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from ws import protocol
+from ws.feeds import MarketFeed
+from ws.hub import Hub, topic_of
+from ws.protocol import Stream
+from xch import keys
+from xch.money import format_minor
+from xch.schemas import Event, Funds, OrderAccepted, OrderDone, OrderRejected, Trade
+
+log = logging.getLogger(__name__)
+
+ORDERS = Stream("orders")
+BALANCES = Stream("balances")
+Balances = dict[str, tuple[int, int]]
+"""asset -> (free, locked) in minor units."""
+
+
+class Private:
+    def __init__(self, hub: Hub, client: redis.asyncio.Redis, retry_seconds: float) -> None:
+        self.hub = hub
+        self.client = client
+        self.retry_seconds = retry_seconds
+        self.scales: dict[str, int] = {}
+        self.balances: dict[str, Balances] = {}
+        self.pending: set[str] = set()
+        self.wake = asyncio.Event()
+
+    # ---- orders -------------------------------------------------------------------------
+
+    def on_events(self, feed: MarketFeed, events: list[Event]) -> None:
+        render = feed.render
+        for event in events:
+            if isinstance(event, Trade):
+                self._order(event.maker_user, render.fill(event, taker=False))
+                self._order(event.taker_user, render.fill(event, taker=True))
+                self.touched(event.maker_user)
+                self.touched(event.taker_user)
+            elif isinstance(event, OrderAccepted):
+                self._order(event.user, render.order_accepted(event))
+                self.touched(event.user)
+            elif isinstance(event, OrderDone):
+                self._order(event.user, render.order_done(event))
+                self.touched(event.user)
+            elif isinstance(event, OrderRejected):
+                self._order(event.user, render.order_rejected(event))
+                self.touched(event.user)
+            elif isinstance(event, Funds):
+                self.touched(event.user)
+
+    def _order(self, user: str, payload: dict[str, Any]) -> None:
+        topic = topic_of(ORDERS, user)
+        if self.hub.has_subscribers(topic):
+            self.hub.publish(topic, protocol.data(ORDERS.name, payload))
+
+    # ---- balances -----------------------------------------------------------------------
+
+    def touched(self, user: str) -> None:
+        if self.hub.has_subscribers(topic_of(BALANCES, user)):
+            self.pending.add(user)
+            self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            users, self.pending = self.pending, set()
+            try:
+                await self.refresh(sorted(users))
+            except RedisError as exc:
+                log.warning("balance refresh failed: %s", exc)
+                self.pending |= users
+                self.wake.set()
+                await asyncio.sleep(self.retry_seconds)
+
+    async def refresh(self, users: list[str]) -> None:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.hgetall(keys.balances(user))
+            replies = await pipe.execute()
+        for user, raw in zip(users, replies, strict=True):
+            topic = topic_of(BALANCES, user)
+            if not self.hub.has_subscribers(topic):
+                self.balances.pop(user, None)
+                continue
+            current = _parse(raw)
+            before = self.balances.get(user, {})
+            changed = {
+                asset: value for asset, value in current.items() if before.get(asset) != value
+            }
+            self.balances[user] = current
+            if changed:
+                self.hub.publish(topic, self.message(changed))
+
+    async def load(self, user: str) -> None:
+        """Read the user's balances before a first `balances` subscription."""
+        raw = await self.client.hgetall(keys.balances(user))
+        self.balances.setdefault(user, _parse(raw))
+
+    def snapshot(self, user: str) -> list[str]:
+        return [self.message(self.balances.get(user, {}))]
+
+    def message(self, balances: Balances) -> str:
+        payload: dict[str, dict[str, str]] = {}
+        for asset, (free, locked) in sorted(balances.items()):
+            scale = self.scales.get(asset)
+            if scale is not None:
+                payload[asset] = {
+                    "free": format_minor(free, scale),
+                    "locked": format_minor(locked, scale),
+                }
+        return protocol.data(BALANCES.name, {"type": "balances", "balances": payload})
+
+
+def _parse(raw: dict[Any, Any]) -> Balances:
+    fields: dict[str, int] = {}
+    for name, value in raw.items():
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        fields[text] = int(value)
+    assets = {name.rsplit(":", 1)[0] for name in fields}
+    return {
+        asset: (fields.get(keys.free_field(asset), 0), fields.get(keys.locked_field(asset), 0))
+        for asset in assets
+    }

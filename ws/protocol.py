@@ -1,0 +1,151 @@
+"""The client protocol: requests, stream names, responses and errors, all JSON.
+
+A request is `{"method": M, "params": [...], "id": ID}` with M one of SUBSCRIBE, UNSUBSCRIBE,
+LIST_SUBSCRIPTIONS, AUTH, PING. It is answered with `{"result": R, "id": ID}` or
+`{"error": {"code": C, "msg": TEXT}, "id": ID}`; a bad request never closes the connection.
+Stream data arrives as `{"stream": NAME, "data": {...}}`; notices as `{"event": ..., ...}`.
+"""
+
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import orjson
+
+from xch.market import INTERVAL_PATTERN
+
+PUBLIC_KINDS = ("trade", "depth", "ticker")
+PRIVATE_STREAMS = ("orders", "balances")
+DEPTH_SPEED = "100ms"
+"""`depth@M@100ms`: the changes of up to 100 ms in one diff (fewer messages, as Binance's)."""
+METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "AUTH", "PING")
+MAX_ID_LENGTH = 64
+_INTERVAL = re.compile(INTERVAL_PATTERN)
+
+
+class ErrorCode(IntEnum):
+    MALFORMED = 1
+    UNKNOWN_METHOD = 2
+    INVALID_PARAMS = 3
+    UNKNOWN_STREAM = 4
+    UNKNOWN_MARKET = 5
+    AUTH_REQUIRED = 6
+    AUTH_FAILED = 7
+    TOO_MANY_STREAMS = 8
+    UNAVAILABLE = 9
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: ErrorCode, msg: str, request_id: Any = None) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.request_id = request_id
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    params: Any
+    id: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A stream a connection can subscribe to: public (`market` set) or private (`orders`,
+    `balances`). Names are case-insensitive; `name` is the canonical, lower-case form."""
+
+    kind: str
+    market: str = ""
+    interval: str = ""
+    """A kline's interval, or "100ms" for depth diffs merged over 100 ms (`depth@M@100ms`)."""
+
+    @property
+    def name(self) -> str:
+        if not self.market:
+            return self.kind
+        if self.kind == "kline":
+            return f"kline_{self.interval}@{self.market}"
+        suffix = f"@{self.interval}" if self.interval else ""
+        return f"{self.kind}@{self.market}{suffix}"
+
+    @property
+    def private(self) -> bool:
+        return not self.market
+
+
+def parse_stream(text: Any) -> Stream:
+    if not isinstance(text, str) or len(text) > 128:
+        raise ProtocolError(ErrorCode.INVALID_PARAMS, "a stream name must be a short string")
+    lowered = text.lower()
+    if lowered in PRIVATE_STREAMS:
+        return Stream(lowered)
+    kind, at, rest = lowered.partition("@")
+    market, _, speed = rest.partition("@")
+    if not at or not market:
+        raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
+    if kind == "depth" and speed == DEPTH_SPEED:
+        return Stream(kind, market, speed)
+    if speed:
+        raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
+    if kind in PUBLIC_KINDS:
+        return Stream(kind, market)
+    interval = kind.removeprefix("kline_")
+    if kind.startswith("kline_") and _INTERVAL.fullmatch(interval):
+        return Stream("kline", market, interval)
+    raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
+
+
+def parse_request(raw: str | bytes) -> Request:
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.MALFORMED, "not valid JSON") from exc
+    if not isinstance(message, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "a request must be a JSON object")
+    request_id = message.get("id")
+    if not _valid_id(request_id):
+        raise ProtocolError(ErrorCode.MALFORMED, "id must be an integer, a short string or null")
+    method = message.get("method")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise ProtocolError(ErrorCode.UNKNOWN_METHOD, f"unknown method {method!r}", request_id)
+    return Request(method.upper(), message.get("params"), request_id)
+
+
+def _valid_id(value: Any) -> bool:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return True
+    return isinstance(value, str) and len(value) <= MAX_ID_LENGTH
+
+
+def stream_params(request: Request) -> list[Stream]:
+    """The streams of a SUBSCRIBE or UNSUBSCRIBE, all valid or none (errors name the first)."""
+    params = request.params
+    if not isinstance(params, list) or not params:
+        raise ProtocolError(
+            ErrorCode.INVALID_PARAMS, "params must be a non-empty list of stream names", request.id
+        )
+    try:
+        return [parse_stream(item) for item in params]
+    except ProtocolError as exc:
+        exc.request_id = request.id
+        raise
+
+
+def result(request_id: Any, value: Any = None) -> str:
+    return orjson.dumps({"result": value, "id": request_id}).decode()
+
+
+def error(exc: ProtocolError) -> str:
+    answer = {"error": {"code": int(exc.code), "msg": exc.msg}, "id": exc.request_id}
+    return orjson.dumps(answer).decode()
+
+
+def data(stream: str, payload: dict[str, Any]) -> str:
+    """Encoded once per topic: every subscriber is sent the same text."""
+    return orjson.dumps({"stream": stream, "data": payload}).decode()
+
+
+def notice(event: str, **fields: Any) -> str:
+    return orjson.dumps({"event": event, **fields}).decode()
