@@ -5,6 +5,7 @@ Requests and errors take Binance's shapes: `{"result": R, "id": ID}` and
 
 import re
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -201,9 +202,8 @@ def initial_streams(path: str, query: str) -> tuple[bool, list[str]] | None:
         names = [name for name in path.removeprefix("/ws/").split("/") if name]
         return True, names
     if path in ("/stream", "/stream/"):
-        streams = dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair)
-        names = [name for name in streams.get("streams", "").split("/") if name]
-        return False, names
+        streams = parse_qs(query).get("streams", [""])[0]
+        return False, [name for name in streams.split("/") if name]
     return None
 
 

@@ -65,6 +65,20 @@ def symbol_of(feed: MarketFeed) -> str:
     return f"{feed.rules.base}{feed.rules.quote}"
 
 
+class Names:
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.trade = f"{symbol}@trade"
+        self.ticker = f"{symbol}@ticker"
+        self.book_ticker = f"{symbol}@bookTicker"
+        suffixes = [f"@{speed}" if speed else "" for speed in SPEEDS]
+        self.diffs = [f"{symbol}@depth{suffix}" for suffix in suffixes]
+        self.partials = [
+            (levels, [f"{symbol}@depth{levels}{suffix}" for suffix in suffixes])
+            for levels in PARTIAL_LEVELS
+        ]
+
+
 class Publisher:
     """Renders a feed's batches and ticker changes for the Binance streams that have
     subscribers, each payload once per stream name and framing."""
@@ -72,6 +86,14 @@ class Publisher:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.best: dict[str, tuple[Any, ...]] = {}
+        self._names: dict[str, Names] = {}
+
+    def names(self, feed: MarketFeed) -> "Names":
+        """Every stream name of the feed's symbol, built once (batches are the hot path)."""
+        names = self._names.get(feed.name)
+        if names is None:
+            names = self._names[feed.name] = Names(symbol_of(feed).lower())
+        return names
 
     def publish(self, name: str, payload: dict[str, Any]) -> None:
         raw, combined = _topics(name)
@@ -84,50 +106,46 @@ class Publisher:
         return any(self.hub.has_subscribers(topic) for topic in _topics(name))
 
     def batch(self, feed: MarketFeed, events: list[Event]) -> None:
-        lower = symbol_of(feed).lower()
+        names = self.names(feed)
         depth_changed = traded = False
         for event in events:
             if isinstance(event, Trade):
                 traded = True
-                name = f"{lower}@trade"
-                if self.wanted(name):
-                    self.publish(name, trade(feed, event))
+                if self.wanted(names.trade):
+                    self.publish(names.trade, trade(feed, event))
             elif isinstance(event, Depth):
                 depth_changed = True
                 payload = None
-                for speed in SPEEDS:
-                    name = f"{lower}@depth" + (f"@{speed}" if speed else "")
+                for name in names.diffs:
                     if self.wanted(name):
                         payload = payload or depth_update(feed, event)
                         self.publish(name, payload)
         if depth_changed:
-            for levels in PARTIAL_LEVELS:
+            for levels, partial_names in names.partials:
                 snapshot = None
-                for speed in SPEEDS:
-                    name = f"{lower}@depth{levels}" + (f"@{speed}" if speed else "")
+                for name in partial_names:
                     if self.wanted(name):
                         snapshot = snapshot or partial_depth(feed, levels)
                         self.publish(name, snapshot)
-            name = f"{lower}@bookTicker"
-            if self.wanted(name):
+            if self.wanted(names.book_ticker):
                 payload = book_ticker(feed)
                 best = (payload["b"], payload["B"], payload["a"], payload["A"])
                 if self.best.get(feed.name) != best:
                     self.best[feed.name] = best
-                    self.publish(name, payload)
+                    self.publish(names.book_ticker, payload)
         if traded:
             for interval, candle in feed.candles.items():
-                name = f"{lower}@kline_{interval}"
+                name = f"{names.symbol}@kline_{interval}"
                 if candle is not None and self.wanted(name):
                     self.publish(name, kline(feed, interval))
 
     def ticker(self, feed: MarketFeed) -> None:
-        name = f"{symbol_of(feed).lower()}@ticker"
+        name = self.names(feed).ticker
         if feed.ticker is not None and self.wanted(name):
             self.publish(name, ticker(feed))
 
     def wants_ticker(self, feed: MarketFeed) -> bool:
-        return self.wanted(f"{symbol_of(feed).lower()}@ticker")
+        return self.wanted(self.names(feed).ticker)
 
     def initial(self, feed: MarketFeed, stream: BinanceStream) -> list[dict[str, Any]]:
         """What a new subscriber gets at once (the diff and trade streams start empty)."""
