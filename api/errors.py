@@ -7,6 +7,8 @@ ranges follow `xch.schemas.ResultCode` (1xxx request, 2xxx funds, 3xxx book and 
 import logging
 from typing import Any
 
+import asyncpg
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -97,6 +99,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers)
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # An infrastructure fault, not the request's: say so, and that trying later may work.
+    log.error("backend unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(
+        503, "unavailable", "a backend is unavailable; try again", {"Retry-After": "1"}
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "internal error")
@@ -106,4 +116,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for unavailable in (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.CannotConnectNowError,
+        ConnectionError,
+        TimeoutError,
+    ):
+        app.add_exception_handler(unavailable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import redis.asyncio
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
@@ -78,10 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     binance_errors.install(app)
-    api = APIRouter(prefix=API_V1)
+    # Each router straight onto the app: a router included in a router costs FastAPI a
+    # second route resolution on every request.
     for module in (accounts, funds, orders, marketdata):
-        api.include_router(module.router)
-    app.include_router(api)
+        app.include_router(module.router, prefix=API_V1)
     app.include_router(binance_routes.router)
     app.include_router(health.router)
     app.add_middleware(

@@ -7,21 +7,14 @@ import secrets
 import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
+from api.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("api.access")
 
-REQUESTS = Counter("api_requests_total", "HTTP requests answered", ["method", "route", "status"])
-LATENCY = Histogram(
-    "api_request_seconds",
-    "Time to answer an HTTP request",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 

@@ -17,6 +17,8 @@ OrderType = Literal["limit", "market"]
 TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
 SelfTrade = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 Scope = Literal["read", "trade", "admin"]
+# Text that is stored (PostgreSQL text cannot hold NUL) or logged: no control characters.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 class In(BaseModel):
@@ -32,7 +34,9 @@ class ErrorOut(BaseModel):
 
 
 class Credentials(In):
-    email: str = Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}$", max_length=254)
+    email: str = Field(
+        pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}$", max_length=254
+    )
     password: str = Field(min_length=8, max_length=128)
 
 
@@ -49,7 +53,7 @@ class TokensOut(BaseModel):
 
 
 class ApiKeyIn(In):
-    label: str = Field(default="", max_length=64)
+    label: str = Field(default="", max_length=64, pattern=PRINTABLE)
     scopes: list[Scope] = Field(min_length=1, max_length=3)
 
 
@@ -80,7 +84,7 @@ class FundsIn(In):
     user_id: str = Field(pattern=r"^[0-9]{1,18}$")
     asset: Asset
     amount: Amount
-    reference: str = Field(default="", max_length=128)
+    reference: str = Field(default="", max_length=128, pattern=PRINTABLE)
 
 
 class FaucetIn(In):

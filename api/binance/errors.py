@@ -2,13 +2,12 @@
 /api/v3, including the native api's own errors raised by the shared code (registry, rate
 limits, order placement), which are translated here once."""
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import ApiError
 
@@ -120,30 +119,43 @@ def response(error: BinanceError) -> JSONResponse:
     )
 
 
-Handler = Callable[[Request, Exception], Awaitable[Response]]
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+# What a native handler's status becomes when it answers under /api/v3.
+_BY_STATUS = {
+    400: (ILLEGAL_CHARS, "Illegal characters found in a parameter."),
+    404: (UNSUPPORTED_OPERATION, "This operation is not supported."),
+    405: (UNSUPPORTED_OPERATION, "This operation is not supported."),
+    413: (TOO_MANY_PARAMETERS, "The request is too large."),
+    422: (ILLEGAL_CHARS, "Illegal characters found in a parameter."),
+    429: (TOO_MANY_REQUESTS, "Too many requests."),
+    503: (DISCONNECTED, "Internal error; unable to process your request. Please try again."),
+}
 
 
 def install(app: FastAPI) -> None:
-    """Wrap the app's handlers: under /api/v3 errors take Binance's shape, elsewhere the
-    native handlers answer as before."""
-    native: dict[Any, Handler] = dict(app.exception_handlers)
+    """Wrap every handler the app has: under /api/v3 errors take Binance's shape (native
+    handlers still log and pick the status), elsewhere the native handlers answer as before.
+    Install after the native handlers."""
 
-    def wrapped(kind: type[Exception]) -> Handler:
+    async def call(native: Handler, request: Request, exc: Exception) -> Response:
+        answer = native(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    def wrapped(native: Handler) -> Handler:
         async def handle(request: Request, exc: Exception) -> Response:
             if not request.url.path.startswith(PREFIX):
-                return await native[kind](request, exc)
+                return await call(native, request, exc)
             if isinstance(exc, BinanceError):
                 return response(exc)
             if isinstance(exc, ApiError):
                 return response(translate(exc))
-            if isinstance(exc, RequestValidationError):
-                return response(bad(ILLEGAL_CHARS, "Illegal characters found in a parameter."))
-            if isinstance(exc, StarletteHTTPException):
-                status = exc.status_code
-                code = UNKNOWN if status != 404 else UNSUPPORTED_OPERATION
-                return response(BinanceError(status, code, str(exc.detail)))
-            await native[Exception](request, exc)  # logs it
-            return response(BinanceError(500, UNKNOWN, "An unknown error occurred."))
+            answer = await call(native, request, exc)
+            status = answer.status_code
+            code, msg = _BY_STATUS.get(status, (UNKNOWN, "An unknown error occurred."))
+            retry = answer.headers.get("retry-after")
+            headers = {"Retry-After": retry} if retry else None
+            return response(BinanceError(status, code, msg, headers))
 
         return handle
 
@@ -151,6 +163,6 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, BinanceError)
         return response(exc)
 
-    for kind in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
-        app.add_exception_handler(kind, wrapped(kind))
+    for kind, native in list(app.exception_handlers.items()):
+        app.add_exception_handler(kind, wrapped(native))
     app.add_exception_handler(BinanceError, binance_only)

@@ -6,6 +6,7 @@ command is in the market's input and will be applied, it is only not answered ye
 """
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 import redis.exceptions
@@ -15,6 +16,7 @@ from api import queries
 from api.deps import Reader, State, Trader
 from api.errors import ApiError, from_result_code
 from api.idempotency import Claims
+from api.metrics import ENGINE_REPLY, ORDERS
 from api.models import (
     CancelOut,
     MarketName,
@@ -72,10 +74,13 @@ async def _repeat(
 
 
 async def _wait(state: AppState, future: "asyncio.Future[list[Event]]") -> list[Event] | None:
+    started = time.perf_counter()
     try:
-        return await asyncio.wait_for(future, state.settings.reply_timeout_seconds)
+        events = await asyncio.wait_for(future, state.settings.reply_timeout_seconds)
     except TimeoutError:
         return None
+    ENGINE_REPLY.observe(time.perf_counter() - started)
+    return events
 
 
 async def _release(claims: Claims, user: str, coid: str | None) -> None:
@@ -107,25 +112,31 @@ async def place(
                 body.market, planned.command, user, planned.asset, planned.lock
             )
         except FundsError as error:
+            ORDERS.labels("refused").inc()
             await _release(claims, user, coid)
             raise ApiError(400, error.reason, "the order's value is too large") from error
         except redis.exceptions.ConnectionError as error:
             # Outcome unknown: the claim stays, so a retry with the same id cannot double it.
+            ORDERS.labels("unknown").inc()
             raise _unknown_outcome(order_id) from error
         if entry is None:
+            ORDERS.labels("refused").inc()
             await _release(claims, user, coid)
             raise from_result_code(ResultCode.INSUFFICIENT_FUNDS)
         events = await _wait(state, reply)
     if events is None:
+        ORDERS.labels("pending").inc()
         return 202, _pending(order_id, body.market, coid)
     try:
         order = placed_order(rules, order_id, events)
     except ApiError as error:
+        ORDERS.labels("rejected").inc()
         if coid is not None:
             await claims.record(
                 user, coid, order_id, error.status, {"code": error.code, "message": error.message}
             )
         raise
+    ORDERS.labels("accepted").inc()
     if coid is not None:
         await claims.record(user, coid, order_id, 200, order.model_dump())
     return 200, order

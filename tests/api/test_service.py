@@ -96,6 +96,7 @@ async def test_cors_health_metrics_docs(http: httpx.AsyncClient) -> None:
     assert (await http.get("/readyz")).json() == {"status": "ready"}
     metrics = (await http.get("/metrics")).text
     assert 'api_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+    assert "api_engine_reply_seconds_bucket" in metrics and "api_orders_total" in metrics
     docs = await http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     schema = (await http.get("/openapi.json")).json()
