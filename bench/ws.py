@@ -251,21 +251,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for go in gos:
                 go.put(after)
             assert ws.process is not None
-            sent_before = (await ws.metrics())["ws_messages_out_total"]
+            sent_before = (await ws.metrics(60))["ws_messages_out_total"]
             cpu_before, began = cpu_seconds(ws.process.pid), time.time()
             total = int(args.rate * args.seconds)
             await asyncio.to_thread(send_paced, server.url, users, args.rate, total)
             await asyncio.sleep(2)  # the tail of the deliveries
             cpu = cpu_seconds(ws.process.pid) - cpu_before
             wall = time.time() - began
-            sent = (await ws.metrics())["ws_messages_out_total"] - sent_before
+            sent = (await ws.metrics(60))["ws_messages_out_total"] - sent_before
             load = os.getloadavg()[0]
             for go in gos:
                 go.put(time.time())
             parts = [results.get(timeout=600) for _ in processes]
             entries: Any = await client.xrange(keys.market_events("bench"), f"({after}", "+")
             events = sum(len(decode_events(fields[FIELD_EVENT])) for _, fields in entries)
-            metrics = await ws.metrics()
+            metrics = await ws.metrics(60)
             await client.aclose()
         finally:
             for process in processes:

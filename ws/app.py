@@ -1,18 +1,21 @@
 """The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
 `/readyz` and `/metrics`.
 
-Each connection runs three sibling tasks in one TaskGroup (the sender draining the client's
-bounded queue, the receiver answering requests, and a watch for the hub cutting the client
-off); whichever ends first ends the connection.
+Each connection runs sibling tasks in one TaskGroup (the sender draining the client's bounded
+queue, the receiver answering requests, a watch for the hub cutting the client off, and one
+on its credential); whichever ends first ends the connection.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import jwt
 import redis.asyncio
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -40,6 +43,10 @@ class _Ended(Exception):
     """One of a connection's tasks finished: the others are cancelled."""
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def _then_end(work: Coroutine[Any, Any, Any]) -> None:
     await work
     raise _Ended
@@ -51,6 +58,7 @@ class Connection:
         self.settings = service.settings
         self.websocket = websocket
         self.writer = writer
+        self.credential: Credential | None = None
         self.client = Client(service.settings.queue_size)
         self.hub = service.hub
 
@@ -61,6 +69,7 @@ class Connection:
                 group.create_task(_then_end(self.send_loop()))
                 group.create_task(_then_end(self.receive_loop()))
                 group.create_task(_then_end(self.client.cut_off.wait()))
+                group.create_task(_then_end(self.watch_credential()))
         except* _Ended:
             pass
         finally:
@@ -84,8 +93,7 @@ class Connection:
             while not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                async with asyncio.timeout(self.settings.send_timeout):
-                    await self.write(batch)
+                await self.write(batch, self.settings.send_timeout)
             except TimeoutError:
                 metrics.slow_clients.labels("disconnect").inc()
                 self.client.cut_off.set()
@@ -94,12 +102,13 @@ class Connection:
                 return
             metrics.messages_out.inc(len(batch))
 
-    async def write(self, batch: list[Outgoing]) -> None:
+    async def write(self, batch: list[Outgoing], timeout: float) -> None:
         if self.writer is not None:
-            await self.writer.write(batch)
+            await self.writer.write(batch, timeout)
             return
-        for text, _ in batch:
-            await self.websocket.send_text(text)
+        async with asyncio.timeout(timeout):
+            for text, _ in batch:
+                await self.websocket.send_text(text)
 
     async def receive_loop(self) -> None:
         while True:
@@ -112,8 +121,10 @@ class Connection:
             await self.answer(text)
 
     async def answer(self, text: str) -> None:
+        request_id = None
         try:
             request = protocol.parse_request(text)
+            request_id = request.id
             value = await self.dispatch(request)
         except ProtocolError as exc:
             self.service.metrics.protocol_errors.inc()
@@ -121,7 +132,7 @@ class Connection:
             return
         except RedisError as exc:
             log.warning("request failed: %s", exc)
-            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable")
+            failure = ProtocolError(ErrorCode.UNAVAILABLE, "temporarily unavailable", request_id)
             self.hub.send(self.client, protocol.error(failure))
             return
         if value is not _ANSWERED:
@@ -233,21 +244,60 @@ class Connection:
         return {"user": user}
 
     async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> str:
+        """The user; also remembers what vouched for it (`watch_credential` re-checks it)."""
         if isinstance(token, str) and token:
             secret = self.settings.jwt_secret
             try:
                 if not secret:
                     raise InvalidToken("JWT authentication is not configured")
-                return verify_token(token, "access", secret)
+                user = verify_token(token, "access", secret)
             except InvalidToken as exc:
                 message = f"invalid token: {exc}"
                 raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id) from exc
+            expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+            self.credential = Credential(user, expires_at=float(expires))
+            return user
         if isinstance(listen_key, str) and 0 < len(listen_key) <= 256:
-            user = await self.service.client.get(keys.listen_key(listen_key))
-            if user is not None:
-                return user.decode() if isinstance(user, bytes) else str(user)
+            raw = await self.service.client.get(keys.listen_key(listen_key))
+            if raw is not None:
+                user = _text(raw)
+                self.credential = Credential(user, listen_key=listen_key)
+                return user
             raise ProtocolError(ErrorCode.AUTH_FAILED, "unknown or expired listen key", request_id)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "a token or a listen key is needed", request_id)
+
+    async def watch_credential(self) -> None:
+        """Private streams last as long as what authenticated them: a JWT until it expires, a
+        listen key while the api keeps it (its TTL, or revoked)."""
+        while True:
+            await asyncio.sleep(self.settings.auth_check_seconds)
+            credential = self.credential
+            if credential is not None and not await self.still_valid(credential):
+                self.deauthenticate()
+
+    async def still_valid(self, credential: "Credential") -> bool:
+        if credential.expires_at is not None:
+            return time.time() < credential.expires_at
+        try:
+            raw = await self.service.client.get(keys.listen_key(credential.listen_key))
+        except RedisError:
+            return True  # not known to be revoked; checked again soon
+        return raw is not None and _text(raw) == credential.user
+
+    def deauthenticate(self) -> None:
+        private = [stream for stream in self.client.streams.values() if stream.private]
+        for stream in private:
+            self.hub.unsubscribe(self.client, stream)
+        self.client.user = self.credential = None
+        notice = protocol.notice("auth_expired", streams=sorted(s.name for s in private))
+        self.hub.send(self.client, notice)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    user: str
+    expires_at: float | None = None
+    listen_key: str = ""
 
 
 _ANSWERED = object()

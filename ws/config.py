@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     """Subscriptions per connection at most."""
     max_message_bytes: int = Field(default=65_536, ge=1024)
     """Largest frame a client may send (requests are small)."""
+    auth_check_seconds: float = Field(default=30.0, gt=0)
+    """How often an authenticated connection's JWT expiry or listen key is checked again."""
     ping_interval: float = Field(default=20.0, gt=0)
     """WebSocket protocol pings; a client that does not answer within the same time is closed."""
     retry_seconds: float = Field(default=0.5, gt=0)

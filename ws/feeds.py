@@ -90,6 +90,7 @@ class MarketFeed:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.last_update_id = 0
+        self._topics: dict[tuple[str, str], str] = {}
         self._snapshots: dict[str, tuple[int, str]] = {}
         # depth@M@100ms: levels changed since its last diff, from update id `_merged_first`.
         self._merged: tuple[dict[int, int], dict[int, int]] = ({}, {})
@@ -107,8 +108,11 @@ class MarketFeed:
         """Told of every batch and ticker change after the native streams (ws.binance)."""
 
     def stream(self, kind: str, interval: str = "") -> str:
-        """The topic name of one of this market's streams."""
-        return Stream(kind, self.name, interval).name
+        """The topic name of one of this market's streams (looked up per event: cached)."""
+        name = self._topics.get((kind, interval))
+        if name is None:
+            name = self._topics[kind, interval] = Stream(kind, self.name, interval).name
+        return name
 
     # ---- depth --------------------------------------------------------------------------
 

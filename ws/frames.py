@@ -7,6 +7,7 @@ reaches the uvicorn protocol object behind the raw ASGI `send` (its transport an
 control); under any other server `FrameWriter.of` gives None and ws sends through ASGI.
 """
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -39,10 +40,12 @@ class FrameWriter:
             return cls(protocol)
         return None
 
-    async def write(self, batch: list[Outgoing]) -> None:
-        """Write whole frames once the transport takes more (as uvicorn's own send waits)."""
+    async def write(self, batch: list[Outgoing], timeout: float) -> None:
+        """Write whole frames once the transport takes more (as uvicorn's own send waits);
+        TimeoutError if it does not within `timeout` seconds."""
         protocol = self.protocol
-        await protocol.writable.wait()
+        if not protocol.writable.is_set():  # the common case needs no timer
+            await asyncio.wait_for(protocol.writable.wait(), timeout)
         if protocol.disconnected or protocol.close_sent or protocol.transport.is_closing():
             raise ConnectionError("connection closed")
         protocol.transport.write(b"".join(frame for _, frame in batch))

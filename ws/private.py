@@ -7,6 +7,7 @@ the users touched meanwhile; only the assets that changed since the last message
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
@@ -16,6 +17,7 @@ from ws import protocol
 from ws.feeds import MarketFeed
 from ws.hub import Hub, topic_of
 from ws.protocol import Stream
+from ws.render import Renderer
 from xch import keys
 from xch.money import format_minor
 from xch.schemas import Event, Funds, OrderAccepted, OrderDone, OrderRejected, Trade
@@ -24,6 +26,11 @@ log = logging.getLogger(__name__)
 
 ORDERS = Stream("orders")
 BALANCES = Stream("balances")
+_RENDER: dict[type, Callable[[Renderer, Any], dict[str, Any]]] = {
+    OrderAccepted: Renderer.order_accepted,
+    OrderDone: Renderer.order_done,
+    OrderRejected: Renderer.order_rejected,
+}
 Balances = dict[str, tuple[int, int]]
 """asset -> (free, locked) in minor units."""
 
@@ -37,33 +44,33 @@ class Private:
         self.balances: dict[str, Balances] = {}
         self.pending: set[str] = set()
         self.wake = asyncio.Event()
+        self.running = True
 
     # ---- orders -------------------------------------------------------------------------
 
     def on_events(self, feed: MarketFeed, events: list[Event]) -> None:
+        """Order updates for the users who follow theirs (rendered only then)."""
         render = feed.render
         for event in events:
             if isinstance(event, Trade):
-                self._order(event.maker_user, render.fill(event, taker=False))
-                self._order(event.taker_user, render.fill(event, taker=True))
+                if self._follows(event.maker_user):
+                    self._order(event.maker_user, render.fill(event, taker=False))
+                if self._follows(event.taker_user):
+                    self._order(event.taker_user, render.fill(event, taker=True))
                 self.touched(event.maker_user)
                 self.touched(event.taker_user)
-            elif isinstance(event, OrderAccepted):
-                self._order(event.user, render.order_accepted(event))
-                self.touched(event.user)
-            elif isinstance(event, OrderDone):
-                self._order(event.user, render.order_done(event))
-                self.touched(event.user)
-            elif isinstance(event, OrderRejected):
-                self._order(event.user, render.order_rejected(event))
+            elif isinstance(event, OrderAccepted | OrderDone | OrderRejected):
+                if self._follows(event.user):
+                    self._order(event.user, _RENDER[type(event)](render, event))
                 self.touched(event.user)
             elif isinstance(event, Funds):
                 self.touched(event.user)
 
+    def _follows(self, user: str) -> bool:
+        return self.hub.has_subscribers(topic_of(ORDERS, user))
+
     def _order(self, user: str, payload: dict[str, Any]) -> None:
-        topic = topic_of(ORDERS, user)
-        if self.hub.has_subscribers(topic):
-            self.hub.publish(topic, protocol.data(ORDERS.name, payload))
+        self.hub.publish(topic_of(ORDERS, user), protocol.data(ORDERS.name, payload))
 
     # ---- balances -----------------------------------------------------------------------
 
@@ -73,7 +80,7 @@ class Private:
             self.wake.set()
 
     async def run(self) -> None:
-        while True:
+        while self.running:
             await self.wake.wait()
             self.wake.clear()
             users, self.pending = self.pending, set()

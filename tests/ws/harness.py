@@ -20,7 +20,7 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def http_get(port: int, path: str) -> tuple[int, bytes]:
+async def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
     """(status, body) of GET `path` on 127.0.0.1:`port`; (0, b"") if nothing answers."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
@@ -30,7 +30,7 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
         request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         writer.write(request.encode())
         await writer.drain()
-        response = await asyncio.wait_for(reader.read(), 5)
+        response = await asyncio.wait_for(reader.read(), timeout)
     except (OSError, TimeoutError):
         return 0, b""
     finally:
@@ -96,9 +96,9 @@ class WsProcess:
             await asyncio.sleep(0.05)
         raise AssertionError(f"ws not ready in {timeout} s: {self.log_file.read_text()[-3000:]}")
 
-    async def metrics(self) -> dict[str, float]:
+    async def metrics(self, timeout: float = 5) -> dict[str, float]:
         """The replica's metrics as {name{labels}: value}."""
-        _, body = await http_get(self.port, "/metrics")
+        _, body = await http_get(self.port, "/metrics", timeout)
         values: dict[str, float] = {}
         for line in body.decode().splitlines():
             if line and not line.startswith("#"):

@@ -100,7 +100,7 @@ async def test_authentication(
 ) -> None:
     await register(redis_client, manifest)
     await redis_client.set(keys.listen_key("lk-bob"), "bob", ex=60)
-    server = ws_servers({"EXCHANGE_JWT_SECRET": SECRET})
+    server = ws_servers({"EXCHANGE_JWT_SECRET": SECRET, "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.1"})
     await server.wait_ready()
     alice_token = issue_token("alice", "access", SECRET, 60)
     refresh = issue_token("alice", "refresh", SECRET, 60)
@@ -120,6 +120,24 @@ async def test_authentication(
         await by_message.subscribe("balances")
         reply = await by_message.request("AUTH", {"listen_key": "lk-bob"})
         assert reply["error"]["code"] == 3  # no switching users under private streams
+
+        # Private streams end with their credential: a revoked listen key, an expired JWT.
+        await redis_client.delete(keys.listen_key("lk-bob"))
+        notice = await by_key.recv()
+        assert notice == {"event": "auth_expired", "streams": ["orders"]}
+        assert (await by_key.request("LIST_SUBSCRIPTIONS"))["result"] == []
+        short = await WsClient.open(
+            f"{server.url}?token={issue_token('carol', 'access', SECRET, 1)}"
+        )
+        try:
+            await short.subscribe("orders", "trade@btc-usd")
+            notice = await short.recv(timeout=5)
+            assert notice == {"event": "auth_expired", "streams": ["orders"]}
+            assert (await short.request("LIST_SUBSCRIPTIONS"))["result"] == ["trade@btc-usd"]
+            reply = await short.request("SUBSCRIBE", ["balances"])
+            assert reply["error"]["code"] == 6
+        finally:
+            await short.close()
     finally:
         for client in (by_query, by_key, by_message):
             await client.close()

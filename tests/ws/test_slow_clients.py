@@ -41,7 +41,7 @@ async def test_stalled_client_is_cut_off_and_others_stay_on_time(
     ws_servers: Callable[..., WsProcess],
 ) -> None:
     env = {
-        "EXCHANGE_WS_QUEUE_SIZE": "200",
+        "EXCHANGE_WS_QUEUE_SIZE": "500",
         "EXCHANGE_WS_MAX_RESYNCS": "1",
         "EXCHANGE_WS_SEND_TIMEOUT": "3",
     }
@@ -68,7 +68,7 @@ async def test_stalled_client_is_cut_off_and_others_stay_on_time(
         await random_flow(gateway, rules, users, 200)
         # Asking for the (now deep) book over and over without reading the answers: a few
         # hundred kilobytes that fill the socket, then the queue.
-        for n in range(300):
+        for n in range(800):
             request = f'{{"method": "SUBSCRIBE", "params": ["depth@btc-usd"], "id": {n + 2}}}'
             await stalled.send(request)
         last = await random_flow(gateway, rules, users[::-1], 200)

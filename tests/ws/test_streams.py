@@ -236,6 +236,23 @@ async def test_private_streams_carry_only_the_users_own_updates(
                 return merged
 
             await client.collect(lambda c, expected=expected: current(c) == expected)
+
+        # A deposit reaches the balances stream too (through the funds stream), as one change.
+        before = len(alice.stream("balances"))
+        usd = (await gateway.balances("alice"))["USD"]
+        await gateway.deposit("alice", "USD", 2_500_000)
+        await alice.collect(lambda c: len(c.stream("balances")) > before)
+        assert alice.stream("balances")[before:] == [
+            {
+                "type": "balances",
+                "balances": {
+                    "USD": {
+                        "free": format_minor(usd.free + 2_500_000, 6),
+                        "locked": format_minor(usd.locked, 6),
+                    }
+                },
+            }
+        ]
         for message in alice.data + bob.data:
             text = str(message)
             assert "carol" not in text and "c1" not in text and "c2" not in text

@@ -1,0 +1,91 @@
+"""A market feed in process, against a real Redis: a gap in depth update ids reloads the book
+from the engine's depth key and hands every depth subscriber a fresh snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import orjson
+import redis.asyncio
+
+from tests.ws.test_protocol import register
+from ws.config import Settings
+from ws.hub import Client
+from ws.metrics import WsMetrics
+from ws.protocol import Stream
+from ws.service import Service
+from xch import keys
+from xch.schemas import Depth, Trade
+from xch.wire import FIELD_EVENT, encode_events
+
+
+def depth(first: int, last: int, bids: list[tuple[int, int]]) -> Depth:
+    return Depth("btc-usd", last, "1-0", 0, first, last, bids, [])
+
+
+def queued(client: Client) -> list[dict[str, object]]:
+    messages = []
+    while not client.queue.empty():
+        messages.append(orjson.loads(client.queue.get_nowait()[0])["data"])
+    return messages
+
+
+async def test_a_gap_reloads_the_book_from_the_depth_key(
+    redis_client: redis.asyncio.Redis, manifest: Path
+) -> None:
+    await register(redis_client, manifest)
+    key = keys.market_depth("btc-usd")
+    await redis_client.set(
+        key, msgspec.msgpack.encode({"last_update_id": 2, "bids": [[100, 5]], "asks": []})
+    )
+    async with asyncio.TaskGroup() as tasks:
+        service = Service(Settings(), redis_client, None, WsMetrics(), tasks)
+        feed = await service.feed("btc-usd")
+        assert feed is not None
+        await service.load_depth(feed, with_position=True)
+        service.readers.pop("btc-usd").cancel()  # this test feeds the entries itself
+        service.running = False
+        client = Client(100)
+        service.hub.subscribe(client, Stream("depth", "btc-usd"))
+        service.hub.subscribe(client, Stream("trade", "btc-usd"))
+
+        # Continuing ids: a diff.
+        await service.apply_entry(
+            feed, "1-0", {FIELD_EVENT: encode_events([depth(3, 3, [(101, 1)])])}
+        )
+        assert queued(client) == [
+            {
+                "type": "update",
+                "market": "btc-usd",
+                "first_update_id": 3,
+                "last_update_id": 3,
+                "bids": [["1.01", "0.0001"]],
+                "asks": [],
+                "ts": 0,
+            }
+        ]
+        # Ids 4..6 never seen: the book comes from the key (which is at 7), and the entry's
+        # depth is already in it; its trade is still sent.
+        await redis_client.set(
+            key,
+            msgspec.msgpack.encode({"last_update_id": 7, "bids": [[100, 5], [99, 2]], "asks": []}),
+        )
+        trade = Trade("btc-usd", 6, "2-0", 0, 1, 100, 1, 100, "a", "u1", "b", "u2", "buy", 0, 0, 0)
+        await service.apply_entry(
+            feed, "2-0", {FIELD_EVENT: encode_events([trade, depth(7, 7, [(99, 2)])])}
+        )
+        snapshot, sent_trade = queued(client)
+        assert snapshot == {
+            "type": "snapshot",
+            "market": "btc-usd",
+            "last_update_id": 7,
+            "bids": [["1.00", "0.0005"], ["0.99", "0.0002"]],
+            "asks": [],
+        }
+        assert sent_trade["trade_id"] == 1
+        resyncs = service.metrics.registry.get_sample_value(
+            "ws_depth_resyncs_total", {"market": "btc-usd"}
+        )
+        assert resyncs == 1
