@@ -4,6 +4,8 @@ a real stack (api, engines, dbproc, Redis, PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
@@ -243,3 +245,36 @@ def test_malformed_requests_get_binance_errors(stack: Stack, accounts: Accounts)
         tickers = http.get("/api/v3/ticker/24hr", params={"symbols": '["BTCUSD","ETHUSD"]'})
         assert [t["symbol"] for t in tickers.json()] == ["BTCUSD", "ETHUSD"]
         assert http.get("/api/v1/nothing").json()["code"] == "not_found"  # native shape kept
+
+
+def test_signature_covers_the_query_string_then_the_body(stack: Stack, accounts: Accounts) -> None:
+    """Parameters split between the query string and a form body, signed as Binance says:
+    HMAC-SHA256 of the query string concatenated with the body."""
+    trader = accounts(USD="1000")
+    query = "symbol=BTCUSD&side=BUY&type=LIMIT&timeInForce=GTC"
+    body = (
+        f"quantity=0.0100&price=100.00&newOrderRespType=RESULT&timestamp={int(time.time() * 1000)}"
+    )
+
+    def sign(payload: str) -> str:
+        return hmac.new(trader.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+    headers = {"X-MBX-APIKEY": trader.key, "Content-Type": "application/x-www-form-urlencoded"}
+    with httpx.Client(base_url=stack.api.url, timeout=10) as http:
+        wrong_order = http.post(
+            f"/api/v3/order?{query}", content=f"{body}&signature={sign(body + query)}",
+            headers=headers,
+        )  # fmt: skip
+        assert wrong_order.json()["code"] == -1022, wrong_order.text
+        signed = f"{body}&signature={sign(query + body)}"
+        placed = http.post(f"/api/v3/order?{query}", content=signed, headers=headers)
+        assert placed.status_code == 200, placed.text
+        assert (placed.json()["status"], placed.json()["price"]) == ("NEW", "100.00")
+        replayed = http.post(f"/api/v3/order?{query}", content=signed, headers=headers)
+        assert replayed.json() == {
+            "code": -1022,
+            "msg": "Signature for this request was already used.",
+        }
+    assert trader.client.get_account()["balances"] == [
+        {"asset": "USD", "free": "999.000000", "locked": "1.000000"}
+    ]
