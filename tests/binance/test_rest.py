@@ -114,6 +114,18 @@ def test_trading_through_python_binance(stack: Stack, accounts: Accounts) -> Non
     assert buyer.client.get_avg_price(symbol="BTCUSD")["price"] == "30000.000000"
     [candle] = buyer.client.get_klines(symbol="BTCUSD", interval="1m", limit=5)[-1:]
     assert candle[1] == candle[4] == "30000.00" and candle[5] == "0.0500" and candle[8] == 2
+    # dbproc keeps the 24-hour ticker in Redis (at most every second).
+    deadline = time.monotonic() + 15
+    while (day := buyer.client.get_ticker(symbol="BTCUSD"))["count"] < 2:
+        assert time.monotonic() < deadline, day
+        time.sleep(0.2)
+    assert (day["symbol"], day["lastPrice"], day["volume"], day["quoteVolume"]) == (
+        "BTCUSD", "30000.00", "0.0500", "1500.000000",
+    )  # fmt: skip
+    assert (day["weightedAvgPrice"], day["askPrice"], day["askQty"], day["lastQty"]) == (
+        "30000.00", "30000.00", "0.0500", "0.0100",
+    )  # fmt: skip
+    assert day["lastId"] - day["firstId"] == 1 and day["lastId"] == by_quote["fills"][0]["tradeId"]
 
     canceled = seller.client.cancel_order(symbol="BTCUSD", orderId=ask["orderId"])
     assert canceled["status"] == "CANCELED" and canceled["executedQty"] == "0.0500"
