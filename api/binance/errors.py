@@ -85,7 +85,6 @@ _TRANSLATED: dict[str, tuple[int, str]] = {
     "invalid_command": (NEW_ORDER_REJECTED, "Invalid order."),
     "duplicate_order": (NEW_ORDER_REJECTED, "Duplicate order sent."),
     "post_only_would_cross": (NEW_ORDER_REJECTED, "Order would immediately match and take."),
-    "fok_unfillable": (NEW_ORDER_REJECTED, "Order would not fill completely (FOK)."),
     "unknown_order": (CANCEL_REJECTED, "Unknown order sent."),
     "not_owner": (CANCEL_REJECTED, "Unknown order sent."),
     "rate_limited": (

@@ -6,10 +6,20 @@ from api.binance.symbols import number_of, symbol_of
 from api.models import FillOut, OrderOut
 from xch.market import Market, MarketRules, Trading
 from xch.money import MAX_UNITS, format_minor, format_units
-from xch.schemas import CANCELED, EXPIRED, FILLED, MARKET, POST_ONLY, REASON_SELF_TRADE, STP_MODES
+from xch.schemas import (
+    CANCELED,
+    EXPIRED,
+    FILLED,
+    MARKET,
+    POST_ONLY,
+    REASON_SELF_TRADE,
+    STP_MODES,
+    ResultCode,
+)
 
 STATUS = {Trading.ENABLED: "TRADING", Trading.CANCEL_ONLY: "BREAK", Trading.HALTED: "HALT"}
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
+FOK_UNFILLABLE = ResultCode.FOK_UNFILLABLE.reason
 _ORDER_STATUS = {
     "new": "NEW",
     "partially_filled": "PARTIALLY_FILLED",
@@ -90,6 +100,8 @@ def order_type(order: OrderOut) -> str:
 def order_status(order: OrderOut) -> str:
     if order.status == EXPIRED and order.reason == REASON_SELF_TRADE:
         return "EXPIRED_IN_MATCH"
+    if order.reason == FOK_UNFILLABLE:
+        return "EXPIRED"  # Binance answers an unfillable FOK as expired, not as refused
     return _ORDER_STATUS.get(order.status, order.status.upper())
 
 

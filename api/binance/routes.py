@@ -59,7 +59,7 @@ from storage.klines import fetch_klines, utc_from_ms
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.marketdata import decode_ticker, interval_seconds
-from xch.money import format_decimal, format_units
+from xch.money import format_decimal, format_minor, format_units
 from xch.schemas import BUY, LIMIT, MARKET, POST_ONLY, STP_MODES, CancelAll, OrderDone
 
 router = APIRouter(prefix="/api/v3", include_in_schema=False)
@@ -486,7 +486,25 @@ async def new_order(request: Request, state: State) -> JSONResponse:
     try:
         status, order = await place(state, principal.user_id, body, order_id)
     except ApiError as error:
-        raise translate(error) from error
+        if error.code != render.FOK_UNFILLABLE:
+            raise translate(error) from error
+        order = OrderOut(
+            order_id=order_id,
+            client_order_id=body.client_order_id,
+            market=market.name,
+            side=body.side,
+            type=body.type,
+            tif=body.tif,
+            stp=body.stp,
+            price=body.price,
+            quantity=body.quantity,
+            status="rejected",
+            reason=render.FOK_UNFILLABLE,
+            filled_quantity=format_units(0, rules.lot),
+            filled_quote=format_minor(0, rules.quote_scale),
+            created_at=_now_ms(),
+        )
+        status = 200
     if status == 202:
         raise BinanceError(
             503,

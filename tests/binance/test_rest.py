@@ -162,6 +162,10 @@ def test_order_kinds_and_refusals(stack: Stack, accounts: Accounts) -> None:
         symbol="ETHUSD", quantity="0.0100", price="2000.00", timeInForce="IOC"
     )
     assert ioc["status"] == "EXPIRED" and ioc["executedQty"] == "0.0000"
+    fok = client.order_limit_buy(
+        symbol="ETHUSD", quantity="0.0100", price="1500.00", timeInForce="FOK"
+    )
+    assert (fok["status"], fok["executedQty"], fok["fills"]) == ("EXPIRED", "0.0000", [])
     ack = client.order_limit_buy(
         symbol="ETHUSD", quantity="0.0100", price="1000.00", newOrderRespType="ACK"
     )
