@@ -177,6 +177,16 @@ def trade(feed: MarketFeed, event: Trade) -> dict[str, Any]:
     }
 
 
+REMOVED = "0.00000000"
+"""A removed level's quantity, written as Binance writes it: clients compare the string
+(python-binance's depth cache deletes a level only on exactly this text)."""
+
+
+def _diff_levels(feed: MarketFeed, levels: list[tuple[int, int]]) -> list[list[str]]:
+    render = feed.render
+    return [[render.price(price), render.qty(lots) if lots else REMOVED] for price, lots in levels]
+
+
 def depth_update(feed: MarketFeed, event: Depth) -> dict[str, Any]:
     return {
         "e": "depthUpdate",
@@ -184,8 +194,8 @@ def depth_update(feed: MarketFeed, event: Depth) -> dict[str, Any]:
         "s": symbol_of(feed),
         "U": event.first_update_id,
         "u": event.last_update_id,
-        "b": feed.render.levels(event.bids),
-        "a": feed.render.levels(event.asks),
+        "b": _diff_levels(feed, event.bids),
+        "a": _diff_levels(feed, event.asks),
     }
 
 

@@ -8,12 +8,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import pytest_asyncio
+from binance.async_client import AsyncClient
+from binance.ws.depthcache import DepthCacheManager
+from binance.ws.streams import BinanceSocketManager
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.api.stack import Stack
@@ -240,3 +244,41 @@ async def test_streams_methods_and_errors(
     count = len(combined.received)
     await asyncio.to_thread(buyer.client.order_market_buy, symbol="ETHUSD", quantity="0.1000")
     await combined.until(lambda got: any(m.get("e") == "trade" for m in got[count:]))
+
+
+async def test_python_binance_depth_cache_follows_the_engine_book(
+    stack: Stack, accounts: Accounts, ws_server: WsProcess
+) -> None:
+    """python-binance's own DepthCacheManager (snapshot over REST, diffs over the stream,
+    Binance's procedure) pointed at our api and ws ends with the engine's book."""
+    maker = accounts(BTC="10", USD="100000")
+    client = AsyncClient(maker.key, maker.secret)
+    client.API_URL = f"{stack.api.url}/api"
+    sockets = BinanceSocketManager(client)
+    sockets.STREAM_URL = f"ws://127.0.0.1:{ws_server.port}/"
+    try:
+        async with DepthCacheManager(
+            client, "BTCUSD", bm=sockets, limit=5000, conv_type=Decimal
+        ) as depth:
+            for n in range(5):
+                await client.order_limit_buy(
+                    symbol="BTCUSD", quantity="0.0100", price=f"{28000 + n}.00"
+                )
+            ask = await client.order_limit_sell(
+                symbol="BTCUSD", quantity="0.0100", price="32000.00"
+            )
+            await client.order_market_buy(symbol="BTCUSD", quantity="0.0100")  # takes a level
+            await client.cancel_order(symbol="BTCUSD", orderId=ask["orderId"])
+            final = await client.get_order_book(symbol="BTCUSD", limit=5000)
+
+            def levels(pairs: list[list[str]]) -> list[list[Decimal]]:
+                return [[Decimal(price), Decimal(qty)] for price, qty in pairs]
+
+            expected = (levels(final["bids"]), levels(final["asks"]))
+            deadline = time.monotonic() + 15
+            cache = await depth.recv()
+            while (cache.get_bids(), cache.get_asks()) != expected:
+                assert time.monotonic() < deadline, (cache.get_bids(), expected)
+                cache = await asyncio.wait_for(depth.recv(), 15)
+    finally:
+        await client.close_connection()
