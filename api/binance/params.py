@@ -16,6 +16,7 @@ from api.binance.errors import (
     BAD_API_KEY_FMT,
     INVALID_SIGNATURE,
     INVALID_TIMESTAMP,
+    NOT_ALL_PARAMS_READ,
     REJECTED_MBX_KEY,
     TOO_MANY_PARAMETERS,
     BinanceError,
@@ -60,9 +61,14 @@ class Params:
 
     def only(self, *allowed: str) -> None:
         """Binance refuses parameters an endpoint does not read."""
-        extra = sorted(set(self.values) - set(allowed) - {"timestamp", "recvWindow", "signature"})
-        if extra:
-            raise bad(TOO_MANY_PARAMETERS, f"Unknown parameter(s) sent: {', '.join(extra)}.")
+        sent = set(self.values)
+        read = sent & (set(allowed) | {"timestamp", "recvWindow", "signature"})
+        if read != sent:
+            raise bad(
+                NOT_ALL_PARAMS_READ,
+                f"Not all sent parameters were read; read '{len(read)}' parameter(s) but was "
+                f"sent '{len(sent)}'.",
+            )
 
 
 def _pairs(raw: str) -> list[tuple[str, str]]:

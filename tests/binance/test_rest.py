@@ -50,6 +50,7 @@ def test_public_endpoints(stack: Stack, accounts: Accounts) -> None:
     assert refused(client.get_klines, symbol="BTCUSD", interval="3m").code == -1120
     assert refused(client.get_order_book, symbol="BTCUSD", limit=0).code == -1100
     assert refused(client.get_order_book).code == -1102
+    assert refused(client.get_order_book, symbol="BTCUSD", bogus=1).code == -1104
     assert client.get_order_book(symbol="ETHUSD") == {"lastUpdateId": 0, "bids": [], "asks": []}
 
 
