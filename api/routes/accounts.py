@@ -1,5 +1,6 @@
 """Sign-up, sign-in, token refresh, API keys and WebSocket listen keys."""
 
+import hashlib
 import secrets
 
 from fastapi import APIRouter, Depends, Response
@@ -58,15 +59,38 @@ async def signin(body: Credentials, state: State) -> TokensOut:
     return _tokens(state, user.id)
 
 
-@router.post("/refresh", dependencies=[Depends(limit_ip)])
-async def refresh(body: RefreshIn, state: State) -> TokensOut:
+def _spent_key(refresh_token: str) -> str:
+    return f"xch:refresh-spent:{hashlib.sha256(refresh_token.encode()).hexdigest()}"
+
+
+async def _spend(state: AppState, refresh_token: str) -> str:
+    """The user of a valid refresh token, which this marks used: a refresh token works once
+    (rotation), so a stolen one is worthless once its owner refreshed or signed out."""
     try:
-        user_id = verify_token(body.refresh_token, "refresh", state.settings.jwt_secret)
+        user_id = verify_token(refresh_token, "refresh", state.settings.jwt_secret)
     except InvalidToken as error:
         raise ApiError(401, "unauthorized", f"invalid refresh token: {error}") from error
+    fresh = await state.redis.set(
+        _spent_key(refresh_token), b"", nx=True, ex=state.settings.refresh_ttl_seconds
+    )
+    if not fresh:
+        raise ApiError(401, "unauthorized", "this refresh token was already used")
+    return user_id
+
+
+@router.post("/refresh", dependencies=[Depends(limit_ip)])
+async def refresh(body: RefreshIn, state: State) -> TokensOut:
+    user_id = await _spend(state, body.refresh_token)
     if await accounts.user_by_id(state.db, user_id) is None:
         raise ApiError(401, "unauthorized", "the account no longer exists")
     return _tokens(state, user_id)
+
+
+@router.post("/signout", status_code=204, dependencies=[Depends(limit_ip)])
+async def signout(body: RefreshIn, state: State) -> Response:
+    """Ends the session's refresh token; its access token expires on its own (15 min)."""
+    await _spend(state, body.refresh_token)
+    return Response(status_code=204)
 
 
 def _key_out(row: accounts.ApiKeyRow) -> ApiKeyOut:

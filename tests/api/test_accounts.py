@@ -39,6 +39,15 @@ async def test_signup_signin_refresh(http: httpx.AsyncClient) -> None:
 
     refreshed = await http.post("/api/v1/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200
+    # A refresh token works once; signing out spends the new one.
+    reused = await http.post("/api/v1/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert (
+        reused.status_code == 401
+        and reused.json()["message"] == "this refresh token was already used"
+    )
+    newer = refreshed.json()["refresh_token"]
+    assert (await http.post("/api/v1/signout", json={"refresh_token": newer})).status_code == 204
+    assert (await http.post("/api/v1/refresh", json={"refresh_token": newer})).status_code == 401
     access = refreshed.json()["access_token"]
     me = await http.get("/api/v1/balances", headers={"Authorization": f"Bearer {access}"})
     assert me.status_code == 200 and me.json() == []

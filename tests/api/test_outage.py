@@ -1,5 +1,7 @@
-"""A Redis outage is an infrastructure fault: JSON 503 with Retry-After, never a hang or a
-bare 500, and the api recovers by itself when Redis is back."""
+"""What the api does when what it depends on changes under it. A Redis outage is an
+infrastructure fault: JSON 503 with Retry-After, never a hang or a
+bare 500, and the api recovers by itself when Redis is back. A market halted or deleted in
+the registry is refused (409, 404) within the registry cache's lifetime."""
 
 from __future__ import annotations
 
@@ -65,3 +67,33 @@ async def test_redis_outage_answers_503_and_recovers(
         own_redis.start()
         await _ready(http)
         assert (await trader.get("/api/v1/balances")).status_code == 200
+
+
+async def test_registry_changes_route_at_once(
+    api_on_own_redis: ApiProcess, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """The operator halting or deleting a market (its registry entry) reaches the api within
+    the registry cache's lifetime (1 s)."""
+    client = redis.Redis.from_url(own_redis.url)
+    async with httpx.AsyncClient(base_url=api_on_own_redis.url, timeout=10) as http:
+        trader = await signup(http)
+        order = {
+            "market": "btc-usd",
+            "side": "buy",
+            "type": "limit",
+            "price": "1.00",
+            "quantity": "1",
+        }
+        halted = Market.model_validate(
+            yaml.safe_load(market_manifest(tmp_path, "btc-usd", "BTC", "Halted").read_text())
+        )
+        client.hset(keys.MARKETS, "btc-usd", halted.registry_entry())
+        await asyncio.sleep(1.2)
+        refused = await trader.place(**order)
+        assert refused.status_code == 409 and refused.json()["code"] == "market_halted"
+        client.hdel(keys.MARKETS, "btc-usd")
+        await asyncio.sleep(1.2)
+        gone = await http.get("/api/v1/depth", params={"market": "btc-usd"})
+        assert gone.status_code == 404 and gone.json()["code"] == "unknown_market"
+        assert (await http.get("/api/v1/markets")).json() == []
+    client.close()
