@@ -665,9 +665,10 @@ async def open_orders(request: Request, state: State) -> JSONResponse:
 
 
 async def _rendered(state: AppState, orders: list[OrderOut]) -> list[dict[str, Any]]:
+    markets = await state.registry.all()
     out = []
     for order in orders:
-        market = (await state.registry.all()).get(order.market)
+        market = markets.get(order.market)
         if market is not None:
             out.append(render.queried_order(market.rules(), symbol_of(market), order))
     return out
