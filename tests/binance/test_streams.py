@@ -250,7 +250,8 @@ async def test_python_binance_depth_cache_follows_the_engine_book(
     stack: Stack, accounts: Accounts, ws_server: WsProcess
 ) -> None:
     """python-binance's own DepthCacheManager (snapshot over REST, diffs over the stream,
-    Binance's procedure) pointed at our api and ws ends with the engine's book."""
+    Binance's procedure) pointed at our api and ws ends with the engine's book. (Leaving it
+    takes ~10 s: the client's read loop notices its stop flag only at its 10 s timeout.)"""
     maker = accounts(BTC="10", USD="100000")
     client = AsyncClient(maker.key, maker.secret)
     client.API_URL = f"{stack.api.url}/api"
@@ -260,15 +261,15 @@ async def test_python_binance_depth_cache_follows_the_engine_book(
         async with DepthCacheManager(
             client, "BTCUSD", bm=sockets, limit=5000, conv_type=Decimal
         ) as depth:
-            for n in range(5):
+            bids = [
                 await client.order_limit_buy(
                     symbol="BTCUSD", quantity="0.0100", price=f"{28000 + n}.00"
                 )
-            ask = await client.order_limit_sell(
-                symbol="BTCUSD", quantity="0.0100", price="32000.00"
-            )
+                for n in range(5)
+            ]
+            await client.order_limit_sell(symbol="BTCUSD", quantity="0.0100", price="32000.00")
             await client.order_market_buy(symbol="BTCUSD", quantity="0.0100")  # takes a level
-            await client.cancel_order(symbol="BTCUSD", orderId=ask["orderId"])
+            await client.cancel_order(symbol="BTCUSD", orderId=bids[2]["orderId"])  # removes one
             final = await client.get_order_book(symbol="BTCUSD", limit=5000)
 
             def levels(pairs: list[list[str]]) -> list[list[Decimal]]:
