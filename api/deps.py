@@ -41,17 +41,17 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _ip(request: Request, state: AppState) -> tuple[str, str, int]:
+def ip_counter(request: Request, state: AppState) -> tuple[str, str, int]:
     host = request.client.host if request.client else "unknown"
     return ("ip", host, state.settings.rate_limit_ip)
 
 
 async def limit_ip(request: Request, state: State) -> None:
     """The per-IP limit of public routes (authenticated ones count it in `authenticate`)."""
-    await state.limiter.hit(_ip(request, state))
+    await state.limiter.hit(ip_counter(request, state))
 
 
-async def _api_key(state: AppState, key: str) -> ApiKeyRow | None:
+async def api_key_row(state: AppState, key: str) -> ApiKeyRow | None:
     cached = state.api_keys.get(key)
     now = time.monotonic()
     if cached is not None and cached[1] > now:
@@ -71,7 +71,7 @@ async def _signed(request: Request, state: AppState, key: str) -> tuple[Principa
     window = state.settings.recv_window_ms
     if abs(int(timestamp) - time.time() * 1000) > window:
         raise _unauthorized("X-API-TIMESTAMP is outside the receive window")
-    row = await _api_key(state, key)
+    row = await api_key_row(state, key)
     if row is None or row.revoked_at is not None:
         raise _unauthorized("unknown or revoked API key")
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -98,7 +98,7 @@ async def authenticate(request: Request, state: State) -> Principal:
             raise _unauthorized(f"invalid token: {error}") from error
         principal = Principal(user_id, SESSION_SCOPES, by_api_key=False)
     fresh = await state.limiter.hit(
-        _ip(request, state),
+        ip_counter(request, state),
         ("user", principal.user_id, state.settings.rate_limit_user),
         # A signature can only be used once within the window in which its timestamp is valid.
         claim=claim,

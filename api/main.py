@@ -12,6 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from api import errors
+from api.binance import errors as binance_errors
+from api.binance import routes as binance_routes
 from api.config import Settings, get_settings
 from api.markets import Registry
 from api.middleware import RequestContext
@@ -75,10 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     errors.install(app)
+    binance_errors.install(app)
     # Each router straight onto the app: a router included in a router costs FastAPI a
     # second route resolution on every request.
     for module in (accounts, funds, orders, marketdata):
         app.include_router(module.router, prefix=API_V1)
+    app.include_router(binance_routes.router)
     app.include_router(health.router)
     app.add_middleware(
         CORSMiddleware,
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "X-API-KEY",
             "X-API-TIMESTAMP",
             "X-API-SIGNATURE",
+            "X-MBX-APIKEY",
             "X-Request-ID",
         ],
         expose_headers=["Retry-After", "X-Request-ID"],

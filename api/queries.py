@@ -8,7 +8,7 @@ import asyncpg
 from api.models import FillOut, OrderOut, TradeOut, UserFillOut
 from xch.money import format_decimal
 
-_ORDER_COLUMNS = (
+ORDER_COLUMNS = (
     "market, order_id, client_order_id, side, type, tif, stp, price, qty, quote_qty, "
     "filled_qty, filled_quote, status, reason, created_at"
 )
@@ -45,7 +45,7 @@ def order_out(row: asyncpg.Record, fills: list[FillOut] | None = None) -> OrderO
 
 async def order(db: asyncpg.Pool, user: str, market: str, order_id: str) -> OrderOut | None:
     row = await db.fetchrow(
-        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE market = $1 AND order_id = $2 AND user_id = $3",
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE market = $1 AND order_id = $2 AND user_id = $3",
         market,
         order_id,
         user,
@@ -62,7 +62,7 @@ async def orders(
     if open_only:
         where += " AND final_status IS NULL"
     rows = await db.fetch(
-        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where} "
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} "
         "ORDER BY created_at DESC NULLS LAST, order_id LIMIT $3",
         user,
         market,
@@ -71,7 +71,7 @@ async def orders(
     return [order_out(row) for row in rows]
 
 
-_FILL_COLUMNS = (
+FILL_COLUMNS = (
     "t.trade_id, t.price, t.qty, t.quote_qty, t.ts, t.taker_side, t.maker_fee, t.taker_fee, "
     "t.maker_user, t.taker_user, t.maker_order, t.taker_order, t.market, "
     "m.base_asset, m.quote_asset"
@@ -95,7 +95,7 @@ def fill_out(row: asyncpg.Record, user: str, order_id: str | None = None) -> Fil
 
 async def order_fills(db: asyncpg.Pool, market: str, order_id: str, user: str) -> list[FillOut]:
     rows = await db.fetch(
-        f"SELECT {_FILL_COLUMNS} FROM trades t JOIN markets m ON m.name = t.market "
+        f"SELECT {FILL_COLUMNS} FROM trades t JOIN markets m ON m.name = t.market "
         "WHERE t.market = $1 AND (t.maker_order = $2 OR t.taker_order = $2) "
         "ORDER BY t.trade_id",
         market,
@@ -110,11 +110,11 @@ async def user_fills(
     """The user's fills, newest first, each with its market, order and time."""
     rows = await db.fetch(
         f"SELECT * FROM ("
-        f" (SELECT {_FILL_COLUMNS} FROM trades t JOIN markets m ON m.name = t.market"
+        f" (SELECT {FILL_COLUMNS} FROM trades t JOIN markets m ON m.name = t.market"
         "  WHERE t.maker_user = $1 AND ($2::text IS NULL OR t.market = $2)"
         "  ORDER BY t.ts DESC LIMIT $3)"
         " UNION ALL"
-        f" (SELECT {_FILL_COLUMNS} FROM trades t JOIN markets m ON m.name = t.market"
+        f" (SELECT {FILL_COLUMNS} FROM trades t JOIN markets m ON m.name = t.market"
         "  WHERE t.taker_user = $1 AND ($2::text IS NULL OR t.market = $2)"
         "  ORDER BY t.ts DESC LIMIT $3)"
         ") f ORDER BY ts DESC, trade_id DESC LIMIT $3",

@@ -6,6 +6,7 @@ import logging
 import uvicorn
 
 from ws.app import create_app
+from ws.binance import with_binance
 from ws.config import Settings
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
-        create_app(settings),
+        with_binance(create_app(settings)),
         host=settings.host,
         port=settings.port,
         ws_ping_interval=settings.ping_interval,

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -72,6 +72,12 @@ def fold(candle: Candle | None, interval: str, trade: tuple[int, int, int, int, 
     )
 
 
+class FeedObserver(Protocol):
+    def batch(self, feed: "MarketFeed", events: list[Event]) -> None: ...
+
+    def ticker(self, feed: "MarketFeed") -> None: ...
+
+
 class MarketFeed:
     def __init__(self, market: Market, hub: Hub, metrics: WsMetrics, depth_levels: int) -> None:
         self.market = market
@@ -98,6 +104,8 @@ class MarketFeed:
         self._seed_locks: dict[str, asyncio.Lock] = {}
         self.ticker: dict[str, Any] | None = None
         self.private: Callable[[MarketFeed, list[Event]], None] = lambda feed, events: None
+        self.observer: FeedObserver | None = None
+        """Told of every batch and ticker change after the native streams (ws.binance)."""
 
     def stream(self, kind: str, interval: str = "") -> str:
         """The topic name of one of this market's streams (looked up per event: cached)."""
@@ -197,6 +205,8 @@ class MarketFeed:
             elif isinstance(event, Depth):
                 self._apply_depth(event)
         self.private(self, events)
+        if self.observer is not None:
+            self.observer.batch(self, events)
 
     def _apply_trade(self, event: Trade) -> None:
         trade = (event.trade_id, event.ts, event.price, event.qty, event.quote_qty)
@@ -302,6 +312,8 @@ class MarketFeed:
             self.ticker = payload
             topic = self.stream("ticker")
             self.hub.publish(topic, protocol.data(topic, payload))
+            if self.observer is not None:
+                self.observer.ticker(self)
 
     def _overlay(self, ticker: Ticker) -> dict[str, Any]:
         payload: dict[str, Any] = {"type": "ticker", **msgspec.structs.asdict(ticker)}

@@ -74,6 +74,11 @@ class Stream:
     def private(self) -> bool:
         return not self.market
 
+    @property
+    def topic(self) -> str:
+        """What the hub fans out by (a public stream's name; ws.binance's streams differ)."""
+        return self.name
+
 
 def parse_stream(text: Any) -> Stream:
     if not isinstance(text, str) or len(text) > 128:

@@ -16,6 +16,7 @@ import msgspec
 import redis.asyncio
 from redis.exceptions import RedisError
 
+from ws.binance_streams import Publisher
 from ws.config import Settings
 from ws.feeds import MarketFeed
 from ws.hub import Hub
@@ -57,6 +58,7 @@ class Service:
         self.tasks = tasks
         self.hub = Hub(metrics, settings.max_resyncs, self.snapshots)
         self.private = Private(self.hub, client, settings.retry_seconds)
+        self.binance = Publisher(self.hub)
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.ready = False
@@ -116,6 +118,7 @@ class Service:
         if feed is None:
             feed = MarketFeed(market, self.hub, self.metrics, self.settings.depth_levels)
             feed.private = self.private.on_events
+            feed.observer = self.binance
             self.feeds[market.name] = feed
             self.readers[market.name] = self.tasks.create_task(self.read_market(feed))
             rules = feed.rules
@@ -189,7 +192,11 @@ class Service:
     async def poll_tickers(self) -> None:
         while self.running:
             await asyncio.sleep(self.settings.ticker_seconds)
-            feeds = [f for f in self.feeds.values() if self.hub.has_subscribers(f.stream("ticker"))]
+            feeds = [
+                f
+                for f in self.feeds.values()
+                if self.hub.has_subscribers(f.stream("ticker")) or self.binance.wants_ticker(f)
+            ]
             try:
                 await self.refresh_tickers(feeds)
             except RedisError as exc:

@@ -85,3 +85,8 @@ minor units, r reference, t Unix ms), written by the funds script, read by dbpro
 
 FUNDS_SEQ = f"{PREFIX}funds:seq"
 """Counter behind the funds stream's gap-free sequence numbers."""
+
+
+def market_order_seq(market: str) -> str:
+    """Counter behind the order ids the Binance-compatible routes give out in `market`."""
+    return f"{PREFIX}{market}:order_seq"

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import redis.exceptions
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.responses import JSONResponse
 
 from api import queries
 from api.deps import Reader, State, Trader
@@ -58,18 +57,20 @@ def _pending(order_id: str, market: str, client_order_id: str | None) -> OrderOu
 
 async def _repeat(
     state: AppState, user: str, body: OrderIn, recorded: dict[str, Any]
-) -> Response | OrderOut:
+) -> tuple[int, OrderOut]:
     """The answer to a repeated client_order_id: the first request's order."""
     order_id = recorded["order_id"]
     if "body" in recorded:
-        return JSONResponse(recorded["body"], status_code=recorded["status"])
+        if recorded["status"] >= 400:
+            raise ApiError(
+                recorded["status"], recorded["body"]["code"], recorded["body"]["message"]
+            )
+        return recorded["status"], OrderOut.model_validate(recorded["body"])
     market = market_of(order_id) or body.market
     stored = await queries.order(state.db, user, market, order_id)
     if stored is not None:
-        return stored
-    return JSONResponse(
-        _pending(order_id, market, body.client_order_id).model_dump(), status_code=202
-    )
+        return 200, stored
+    return 202, _pending(order_id, market, body.client_order_id)
 
 
 async def _wait(state: AppState, future: "asyncio.Future[list[Event]]") -> list[Event] | None:
@@ -88,30 +89,31 @@ async def _release(claims: Claims, user: str, coid: str | None) -> None:
         await claims.release(user, coid)
 
 
-@router.post("/order", response_model=OrderOut, responses={202: {"model": OrderOut}})
-async def place_order(
-    body: OrderIn, user: Trader, state: State, response: Response
-) -> Response | OrderOut:
+async def place(
+    state: AppState, user: str, body: OrderIn, order_id: str | None = None
+) -> tuple[int, OrderOut]:
+    """Place an order and wait for the engine: (200, the order) or (202, pending); ApiError
+    for a refusal. `order_id` is generated unless given (the Binance routes number theirs)."""
     rules = await state.registry.open_for_orders(body.market)
     asks = None
     if body.type == MARKET and body.side == BUY and body.quantity is not None:
         asks = (await read_depth(state.redis, body.market)).asks
-    order_id = new_order_id(body.market)
-    planned = plan(rules, body, user.user_id, order_id, asks)
+    order_id = order_id or new_order_id(body.market)
+    planned = plan(rules, body, user, order_id, asks)
     claims = Claims(state.redis, state.settings.client_order_id_ttl_seconds)
     coid = body.client_order_id
     if coid is not None:
-        recorded = await claims.claim(user.user_id, coid, order_id)
+        recorded = await claims.claim(user, coid, order_id)
         if recorded is not None:
-            return await _repeat(state, user.user_id, body, recorded)
+            return await _repeat(state, user, body, recorded)
     with state.replies.expect("place", order_id) as reply:
         try:
             entry = await state.gateway.submit(
-                body.market, planned.command, user.user_id, planned.asset, planned.lock
+                body.market, planned.command, user, planned.asset, planned.lock
             )
         except FundsError as error:
             ORDERS.labels("refused").inc()
-            await _release(claims, user.user_id, coid)
+            await _release(claims, user, coid)
             raise ApiError(400, error.reason, "the order's value is too large") from error
         except redis.exceptions.ConnectionError as error:
             # Outcome unknown: the claim stays, so a retry with the same id cannot double it.
@@ -119,61 +121,69 @@ async def place_order(
             raise _unknown_outcome(order_id) from error
         if entry is None:
             ORDERS.labels("refused").inc()
-            await _release(claims, user.user_id, coid)
+            await _release(claims, user, coid)
             raise from_result_code(ResultCode.INSUFFICIENT_FUNDS)
         events = await _wait(state, reply)
     if events is None:
         ORDERS.labels("pending").inc()
-        response.status_code = 202
-        return _pending(order_id, body.market, coid)
+        return 202, _pending(order_id, body.market, coid)
     try:
         order = placed_order(rules, order_id, events)
     except ApiError as error:
         ORDERS.labels("rejected").inc()
         if coid is not None:
             await claims.record(
-                user.user_id, coid, order_id, error.status,
-                {"code": error.code, "message": error.message},
-            )  # fmt: skip
+                user, coid, order_id, error.status, {"code": error.code, "message": error.message}
+            )
         raise
     ORDERS.labels("accepted").inc()
     if coid is not None:
-        await claims.record(user.user_id, coid, order_id, 200, order.model_dump())
+        await claims.record(user, coid, order_id, 200, order.model_dump())
+    return 200, order
+
+
+@router.post("/order", response_model=OrderOut, responses={202: {"model": OrderOut}})
+async def place_order(body: OrderIn, user: Trader, state: State, response: Response) -> OrderOut:
+    response.status_code, order = await place(state, user.user_id, body)
     return order
 
 
-@router.delete("/order/{order_id}", responses={202: {"model": CancelOut}})
-async def cancel_order(
-    order_id: OrderId, user: Trader, state: State, response: Response
-) -> CancelOut:
+async def cancel(state: AppState, user: str, order_id: str) -> tuple[int, CancelOut]:
+    """Cancel an order and wait for the engine: (200, canceled) or (202, pending); ApiError
+    if the engine refuses (unknown order, another user's)."""
     market = market_of(order_id)
     if market is None:
         raise from_result_code(ResultCode.UNKNOWN_ORDER)
     await state.registry.get(market)
     with state.replies.expect("cancel", order_id) as reply:
         try:
-            await state.gateway.submit(
-                market, Cancel(order_id=order_id, user=user.user_id), user.user_id
-            )
+            await state.gateway.submit(market, Cancel(order_id=order_id, user=user), user)
         except redis.exceptions.ConnectionError as error:
             raise ApiError(
                 503, "outcome_unknown", "lost the connection; look the order up"
             ) from error
         events = await _wait(state, reply)
     if events is None:
-        response.status_code = 202
-        return CancelOut(order_id=order_id, market=market, status="pending")
+        return 202, CancelOut(order_id=order_id, market=market, status="pending")
     first = events[0]
     if isinstance(first, OrderRejected):
         raise from_result_code(first.code)
     assert isinstance(first, OrderDone)
     rules = await state.registry.rules(market)
-    return CancelOut(
+    return 200, CancelOut(
         order_id=order_id,
         market=market,
         status=first.status,
         filled_quantity=format_units(first.filled_qty, rules.lot),
     )
+
+
+@router.delete("/order/{order_id}", responses={202: {"model": CancelOut}})
+async def cancel_order(
+    order_id: OrderId, user: Trader, state: State, response: Response
+) -> CancelOut:
+    response.status_code, canceled = await cancel(state, user.user_id, order_id)
+    return canceled
 
 
 @router.get("/order/{order_id}")

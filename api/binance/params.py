@@ -1,0 +1,137 @@
+"""Request parameters as Binance sends them (query string and/or form body, query winning),
+and signed requests: `X-MBX-APIKEY`, `timestamp`, `recvWindow` and the hex HMAC-SHA256
+`signature` over the query string concatenated with the body, exactly as sent."""
+
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from api import deps
+from api.binance.errors import (
+    BAD_API_KEY_FMT,
+    INVALID_SIGNATURE,
+    INVALID_TIMESTAMP,
+    NOT_ALL_PARAMS_READ,
+    REJECTED_MBX_KEY,
+    TOO_MANY_PARAMETERS,
+    BinanceError,
+    bad,
+    illegal,
+    missing,
+    translate,
+)
+from api.deps import Principal
+from api.errors import ApiError
+from api.state import AppState
+
+MAX_RECV_WINDOW = 60_000
+DEFAULT_RECV_WINDOW = 5_000
+FUTURE_TOLERANCE_MS = 1_000
+"""How far ahead of the server's clock a timestamp may be (Binance: 1 s)."""
+INTEGER = re.compile(r"^[0-9]{1,19}$")
+_SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    values: dict[str, str]
+
+    def text(self, name: str) -> str | None:
+        value = self.values.get(name)
+        return value if value else None
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise missing(name)
+        return value
+
+    def integer(self, name: str, default: int | None = None, high: int = 2**63 - 1) -> int | None:
+        value = self.text(name)
+        if value is None:
+            return default
+        if not INTEGER.fullmatch(value) or int(value) > high:
+            raise illegal(name)
+        return int(value)
+
+    def only(self, *allowed: str) -> None:
+        """Binance refuses parameters an endpoint does not read."""
+        sent = set(self.values)
+        read = sent & (set(allowed) | {"timestamp", "recvWindow", "signature"})
+        if read != sent:
+            raise bad(
+                NOT_ALL_PARAMS_READ,
+                f"Not all sent parameters were read; read '{len(read)}' parameter(s) but was "
+                f"sent '{len(sent)}'.",
+            )
+
+
+def _pairs(raw: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(raw, keep_blank_values=True, strict_parsing=False)
+    except ValueError as error:
+        raise bad(TOO_MANY_PARAMETERS, "Malformed parameters.") from error
+
+
+async def read_params(request: Request) -> Params:
+    body = (await request.body()).decode(errors="replace")
+    values = dict(_pairs(body))
+    values.update(_pairs(request.url.query))
+    return Params(values)
+
+
+def _unsigned(raw: str) -> str:
+    """`raw` without its `signature=` parameter: what the client signed."""
+    return "&".join(part for part in raw.split("&") if not part.startswith("signature="))
+
+
+async def signed(request: Request, state: AppState, scope: str) -> tuple[Principal, Params]:
+    """The API key's user and the request's parameters, after checking the key, its scope,
+    the timestamp and the signature, and counting the request against the rate limits."""
+    params = await read_params(request)
+    key = request.headers.get("x-mbx-apikey", "")
+    if not key:
+        raise BinanceError(401, REJECTED_MBX_KEY, "API-key required for this request.")
+    if len(key) > 128 or not key.isalnum():
+        raise BinanceError(401, BAD_API_KEY_FMT, "API-key format invalid.")
+    timestamp = params.integer("timestamp")
+    if timestamp is None:
+        raise missing("timestamp")
+    window = params.integer("recvWindow", DEFAULT_RECV_WINDOW)
+    assert window is not None
+    if window > MAX_RECV_WINDOW:
+        raise bad(-1131, "recvWindow must be less than 60000")
+    now = time.time() * 1000
+    if timestamp > now + FUTURE_TOLERANCE_MS or now - timestamp > window:
+        raise bad(INVALID_TIMESTAMP, "Timestamp for this request is outside of the recvWindow.")
+    given = params.text("signature")
+    if given is None or not _SIGNATURE.fullmatch(given):
+        raise missing("signature")
+    row = await deps.api_key_row(state, key)
+    if row is None or row.revoked_at is not None:
+        raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
+    body = (await request.body()).decode(errors="replace")
+    payload = _unsigned(request.url.query) + _unsigned(body)
+    expected = hmac.new(row.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, given.lower()):
+        raise bad(INVALID_SIGNATURE, "Signature for this request is not valid.")
+    if scope not in row.scopes:
+        raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
+    try:
+        fresh = await state.limiter.hit(
+            deps.ip_counter(request, state),
+            ("user", row.user_id, state.settings.rate_limit_user),
+            # A signature can only be used once while its timestamp is valid: no replays.
+            claim=f"xch:sig:{expected}",
+            claim_ms=2 * MAX_RECV_WINDOW,
+        )
+    except ApiError as error:
+        raise translate(error) from error
+    if not fresh:
+        raise bad(INVALID_SIGNATURE, "Signature for this request was already used.")
+    return Principal(row.user_id, frozenset(row.scopes), by_api_key=True), params

@@ -1,0 +1,66 @@
+"""The Binance-compatible tests run on the api tests' stack (tests/api/conftest.py): Redis,
+PostgreSQL, engines, dbproc and `python -m api`, one per module."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from binance.client import Client
+
+from tests.api.conftest import stack
+from tests.api.stack import Stack
+
+__all__ = ["stack"]
+
+
+@dataclass
+class Account:
+    user_id: str
+    key: str
+    secret: str
+    client: Client
+
+
+def binance_client(url: str, key: str, secret: str) -> Client:
+    """python-binance pointed at our api: no ping at construction (it would go to Binance),
+    every REST call to `url`/api/v3."""
+    client = Client(key, secret, ping=False)
+    client.API_URL = f"{url}/api"
+    return client
+
+
+@pytest.fixture(scope="module")
+def accounts(stack: Stack) -> Iterator[Callable[..., Account]]:
+    """A factory of users with an API key (`scopes`) and the faucet's `amounts`."""
+    made: list[Account] = []
+
+    def make(scopes: tuple[str, ...] = ("read", "trade"), **amounts: str) -> Account:
+        with httpx.Client(base_url=stack.api.url, timeout=10) as http:
+            email = f"{secrets.token_hex(6)}@example.com"
+            tokens = http.post(
+                "/api/v1/signup", json={"email": email, "password": "correct horse battery"}
+            ).json()
+            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            for asset, amount in amounts.items():
+                answer = http.post(
+                    "/api/v1/faucet", json={"asset": asset, "amount": amount}, headers=auth
+                )
+                assert answer.status_code == 200, answer.text
+            created = http.post("/api/v1/api-keys", json={"scopes": list(scopes)}, headers=auth)
+            assert created.status_code == 201, created.text
+            key, secret = created.json()["key"], created.json()["secret"]
+        account = Account(
+            tokens["user_id"], key, secret, binance_client(stack.api.url, key, secret)
+        )
+        made.append(account)
+        return account
+
+    try:
+        yield make
+    finally:
+        for account in made:
+            account.client.close_connection()

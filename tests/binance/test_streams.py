@@ -1,0 +1,285 @@
+"""Binance-format market streams on the ws service, next to the REST API and real engines:
+the diff depth stream maintains a local book exactly as Binance documents it, and the
+other streams, the methods and the errors take Binance's shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+from binance.async_client import AsyncClient
+from binance.ws.depthcache import DepthCacheManager
+from binance.ws.streams import BinanceSocketManager
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.api.stack import Stack
+from tests.binance.conftest import Account
+from tests.ws.harness import WsProcess
+
+Accounts = Callable[..., Account]
+Book = dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def ws_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WsProcess]:
+    directory: Path = tmp_path_factory.mktemp("ws")
+    server = WsProcess(
+        stack.redis_url,
+        directory / "ws.log",
+        env={"EXCHANGE_WS_POSTGRES_DSN": stack.database_url, "EXCHANGE_WS_BLOCK_MS": "100"},
+    )
+    server.start()
+    try:
+        asyncio.run(server.wait_ready())
+        yield server
+    finally:
+        server.terminate()
+
+
+class Messages:
+    """Everything a connection receives, read in the background."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.received: list[Any] = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self.connection:
+                self.received.append(orjson.loads(raw))
+
+    async def until(self, condition: Callable[[list[Any]], bool], timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition(self.received):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not received in {timeout} s: {self.received[-5:]}")
+            await asyncio.sleep(0.02)
+
+    async def request(self, message: dict[str, Any] | str) -> Any:
+        """Send a request and wait for the answer that carries its id."""
+        count = len(self.received)
+        await self.connection.send(message if isinstance(message, str) else orjson.dumps(message))
+        request_id = None if isinstance(message, str) else message.get("id")
+
+        def answered(received: list[Any]) -> bool:
+            return any(
+                isinstance(m, dict) and ("result" in m or "code" in m) and m.get("id") == request_id
+                for m in received[count:]
+            )
+
+        await self.until(answered)
+        return next(
+            m
+            for m in self.received[count:]
+            if isinstance(m, dict) and ("result" in m or "code" in m) and m.get("id") == request_id
+        )
+
+
+@pytest_asyncio.fixture
+async def open_stream(ws_server: WsProcess) -> AsyncIterator[Callable[..., Any]]:
+    opened: list[tuple[ClientConnection, Messages]] = []
+
+    async def open_(path: str) -> Messages:
+        connection = await connect(f"ws://127.0.0.1:{ws_server.port}{path}", open_timeout=10)
+        messages = Messages(connection)
+        opened.append((connection, messages))
+        return messages
+
+    try:
+        yield open_
+    finally:
+        for connection, messages in opened:
+            await connection.close()
+            messages.task.cancel()
+
+
+def _levels(pairs: list[list[str]]) -> dict[str, str]:
+    return {price: qty for price, qty in pairs}
+
+
+async def test_diff_depth_stream_maintains_the_engine_book(
+    stack: Stack, accounts: Accounts, open_stream: Callable[..., Any]
+) -> None:
+    maker = accounts(BTC="10", USD="100000")
+    taker = accounts(BTC="10", USD="100000")
+    stream = await open_stream("/ws/btcusd@depth")
+    await asyncio.sleep(0.3)  # the subscription is in place before the first order
+
+    def place(account: Account, side: str, price: str, qty: str) -> dict[str, Any]:
+        order: dict[str, Any] = account.client.create_order(
+            symbol="BTCUSD", side=side, type="LIMIT", timeInForce="GTC", quantity=qty, price=price
+        )
+        return order
+
+    for n in range(8):
+        await asyncio.to_thread(place, maker, "BUY", f"{29000 + 10 * n}.00", "0.0100")
+        await asyncio.to_thread(place, maker, "SELL", f"{31000 + 10 * n}.00", "0.0200")
+    # The snapshot is taken while diffs keep coming, as a real client's would be.
+    snapshot, _ = await asyncio.gather(
+        asyncio.to_thread(maker.client.get_order_book, symbol="BTCUSD", limit=5000),
+        asyncio.to_thread(place, taker, "BUY", "31015.00", "0.0300"),
+    )
+    resting = await asyncio.to_thread(place, maker, "SELL", "30500.00", "0.0500")
+    await asyncio.to_thread(place, taker, "SELL", "29035.00", "0.0250")
+    await asyncio.to_thread(maker.client.cancel_order, symbol="BTCUSD", orderId=resting["orderId"])
+    await asyncio.to_thread(taker.client.order_market_buy, symbol="BTCUSD", quantity="0.0150")
+    final = await asyncio.to_thread(maker.client.get_order_book, symbol="BTCUSD", limit=5000)
+    await stream.until(lambda got: bool(got) and got[-1]["u"] >= final["lastUpdateId"])
+
+    # Binance's procedure: drop what the snapshot covers, check the first event straddles
+    # it and every next one continues the previous, then apply absolute quantities.
+    bids, asks = _levels(snapshot["bids"]), _levels(snapshot["asks"])
+    last = snapshot["lastUpdateId"]
+    events = [e for e in stream.received if e["u"] > last]
+    assert all(e["e"] == "depthUpdate" and e["s"] == "BTCUSD" for e in stream.received)
+    assert events[0]["U"] <= last + 1 <= events[0]["u"]
+    for event in events:
+        assert event["U"] == last + 1 or event is events[0]
+        for side, levels in ((bids, event["b"]), (asks, event["a"])):
+            for price, qty in levels:
+                if float(qty) == 0:
+                    side.pop(price, None)
+                else:
+                    side[price] = qty
+        last = event["u"]
+    assert last == final["lastUpdateId"]
+    assert bids == _levels(final["bids"]) and asks == _levels(final["asks"])
+    assert len(bids) == 6 and len(asks) == 6  # two bids and two asks were taken
+
+
+async def test_streams_methods_and_errors(
+    stack: Stack, accounts: Accounts, open_stream: Callable[..., Any]
+) -> None:
+    seller = accounts(ETH="1")
+    buyer = accounts(USD="10000")
+    combined = await open_stream("/stream?streams=ethusd@trade/ethusd@bookTicker/ethusd@depth5")
+    raw = await open_stream("/ws/ethusd@kline_1m")
+    # Subscribing starts with the current state of the snapshot-like streams.
+    await combined.until(lambda got: len(got) >= 2)
+    assert {m["stream"] for m in combined.received[:2]} == {"ethusd@bookTicker", "ethusd@depth5"}
+    assert await combined.request({"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {
+        "result": ["ethusd@bookTicker", "ethusd@depth5", "ethusd@trade"],
+        "id": 1,
+    }
+    assert await raw.request({"method": "SUBSCRIBE", "params": ["ethusd@ticker"], "id": "a1"}) == {
+        "result": None,
+        "id": "a1",
+    }
+    assert await raw.request({"method": "GET_PROPERTY", "params": ["combined"], "id": 2}) == {
+        "result": False,
+        "id": 2,
+    }
+
+    await asyncio.to_thread(
+        seller.client.order_limit_sell, symbol="ETHUSD", quantity="0.5000", price="2000.00"
+    )
+    bought = await asyncio.to_thread(
+        buyer.client.order_market_buy, symbol="ETHUSD", quantity="0.2000"
+    )
+    trade_id = bought["fills"][0]["tradeId"]
+
+    def stream_data(name: str) -> Callable[[list[Any]], bool]:
+        return lambda got: any(m.get("stream") == name for m in got)
+
+    await combined.until(stream_data("ethusd@trade"))
+    [trade] = [m["data"] for m in combined.received if m.get("stream") == "ethusd@trade"]
+    assert trade | {"E": 0, "T": 0} == {
+        "e": "trade", "E": 0, "s": "ETHUSD", "t": trade_id, "p": "2000.00", "q": "0.2000",
+        "T": 0, "m": False, "M": True,
+    }  # fmt: skip
+    await combined.until(
+        lambda got: any(
+            m.get("stream") == "ethusd@bookTicker" and m["data"]["A"] == "0.3000" for m in got
+        )
+    )
+    depth5 = [m["data"] for m in combined.received if m.get("stream") == "ethusd@depth5"]
+    assert depth5[-1]["asks"] == [["2000.00", "0.3000"]] and depth5[-1]["bids"] == []
+
+    await raw.until(lambda got: any(m.get("e") == "kline" for m in got))
+    kline = [m for m in raw.received if m.get("e") == "kline"][-1]["k"]
+    assert (kline["i"], kline["o"], kline["c"], kline["v"], kline["n"], kline["x"]) == (
+        "1m", "2000.00", "2000.00", "0.2000", 1, False,
+    )  # fmt: skip
+    # dbproc stores the ticker, ws polls it: the ticker stream follows within seconds.
+    await raw.until(lambda got: any(m.get("e") == "24hrTicker" for m in got), timeout=20)
+    ticker = [m for m in raw.received if m.get("e") == "24hrTicker"][-1]
+    assert (ticker["s"], ticker["c"], ticker["v"], ticker["a"]) == (
+        "ETHUSD", "2000.00", "0.2000", "2000.00",
+    )  # fmt: skip
+
+    assert await combined.request(
+        {"method": "UNSUBSCRIBE", "params": ["ethusd@depth5"], "id": 3}
+    ) == {"result": None, "id": 3}
+    assert (await combined.request({"method": "LIST_SUBSCRIPTIONS", "id": 4}))["result"] == [
+        "ethusd@bookTicker",
+        "ethusd@trade",
+    ]
+    unknown = await combined.request({"method": "SUBSCRIBE", "params": ["nope@trade"], "id": 5})
+    assert unknown["code"] == 2 and unknown["id"] == 5
+    bad_stream = await combined.request({"method": "SUBSCRIBE", "params": ["ethusd@x"], "id": 6})
+    assert bad_stream["code"] == 2
+    no_interval = await combined.request(
+        {"method": "SUBSCRIBE", "params": ["ethusd@kline_3m"], "id": 7}
+    )
+    assert no_interval["code"] == 2
+    wrong = await combined.request({"method": "FETCH", "id": 8})
+    assert wrong["code"] == 2 and "unknown variant" in wrong["msg"]
+    broken = await combined.request("{not json")
+    assert broken["code"] == 3
+    assert (await combined.request({"method": "GET_PROPERTY", "params": ["x"], "id": 9}))[
+        "code"
+    ] == 0
+    # Switched to raw framing, the same subscriptions send bare payloads.
+    switched = {"method": "SET_PROPERTY", "params": ["combined", False], "id": 10}
+    assert await combined.request(switched) == {"result": None, "id": 10}
+    count = len(combined.received)
+    await asyncio.to_thread(buyer.client.order_market_buy, symbol="ETHUSD", quantity="0.1000")
+    await combined.until(lambda got: any(m.get("e") == "trade" for m in got[count:]))
+
+
+async def test_python_binance_depth_cache_follows_the_engine_book(
+    stack: Stack, accounts: Accounts, ws_server: WsProcess
+) -> None:
+    """python-binance's own DepthCacheManager (snapshot over REST, diffs over the stream,
+    Binance's procedure) pointed at our api and ws ends with the engine's book. (Leaving it
+    takes ~10 s: the client's read loop notices its stop flag only at its 10 s timeout.)"""
+    maker = accounts(BTC="10", USD="100000")
+    client = AsyncClient(maker.key, maker.secret)
+    client.API_URL = f"{stack.api.url}/api"
+    sockets = BinanceSocketManager(client)
+    sockets.STREAM_URL = f"ws://127.0.0.1:{ws_server.port}/"
+    try:
+        async with DepthCacheManager(
+            client, "BTCUSD", bm=sockets, limit=5000, conv_type=Decimal
+        ) as depth:
+            bids = [
+                await client.order_limit_buy(
+                    symbol="BTCUSD", quantity="0.0100", price=f"{28000 + n}.00"
+                )
+                for n in range(5)
+            ]
+            await client.order_limit_sell(symbol="BTCUSD", quantity="0.0100", price="32000.00")
+            await client.order_market_buy(symbol="BTCUSD", quantity="0.0100")  # takes a level
+            await client.cancel_order(symbol="BTCUSD", orderId=bids[2]["orderId"])  # removes one
+            final = await client.get_order_book(symbol="BTCUSD", limit=5000)
+
+            def levels(pairs: list[list[str]]) -> list[list[Decimal]]:
+                return [[Decimal(price), Decimal(qty)] for price, qty in pairs]
+
+            expected = (levels(final["bids"]), levels(final["asks"]))
+            deadline = time.monotonic() + 15
+            cache = await depth.recv()
+            while (cache.get_bids(), cache.get_asks()) != expected:
+                assert time.monotonic() < deadline, (cache.get_bids(), expected)
+                cache = await asyncio.wait_for(depth.recv(), 15)
+    finally:
+        await client.close_connection()
