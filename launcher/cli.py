@@ -122,6 +122,17 @@ def _wait_healthy(urls: Sequence[str], timeout: float) -> list[str]:
     return waiting
 
 
+def _health_urls(config: LocalConfig, timeout: float = 30) -> list[str]:
+    """Every supervised component's health URL, once the supervisor has started them all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        supervised = _supervised(config)
+        if any(name.startswith("engine ") for name in supervised):
+            return [info["health"] for info in supervised.values() if info["health"]]
+        time.sleep(0.2)
+    raise servers.StackError("the supervisor started nothing; see its log")
+
+
 async def _demo_account(config: LocalConfig) -> None:
     client = ApiClient(config.api_url)
     try:
@@ -147,8 +158,7 @@ def up(config: LocalConfig) -> int:
     asyncio.run(upgrade(config.database_url))
     names = asyncio.run(_provision_examples(config))
     _start_supervisor(config)
-    health = [f"{config.api_url}/readyz", f"http://{servers.HOST}:{config.ws_port}/readyz"]
-    slow = _wait_healthy(health, timeout=120)
+    slow = _wait_healthy(_health_urls(config), timeout=180)
     if slow:
         print(f"not healthy yet: {', '.join(slow)}; see `exchange status`", flush=True)
     else:

@@ -119,7 +119,7 @@ def per_market(config: LocalConfig, slot: int, market: MarketInfo) -> list[Proce
                 f"mm {market.name}",
                 ("mm", "--market", market.name),
                 config.log_dir / f"mm-{market.name}.log",
-                f"http://{HOST}:{mm_port}/healthz",
+                f"http://{HOST}:{mm_port}/readyz",
                 {
                     "EXCHANGE_MM_REDIS_URL": config.redis_url,
                     "EXCHANGE_MM_API_URL": config.api_url,

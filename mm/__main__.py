@@ -10,12 +10,14 @@ import logging
 import signal
 from pathlib import Path
 
+import httpx
 import redis.asyncio
 import uvloop
 
 from engine.metrics import serve_health
+from engine.pause import pause
 from engine.registry import load_market
-from mm.client import ApiClient
+from mm.client import ApiClient, ApiError
 from mm.config import Settings
 from mm.maker import Maker, MakerMetrics
 from xch.money import parse_decimal
@@ -44,6 +46,27 @@ async def top_up(client: ApiClient, wanted: dict[str, str]) -> None:
             await client.faucet(asset, amount)
 
 
+async def start_trading(
+    client: ApiClient, settings: Settings, label: str, stop: asyncio.Event
+) -> bool:
+    """Authenticate and top up, retrying while the api is not there yet (it may start after
+    the market maker); False if stopped first."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await authenticate(client, settings, label)
+            if settings.faucet:
+                await top_up(client, settings.faucet)
+            return True
+        except (httpx.HTTPError, ApiError) as error:
+            if isinstance(error, ApiError) and error.status < 500 and error.status != 429:
+                raise
+            log.warning("mm: the api is not ready (%s); retrying in %.1f s", error, delay)
+            await pause(stop, delay)
+            delay = min(delay * 2, 10.0)
+    return False
+
+
 async def main(settings: Settings) -> None:
     registry = redis.asyncio.Redis.from_url(settings.redis_url)
     try:
@@ -63,10 +86,8 @@ async def main(settings: Settings) -> None:
             settings.health_host, settings.health_port, metrics, lambda: maker.ready
         )
     try:
-        await authenticate(client, settings, f"mm-{market.name}")
-        if settings.faucet:
-            await top_up(client, settings.faucet)
-        await maker.run(stop, settings.interval_seconds)
+        if await start_trading(client, settings, f"mm-{market.name}", stop):
+            await maker.run(stop, settings.interval_seconds)
     finally:
         if health is not None:
             health.close()

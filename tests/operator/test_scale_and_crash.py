@@ -79,7 +79,9 @@ async def test_operator_killed_mid_reconcile_converges(
     storage_dsn: str,
     tmp_path: Path,
 ) -> None:
-    names = _names(10)
+    # Enough Markets that, on an idle machine too, most are still underway when the first one
+    # shows progress (ten were all done by then once).
+    names = _names(30)
     _create(kube, namespace, names)
     # Kill it as soon as the first Market shows progress, with the rest still underway.
     wait_for(lambda: any(kube.conditions(namespace, name) for name in names), timeout=30,

@@ -198,6 +198,17 @@ class Trader:
         return body
 
 
+async def quoted(trader: Trader, market: str, timeout: float = 60) -> None:
+    """Wait until the market maker quotes both sides of `market`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        depth = (await trader.call("GET", f"/depth?market={market}&limit=1")).json()
+        if depth["bids"] and depth["asks"]:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"the market maker does not quote {market} after {timeout} s")
+
+
 async def best(trader: Trader, market: str, side: str) -> Decimal:
     depth = (await trader.call("GET", f"/depth?market={market}&limit=1")).json()
     levels = depth["asks" if side == "buy" else "bids"]
@@ -267,6 +278,7 @@ async def test_trading_survives_every_component_dying_once(
         await bob.sign_up()
         lots = {"btc-usd": "0.0100", "eth-usd": "0.100"}
         for market in MARKETS:
+            await quoted(alice, market)
             await trade_round(alice, bob, market, lots[market])
 
         halted = stack.exchange("market", "apply", "-f", str(halted_manifest(stack.state)))

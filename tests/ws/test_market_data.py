@@ -4,6 +4,7 @@ the current candle seeded from storage and then folded with live trades."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
@@ -11,6 +12,7 @@ import pytest
 import redis.asyncio
 
 from engine.gateway import Gateway
+from storage import candles
 from storage.klines import provision_on, utc_from_ms
 from storage.migrate import upgrade
 from tests.engine_service.harness import (
@@ -47,7 +49,21 @@ async def trade_at(gateway: Gateway, rules: MarketRules, n: int, price: int) -> 
 
 
 async def store_trades(conn: asyncpg.Connection, rules: MarketRules, trades: list[Trade]) -> None:
-    """What dbproc would have written for these trades."""
+    """What dbproc would have written for these trades: the rows and their candles."""
+    await candles.add_trades(
+        conn,
+        rules.name,
+        [
+            (
+                t.trade_id,
+                utc_from_ms(t.ts),
+                Decimal(format_units(t.price, rules.tick)),
+                Decimal(format_units(t.qty, rules.lot)),
+                Decimal(format_minor(t.quote_qty, rules.quote_scale)),
+            )
+            for t in trades
+        ],
+    )
     for t in trades:
         await conn.execute(
             "INSERT INTO trades (market, trade_id, ts, seq, price, qty, quote_qty, maker_order, "
