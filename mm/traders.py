@@ -13,6 +13,7 @@ import random
 import signal
 from dataclasses import dataclass
 
+import httpx
 import uvloop
 
 from engine.pause import pause
@@ -86,15 +87,31 @@ async def start_trader(api_url: str, number: int, books: list[MarketInfo], seed:
     return Trader(client, random.Random(seed * 1000 + number), books)
 
 
+async def start_traders(
+    api_url: str, names: list[str], users: int, seed: int, stop: asyncio.Event
+) -> list[Trader]:
+    """Sign the demo users up, retrying while the api is not there yet (it may start later)."""
+    delay = 0.5
+    while not stop.is_set():
+        admin = ApiClient(api_url)
+        try:
+            books = await markets(admin, names)
+            return [await start_trader(api_url, n, books, seed) for n in range(users)]
+        except httpx.HTTPError as error:
+            log.warning("traders: the api is not ready (%s); retrying in %.1f s", error, delay)
+        finally:
+            await admin.aclose()
+        await pause(stop, delay)
+        delay = min(delay * 2, 10.0)
+    return []
+
+
 async def main(api_url: str, names: list[str], users: int, rate: float, seed: int) -> None:
-    admin = ApiClient(api_url)
-    books = await markets(admin, names)
-    await admin.aclose()
-    traders = [await start_trader(api_url, n, books, seed) for n in range(users)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    traders = await start_traders(api_url, names, users, seed, stop)
     rng = random.Random(seed)
     while not stop.is_set():
         trader = rng.choice(traders)
