@@ -74,16 +74,18 @@ class ServiceProcess:
         )
 
 
-async def http_get(port: int, path: str) -> tuple[int, bytes]:
-    """(status, body) of GET `path` on 127.0.0.1:`port`; (0, b"") if nothing answers."""
+async def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
+    """(status, body) of GET `path` on 127.0.0.1:`port`; (0, b"") if nothing answers. It asks
+    the server to close the connection (uvicorn keeps it open otherwise) and reads to the end."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
     except (OSError, TimeoutError):
         return 0, b""
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode())
         await writer.drain()
-        response = await asyncio.wait_for(reader.read(), 2)
+        response = await asyncio.wait_for(reader.read(), timeout)
     except (OSError, TimeoutError):
         return 0, b""
     finally:

@@ -25,7 +25,7 @@ def ws_servers(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callable[.
     def start(env: dict[str, str] | None = None, port: int | None = None) -> WsProcess:
         server = WsProcess(redis_server.url, tmp_path / f"ws-{len(started)}.log", env=env or {})
         if port is not None:
-            server.port = port
+            server.health_port = port
         server.start()
         started.append(server)
         return server

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,85 +13,33 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.servers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
-    """(status, body) of GET `path` on 127.0.0.1:`port`; (0, b"") if nothing answers."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
-    except (OSError, TimeoutError):
-        return 0, b""
-    try:
-        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        writer.write(request.encode())
-        await writer.drain()
-        response = await asyncio.wait_for(reader.read(), timeout)
-    except (OSError, TimeoutError):
-        return 0, b""
-    finally:
-        writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    return (int(status_line[1]) if len(status_line) > 1 else 0), body
+from tests.services import ServiceProcess, http_get
 
 
 @dataclass
-class WsProcess:
-    """`python -m ws` as a child process on its own port."""
+class WsProcess(ServiceProcess):
+    """`python -m ws` as a child process on its own port (health and metrics on the same)."""
 
     redis_url: str
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return self.health_port
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    def arguments(self) -> list[str]:
+        return ["ws", "--port", str(self.port), "--redis-url", self.redis_url]
+
     def start(self) -> None:
-        environment = {**os.environ, "EXCHANGE_WS_REGISTRY_SECONDS": "0.2", **self.env}
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ws",
-                    "--port",
-                    str(self.port),
-                    "--redis-url",
-                    self.redis_url,
-                ],
-                cwd=ROOT,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def terminate(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    async def wait_ready(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise AssertionError(f"ws exited: {self.log_file.read_text()[-3000:]}")
-            if (await http_get(self.port, "/readyz"))[0] == 200:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"ws not ready in {timeout} s: {self.log_file.read_text()[-3000:]}")
+        self.env = {"EXCHANGE_WS_REGISTRY_SECONDS": "0.2", **self.env}
+        super().start()
 
     async def metrics(self, timeout: float = 5) -> dict[str, float]:
         """The replica's metrics as {name{labels}: value}."""
