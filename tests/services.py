@@ -9,12 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class ServiceProcess:
+class ServiceProcess(ABC):
     """A `python -m …` child. Subclasses are dataclasses giving `log_file`, `env`,
     `health_port`, `process` and the module's `arguments()`."""
 
@@ -23,8 +24,9 @@ class ServiceProcess:
     health_port: int
     process: subprocess.Popen[bytes] | None
 
+    @abstractmethod
     def arguments(self) -> list[str]:
-        raise NotImplementedError
+        """The module and its arguments: what follows `python -m`."""
 
     def start(self) -> None:
         environment = {**os.environ, **self.env}
