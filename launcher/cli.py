@@ -203,9 +203,9 @@ async def _market_lines(config: LocalConfig) -> list[tuple[str, str, str, bool]]
     try:
         entries = await client.hgetall(keys.MARKETS)
         rows = []
-        last_trades = await _last_trades(config)
-        for entry in entries.values():
-            market = Market.from_registry_entry(entry)
+        markets = [Market.from_registry_entry(entry) for entry in entries.values()]
+        last_trades = await _last_trades(config, [market.name for market in markets])
+        for market in markets:
             lag = await _engine_lag(client, market.name)
             detail = f"lag {lag} commands; last trade {last_trades.get(market.name, 'none')}"
             rows.append((market.name, market.spec.trading.value, detail, lag < 1000))
@@ -221,17 +221,22 @@ async def _engine_lag(client: redis.asyncio.Redis, name: str) -> int:
     return len(await client.xrange(keys.market_input(name), start, "+", count=1000) or [])
 
 
-async def _last_trades(config: LocalConfig) -> dict[str, str]:
+async def _last_trades(config: LocalConfig, markets: list[str]) -> dict[str, str]:
+    """Each market's newest trade: one primary-key lookup per market, not a pass over trades."""
     try:
         conn = await asyncpg.connect(config.database_url)
     except (OSError, asyncpg.PostgresError):
         return {}
     try:
-        rows = await conn.fetch(
-            "SELECT DISTINCT ON (market) market, price, ts FROM trades "
-            "ORDER BY market, trade_id DESC"
-        )
-        return {row["market"]: f"{row['price']:f} at {row['ts']:%H:%M:%S}" for row in rows}
+        last = {}
+        for market in markets:
+            row = await conn.fetchrow(
+                "SELECT price, ts FROM trades WHERE market = $1 ORDER BY trade_id DESC LIMIT 1",
+                market,
+            )
+            if row is not None:
+                last[market] = f"{row['price']:f} at {row['ts']:%H:%M:%S}"
+        return last
     finally:
         await conn.close()
 

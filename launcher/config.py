@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from launcher import servers
@@ -75,10 +76,10 @@ class LocalConfig:
     def log_dir(self) -> Path:
         return self.layout.log_dir
 
-    @property
+    @cached_property
     def jwt_secret(self) -> str:
         return _secret(self.state / "secrets" / "jwt-secret")
 
-    @property
+    @cached_property
     def mm_password(self) -> str:
         return _secret(self.state / "secrets" / "mm-password", 16)
