@@ -156,7 +156,7 @@ def event_json(rules: MarketRules, event: Event) -> dict[str, Any]:
     """An event as JSON, with its amounts as decimal strings and its kind named."""
     data: dict[str, Any] = {"kind": type(event).__struct_config__.tag}
     data.update(msgspec.structs.asdict(event))
-    for key in ("price",):
+    for key in ("price", "stop_price", "last_price"):
         if key in data:
             data[key] = format_units(data[key], rules.tick)
     for key in ("qty", "filled_qty"):

@@ -3,7 +3,13 @@ lock-and-enqueue path and the replay tool, so both lock exactly what the engine 
 
 from engine.book import BookSide
 from xch.market import MarketRules
-from xch.schemas import BUY, LIMIT, Place
+from xch.schemas import BUY, LIMIT, STOP_LIMIT_TYPES, STOP_TYPES, Place
+
+STOP_MARKET_BUY_ALLOWANCE_BPS = 500
+"""A stop-market buy by quantity cannot know its cost until it triggers: it locks its
+quantity at the stop price plus this allowance (5%) for the price moving on, and spends no
+more than that once triggered (what it cannot buy within it expires)."""
+BPS = 10_000
 
 
 def spent_asset(rules: MarketRules, side: str) -> str:
@@ -11,20 +17,32 @@ def spent_asset(rules: MarketRules, side: str) -> str:
     return rules.quote if side == BUY else rules.base
 
 
-def lock_amount(rules: MarketRules, order: Place, asks: BookSide) -> int:
+def lock_amount(rules: MarketRules, order: Place, asks: BookSide | None = None) -> int:
     """Minor units of `spent_asset` to lock for `order` (its `locked` field is ignored).
 
-    A limit buy locks price x qty, a sell its quantity, a market buy by quote amount that
-    amount. A market buy by quantity locks what filling it against the current asks would
-    cost (the engine spends no more than that; anything left over is unlocked at once).
+    A sell locks its quantity; a limit or stop-limit buy price x qty; a market or
+    stop-market buy by quote amount that amount. A market buy by quantity locks what filling
+    it against the current `asks` would cost (the engine spends no more than that; anything
+    left over is unlocked at once); a stop-market buy by quantity locks its quantity at the
+    stop price plus `STOP_MARKET_BUY_ALLOWANCE_BPS`.
     """
     if order.side != BUY:
         return order.qty * rules.base_per_lot
-    if order.type == LIMIT:
+    if order.type == LIMIT or order.type in STOP_LIMIT_TYPES:
         return order.price * order.qty * rules.quote_per_tick_lot
     if order.quote_qty:
         return order.quote_qty
+    if order.type in STOP_TYPES:
+        at_stop = order.stop_price * order.qty * rules.quote_per_tick_lot
+        return -(-at_stop * (BPS + STOP_MARKET_BUY_ALLOWANCE_BPS) // BPS)
+    if asks is None:
+        raise ValueError("the lock of a market buy by quantity depends on the asks")
     return cost_to_buy(rules, order.qty, asks)
+
+
+def list_lock(rules: MarketRules, legs: list[Place]) -> int:
+    """The lock of an OCO list: only one leg can execute, so the larger of its legs' locks."""
+    return max(lock_amount(rules, leg) for leg in legs)
 
 
 def cost_to_buy(rules: MarketRules, lots: int, asks: BookSide) -> int:

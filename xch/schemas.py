@@ -16,7 +16,15 @@ SIDES = (BUY, SELL)
 
 LIMIT = "limit"
 MARKET = "market"
-ORDER_TYPES = (LIMIT, MARKET)
+# Stop orders wait, hidden, until the last trade price reaches their stop price, then become
+# a market order (STOP_LOSS, TAKE_PROFIT) or a limit order (the *_LIMIT types).
+STOP_LOSS = "stop_loss"
+STOP_LOSS_LIMIT = "stop_loss_limit"
+TAKE_PROFIT = "take_profit"
+TAKE_PROFIT_LIMIT = "take_profit_limit"
+STOP_TYPES = (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT)
+STOP_LIMIT_TYPES = (STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT)
+ORDER_TYPES = (LIMIT, MARKET, *STOP_TYPES)
 
 GTC = "GTC"
 IOC = "IOC"
@@ -41,6 +49,16 @@ REASON_TIME_IN_FORCE = "time_in_force"  # IOC or market remainder with no more l
 REASON_SELF_TRADE = "self_trade"  # self-trade prevention expired it
 REASON_USER = "user"  # cancel or cancel_all
 REASON_MARKET_CLOSED = "market_closed"  # settle-and-close
+REASON_OCO = "oco"  # the other order of its OCO list filled or triggered
+REASON_POST_ONLY = "post_only_would_cross"  # a triggered post-only stop-limit would take
+REASON_FOK = "fok_unfillable"  # a triggered fill-or-kill stop-limit could not fill at once
+
+
+def triggers_on_rise(order_type: str, side: str) -> bool:
+    """Whether a stop order triggers when the last price rises to its stop price (a buy
+    stop-loss, a sell take-profit) rather than when it falls to it (the other two)."""
+    is_loss = order_type in (STOP_LOSS, STOP_LOSS_LIMIT)
+    return is_loss == (side == BUY)
 
 
 class ResultCode(IntEnum):
@@ -51,12 +69,15 @@ class ResultCode(IntEnum):
     INVALID_QTY = 1002
     BELOW_MIN_NOTIONAL = 1003
     DUPLICATE_ORDER = 1004
+    INVALID_STOP_PRICE = 1005
+    INVALID_ORDER_LIST = 1006
     INSUFFICIENT_FUNDS = 2001
     POST_ONLY_WOULD_CROSS = 3001
     FOK_UNFILLABLE = 3002
     UNKNOWN_ORDER = 3003
     NOT_OWNER = 3004
     MARKET_HALTED = 3005
+    STOP_WOULD_TRIGGER = 3006
 
     @property
     def reason(self) -> str:
@@ -75,7 +96,9 @@ class Place(_Record, frozen=True, tag="place"):
     """Place an order whose funds are already locked (`locked` minor units of the spent asset).
 
     A limit order has `price` (ticks) and `qty` (lots). A market order has `qty`, or, for a
-    buy only, `quote_qty` (quote minor units to spend); its `price` is 0.
+    buy only, `quote_qty` (quote minor units to spend); its `price` is 0. A stop order (one of
+    `STOP_TYPES`) has `stop_price` (ticks) and otherwise the fields of the order it becomes:
+    a stop-limit those of a limit order, a stop-market those of a market order.
     """
 
     order_id: str
@@ -91,6 +114,20 @@ class Place(_Record, frozen=True, tag="place"):
     client_order_id: str = ""
     """The trader's own id for the order (the api keeps it unique per user); echoed in
     `OrderAccepted` so stored orders and private streams carry it."""
+    stop_price: int = 0
+
+
+class PlaceList(_Record, frozen=True, tag="place_list"):
+    """Place an OCO list: two orders of one user, side and quantity, where the first to fill
+    (even partly) or trigger expires the other. Each leg is a post-only limit order or a stop
+    order; at most one is a limit. The list locks once, `locked` = the larger of what its
+    legs would lock alone (their own `locked` fields are 0)."""
+
+    list_id: str
+    user: str
+    legs: list[Place]
+    locked: int
+    client_list_id: str = ""
 
 
 class Cancel(_Record, frozen=True, tag="cancel"):
@@ -113,7 +150,7 @@ class Close(_Record, frozen=True, tag="close"):
     and halt; the `market_state` event with reason `closed` reports it done."""
 
 
-Command = Place | Cancel | CancelAll | SetTrading | Close
+Command = Place | PlaceList | Cancel | CancelAll | SetTrading | Close
 
 
 # ---- events -----------------------------------------------------------------------------
@@ -135,10 +172,30 @@ class OrderAccepted(_Record, frozen=True, tag="order_accepted"):
     quote_qty: int
     locked: int
     client_order_id: str = ""
+    stop_price: int = 0
+    list_id: str = ""
+    """The OCO list the order belongs to, if any; its legs' `locked` add up to the list's."""
+
+
+class OrderTriggered(_Record, frozen=True, tag="order_triggered"):
+    """A stop order's stop price was reached by the last trade price (`last_price` ticks): it
+    now executes as the limit or market order it becomes, within the same input."""
+
+    market: str
+    seq: int
+    input_id: str
+    ts: int
+    order_id: str
+    user: str
+    side: str
+    stop_price: int
+    last_price: int
 
 
 class OrderRejected(_Record, frozen=True, tag="order_rejected"):
-    """A refused command. `unlocked` gives back what was locked for it (a refused place)."""
+    """A refused command. `unlocked` gives back what was locked for it (a refused place). A
+    refused OCO list is refused leg by leg, `op` "place_list"; the first leg's refusal gives
+    back the list's lock, the second's nothing."""
 
     market: str
     seq: int
@@ -231,7 +288,9 @@ class Funds(_Record, frozen=True, tag="funds"):
     amount: int
 
 
-Event = OrderAccepted | OrderRejected | Trade | OrderDone | Depth | MarketState | Funds
+Event = (
+    OrderAccepted | OrderRejected | OrderTriggered | Trade | OrderDone | Depth | MarketState | Funds
+)
 
 FEE_ACCOUNT = "@fees"
 """The account that receives every fee; '@' keeps it out of the user namespace."""

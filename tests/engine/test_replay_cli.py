@@ -165,6 +165,8 @@ def test_replay_cli_outcomes(tmp_path: Path) -> None:
             "quote_qty": "0.000000",
             "locked": "0.01000000",
             "client_order_id": "mine-1",
+            "stop_price": "0.00",
+            "list_id": "",
         }
     ]
     accepted, trade, maker_done, taker_done = by_input["5"]
