@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from api import errors
 from api.binance import errors as binance_errors
+from api.binance import order_list_routes as binance_lists
 from api.binance import routes as binance_routes
 from api.config import Settings, get_settings
 from api.markets import Registry
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (accounts, funds, orders, marketdata):
         app.include_router(module.router, prefix=API_V1)
     app.include_router(binance_routes.router)
+    app.include_router(binance_lists.router)
     app.include_router(health.router)
     app.add_middleware(
         CORSMiddleware,

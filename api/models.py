@@ -13,7 +13,9 @@ MarketName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63, examples=
 Asset = Annotated[str, Field(pattern=ASSET_PATTERN, max_length=10, examples=["USD"])]
 ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")]
 Side = Literal["buy", "sell"]
-OrderType = Literal["limit", "market"]
+OrderType = Literal[
+    "limit", "market", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
+]
 TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
 SelfTrade = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 Scope = Literal["read", "trade", "admin"]
@@ -111,6 +113,8 @@ class OrderIn(In):
     tif: TimeInForce = "GTC"
     stp: SelfTrade = "EXPIRE_MAKER"
     client_order_id: ClientOrderId | None = None
+    stop_price: Amount | None = None
+    """The stop orders' (`stop_loss`, `take_profit` and their `_limit` forms) trigger price."""
 
 
 class FillOut(BaseModel):
@@ -134,13 +138,18 @@ class OrderOut(BaseModel):
     price: str | None = None
     quantity: str | None = None
     quote_quantity: str | None = None
+    stop_price: str | None = None
+    list_id: str | None = None
+    """The OCO list the order belongs to."""
     status: str
-    """new, partially_filled, filled, canceled, expired, rejected; `pending` while the
-    engine has not answered yet (HTTP 202): look the order up again later."""
+    """new, partially_filled, filled, canceled, expired, rejected; `waiting` for a stop order
+    not triggered yet; `pending` while the engine has not answered yet (HTTP 202): look the
+    order up again later."""
     reason: str | None = None
     filled_quantity: str = "0"
     filled_quote: str = "0"
     created_at: int | None = None
+    triggered_at: int | None = None
     fills: list[FillOut] = Field(default_factory=list)
 
 

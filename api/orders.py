@@ -10,7 +10,7 @@ import redis.asyncio
 
 from api.errors import ApiError, from_result_code
 from api.models import FillOut, OrderIn, OrderOut, QuoteIn, QuoteOut
-from engine.risk import spent_asset
+from engine.risk import lock_amount, spent_asset
 from xch import keys
 from xch.market import MarketRules
 from xch.money import MAX_UNITS, AmountError, format_minor, format_units
@@ -19,13 +19,20 @@ from xch.schemas import (
     FOK,
     LIMIT,
     POST_ONLY,
+    STOP_LIMIT_TYPES,
+    STOP_TYPES,
     Event,
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    OrderTriggered,
     Place,
     Trade,
 )
+
+STATUS_NEW = "new"
+STATUS_WAITING = "waiting"
+"""A stop order whose stop price the last trade price has not reached yet."""
 
 Levels = list[tuple[int, int]]
 
@@ -114,13 +121,35 @@ def cost_to_buy(rules: MarketRules, lots: int, asks: Levels) -> int:
     return cost
 
 
+def _stop_ticks(rules: MarketRules, body: OrderIn) -> int:
+    """The stop price of a stop order in ticks (0 for other orders)."""
+    if body.type not in STOP_TYPES:
+        if body.stop_price is not None:
+            raise _bad("invalid_command", "stop_price is for stop orders only")
+        return 0
+    if body.stop_price is None:
+        raise _bad("invalid_stop_price", "a stop order needs stop_price")
+    try:
+        ticks = rules.price_to_ticks(body.stop_price)
+    except AmountError as error:
+        raise _bad(
+            "invalid_stop_price", f"stop_price must be a positive multiple of {rules.tick}"
+        ) from error
+    if ticks <= 0:
+        raise _bad("invalid_stop_price", "stop_price must be positive")
+    return ticks
+
+
 def plan(
     rules: MarketRules, body: OrderIn, user: str, order_id: str, asks: Levels | None
 ) -> Planned:
     """The command and its lock; ApiError for anything the engine would refuse by the request
-    alone. `asks` (the current depth) is needed only for a market buy by quantity."""
+    alone. `asks` (the current depth) is needed only for a market buy by quantity. A stop
+    order is checked as the order it becomes (a `_limit` type as a limit order, the others
+    as a market order) and locks as `engine.risk.lock_amount` says."""
+    stop_price = _stop_ticks(rules, body)
     price = qty = quote_qty = 0
-    if body.type == LIMIT:
+    if body.type == LIMIT or body.type in STOP_LIMIT_TYPES:
         if body.price is None or body.quantity is None or body.quote_quantity is not None:
             raise _bad("invalid_command", "a limit order needs price and quantity, only")
         price, qty = _ticks(rules, body.price), _lots(rules, body.quantity)
@@ -142,10 +171,12 @@ def plan(
         else:
             assert body.quantity is not None
             qty = _lots(rules, body.quantity)
-            if body.side == BUY:
-                lock = _fits(cost_to_buy(rules, qty, asks or []))
-            else:
+            if body.side != BUY:
                 lock = _fits(qty * rules.base_per_lot)
+            elif stop_price:
+                lock = 0  # known once the command is built: engine.risk.lock_amount
+            else:
+                lock = _fits(cost_to_buy(rules, qty, asks or []))
     command = Place(
         order_id=order_id,
         user=user,
@@ -158,7 +189,11 @@ def plan(
         stp=body.stp,
         locked=lock,
         client_order_id=body.client_order_id or "",
+        stop_price=stop_price,
     )
+    if stop_price and not lock:
+        lock = _fits(lock_amount(rules, command))
+        command = msgspec.structs.replace(command, locked=lock)
     return Planned(command, spent_asset(rules, body.side), lock)
 
 
@@ -246,11 +281,14 @@ def placed_order(rules: MarketRules, order_id: str, events: list[Event]) -> Orde
     fills: list[FillOut] = []
     lots = quote_total = 0
     done: OrderDone | None = None
+    triggered: OrderTriggered | None = None
     for event in events:
         if isinstance(event, OrderRejected) and event.order_id == order_id:
             raise_rejection(event)
         elif isinstance(event, OrderAccepted) and event.order_id == order_id:
             accepted = event
+        elif isinstance(event, OrderTriggered) and event.order_id == order_id:
+            triggered = event
         elif isinstance(event, Trade) and event.taker_order == order_id:
             fills.append(_fill(rules, event, taker=True))
             lots, quote_total = lots + event.qty, quote_total + event.quote_qty
@@ -258,7 +296,10 @@ def placed_order(rules: MarketRules, order_id: str, events: list[Event]) -> Orde
             done = event
     if accepted is None:
         raise ApiError(502, "engine_error", "the engine's reply did not mention the order")
-    status = done.status if done else ("partially_filled" if lots else "new")
+    waiting = accepted.stop_price and triggered is None
+    status = done.status if done else ("partially_filled" if lots else STATUS_NEW)
+    if status == STATUS_NEW and waiting:
+        status = STATUS_WAITING
     return OrderOut(
         order_id=order_id,
         client_order_id=accepted.client_order_id or None,
@@ -272,11 +313,14 @@ def placed_order(rules: MarketRules, order_id: str, events: list[Event]) -> Orde
         quote_quantity=(
             format_minor(accepted.quote_qty, rules.quote_scale) if accepted.quote_qty else None
         ),
+        stop_price=(format_units(accepted.stop_price, rules.tick) if accepted.stop_price else None),
+        list_id=accepted.list_id or None,
         status=status,
         reason=(done.reason or None) if done else None,
         filled_quantity=format_units(lots, rules.lot),
         filled_quote=format_minor(quote_total, rules.quote_scale),
         created_at=accepted.ts,
+        triggered_at=triggered.ts if triggered else None,
         fills=fills,
     )
 

@@ -22,18 +22,20 @@ log = logging.getLogger("api.replies")
 
 Op = Literal["place", "cancel"]
 WaitKey = tuple[Op, str]
+PLACE_OPS = ("place", "place_list")
 
 
 def wait_key_of(events: list[Event]) -> WaitKey | None:
     """Which command a reply answers: a place starts with its acceptance or rejection, a
-    cancel with the canceled order's end or its rejection."""
+    cancel with the canceled order's end or its rejection; an OCO list is a place of its
+    first leg."""
     if not events:
         return None
     first = events[0]
     if isinstance(first, OrderAccepted):
         return ("place", first.order_id)
     if isinstance(first, OrderRejected):
-        return ("place" if first.op == "place" else "cancel", first.order_id)
+        return ("place" if first.op in PLACE_OPS else "cancel", first.order_id)
     if isinstance(first, OrderDone):
         return ("cancel", first.order_id)
     return None

@@ -90,3 +90,17 @@ FUNDS_SEQ = f"{PREFIX}funds:seq"
 def market_order_seq(market: str) -> str:
     """Counter behind the order ids the Binance-compatible routes give out in `market`."""
     return f"{PREFIX}{market}:order_seq"
+
+
+LIST_SEQ = f"{PREFIX}list_seq"
+"""Counter behind the OCO list ids the Binance-compatible routes give out (`{M}.{n:016x}`, so
+Binance's `orderListId` is n): one for all markets, since Binance looks a list up by its id
+alone."""
+
+
+def order_lists(user: str) -> str:
+    """Hash of the user's OCO lists placed through the Binance-compatible routes: field
+    `{orderListId}` -> JSON record (market, list id, listClientOrderId, leg order and client
+    ids, time); field `c:{listClientOrderId}` -> orderListId. Written by the api, read by api
+    and ws."""
+    return f"{PREFIX}lists:{user}"

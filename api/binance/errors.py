@@ -36,6 +36,7 @@ INVALID_INTERVAL = -1120
 BAD_SYMBOL = -1121
 INVALID_PARAMETER = -1130
 FILTER_FAILURE = -1013
+UNKNOWN_ORDER_COMPOSITION = -1014
 NEW_ORDER_REJECTED = -2010
 CANCEL_REJECTED = -2011
 NO_SUCH_ORDER = -2013
@@ -86,6 +87,12 @@ _TRANSLATED: dict[str, tuple[int, str]] = {
     "invalid_command": (NEW_ORDER_REJECTED, "Invalid order."),
     "duplicate_order": (NEW_ORDER_REJECTED, "Duplicate order sent."),
     "post_only_would_cross": (NEW_ORDER_REJECTED, "Order would immediately match and take."),
+    "invalid_stop_price": (FILTER_FAILURE, "Filter failure: PRICE_FILTER"),
+    "stop_would_trigger": (NEW_ORDER_REJECTED, "Order would trigger immediately."),
+    "invalid_order_list": (
+        NEW_ORDER_REJECTED,
+        "The relationship of the prices for the orders is not correct.",
+    ),
     "unknown_order": (CANCEL_REJECTED, "Unknown order sent."),
     "not_owner": (CANCEL_REJECTED, "Unknown order sent."),
     "rate_limited": (

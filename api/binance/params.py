@@ -90,15 +90,37 @@ def _unsigned(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if not part.startswith("signature="))
 
 
-async def signed(request: Request, state: AppState, scope: str) -> tuple[Principal, Params]:
-    """The API key's user and the request's parameters, after checking the key, its scope,
-    the timestamp and the signature, and counting the request against the rate limits."""
-    params = await read_params(request)
+def _api_key(request: Request) -> str:
     key = request.headers.get("x-mbx-apikey", "")
     if not key:
         raise BinanceError(401, REJECTED_MBX_KEY, "API-key required for this request.")
     if len(key) > 128 or not key.isalnum():
         raise BinanceError(401, BAD_API_KEY_FMT, "API-key format invalid.")
+    return key
+
+
+async def keyed(request: Request, state: AppState) -> tuple[str, Params]:
+    """The user of the request's API key (Binance's USER_STREAM security: the key, no
+    signature) and its parameters, counted against the rate limits."""
+    params = await read_params(request)
+    row = await deps.api_key_row(state, _api_key(request))
+    if row is None or row.revoked_at is not None:
+        raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
+    try:
+        await state.limiter.hit(
+            deps.ip_counter(request, state),
+            ("user", row.user_id, state.settings.rate_limit_user),
+        )
+    except ApiError as error:
+        raise translate(error) from error
+    return row.user_id, params
+
+
+async def signed(request: Request, state: AppState, scope: str) -> tuple[Principal, Params]:
+    """The API key's user and the request's parameters, after checking the key, its scope,
+    the timestamp and the signature, and counting the request against the rate limits."""
+    params = await read_params(request)
+    key = _api_key(request)
     timestamp = params.integer("timestamp")
     if timestamp is None:
         raise missing("timestamp")

@@ -4,6 +4,7 @@ from typing import Any
 
 from api.binance.symbols import number_of, symbol_of
 from api.models import FillOut, OrderOut
+from api.orders import STATUS_WAITING
 from xch.market import Market, MarketRules, Trading
 from xch.money import MAX_UNITS, format_minor, format_units
 from xch.schemas import (
@@ -13,12 +14,20 @@ from xch.schemas import (
     MARKET,
     POST_ONLY,
     REASON_SELF_TRADE,
+    STOP_LOSS,
+    STOP_TYPES,
     STP_MODES,
+    TAKE_PROFIT,
     ResultCode,
 )
 
 STATUS = {Trading.ENABLED: "TRADING", Trading.CANCEL_ONLY: "BREAK", Trading.HALTED: "HALT"}
-ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
+ORDER_TYPES = [
+    "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+    "TAKE_PROFIT_LIMIT",
+]  # fmt: skip
+STOP_ORDER_TYPES = {kind.upper(): kind for kind in STOP_TYPES}
+"""Binance's stop order types and ours."""
 FOK_UNFILLABLE = ResultCode.FOK_UNFILLABLE.reason
 _ORDER_STATUS = {
     "new": "NEW",
@@ -27,6 +36,7 @@ _ORDER_STATUS = {
     CANCELED: "CANCELED",
     EXPIRED: "EXPIRED",
     "rejected": "REJECTED",
+    STATUS_WAITING: "NEW",
 }
 
 
@@ -47,7 +57,7 @@ def symbol_info(market: Market) -> dict[str, Any]:
         "quoteCommissionPrecision": rules.quote_scale,
         "orderTypes": ORDER_TYPES,
         "icebergAllowed": False,
-        "ocoAllowed": False,
+        "ocoAllowed": True,
         "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": False,
@@ -92,9 +102,19 @@ def symbol_info(market: Market) -> dict[str, Any]:
 
 
 def order_type(order: OrderOut) -> str:
-    if order.type == MARKET:
-        return "MARKET"
+    if order.type == MARKET or order.type in STOP_TYPES:
+        return order.type.upper()
     return "LIMIT_MAKER" if order.tif == POST_ONLY else "LIMIT"
+
+
+def list_number(list_id: str | None) -> int:
+    """Binance's `orderListId` of an order in `list_id`, -1 for an order in no list."""
+    return number_of(list_id) if list_id else -1
+
+
+def is_working(order: OrderOut) -> bool:
+    """On the book (Binance's `isWorking`): false for a stop order not triggered yet."""
+    return not order.stop_price or order.triggered_at is not None
 
 
 def order_status(order: OrderOut) -> str:
@@ -106,15 +126,17 @@ def order_status(order: OrderOut) -> str:
 
 
 def _time_in_force(order: OrderOut) -> str:
-    return "GTC" if order.tif in (None, POST_ONLY) or order.type == MARKET else order.tif
+    if order.tif in (None, POST_ONLY) or order.type in (MARKET, STOP_LOSS, TAKE_PROFIT):
+        return "GTC"
+    return order.tif
 
 
 def order_result(rules: MarketRules, symbol: str, order: OrderOut) -> dict[str, Any]:
     """The fields an order has in every answer past ACK (RESULT, queries, cancels)."""
-    return {
+    out = {
         "symbol": symbol,
         "orderId": number_of(order.order_id),
-        "orderListId": -1,
+        "orderListId": list_number(order.list_id),
         "clientOrderId": order.client_order_id or "",
         "price": order.price or format_units(0, rules.tick),
         "origQty": order.quantity or format_units(0, rules.lot),
@@ -127,19 +149,23 @@ def order_result(rules: MarketRules, symbol: str, order: OrderOut) -> dict[str, 
         "side": order.side.upper(),
         "selfTradePreventionMode": order.stp or "EXPIRE_MAKER",
     }
+    if order.stop_price:
+        out["stopPrice"] = order.stop_price
+    return out
 
 
 def queried_order(rules: MarketRules, symbol: str, order: OrderOut) -> dict[str, Any]:
     """GET /api/v3/order and the order lists: stored orders."""
     created = order.created_at or 0
+    working = is_working(order)
     return {
         **order_result(rules, symbol, order),
-        "stopPrice": format_units(0, rules.tick),
+        "stopPrice": order.stop_price or format_units(0, rules.tick),
         "icebergQty": format_units(0, rules.lot),
         "time": created,
-        "updateTime": created,
-        "isWorking": True,
-        "workingTime": created,
+        "updateTime": order.triggered_at or created,
+        "isWorking": working,
+        "workingTime": (order.triggered_at or created) if working else -1,
     }
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,7 +36,7 @@ from api.binance.errors import (
     missing,
     translate,
 )
-from api.binance.params import Params, read_params, signed
+from api.binance.params import Params, keyed, read_params, signed
 from api.binance.symbols import (
     by_symbol,
     market_of_symbol,
@@ -52,15 +53,17 @@ from api.models import ClientOrderId, OrderIn, OrderOut
 from api.orders import plan, read_depth
 from api.queries import order as stored_order
 from api.queries import trades as stored_trades
+from api.routes.accounts import LISTEN_KEY_TTL
 from api.routes.funds import balances
 from api.routes.orders import cancel, place
 from api.state import AppState
+from engine.scripts import as_text
 from storage.klines import fetch_klines, utc_from_ms
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.marketdata import decode_ticker, interval_seconds
 from xch.money import format_decimal, format_minor, format_units
-from xch.schemas import BUY, LIMIT, MARKET, POST_ONLY, STP_MODES, CancelAll, OrderDone
+from xch.schemas import BUY, LIMIT, POST_ONLY, STP_MODES, CancelAll, OrderDone
 
 router = APIRouter(prefix="/api/v3", include_in_schema=False)
 public = [Depends(limit_ip)]
@@ -74,15 +77,15 @@ _RESP_TYPES = ("ACK", "RESULT", "FULL")
 ClientOrderIdCheck: TypeAdapter[str] = TypeAdapter(ClientOrderId)
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _json(value: Any) -> JSONResponse:
+def json_response(value: Any) -> JSONResponse:
     return JSONResponse(value)
 
 
-async def _market(state: AppState, params: Params) -> tuple[Market, MarketRules, str]:
+async def market_of_params(state: AppState, params: Params) -> tuple[Market, MarketRules, str]:
     symbol = params.required("symbol")
     market = await market_of_symbol(state.registry, symbol)
     return market, market.rules(), symbol
@@ -116,7 +119,7 @@ def _time(params: Params, name: str) -> datetime | None:
     return None if value is None else utc_from_ms(value)
 
 
-def _limit(params: Params, default: int, high: int) -> int:
+def query_limit(params: Params, default: int, high: int) -> int:
     value = params.integer("limit", default)
     assert value is not None
     if not 1 <= value <= high:
@@ -134,7 +137,7 @@ async def ping() -> dict[str, Any]:
 
 @router.get("/time", dependencies=public)
 async def server_time() -> dict[str, Any]:
-    return {"serverTime": _now_ms()}
+    return {"serverTime": now_ms()}
 
 
 @router.get("/exchangeInfo", dependencies=public)
@@ -144,10 +147,10 @@ async def exchange_info(request: Request, state: State) -> JSONResponse:
     markets = await _symbols(state, params)
     chosen = markets if markets is not None else list((await by_symbol(state.registry)).values())
     settings = state.settings
-    return _json(
+    return json_response(
         {
             "timezone": "UTC",
-            "serverTime": _now_ms(),
+            "serverTime": now_ms(),
             "rateLimits": [
                 {
                     "rateLimitType": "REQUEST_WEIGHT",
@@ -172,8 +175,8 @@ async def exchange_info(request: Request, state: State) -> JSONResponse:
 async def depth(request: Request, state: State) -> JSONResponse:
     params = await read_params(request)
     params.only("symbol", "limit")
-    _, rules, _ = await _market(state, params)
-    limit = _limit(params, 100, DEPTH_LIMIT)
+    _, rules, _ = await market_of_params(state, params)
+    limit = query_limit(params, 100, DEPTH_LIMIT)
     value = await read_depth(state.redis, rules.name)
 
     def levels(side: list[tuple[int, int]]) -> list[list[str]]:
@@ -182,7 +185,7 @@ async def depth(request: Request, state: State) -> JSONResponse:
             for price, lots in side[:limit]
         ]
 
-    return _json(
+    return json_response(
         {
             "lastUpdateId": value.last_update_id,
             "bids": levels(value.bids),
@@ -195,9 +198,9 @@ async def depth(request: Request, state: State) -> JSONResponse:
 async def recent_trades(request: Request, state: State) -> JSONResponse:
     params = await read_params(request)
     params.only("symbol", "limit")
-    _, rules, _ = await _market(state, params)
-    rows = await stored_trades(state.db, rules.name, _limit(params, 500, 1000))
-    return _json(
+    _, rules, _ = await market_of_params(state, params)
+    rows = await stored_trades(state.db, rules.name, query_limit(params, 500, 1000))
+    return json_response(
         [
             {
                 "id": trade.trade_id,
@@ -217,16 +220,16 @@ async def recent_trades(request: Request, state: State) -> JSONResponse:
 async def klines(request: Request, state: State) -> JSONResponse:
     params = await read_params(request)
     params.only("symbol", "interval", "startTime", "endTime", "limit", "timeZone")
-    market, rules, _ = await _market(state, params)
+    market, rules, _ = await market_of_params(state, params)
     interval = params.required("interval")
     if interval not in market.spec.klines.intervals:
         raise bad(INVALID_INTERVAL, "Invalid interval.")
     if params.text("timeZone") not in (None, "0", "+00:00", "0:00"):
         raise bad(-1130, "Invalid data sent for a parameter: timeZone (only UTC is served).")
-    limit = _limit(params, 500, 1000)
+    limit = query_limit(params, 500, 1000)
     length = interval_seconds(interval) * 1000
     start, end = params.integer("startTime", high=MAX_MS), params.integer("endTime", high=MAX_MS)
-    end_ms = end if end is not None else _now_ms()
+    end_ms = end if end is not None else now_ms()
     start_ms = start if start is not None else max(0, end_ms - limit * length)
     if start_ms > end_ms:
         raise bad(-1128, "Combination of optional parameters invalid.")
@@ -237,7 +240,7 @@ async def klines(request: Request, state: State) -> JSONResponse:
             )
     except asyncpg.UndefinedTableError:
         rows = []
-    return _json(
+    return json_response(
         [
             [
                 k.open_time,
@@ -261,7 +264,7 @@ async def klines(request: Request, state: State) -> JSONResponse:
 async def _ticker(state: AppState, market: Market, full: bool) -> dict[str, Any]:
     rules = market.rules()
     raw = await state.redis.get(keys.market_ticker(rules.name))
-    now = _now_ms()
+    now = now_ms()
     zero_price, zero_qty = format_units(0, rules.tick), format_units(0, rules.lot)
     out: dict[str, Any] = {"symbol": symbol_of(market)}
     stats: dict[str, Any]
@@ -333,7 +336,7 @@ async def ticker_24hr(request: Request, state: State) -> JSONResponse:
     markets = await _symbols(state, params)
     chosen = markets if markets is not None else list((await by_symbol(state.registry)).values())
     tickers = [await _ticker(state, market, kind == "FULL") for market in chosen]
-    return _json(tickers[0] if params.text("symbol") else tickers)
+    return json_response(tickers[0] if params.text("symbol") else tickers)
 
 
 @router.get("/ticker/price", dependencies=public)
@@ -348,7 +351,7 @@ async def ticker_price(request: Request, state: State) -> JSONResponse:
         last = await bqueries.last_trade(state.db, rules.name)
         price = format_decimal(last[0]) if last else format_units(0, rules.tick)
         out.append({"symbol": symbol_of(market), "price": price})
-    return _json(out[0] if params.text("symbol") else out)
+    return json_response(out[0] if params.text("symbol") else out)
 
 
 @router.get("/ticker/bookTicker", dependencies=public)
@@ -372,7 +375,7 @@ async def book_ticker(request: Request, state: State) -> JSONResponse:
                 "askQty": format_units(ask[1], rules.lot),
             }
         )
-    return _json(out[0] if params.text("symbol") else out)
+    return json_response(out[0] if params.text("symbol") else out)
 
 
 @router.get("/avgPrice", dependencies=public)
@@ -380,108 +383,167 @@ async def avg_price(request: Request, state: State) -> JSONResponse:
     """The volume-weighted price of the last 5 minutes' trades (the last price without any)."""
     params = await read_params(request)
     params.only("symbol")
-    _, rules, _ = await _market(state, params)
+    _, rules, _ = await market_of_params(state, params)
     since = datetime.now(UTC) - timedelta(minutes=AVG_PRICE_MINUTES)
     quote, base, last_ts = await bqueries.average_price(state.db, rules.name, since)
     if base:
         price = format_decimal((quote / base).quantize(Decimal(1).scaleb(-rules.quote_scale)))
-        close = int(last_ts.timestamp() * 1000) if last_ts else _now_ms()
+        close = int(last_ts.timestamp() * 1000) if last_ts else now_ms()
     else:
         last = await bqueries.last_trade(state.db, rules.name)
         price = format_decimal(last[0]) if last else format_units(0, rules.tick)
-        close = int(last[2].timestamp() * 1000) if last else _now_ms()
-    return _json({"mins": AVG_PRICE_MINUTES, "price": price, "closeTime": close})
+        close = int(last[2].timestamp() * 1000) if last else now_ms()
+    return json_response({"mins": AVG_PRICE_MINUTES, "price": price, "closeTime": close})
 
 
 # ---- orders -----------------------------------------------------------------------------
 
 _ORDER_PARAMS = (
     "symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price",
-    "newClientOrderId", "newOrderRespType", "selfTradePreventionMode",
+    "stopPrice", "newClientOrderId", "newOrderRespType", "selfTradePreventionMode",
     "computeCommissionRates",
 )  # fmt: skip
-_UNSUPPORTED = ("stopPrice", "trailingDelta", "icebergQty", "strategyId", "strategyType")
+_UNSUPPORTED = ("trailingDelta", "icebergQty", "strategyId", "strategyType")
+_LIMIT_KINDS = ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+
+
+def _not_required(name: str) -> BinanceError:
+    return bad(PARAM_NOT_REQUIRED, f"Parameter '{name}' sent when not required.")
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One order's parameters as sent; `prefix` names them in an OCO list ("above", …)."""
+
+    kind: str
+    tif: str | None
+    price: str | None
+    quantity: str | None
+    quote_quantity: str | None
+    stop_price: str | None
+    prefix: str = ""
+
+    def name(self, field: str) -> str:
+        return f"{self.prefix}{field[0].upper()}{field[1:]}" if self.prefix else field
+
+    def native(self) -> tuple[str, str]:
+        """(type, tif) of the native order; Binance's refusal of a missing, superfluous or
+        invalid parameter for this order type."""
+        kind, tif = self.kind, self.tif
+        if kind in _LIMIT_KINDS:
+            if tif is None:
+                raise missing(self.name("timeInForce"))
+            if tif not in _TIFS:
+                raise bad(INVALID_TIF, "Invalid timeInForce.")
+            if self.price is None:
+                raise missing(self.name("price"))
+        elif kind in ("LIMIT_MAKER", "MARKET", "STOP_LOSS", "TAKE_PROFIT"):
+            if kind == "LIMIT_MAKER" and self.price is None:
+                raise missing(self.name("price"))
+            if kind != "LIMIT_MAKER" and self.price is not None:
+                raise _not_required(self.name("price"))
+            if kind == "MARKET":
+                if tif is not None and tif not in _TIFS:
+                    raise bad(INVALID_TIF, "Invalid timeInForce.")
+            elif tif is not None:
+                raise _not_required(self.name("timeInForce"))
+        else:
+            raise bad(INVALID_ORDER_TYPE, "Invalid orderType.")
+        if kind == "MARKET":
+            if (self.quantity is None) == (self.quote_quantity is None):
+                raise bad(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but not both.")
+        elif self.quantity is None:
+            raise missing("quantity")
+        elif self.quote_quantity is not None:
+            raise _not_required("quoteOrderQty")
+        stop = render.STOP_ORDER_TYPES.get(kind)
+        if stop is not None and self.stop_price is None:
+            raise missing(self.name("stopPrice"))
+        if stop is None and self.stop_price is not None:
+            raise _not_required(self.name("stopPrice"))
+        if kind == "LIMIT_MAKER":
+            return LIMIT, POST_ONLY
+        return stop or kind.lower(), tif or "GTC"
+
+    def order_in(self, market: str, side: str, stp: str, client_order_id: str) -> OrderIn:
+        order_type, tif = self.native()
+        names = {
+            "price": self.name("price"),
+            "stop_price": self.name("stopPrice"),
+            "quote_quantity": "quoteOrderQty",
+            "client_order_id": self.name("clientOrderId") if self.prefix else "newClientOrderId",
+        }
+        try:
+            return OrderIn.model_validate(
+                {
+                    "market": market,
+                    "side": side,
+                    "type": order_type,
+                    "price": self.price,
+                    "quantity": self.quantity,
+                    "quote_quantity": self.quote_quantity,
+                    "stop_price": self.stop_price,
+                    "tif": tif,
+                    "stp": stp,
+                    "client_order_id": client_order_id,
+                }
+            )
+        except ValidationError as error:
+            where = next((str(e["loc"][0]) for e in error.errors() if e.get("loc")), "parameter")
+            raise illegal(names.get(where, where)) from error
+
+
+def refuse_unsupported(params: Params, *names: str) -> None:
+    for name in names:
+        if params.text(name) is not None:
+            raise _not_required(name)
+
+
+def side_of(params: Params) -> str:
+    side = _SIDES.get(params.required("side"))
+    if side is None:
+        raise bad(INVALID_SIDE, "Invalid side.")
+    return side
+
+
+def stp_of(params: Params) -> str:
+    stp = params.text("selfTradePreventionMode") or "EXPIRE_MAKER"
+    if stp not in STP_MODES:
+        raise illegal("selfTradePreventionMode")
+    return stp
+
+
+def respond_type(params: Params, default: str) -> str:
+    respond = params.text("newOrderRespType") or default
+    if respond not in _RESP_TYPES:
+        raise illegal("newOrderRespType")
+    return respond
 
 
 def _order_in(market: str, params: Params) -> OrderIn:
     """Binance's order parameters as the native api's order request."""
-    for name in _UNSUPPORTED:
-        if params.text(name) is not None:
-            raise bad(PARAM_NOT_REQUIRED, f"Parameter '{name}' sent when not required.")
+    refuse_unsupported(params, *_UNSUPPORTED)
     params.only(*_ORDER_PARAMS)
-    side = _SIDES.get(params.required("side"))
-    if side is None:
-        raise bad(INVALID_SIDE, "Invalid side.")
-    kind = params.required("type")
-    tif = params.text("timeInForce")
-    price, qty, quote_qty = (
-        params.text("price"),
-        params.text("quantity"),
-        params.text("quoteOrderQty"),
+    side = side_of(params)
+    order = Order(
+        kind=params.required("type"),
+        tif=params.text("timeInForce"),
+        price=params.text("price"),
+        quantity=params.text("quantity"),
+        quote_quantity=params.text("quoteOrderQty"),
+        stop_price=params.text("stopPrice"),
     )
-    if kind == "LIMIT":
-        if tif is None:
-            raise missing("timeInForce")
-        if tif not in _TIFS:
-            raise bad(INVALID_TIF, "Invalid timeInForce.")
-        if price is None:
-            raise missing("price")
-        if qty is None:
-            raise missing("quantity")
-        order_type = LIMIT
-    elif kind == "LIMIT_MAKER":
-        if tif is not None:
-            raise bad(PARAM_NOT_REQUIRED, "Parameter 'timeInForce' sent when not required.")
-        if price is None:
-            raise missing("price")
-        if qty is None:
-            raise missing("quantity")
-        order_type, tif = LIMIT, POST_ONLY
-    elif kind == "MARKET":
-        if price is not None:
-            raise bad(PARAM_NOT_REQUIRED, "Parameter 'price' sent when not required.")
-        if tif is not None and tif not in _TIFS:
-            raise bad(INVALID_TIF, "Invalid timeInForce.")
-        if (qty is None) == (quote_qty is None):
-            raise bad(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but not both.")
-        order_type = MARKET
-    else:
-        raise bad(INVALID_ORDER_TYPE, "Invalid orderType.")
-    if kind != "MARKET" and quote_qty is not None:
-        raise bad(PARAM_NOT_REQUIRED, "Parameter 'quoteOrderQty' sent when not required.")
-    stp = params.text("selfTradePreventionMode") or "EXPIRE_MAKER"
-    if stp not in STP_MODES:
-        raise illegal("selfTradePreventionMode")
     client_order_id = params.text("newClientOrderId") or secrets.token_hex(11)
-    try:
-        return OrderIn.model_validate(
-            {
-                "market": market,
-                "side": side,
-                "type": order_type,
-                "price": price,
-                "quantity": qty,
-                "quote_quantity": quote_qty,
-                "tif": tif or "GTC",
-                "stp": stp,
-                "client_order_id": client_order_id,
-            }
-        )
-    except ValidationError as error:
-        where = next((str(e["loc"][0]) for e in error.errors() if e.get("loc")), "parameter")
-        names = {"quote_quantity": "quoteOrderQty", "client_order_id": "newClientOrderId"}
-        raise illegal(names.get(where, where)) from error
+    return order.order_in(market, side, stp_of(params), client_order_id)
 
 
 @router.post("/order")
 async def new_order(request: Request, state: State) -> JSONResponse:
     principal, params = await signed(request, state, "trade")
-    market, rules, symbol = await _market(state, params)
+    market, rules, symbol = await market_of_params(state, params)
     body = _order_in(market.name, params)
     kind = params.required("type")
-    respond = params.text("newOrderRespType") or ("FULL" if kind in ("LIMIT", "MARKET") else "ACK")
-    if respond not in _RESP_TYPES:
-        raise illegal("newOrderRespType")
+    respond = respond_type(params, "FULL" if kind in ("LIMIT", "MARKET") else "ACK")
     order_id = await next_order_id(state.redis, market.name)
     try:
         status, order = await place(state, principal.user_id, body, order_id)
@@ -502,7 +564,7 @@ async def new_order(request: Request, state: State) -> JSONResponse:
             reason=render.FOK_UNFILLABLE,
             filled_quantity=format_units(0, rules.lot),
             filled_quote=format_minor(0, rules.quote_scale),
-            created_at=_now_ms(),
+            created_at=now_ms(),
         )
         status = 200
     if status == 202:
@@ -517,22 +579,22 @@ async def new_order(request: Request, state: State) -> JSONResponse:
         "orderId": number_of(order.order_id),
         "orderListId": -1,
         "clientOrderId": order.client_order_id or "",
-        "transactTime": order.created_at or _now_ms(),
+        "transactTime": order.created_at or now_ms(),
     }
     if respond == "ACK":
-        return _json(ack)
+        return json_response(ack)
     result = ack | render.order_result(rules, symbol, order)
     result["workingTime"] = ack["transactTime"]
     if respond == "FULL":
         result["fills"] = [render.fill(fill) for fill in order.fills]
-    return _json(result)
+    return json_response(result)
 
 
 @router.post("/order/test")
 async def test_order(request: Request, state: State) -> JSONResponse:
     """Every check the api makes before the engine, nothing placed."""
     principal, params = await signed(request, state, "trade")
-    market, _, _ = await _market(state, params)
+    market, _, _ = await market_of_params(state, params)
     body = _order_in(market.name, params)
     try:
         rules = await state.registry.open_for_orders(market.name)
@@ -540,7 +602,7 @@ async def test_order(request: Request, state: State) -> JSONResponse:
         plan(rules, body, principal.user_id, order_id_of(market.name, 1), asks)
     except ApiError as error:
         raise translate(error) from error
-    return _json({})
+    return json_response({})
 
 
 async def _find(state: AppState, user: str, market: str, params: Params) -> str:
@@ -572,28 +634,37 @@ async def _find(state: AppState, user: str, market: str, params: Params) -> str:
 async def query_order(request: Request, state: State) -> JSONResponse:
     principal, params = await signed(request, state, "read")
     params.only("symbol", "orderId", "origClientOrderId")
-    _, rules, symbol = await _market(state, params)
+    _, rules, symbol = await market_of_params(state, params)
     order_id = await _find(state, principal.user_id, rules.name, params)
     order = await stored_order(state.db, principal.user_id, rules.name, order_id)
     if order is None:
         raise bad(NO_SUCH_ORDER, "Order does not exist.")
-    return _json(render.queried_order(rules, symbol, order))
+    return json_response(render.queried_order(rules, symbol, order))
 
 
-def _canceled(
-    rules: MarketRules, symbol: str, order_id: str, stored: OrderOut | None, filled: str
+def canceled_report(
+    rules: MarketRules,
+    symbol: str,
+    order_id: str,
+    stored: OrderOut | None,
+    filled: str,
+    list_id: str | None = None,
 ) -> dict[str, Any]:
+    """A canceled order in Binance's answer; `list_id`: the OCO list it was canceled with."""
     order = stored or OrderOut(order_id=order_id, market=rules.name, side="", status="canceled")
-    order = order.model_copy(update={"status": "canceled", "filled_quantity": filled})
+    update: dict[str, Any] = {"status": "canceled", "filled_quantity": filled}
+    if list_id is not None:
+        update["list_id"] = list_id
+    order = order.model_copy(update=update)
     out = render.order_result(rules, symbol, order)
-    return {"origClientOrderId": out["clientOrderId"], **out, "transactTime": _now_ms()}
+    return {"origClientOrderId": out["clientOrderId"], **out, "transactTime": now_ms()}
 
 
 @router.delete("/order")
 async def cancel_order(request: Request, state: State) -> JSONResponse:
     principal, params = await signed(request, state, "trade")
     params.only("symbol", "orderId", "origClientOrderId", "newClientOrderId", "cancelRestrictions")
-    _, rules, symbol = await _market(state, params)
+    _, rules, symbol = await market_of_params(state, params)
     try:
         order_id = await _find(state, principal.user_id, rules.name, params)
     except BinanceError as error:
@@ -607,7 +678,9 @@ async def cancel_order(request: Request, state: State) -> JSONResponse:
     if status == 202:
         raise BinanceError(503, TIMEOUT, "Timeout waiting for response from backend server.")
     stored = await stored_order(state.db, principal.user_id, rules.name, order_id)
-    return _json(_canceled(rules, symbol, order_id, stored, canceled.filled_quantity or "0"))
+    return json_response(
+        canceled_report(rules, symbol, order_id, stored, canceled.filled_quantity or "0")
+    )
 
 
 @router.delete("/openOrders")
@@ -617,7 +690,7 @@ async def cancel_open_orders(request: Request, state: State) -> JSONResponse:
     oldest first, so the stored open orders tell which replies to wait for."""
     principal, params = await signed(request, state, "trade")
     params.only("symbol")
-    _, rules, symbol = await _market(state, params)
+    _, rules, symbol = await market_of_params(state, params)
     user = principal.user_id
     open_orders = await bqueries.orders(state.db, user, rules.name, open_only=True)
     if not open_orders:
@@ -639,9 +712,9 @@ async def cancel_open_orders(request: Request, state: State) -> JSONResponse:
             raise bad(CANCEL_REJECTED, "Unknown order sent.")
         raise BinanceError(503, TIMEOUT, "Timeout waiting for response from backend server.")
     events = next(iter(done)).result()
-    return _json(
+    return json_response(
         [
-            _canceled(
+            canceled_report(
                 rules, symbol, event.order_id, stored.get(event.order_id),
                 format_units(event.filled_qty, rules.lot),
             )
@@ -661,7 +734,7 @@ async def open_orders(request: Request, state: State) -> JSONResponse:
         raise invalid_symbol()
     market = everything[symbol].name if symbol else None
     orders = await bqueries.orders(state.db, principal.user_id, market, open_only=True)
-    return _json(await _rendered(state, orders))
+    return json_response(await _rendered(state, orders))
 
 
 async def _rendered(state: AppState, orders: list[OrderOut]) -> list[dict[str, Any]]:
@@ -678,7 +751,7 @@ async def _rendered(state: AppState, orders: list[OrderOut]) -> list[dict[str, A
 async def all_orders(request: Request, state: State) -> JSONResponse:
     principal, params = await signed(request, state, "read")
     params.only("symbol", "orderId", "startTime", "endTime", "limit")
-    _, rules, _ = await _market(state, params)
+    _, rules, _ = await market_of_params(state, params)
     number = params.text("orderId")
     orders = await bqueries.orders(
         state.db,
@@ -688,16 +761,16 @@ async def all_orders(request: Request, state: State) -> JSONResponse:
         since_order=order_id_of(rules.name, parse_order_number(number)) if number else None,
         start=_time(params, "startTime"),
         end=_time(params, "endTime"),
-        limit=_limit(params, 500, 1000),
+        limit=query_limit(params, 500, 1000),
     )
-    return _json(await _rendered(state, orders))
+    return json_response(await _rendered(state, orders))
 
 
 @router.get("/myTrades")
 async def my_trades(request: Request, state: State) -> JSONResponse:
     principal, params = await signed(request, state, "read")
     params.only("symbol", "orderId", "startTime", "endTime", "fromId", "limit")
-    _, rules, symbol = await _market(state, params)
+    _, rules, symbol = await market_of_params(state, params)
     number = params.text("orderId")
     rows = await bqueries.user_trades(
         state.db,
@@ -707,9 +780,9 @@ async def my_trades(request: Request, state: State) -> JSONResponse:
         from_id=params.integer("fromId"),
         start=_time(params, "startTime"),
         end=_time(params, "endTime"),
-        limit=_limit(params, 500, 1000),
+        limit=query_limit(params, 500, 1000),
     )
-    return _json(
+    return json_response(
         [
             {
                 "symbol": symbol,
@@ -740,7 +813,7 @@ async def account(request: Request, state: State) -> JSONResponse:
         held = [b for b in held if Decimal(b.free) or Decimal(b.locked)]
     trade = "trade" in principal.scopes
     zero = "0.00000000"
-    return _json(
+    return json_response(
         {
             # Fees are per market (exchangeInfo has none): the account-level rates are 0.
             "makerCommission": 0,
@@ -754,10 +827,52 @@ async def account(request: Request, state: State) -> JSONResponse:
             "brokered": False,
             "requireSelfTradePrevention": False,
             "preventSor": False,
-            "updateTime": _now_ms(),
+            "updateTime": now_ms(),
             "accountType": "SPOT",
             "balances": [{"asset": b.asset, "free": b.free, "locked": b.locked} for b in held],
             "permissions": ["SPOT"],
             "uid": int(principal.user_id),
         }
     )
+
+
+# ---- user data stream -------------------------------------------------------------------
+
+LISTEN_KEY_BYTES = 30
+"""A listen key is 60 hex digits, as long as Binance's."""
+
+
+async def _own_listen_key(state: AppState, user: str, params: Params) -> str:
+    key = params.required("listenKey")
+    owner = await state.redis.get(keys.listen_key(key)) if key.isalnum() else None
+    if owner is None or as_text(owner) != user:
+        raise bad(-1125, "This listenKey does not exist.")
+    return key
+
+
+@router.post("/userDataStream")
+async def new_listen_key(request: Request, state: State) -> JSONResponse:
+    """A listen key for the user-data stream at ws `/ws/<listenKey>`: the native api's
+    WebSocket listen key (`xch:listen:{key}`), valid for an hour unless kept alive."""
+    user, params = await keyed(request, state)
+    params.only()
+    key = secrets.token_hex(LISTEN_KEY_BYTES)
+    await state.redis.set(keys.listen_key(key), user, ex=LISTEN_KEY_TTL)
+    return json_response({"listenKey": key})
+
+
+@router.put("/userDataStream")
+async def keep_listen_key(request: Request, state: State) -> JSONResponse:
+    user, params = await keyed(request, state)
+    params.only("listenKey")
+    key = await _own_listen_key(state, user, params)
+    await state.redis.expire(keys.listen_key(key), LISTEN_KEY_TTL)
+    return json_response({})
+
+
+@router.delete("/userDataStream")
+async def close_listen_key(request: Request, state: State) -> JSONResponse:
+    user, params = await keyed(request, state)
+    params.only("listenKey")
+    await state.redis.delete(keys.listen_key(await _own_listen_key(state, user, params)))
+    return json_response({})

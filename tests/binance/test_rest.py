@@ -38,7 +38,11 @@ def test_public_endpoints(stack: Stack, accounts: Accounts) -> None:
     assert (btc["status"], btc["baseAsset"], btc["quoteAsset"]) == ("TRADING", "BTC", "USD")
     assert (btc["baseAssetPrecision"], btc["quoteAssetPrecision"]) == (8, 6)
     assert btc["defaultSelfTradePreventionMode"] == "EXPIRE_MAKER"
-    assert btc["orderTypes"] == ["LIMIT", "LIMIT_MAKER", "MARKET"]
+    assert btc["orderTypes"] == [
+        "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+        "TAKE_PROFIT_LIMIT",
+    ]  # fmt: skip
+    assert btc["ocoAllowed"] is True
     filters = {f["filterType"]: f for f in btc["filters"]}
     assert filters["PRICE_FILTER"]["tickSize"] == "0.01"
     assert filters["LOT_SIZE"]["stepSize"] == filters["LOT_SIZE"]["minQty"] == "0.0001"
@@ -185,7 +189,8 @@ def test_order_kinds_and_refusals(stack: Stack, accounts: Accounts) -> None:
         ({"price": "1000.00", "quantity": "5.0000"}, -2010),  # insufficient balance
         ({"price": "abc", "quantity": "1"}, -1100),
         ({"price": "1000.00", "quantity": "0.0100", "timeInForce": "GTD"}, -1115),
-        ({"price": "1000.00", "quantity": "0.0100", "type": "STOP_LOSS"}, -1116),
+        ({"price": "1000.00", "quantity": "0.0100", "type": "STOP"}, -1116),
+        ({"price": "1000.00", "quantity": "0.0100", "type": "STOP_LOSS_LIMIT"}, -1102),
         ({"price": "1000.00", "quantity": "0.0100", "side": "HOLD"}, -1117),
         ({"quantity": "0.0100"}, -1102),
     ]
