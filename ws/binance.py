@@ -4,6 +4,7 @@ Requests and errors take Binance's shapes: `{"result": R, "id": ID}` and
 `{"code": C, "msg": TEXT, "id": ID}`; the native protocol stays at `/ws`."""
 
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from ws.app import Connection
 from ws.binance_streams import STREAM_NAME, BinanceStream, Publisher, symbol_of
+from ws.binance_user import user_stream
 from ws.feeds import MarketFeed
 from ws.frames import FrameWriter
 from ws.protocol import ProtocolError
@@ -21,6 +23,9 @@ from xch import keys
 
 MAX_ID = 2**63 - 1
 _ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
+LISTEN_KEY = re.compile(r"^[A-Za-z0-9_-]{24,128}$")
+"""A listen key (no `@`, unlike a stream name): the api's are 60 hex digits (Binance's
+length) or, from the native `/api/v1/listen-key`, 32 URL-safe characters."""
 _NO_REQUEST = object()
 """An initial subscription from the URL: no request to answer."""
 
@@ -74,6 +79,8 @@ class BinanceConnection(Connection):
         await super().run()
 
     async def parse(self, text: Any) -> BinanceStream:
+        if isinstance(text, str) and LISTEN_KEY.fullmatch(text):
+            return await self.user_data(text)
         if not isinstance(text, str) or len(text) > 64:
             raise BinanceError(2, "Invalid request: stream names are strings")
         match = STREAM_NAME.fullmatch(text if "@kline_" in text else text.lower())
@@ -96,6 +103,34 @@ class BinanceConnection(Connection):
         kind = "bn_partial" if levels else "bn_depth"
         return BinanceStream(kind, market, symbol=symbol, levels=levels, speed=speed, raw=raw)
 
+    async def user_data(self, listen_key: str) -> BinanceStream:
+        """The user-data stream of a listen key (`POST /api/v3/userDataStream`), served on raw
+        connections; the key authenticates the connection as its user."""
+        if not self.raw:
+            raise BinanceError(2, "Invalid request: user data streams are served at /ws/<key>")
+        try:
+            user = await self.authenticate(None, listen_key, None)
+        except ProtocolError as exc:
+            raise BinanceError(2, "Invalid request: unknown or expired listen key") from exc
+        if self.client.user not in (None, user):
+            raise BinanceError(2, "Invalid request: the connection serves another user")
+        self.client.user = user
+        return user_stream(listen_key)
+
+    def deauthenticate(self) -> None:
+        """The listen key expired or was closed: Binance's `listenKeyExpired`, and the
+        user-data stream ends."""
+        credential = self.credential
+        for stream in [s for s in self.client.streams.values() if s.private]:
+            self.hub.unsubscribe(self.client, stream)
+        self.client.user = self.credential = None
+        event = {
+            "e": "listenKeyExpired",
+            "E": int(time.time() * 1000),
+            "listenKey": credential.listen_key if credential else "",
+        }
+        self.hub.send(self.client, orjson.dumps(event).decode())
+
     async def feed_of(self, symbol: str) -> MarketFeed | None:
         for feed in self.service.feeds.values():
             if symbol_of(feed) == symbol:
@@ -114,6 +149,8 @@ class BinanceConnection(Connection):
         except ProtocolError as exc:
             raise BinanceError(2, f"Invalid request: {exc.msg}") from exc
         for stream in streams:
+            if stream.private:
+                continue
             feed = self.service.feeds[stream.market]
             if stream.kind == "bn_kline":
                 await feed.seed_klines(stream.interval, self.service.pool)

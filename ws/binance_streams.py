@@ -33,7 +33,8 @@ STREAM_NAME = re.compile(
 @dataclass(frozen=True, slots=True)
 class BinanceStream(Stream):
     """`kind` is one of bn_trade, bn_depth, bn_partial, bn_kline, bn_ticker, bn_bookTicker
-    (prefixed so the native feeds never mistake it for one of theirs)."""
+    (prefixed so the native feeds never mistake it for one of theirs), or bn_user: the
+    private user-data stream (ws.binance_user), named by its listen key (`symbol`)."""
 
     symbol: str = ""
     levels: int = 0
@@ -43,6 +44,8 @@ class BinanceStream(Stream):
     @property
     def name(self) -> str:
         kind = self.kind.removeprefix("bn_")
+        if kind == "user":
+            return self.symbol
         speed = f"@{self.speed}" if self.speed else ""
         if kind == "depth":
             return f"{self.symbol}@depth{speed}"
@@ -54,6 +57,8 @@ class BinanceStream(Stream):
 
     @property
     def topic(self) -> str:
+        if self.kind == "bn_user":
+            return "binance:user"  # per user (hub.topic_of), whatever the listen key
         return f"binance:{'raw' if self.raw else 'combined'}:{self.name}"
 
 

@@ -52,7 +52,7 @@ class Client:
 
 def topic_of(stream: Stream, user: str | None) -> str:
     """Public streams are topics by name; private ones are per user."""
-    return f"{stream.name}:{user}" if stream.private else stream.topic
+    return f"{stream.topic}:{user}" if stream.private else stream.topic
 
 
 class Hub:

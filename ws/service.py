@@ -17,6 +17,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from ws.binance_streams import Publisher
+from ws.binance_user import UserData
 from ws.config import Settings
 from ws.feeds import MarketFeed
 from ws.hub import Hub
@@ -25,7 +26,7 @@ from ws.private import Private
 from ws.protocol import Stream
 from xch import keys
 from xch.market import Market
-from xch.schemas import Depth
+from xch.schemas import Depth, Event
 from xch.wire import FIELD_EVENT, decode_events
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Service:
         self.hub = Hub(metrics, settings.max_resyncs, self.snapshots)
         self.private = Private(self.hub, client, settings.retry_seconds)
         self.binance = Publisher(self.hub)
+        self.binance_users = UserData(self.hub, client, tasks)
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.ready = False
@@ -117,7 +119,7 @@ class Service:
         feed = self.feeds.get(market.name)
         if feed is None:
             feed = MarketFeed(market, self.hub, self.metrics, self.settings.depth_levels)
-            feed.private = self.private.on_events
+            feed.private = self.on_private_events
             feed.observer = self.binance
             self.feeds[market.name] = feed
             self.readers[market.name] = self.tasks.create_task(self.read_market(feed))
@@ -125,6 +127,11 @@ class Service:
             self.private.scales[rules.base] = rules.base_scale
             self.private.scales[rules.quote] = rules.quote_scale
         return feed
+
+    def on_private_events(self, feed: MarketFeed, events: list[Event]) -> None:
+        """A batch's order and balance updates: native streams and Binance's user data."""
+        self.private.on_events(feed, events)
+        self.binance_users.batch(feed, events)
 
     async def feed(self, name: str) -> MarketFeed | None:
         """The market's feed; a market added to the registry since the last read is looked up

@@ -16,6 +16,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from binance.async_client import AsyncClient
+from binance.exceptions import BinanceAPIException
 from binance.ws.depthcache import DepthCacheManager
 from binance.ws.streams import BinanceSocketManager
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,7 +35,11 @@ def ws_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     server = WsProcess(
         stack.redis_url,
         directory / "ws.log",
-        env={"EXCHANGE_WS_POSTGRES_DSN": stack.database_url, "EXCHANGE_WS_BLOCK_MS": "100"},
+        env={
+            "EXCHANGE_WS_POSTGRES_DSN": stack.database_url,
+            "EXCHANGE_WS_BLOCK_MS": "100",
+            "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.5",
+        },
     )
     server.start()
     try:
@@ -283,3 +288,95 @@ async def test_python_binance_depth_cache_follows_the_engine_book(
                 cache = await asyncio.wait_for(depth.recv(), 15)
     finally:
         await client.close_connection()
+
+
+def _reports(received: list[Any], order_id: int) -> list[dict[str, Any]]:
+    return [m for m in received if m.get("e") == "executionReport" and m["i"] == order_id]
+
+
+async def test_user_data_stream(
+    stack: Stack, accounts: Accounts, open_stream: Callable[..., Any]
+) -> None:
+    """executionReport and listStatus on `/ws/<listenKey>`: a stop order's acceptance, its
+    trigger and fill; an OCO list's legs, its status and its cancel."""
+    trader = accounts(ETH="1")
+    key = await asyncio.to_thread(trader.client.stream_get_listen_key)
+    assert len(key) == 60
+    stream = await open_stream(f"/ws/{key}")
+    await asyncio.sleep(0.3)  # the subscription is in place before the first order
+
+    async def trade_at(price: str, bid: str, sold: str) -> None:
+        bidder, seller = accounts(USD="10000"), accounts(ETH="1")
+        await asyncio.to_thread(
+            bidder.client.order_limit_buy, symbol="ETHUSD", quantity=bid, price=price
+        )
+        await asyncio.to_thread(seller.client.order_market_sell, symbol="ETHUSD", quantity=sold)
+
+    await trade_at("1900.00", "0.0100", "0.0100")
+    stop = await asyncio.to_thread(
+        trader.client.create_order,
+        symbol="ETHUSD", side="SELL", type="STOP_LOSS_LIMIT", timeInForce="GTC",
+        quantity="0.0100", price="1700.00", stopPrice="1800.00",
+    )  # fmt: skip
+    await stream.until(lambda received: len(_reports(received, stop["orderId"])) == 1)
+    [accepted] = _reports(stream.received, stop["orderId"])
+    assert {k: accepted[k] for k in ("s", "c", "S", "o", "f", "q", "p", "P", "g", "x", "X")} == {
+        "s": "ETHUSD", "c": stop["clientOrderId"], "S": "SELL", "o": "STOP_LOSS_LIMIT",
+        "f": "GTC", "q": "0.0100", "p": "1700.00", "P": "1800.00", "g": -1, "x": "NEW", "X": "NEW",
+    }  # fmt: skip
+    assert accepted["w"] is False and "W" not in accepted
+
+    # A trade at 1750 reaches the stop: reported working, then filled against the 1750 bid.
+    await trade_at("1750.00", "0.0300", "0.0200")
+    await stream.until(lambda received: len(_reports(received, stop["orderId"])) == 3)
+    _, triggered, filled = _reports(stream.received, stop["orderId"])
+    assert (triggered["x"], triggered["X"], triggered["w"]) == ("NEW", "NEW", True)
+    assert triggered["W"] >= accepted["T"]
+    assert (filled["x"], filled["X"], filled["l"], filled["L"], filled["z"]) == (
+        "TRADE", "FILLED", "0.0100", "1750.00", "0.0100",
+    )  # fmt: skip
+    assert (filled["Z"], filled["n"], filled["N"], filled["m"]) == (
+        "17.500000",
+        "0.035000",
+        "USD",
+        False,
+    )
+
+    placed = await asyncio.to_thread(
+        trader.client.create_oco_order,
+        symbol="ETHUSD", side="SELL", quantity="0.1000", aboveType="LIMIT_MAKER",
+        abovePrice="2500.00", belowType="STOP_LOSS", belowStopPrice="1600.00",
+        listClientOrderId="stream-list",
+    )  # fmt: skip
+    number = placed["orderListId"]
+    legs = [order["orderId"] for order in placed["orders"]]
+
+    def list_statuses(received: list[Any]) -> list[dict[str, Any]]:
+        return [m for m in received if m.get("e") == "listStatus"]
+
+    await stream.until(lambda received: len(list_statuses(received)) == 1)
+    reports = [r for leg in legs for r in _reports(stream.received, leg)]
+    assert [(r["o"], r["g"], r["x"], r["w"]) for r in reports] == [
+        ("LIMIT_MAKER", number, "NEW", True), ("STOP_LOSS", number, "NEW", False),
+    ]  # fmt: skip
+    [started] = list_statuses(stream.received)
+    assert {k: started[k] for k in ("s", "g", "c", "l", "L", "r", "C")} == {
+        "s": "ETHUSD", "g": number, "c": "OCO", "l": "EXEC_STARTED", "L": "EXECUTING",
+        "r": "NONE", "C": "stream-list",
+    }  # fmt: skip
+    assert [leg["i"] for leg in started["O"]] == legs
+
+    await asyncio.to_thread(trader.client.v3_delete_order_list, symbol="ETHUSD", orderListId=number)
+    await stream.until(lambda received: len(list_statuses(received)) == 2)
+    assert [_reports(stream.received, leg)[-1]["X"] for leg in legs] == ["CANCELED", "CANCELED"]
+    done = list_statuses(stream.received)[-1]
+    assert (done["l"], done["L"], done["g"]) == ("ALL_DONE", "ALL_DONE", number)
+
+    assert await asyncio.to_thread(trader.client.stream_keepalive, key) == {}
+    other = accounts()
+    with pytest.raises(BinanceAPIException) as caught:
+        await asyncio.to_thread(other.client.stream_keepalive, key)
+    assert (caught.value.code, caught.value.message) == (-1125, "This listenKey does not exist.")
+    assert await asyncio.to_thread(trader.client.stream_close, key) == {}
+    await stream.until(lambda received: received[-1].get("e") == "listenKeyExpired")
+    assert stream.received[-1]["listenKey"] == key

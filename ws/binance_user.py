@@ -1,0 +1,268 @@
+"""Binance's user-data stream at `/ws/<listenKey>`: `executionReport` for every change of the
+user's orders and `listStatus` for their OCO lists, rendered from the engine's events.
+
+An `executionReport` carries the whole order (type, price, quantity, stop price `P`, list
+`g`, cumulative amounts), so the publisher keeps, for users with a subscriber, the orders
+accepted since: an order of theirs accepted before (when nobody listened) is reported with
+what its events carry alone. A stop order is reported `NEW` and not working (`w` false) when
+accepted, then `NEW` and working (`w` true, `W` the trigger time) when the last trade price
+reaches it, as Binance reports a triggered stop. A list's `listClientOrderId` is not in the
+events: it is read from the user's list records (`xch.keys.order_lists`), so `listStatus`
+follows its legs' reports by that read.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from engine.scripts import as_text
+from ws.binance_streams import BinanceStream, symbol_of
+from ws.feeds import MarketFeed
+from ws.hub import Hub, topic_of
+from xch import keys
+from xch.order_lists import decode_list, list_number
+from xch.schemas import (
+    BUY,
+    CANCELED,
+    FILLED,
+    LIMIT,
+    MARKET,
+    POST_ONLY,
+    REASON_SELF_TRADE,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    Event,
+    OrderAccepted,
+    OrderDone,
+    OrderTriggered,
+    Trade,
+)
+
+log = logging.getLogger(__name__)
+
+USER_DATA = "bn_user"
+ZERO = "0"
+
+
+def user_stream(listen_key: str) -> BinanceStream:
+    """The user-data stream of a raw connection; its name is the listen key, as Binance's."""
+    return BinanceStream(USER_DATA, symbol=listen_key, raw=True)
+
+
+def user_topic(user: str) -> str:
+    return topic_of(user_stream(""), user)
+
+
+def order_number(order_id: str) -> int:
+    """Binance's `orderId`: the hex digits of `{market}.{hex}` (docs/binance.md)."""
+    return list_number(order_id)
+
+
+def binance_type(order_type: str, tif: str) -> str:
+    if order_type == LIMIT:
+        return "LIMIT_MAKER" if tif == POST_ONLY else "LIMIT"
+    return order_type.upper()
+
+
+def binance_tif(order_type: str, tif: str) -> str:
+    return "GTC" if tif == POST_ONLY or order_type in (MARKET, STOP_LOSS, TAKE_PROFIT) else tif
+
+
+@dataclass(slots=True)
+class Tracked:
+    """An order as far as its events tell (accepted, filled so far, on the book since)."""
+
+    accepted: OrderAccepted
+    lots: int = 0
+    quote: int = 0
+    working_since: int | None = None
+    filled_reported: bool = False
+
+
+@dataclass(slots=True)
+class ListLegs:
+    user: str
+    symbol: str
+    legs: dict[str, str] = field(default_factory=dict)
+    """order id -> client order id, as accepted."""
+    done: set[str] = field(default_factory=set)
+
+
+class UserData:
+    def __init__(self, hub: Hub, client: redis.asyncio.Redis, tasks: asyncio.TaskGroup) -> None:
+        self.hub = hub
+        self.client = client
+        self.tasks = tasks
+        self.orders: dict[str, Tracked] = {}
+        self.lists: dict[str, ListLegs] = {}
+
+    def listening(self, user: str) -> bool:
+        return self.hub.has_subscribers(user_topic(user))
+
+    def publish(self, user: str, payload: dict[str, Any]) -> None:
+        self.hub.publish(user_topic(user), orjson.dumps(payload).decode())
+
+    def batch(self, feed: MarketFeed, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, OrderAccepted):
+                self._accepted(feed, event)
+            elif isinstance(event, OrderTriggered):
+                self._triggered(feed, event)
+            elif isinstance(event, Trade):
+                self._trade(feed, event, event.maker_order, event.maker_user, taker=False)
+                self._trade(feed, event, event.taker_order, event.taker_user, taker=True)
+            elif isinstance(event, OrderDone):
+                self._done(feed, event)
+
+    # ---- orders -------------------------------------------------------------------------
+
+    def _accepted(self, feed: MarketFeed, event: OrderAccepted) -> None:
+        if not self.listening(event.user):
+            return
+        tracked = Tracked(event, working_since=None if event.stop_price else event.ts)
+        self.orders[event.order_id] = tracked
+        self.publish(event.user, self._report(feed, tracked, event.ts, "NEW", "NEW"))
+        if event.list_id:
+            legs = self.lists.setdefault(event.list_id, ListLegs(event.user, symbol_of(feed)))
+            legs.legs[event.order_id] = event.client_order_id
+            if len(legs.legs) == 2:
+                self._list_status(event.list_id, legs, event.ts, done=False)
+
+    def _triggered(self, feed: MarketFeed, event: OrderTriggered) -> None:
+        tracked = self.orders.get(event.order_id)
+        if tracked is None or not self.listening(event.user):
+            return
+        tracked.working_since = event.ts
+        self.publish(event.user, self._report(feed, tracked, event.ts, "NEW", "NEW"))
+
+    def _trade(self, feed: MarketFeed, trade: Trade, order_id: str, user: str, taker: bool) -> None:
+        tracked = self.orders.get(order_id)
+        if tracked is None or not self.listening(user):
+            return
+        tracked.lots += trade.qty
+        tracked.quote += trade.quote_qty
+        order = tracked.accepted
+        filled = bool(order.qty) and tracked.lots >= order.qty
+        tracked.filled_reported = filled
+        report = self._report(
+            feed, tracked, trade.ts, "TRADE", "FILLED" if filled else "PARTIALLY_FILLED"
+        )
+        render = feed.render
+        fee = trade.taker_fee if taker else trade.maker_fee
+        report |= {
+            "l": render.qty(trade.qty),
+            "L": render.price(trade.price),
+            "n": render.base(fee) if order.side == BUY else render.quote(fee),
+            "N": feed.rules.base if order.side == BUY else feed.rules.quote,
+            "t": trade.trade_id,
+            "m": not taker,
+            "Y": render.quote(trade.quote_qty),
+        }
+        self.publish(user, report)
+
+    def _done(self, feed: MarketFeed, event: OrderDone) -> None:
+        tracked = self.orders.pop(event.order_id, None)
+        if tracked is None or not self.listening(event.user):
+            return
+        if event.status == FILLED:
+            if not tracked.filled_reported:
+                self.publish(event.user, self._report(feed, tracked, event.ts, "TRADE", "FILLED"))
+        elif event.status == CANCELED:
+            self.publish(event.user, self._report(feed, tracked, event.ts, "CANCELED", "CANCELED"))
+        elif event.reason == REASON_SELF_TRADE:
+            report = self._report(feed, tracked, event.ts, "TRADE_PREVENTION", "EXPIRED_IN_MATCH")
+            self.publish(event.user, report)
+        else:
+            self.publish(event.user, self._report(feed, tracked, event.ts, "EXPIRED", "EXPIRED"))
+        list_id = tracked.accepted.list_id
+        legs = self.lists.get(list_id) if list_id else None
+        if legs is not None:
+            legs.done.add(event.order_id)
+            if legs.done.issuperset(legs.legs):
+                del self.lists[list_id]
+                self._list_status(list_id, legs, event.ts, done=True)
+
+    def _report(
+        self, feed: MarketFeed, tracked: Tracked, ts: int, execution: str, status: str
+    ) -> dict[str, Any]:
+        order, render = tracked.accepted, feed.render
+        working = tracked.working_since is not None
+        report: dict[str, Any] = {
+            "e": "executionReport",
+            "E": ts,
+            "s": symbol_of(feed),
+            "c": order.client_order_id,
+            "S": order.side.upper(),
+            "o": binance_type(order.type, order.tif),
+            "f": binance_tif(order.type, order.tif),
+            "q": render.qty(order.qty),
+            "p": render.price(order.price),
+            "P": render.price(order.stop_price),
+            "F": render.qty(0),
+            "g": list_number(order.list_id) if order.list_id else -1,
+            "C": "",
+            "x": execution,
+            "X": status,
+            "r": "NONE",
+            "i": order_number(order.order_id),
+            "l": render.qty(0),
+            "z": render.qty(tracked.lots),
+            "L": render.price(0),
+            "n": ZERO,
+            "N": None,
+            "T": ts,
+            "t": -1,
+            "I": 0,
+            "w": working and status in ("NEW", "PARTIALLY_FILLED"),
+            "m": False,
+            "M": False,
+            "O": order.ts,
+            "Z": render.quote(tracked.quote),
+            "Y": render.quote(0),
+            "Q": render.quote(order.quote_qty),
+            "V": order.stp,
+        }
+        if tracked.working_since is not None:
+            report["W"] = tracked.working_since
+        return report
+
+    # ---- lists --------------------------------------------------------------------------
+
+    def _list_status(self, list_id: str, legs: ListLegs, ts: int, done: bool) -> None:
+        self.tasks.create_task(self._send_list(list_id, legs, ts, done))
+
+    async def _send_list(self, list_id: str, legs: ListLegs, ts: int, done: bool) -> None:
+        """`listStatus`, once the list's client id is read from its record (a list placed
+        through the native api has none: "")."""
+        list_client_id = ""
+        try:
+            raw = await self.client.hget(keys.order_lists(legs.user), str(list_number(list_id)))
+        except RedisError as exc:
+            log.warning("order list record of %s unreadable: %s", list_id, exc)
+            raw = None
+        if raw is not None:
+            list_client_id = decode_list(as_text(raw)).client_list_id
+        self.publish(
+            legs.user,
+            {
+                "e": "listStatus",
+                "E": ts,
+                "s": legs.symbol,
+                "g": list_number(list_id),
+                "c": "OCO",
+                "l": "ALL_DONE" if done else "EXEC_STARTED",
+                "L": "ALL_DONE" if done else "EXECUTING",
+                "r": "NONE",
+                "C": list_client_id,
+                "T": ts,
+                "O": [
+                    {"s": legs.symbol, "i": order_number(order_id), "c": client_id}
+                    for order_id, client_id in legs.legs.items()
+                ],
+            },
+        )
