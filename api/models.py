@@ -13,7 +13,12 @@ MarketName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63, examples=
 Asset = Annotated[str, Field(pattern=ASSET_PATTERN, max_length=10, examples=["USD"])]
 ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")]
 Side = Literal["buy", "sell"]
-OrderType = Literal["limit", "market"]
+OrderType = Literal[
+    "limit", "market", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
+]
+ListLegType = Literal[
+    "limit_maker", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
+]
 TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
 SelfTrade = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 Scope = Literal["read", "trade", "admin"]
@@ -111,6 +116,8 @@ class OrderIn(In):
     tif: TimeInForce = "GTC"
     stp: SelfTrade = "EXPIRE_MAKER"
     client_order_id: ClientOrderId | None = None
+    stop_price: Amount | None = None
+    """For the stop types only: the last trade price that triggers the order."""
 
 
 class FillOut(BaseModel):
@@ -135,13 +142,19 @@ class OrderOut(BaseModel):
     quantity: str | None = None
     quote_quantity: str | None = None
     status: str
-    """new, partially_filled, filled, canceled, expired, rejected; `pending` while the
-    engine has not answered yet (HTTP 202): look the order up again later."""
+    """new, partially_filled, filled, canceled, expired, rejected; `waiting` for a stop
+    order not triggered yet; `pending` while the engine has not answered yet (HTTP 202):
+    look the order up again later."""
     reason: str | None = None
     filled_quantity: str = "0"
     filled_quote: str = "0"
     created_at: int | None = None
     fills: list[FillOut] = Field(default_factory=list)
+    stop_price: str | None = None
+    list_id: str | None = None
+    """The OCO list the order is a leg of."""
+    triggered_at: int | None = None
+    """When a stop order's stop price was reached (null while it waits)."""
 
 
 class CancelOut(BaseModel):
@@ -150,6 +163,53 @@ class CancelOut(BaseModel):
     status: str
     """canceled, or pending when the engine did not answer in time (HTTP 202)."""
     filled_quantity: str | None = None
+
+
+class OrderListLegIn(In):
+    """One leg of an OCO list: `limit_maker` (a post-only limit: `price`) or a stop type
+    (`stop_price`, and for the *_limit types `price` and `tif`)."""
+
+    type: ListLegType
+    price: Amount | None = None
+    stop_price: Amount | None = None
+    tif: TimeInForce | None = None
+
+
+class OrderListIn(In):
+    """An OCO list (one-cancels-the-other), Binance's rules: a sell has `above` limit_maker,
+    take_profit or take_profit_limit and `below` stop_loss or stop_loss_limit; a buy has
+    `above` stop_loss or stop_loss_limit and `below` limit_maker, take_profit or
+    take_profit_limit. Both legs trade `quantity`."""
+
+    market: MarketName
+    side: Side
+    quantity: Amount
+    above: OrderListLegIn
+    below: OrderListLegIn
+    stp: SelfTrade = "EXPIRE_MAKER"
+    client_list_id: ClientOrderId | None = None
+
+
+class OrderListOut(BaseModel):
+    list_id: str
+    client_list_id: str | None = None
+    market: str
+    side: str
+    quantity: str | None = None
+    status: str
+    """open (both legs working), executing (one leg ended, the other works), done, rejected;
+    `pending` while the engine has not answered yet (HTTP 202)."""
+    above: OrderOut
+    below: OrderOut
+
+
+class OrderListCancelOut(BaseModel):
+    list_id: str
+    market: str
+    status: str
+    """canceled, or pending when the engine did not answer in time (HTTP 202)."""
+    orders: list[CancelOut]
+    """What the cancel ended: the leg canceled and, if it still worked, the other."""
 
 
 class QuoteIn(In):
