@@ -1,5 +1,7 @@
 """`client_order_id` makes placing idempotent: the first request with an id claims it (SET NX,
-before anything is enqueued), and every later one gets the first one's order.
+before anything is enqueued), and every later one gets the first one's order. An OCO list's
+`client_list_id` works the same way, in its own namespace (`LIST_CLAIMS`); its record's
+`order_id` is then the list id.
 
 The claim is released only when nothing was enqueued (a refusal before the engine); once
 enqueued, the claim records the order id and, when the engine answers, the answer itself.
@@ -12,19 +14,25 @@ import redis.asyncio
 
 from xch.keys import PREFIX
 
+ORDER_CLAIMS = "coid"
+LIST_CLAIMS = "clid"
 
-def claim_key(user: str, client_order_id: str) -> str:
-    return f"{PREFIX}coid:{user}:{client_order_id}"
+
+def claim_key(user: str, client_order_id: str, namespace: str = ORDER_CLAIMS) -> str:
+    return f"{PREFIX}{namespace}:{user}:{client_order_id}"
 
 
 class Claims:
-    def __init__(self, client: redis.asyncio.Redis, ttl_seconds: int) -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, ttl_seconds: int, namespace: str = ORDER_CLAIMS
+    ) -> None:
         self.client = client
         self.ttl = ttl_seconds
+        self.namespace = namespace
 
     async def claim(self, user: str, client_order_id: str, order_id: str) -> dict[str, Any] | None:
         """None if the id was free (it is now ours), else what the first request recorded."""
-        key = claim_key(user, client_order_id)
+        key = claim_key(user, client_order_id, self.namespace)
         record = orjson.dumps({"order_id": order_id})
         # SET NX GET: one atomic step that either claims or returns the earlier claim.
         previous = await self.client.set(key, record, nx=True, ex=self.ttl, get=True)
@@ -36,9 +44,9 @@ class Claims:
     async def record(
         self, user: str, client_order_id: str, order_id: str, status: int, body: dict[str, Any]
     ) -> None:
-        key = claim_key(user, client_order_id)
+        key = claim_key(user, client_order_id, self.namespace)
         value = orjson.dumps({"order_id": order_id, "status": status, "body": body})
         await self.client.set(key, value, xx=True, keepttl=True)
 
     async def release(self, user: str, client_order_id: str) -> None:
-        await self.client.delete(claim_key(user, client_order_id))
+        await self.client.delete(claim_key(user, client_order_id, self.namespace))

@@ -16,6 +16,9 @@ Side = Literal["buy", "sell"]
 OrderType = Literal[
     "limit", "market", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
 ]
+ListLegType = Literal[
+    "limit_maker", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
+]
 TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
 SelfTrade = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 Scope = Literal["read", "trade", "admin"]
@@ -114,7 +117,7 @@ class OrderIn(In):
     stp: SelfTrade = "EXPIRE_MAKER"
     client_order_id: ClientOrderId | None = None
     stop_price: Amount | None = None
-    """The stop orders' (`stop_loss`, `take_profit` and their `_limit` forms) trigger price."""
+    """For the stop types only: the last trade price that triggers the order."""
 
 
 class FillOut(BaseModel):
@@ -138,19 +141,20 @@ class OrderOut(BaseModel):
     price: str | None = None
     quantity: str | None = None
     quote_quantity: str | None = None
-    stop_price: str | None = None
-    list_id: str | None = None
-    """The OCO list the order belongs to."""
     status: str
-    """new, partially_filled, filled, canceled, expired, rejected; `waiting` for a stop order
-    not triggered yet; `pending` while the engine has not answered yet (HTTP 202): look the
-    order up again later."""
+    """new, partially_filled, filled, canceled, expired, rejected; `waiting` for a stop
+    order not triggered yet; `pending` while the engine has not answered yet (HTTP 202):
+    look the order up again later."""
     reason: str | None = None
     filled_quantity: str = "0"
     filled_quote: str = "0"
     created_at: int | None = None
-    triggered_at: int | None = None
     fills: list[FillOut] = Field(default_factory=list)
+    stop_price: str | None = None
+    list_id: str | None = None
+    """The OCO list the order is a leg of."""
+    triggered_at: int | None = None
+    """When a stop order's stop price was reached (null while it waits)."""
 
 
 class CancelOut(BaseModel):
@@ -159,6 +163,54 @@ class CancelOut(BaseModel):
     status: str
     """canceled, or pending when the engine did not answer in time (HTTP 202)."""
     filled_quantity: str | None = None
+
+
+class OrderListLegIn(In):
+    """One leg of an OCO list: `limit_maker` (a post-only limit: `price`) or a stop type
+    (`stop_price`, and for the *_limit types `price` and `tif`)."""
+
+    type: ListLegType
+    price: Amount | None = None
+    stop_price: Amount | None = None
+    tif: TimeInForce | None = None
+    client_order_id: ClientOrderId | None = None
+
+
+class OrderListIn(In):
+    """An OCO list (one-cancels-the-other), Binance's rules: a sell has `above` limit_maker,
+    take_profit or take_profit_limit and `below` stop_loss or stop_loss_limit; a buy has
+    `above` stop_loss or stop_loss_limit and `below` limit_maker, take_profit or
+    take_profit_limit. Both legs trade `quantity`."""
+
+    market: MarketName
+    side: Side
+    quantity: Amount
+    above: OrderListLegIn
+    below: OrderListLegIn
+    stp: SelfTrade = "EXPIRE_MAKER"
+    client_list_id: ClientOrderId | None = None
+
+
+class OrderListOut(BaseModel):
+    list_id: str
+    client_list_id: str | None = None
+    market: str
+    side: str
+    quantity: str | None = None
+    status: str
+    """open (both legs working), executing (one leg ended, the other works), done, rejected;
+    `pending` while the engine has not answered yet (HTTP 202)."""
+    above: OrderOut
+    below: OrderOut
+
+
+class OrderListCancelOut(BaseModel):
+    list_id: str
+    market: str
+    status: str
+    """canceled, or pending when the engine did not answer in time (HTTP 202)."""
+    orders: list[CancelOut]
+    """What the cancel ended: the leg canceled and, if it still worked, the other."""
 
 
 class QuoteIn(In):

@@ -1,40 +1,54 @@
-"""OCO order lists: from a request to the engine's `PlaceList` command (every check the engine
-would make from the request alone, and the list's one lock), and placing it. Shared by the
-native api and the Binance-compatible `/api/v3/orderList/oco`.
+"""OCO lists (one-cancels-the-other): from a list request to one `PlaceList` command and its
+lock, and from the engine's reply back to the list.
 
-A list has an above leg and a below leg of one side and quantity. The above leg executes
-when the price rises to it: a post-only limit sell or a stop that triggers on a rise (a
-stop-loss buy, a take-profit sell); the below leg when the price falls to it: a post-only
-limit buy or a stop that triggers on a fall. So the above leg's price (a limit's price, a
-stop's stop price) must be higher than the below leg's. At most one leg is a limit order.
+A list's id is made like an order id (`{market}.{random}`); its legs' ids are the list id
+with `0` (above) and `1` (below) appended, so a cancel finds both legs without a lookup.
 """
 
-import asyncio
 from dataclasses import dataclass
+from typing import cast
 
 import msgspec
-import redis.exceptions
 
-from api.errors import ApiError, from_result_code
-from api.models import OrderIn, OrderOut
-from api.orders import Planned, placed_order, plan
-from api.state import AppState
-from engine.gateway import FundsError
+from api.errors import ApiError
+from api.models import (
+    OrderIn,
+    OrderListIn,
+    OrderListLegIn,
+    OrderListOut,
+    OrderOut,
+    OrderType,
+    TimeInForce,
+)
+from api.orders import WAITING, executes_as, placed_order, plan, raise_rejection
 from engine.risk import list_lock, spent_asset
 from xch.market import MarketRules
-from xch.money import MAX_UNITS
 from xch.schemas import (
     BUY,
     LIMIT,
     POST_ONLY,
-    SELL,
-    STOP_TYPES,
+    STOP_LOSS,
+    STOP_LOSS_LIMIT,
+    TAKE_PROFIT,
+    TAKE_PROFIT_LIMIT,
     Event,
     OrderRejected,
+    Place,
     PlaceList,
-    ResultCode,
-    triggers_on_rise,
 )
+
+LIMIT_MAKER = "limit_maker"
+"""A list leg that is a post-only limit order (Binance's LIMIT_MAKER)."""
+
+PROFIT_LEGS = (LIMIT_MAKER, TAKE_PROFIT, TAKE_PROFIT_LIMIT)
+LOSS_LEGS = (STOP_LOSS, STOP_LOSS_LIMIT)
+LEG_TYPES = {
+    # side: (types allowed above, types allowed below), as Binance's OCO has them
+    BUY: (LOSS_LEGS, PROFIT_LEGS),
+    "sell": (PROFIT_LEGS, LOSS_LEGS),
+}
+WORKING = ("new", "partially_filled", WAITING)
+"""The statuses of an order that can still trade."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,94 +57,105 @@ class PlannedList:
     asset: str
     lock: int
 
-    @property
-    def leg_ids(self) -> list[str]:
-        return [leg.order_id for leg in self.command.legs]
+
+def leg_ids(list_id: str) -> tuple[str, str]:
+    """The order ids of a list's legs (above, below)."""
+    return f"{list_id}0", f"{list_id}1"
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError(400, ResultCode.INVALID_ORDER_LIST.reason, message)
+    return ApiError(400, "invalid_order_list", message)
 
 
-def _level(planned: Planned) -> int:
-    """Where a leg executes: a limit order's price, a stop order's stop price (ticks)."""
-    return planned.command.stop_price or planned.command.price
-
-
-def leg_fits(body: OrderIn, above: bool) -> bool:
-    """Whether `body` can be the above (or below) leg of a list on its side."""
-    if body.type == LIMIT:
-        return body.tif == POST_ONLY and (body.side == SELL) == above
-    return body.type in STOP_TYPES and triggers_on_rise(body.type, body.side) == above
-
-
-def plan_list(
-    rules: MarketRules,
-    user: str,
-    list_id: str,
-    legs: tuple[tuple[str, OrderIn], tuple[str, OrderIn]],
-    client_list_id: str = "",
-) -> PlannedList:
-    """The list's command and lock from its (order id, order) legs, above leg first; ApiError
-    for a leg the engine would refuse or a list it would refuse as a whole."""
-    (above_id, above), (below_id, below) = legs
-    if above.side != below.side or above.side not in (BUY, SELL):
-        raise _invalid("both orders of a list have the same side")
-    if above.quantity is None or above.quantity != below.quantity:
-        raise _invalid("both orders of a list have the same quantity")
-    if above.quote_quantity is not None or below.quote_quantity is not None:
-        raise _invalid("the orders of a list have a quantity, not a quote quantity")
-    if above.type == LIMIT and below.type == LIMIT:
-        raise _invalid("at most one order of a list is a limit order")
-    if not leg_fits(above, above=True) or not leg_fits(below, above=False):
-        raise _invalid(
-            "the above order is a post-only limit sell or a stop triggered by a rise, the "
-            "below order a post-only limit buy or a stop triggered by a fall"
-        )
-    planned = [plan(rules, above, user, above_id, None), plan(rules, below, user, below_id, None)]
-    if _level(planned[0]) <= _level(planned[1]):
-        raise _invalid("the above order's price must be higher than the below order's")
-    commands = [msgspec.structs.replace(leg.command, locked=0) for leg in planned]
-    lock = list_lock(rules, commands)
-    if lock > MAX_UNITS:
-        raise ApiError(400, "amount_too_large", "the order's value is too large")
-    command = PlaceList(
-        list_id=list_id, user=user, legs=commands, locked=lock, client_list_id=client_list_id
+def _leg_order(
+    body: OrderListIn, name: str, leg: OrderListLegIn, allowed: tuple[str, ...]
+) -> OrderIn:
+    """A leg as the order request it amounts to (a limit_maker leg: a post-only limit)."""
+    if leg.type not in allowed:
+        raise _invalid(f"a {body.side} list's {name} leg must be one of {', '.join(allowed)}")
+    if leg.type == LIMIT_MAKER:
+        if leg.tif is not None:
+            raise _invalid(f"the {name} leg is a limit_maker: it is post-only and takes no tif")
+        order_type, tif = LIMIT, POST_ONLY
+    else:
+        if leg.tif is not None and executes_as(leg.type) != LIMIT:
+            raise _invalid(f"the {name} leg is a {leg.type}: it takes no tif")
+        order_type, tif = leg.type, leg.tif or "GTC"
+    return OrderIn(
+        market=body.market,
+        side=body.side,
+        type=cast(OrderType, order_type),
+        price=leg.price,
+        quantity=body.quantity,
+        tif=cast(TimeInForce, tif),
+        stp=body.stp,
+        client_order_id=leg.client_order_id,
+        stop_price=leg.stop_price,
     )
-    return PlannedList(command, spent_asset(rules, above.side), lock)
 
 
-async def place_list(state: AppState, market: str, planned: PlannedList) -> list[Event] | None:
-    """Lock and enqueue the list, then wait for the engine: its reply's events, or None if it
-    did not answer within the reply timeout (the list is in the market's input and will be
-    applied). ApiError if the funds do not cover it or the outcome is unknown."""
-    user = planned.command.user
-    first = planned.leg_ids[0]
-    with state.replies.expect("place", first) as reply:
-        try:
-            entry = await state.gateway.submit(
-                market, planned.command, user, planned.asset, planned.lock
-            )
-        except FundsError as error:
-            raise ApiError(400, error.reason, "the order's value is too large") from error
-        except redis.exceptions.ConnectionError as error:
-            raise ApiError(
-                503,
-                "outcome_unknown",
-                f"lost the connection while enqueuing order list {planned.command.list_id}: "
-                "it may or may not have been placed; look it up",
-            ) from error
-        if entry is None:
-            raise from_result_code(ResultCode.INSUFFICIENT_FUNDS)
-        try:
-            return await asyncio.wait_for(reply, state.settings.reply_timeout_seconds)
-        except TimeoutError:
-            return None
+def _level(leg: Place) -> int:
+    """The price at which a leg starts to work: its stop price, or a limit_maker's price."""
+    return leg.stop_price or leg.price
 
 
-def placed_legs(rules: MarketRules, planned: PlannedList, events: list[Event]) -> list[OrderOut]:
-    """Both legs as the engine's reply leaves them; ApiError with the reason if refused."""
+def plan_list(rules: MarketRules, body: OrderListIn, user: str, list_id: str) -> PlannedList:
+    """The PlaceList command and its lock; ApiError for anything the engine would refuse by
+    the request alone. Each leg is checked as the order it is; the list locks the larger of
+    the legs' locks (`engine.risk.list_lock`)."""
+    allowed_above, allowed_below = LEG_TYPES[body.side]
+    above_id, below_id = leg_ids(list_id)
+    legs = [
+        plan(rules, _leg_order(body, name, leg, allowed), user, order_id, None).command
+        for name, leg, allowed, order_id in (
+            ("above", body.above, allowed_above, above_id),
+            ("below", body.below, allowed_below, below_id),
+        )
+    ]
+    if _level(legs[0]) <= _level(legs[1]):
+        raise _invalid("the above leg's price must be higher than the below leg's")
+    lock = list_lock(rules, legs)
+    command = PlaceList(
+        list_id=list_id,
+        user=user,
+        legs=[msgspec.structs.replace(leg, locked=0) for leg in legs],
+        locked=lock,
+        client_list_id=body.client_list_id or "",
+    )
+    return PlannedList(command, spent_asset(rules, body.side), lock)
+
+
+def list_status(above: OrderOut, below: OrderOut) -> str:
+    """open: both legs work; executing: one ended and the other works; done: both ended."""
+    statuses = (above.status, below.status)
+    if "pending" in statuses:
+        return "pending"
+    if "rejected" in statuses:
+        return "rejected"
+    working = sum(status in WORKING for status in statuses)
+    return ("done", "executing", "open")[working]
+
+
+def list_out(
+    list_id: str, client_list_id: str | None, above: OrderOut, below: OrderOut
+) -> OrderListOut:
+    return OrderListOut(
+        list_id=list_id,
+        client_list_id=client_list_id,
+        market=above.market,
+        side=above.side,
+        quantity=above.quantity,
+        status=list_status(above, below),
+        above=above,
+        below=below,
+    )
+
+
+def placed_list(rules: MarketRules, command: PlaceList, events: list[Event]) -> OrderListOut:
+    """The list as the engine's reply to its PlaceList leaves it; ApiError if refused (a
+    refused list is refused leg by leg, with one reason)."""
     for event in events:
-        if isinstance(event, OrderRejected) and event.order_id in planned.leg_ids:
-            raise from_result_code(event.code)
-    return [placed_order(rules, order_id, events) for order_id in planned.leg_ids]
+        if isinstance(event, OrderRejected) and event.op == "place_list":
+            raise_rejection(event)
+    above, below = (placed_order(rules, leg.order_id, events) for leg in command.legs)
+    return list_out(command.list_id, command.client_list_id or None, above, below)

@@ -18,6 +18,7 @@ from xch.schemas import (
     BUY,
     FOK,
     LIMIT,
+    MARKET,
     POST_ONLY,
     STOP_LIMIT_TYPES,
     STOP_TYPES,
@@ -30,10 +31,6 @@ from xch.schemas import (
     Trade,
 )
 
-STATUS_NEW = "new"
-STATUS_WAITING = "waiting"
-"""A stop order whose stop price the last trade price has not reached yet."""
-
 Levels = list[tuple[int, int]]
 
 
@@ -45,6 +42,8 @@ class Planned:
 
 
 ORDER_ID_SEPARATOR = "."
+WAITING = "waiting"
+"""The status of a stop order whose stop price has not been reached yet."""
 
 
 def new_order_id(market: str) -> str:
@@ -122,13 +121,13 @@ def cost_to_buy(rules: MarketRules, lots: int, asks: Levels) -> int:
 
 
 def _stop_ticks(rules: MarketRules, body: OrderIn) -> int:
-    """The stop price of a stop order in ticks (0 for other orders)."""
+    """The stop price of a stop order; refused on any other type, and missing on a stop."""
     if body.type not in STOP_TYPES:
         if body.stop_price is not None:
-            raise _bad("invalid_command", "stop_price is for stop orders only")
+            raise _bad("invalid_stop_price", "stop_price is for the stop order types only")
         return 0
     if body.stop_price is None:
-        raise _bad("invalid_stop_price", "a stop order needs stop_price")
+        raise _bad("invalid_stop_price", f"a {body.type} order needs stop_price")
     try:
         ticks = rules.price_to_ticks(body.stop_price)
     except AmountError as error:
@@ -140,43 +139,41 @@ def _stop_ticks(rules: MarketRules, body: OrderIn) -> int:
     return ticks
 
 
+def executes_as(order_type: str) -> str:
+    """What an order executes as: a stop-limit as a limit order, a stop-market as a market
+    order, once triggered."""
+    return LIMIT if order_type == LIMIT or order_type in STOP_LIMIT_TYPES else MARKET
+
+
 def plan(
     rules: MarketRules, body: OrderIn, user: str, order_id: str, asks: Levels | None
 ) -> Planned:
     """The command and its lock; ApiError for anything the engine would refuse by the request
     alone. `asks` (the current depth) is needed only for a market buy by quantity. A stop
-    order is checked as the order it becomes (a `_limit` type as a limit order, the others
-    as a market order) and locks as `engine.risk.lock_amount` says."""
+    order is checked as the order it becomes, plus its stop price."""
     stop_price = _stop_ticks(rules, body)
     price = qty = quote_qty = 0
-    if body.type == LIMIT or body.type in STOP_LIMIT_TYPES:
+    if executes_as(body.type) == LIMIT:
         if body.price is None or body.quantity is None or body.quote_quantity is not None:
-            raise _bad("invalid_command", "a limit order needs price and quantity, only")
+            raise _bad("invalid_command", f"a {body.type} order needs price and quantity, only")
         price, qty = _ticks(rules, body.price), _lots(rules, body.quantity)
         notional = _fits(price * qty * rules.quote_per_tick_lot)
         _min_notional(rules, notional)
-        lock = notional if body.side == BUY else _fits(qty * rules.base_per_lot)
     else:
         if body.price is not None or (body.quantity is None) == (body.quote_quantity is None):
             raise _bad(
-                "invalid_command", "a market order needs quantity or quote_quantity, no price"
+                "invalid_command", f"a {body.type} order needs quantity or quote_quantity, no price"
             )
         if body.tif == POST_ONLY:
-            raise _bad("invalid_command", "a market order cannot be post-only")
+            raise _bad("invalid_command", f"a {body.type} order cannot be post-only")
         if body.quote_quantity is not None:
             if body.side != BUY or body.tif == FOK:
-                raise _bad("invalid_command", "quote_quantity is for GTC or IOC market buys only")
-            quote_qty = lock = _quote(rules, body.quote_quantity)
+                raise _bad("invalid_command", "quote_quantity is for GTC or IOC buys only")
+            quote_qty = _quote(rules, body.quote_quantity)
             _min_notional(rules, quote_qty)
         else:
             assert body.quantity is not None
             qty = _lots(rules, body.quantity)
-            if body.side != BUY:
-                lock = _fits(qty * rules.base_per_lot)
-            elif stop_price:
-                lock = 0  # known once the command is built: engine.risk.lock_amount
-            else:
-                lock = _fits(cost_to_buy(rules, qty, asks or []))
     command = Place(
         order_id=order_id,
         user=user,
@@ -187,14 +184,17 @@ def plan(
         quote_qty=quote_qty,
         tif=body.tif,
         stp=body.stp,
-        locked=lock,
+        locked=0,
         client_order_id=body.client_order_id or "",
         stop_price=stop_price,
     )
-    if stop_price and not lock:
+    if body.type == MARKET and body.side == BUY and qty:
+        lock = _fits(cost_to_buy(rules, qty, asks or []))
+    else:
         lock = _fits(lock_amount(rules, command))
-        command = msgspec.structs.replace(command, locked=lock)
-    return Planned(command, spent_asset(rules, body.side), lock)
+    return Planned(
+        msgspec.structs.replace(command, locked=lock), spent_asset(rules, body.side), lock
+    )
 
 
 # ---- depth ------------------------------------------------------------------------------
@@ -281,25 +281,27 @@ def placed_order(rules: MarketRules, order_id: str, events: list[Event]) -> Orde
     fills: list[FillOut] = []
     lots = quote_total = 0
     done: OrderDone | None = None
-    triggered: OrderTriggered | None = None
+    triggered_at: int | None = None
     for event in events:
         if isinstance(event, OrderRejected) and event.order_id == order_id:
             raise_rejection(event)
         elif isinstance(event, OrderAccepted) and event.order_id == order_id:
             accepted = event
-        elif isinstance(event, OrderTriggered) and event.order_id == order_id:
-            triggered = event
         elif isinstance(event, Trade) and event.taker_order == order_id:
             fills.append(_fill(rules, event, taker=True))
             lots, quote_total = lots + event.qty, quote_total + event.quote_qty
+        elif isinstance(event, OrderTriggered) and event.order_id == order_id:
+            triggered_at = event.ts
         elif isinstance(event, OrderDone) and event.order_id == order_id:
             done = event
     if accepted is None:
         raise ApiError(502, "engine_error", "the engine's reply did not mention the order")
-    waiting = accepted.stop_price and triggered is None
-    status = done.status if done else ("partially_filled" if lots else STATUS_NEW)
-    if status == STATUS_NEW and waiting:
-        status = STATUS_WAITING
+    if done:
+        status = done.status
+    elif lots:
+        status = "partially_filled"
+    else:
+        status = WAITING if accepted.stop_price and triggered_at is None else "new"
     return OrderOut(
         order_id=order_id,
         client_order_id=accepted.client_order_id or None,
@@ -313,15 +315,15 @@ def placed_order(rules: MarketRules, order_id: str, events: list[Event]) -> Orde
         quote_quantity=(
             format_minor(accepted.quote_qty, rules.quote_scale) if accepted.quote_qty else None
         ),
-        stop_price=(format_units(accepted.stop_price, rules.tick) if accepted.stop_price else None),
-        list_id=accepted.list_id or None,
         status=status,
         reason=(done.reason or None) if done else None,
         filled_quantity=format_units(lots, rules.lot),
         filled_quote=format_minor(quote_total, rules.quote_scale),
         created_at=accepted.ts,
-        triggered_at=triggered.ts if triggered else None,
         fills=fills,
+        stop_price=(format_units(accepted.stop_price, rules.tick) if accepted.stop_price else None),
+        list_id=accepted.list_id or None,
+        triggered_at=triggered_at,
     )
 
 

@@ -10,7 +10,7 @@ from xch.money import format_decimal
 
 ORDER_COLUMNS = (
     "market, order_id, client_order_id, side, type, tif, stp, price, qty, quote_qty, "
-    "filled_qty, filled_quote, status, reason, created_at"
+    "filled_qty, filled_quote, status, reason, created_at, stop_price, list_id, triggered_at"
 )
 
 
@@ -40,6 +40,9 @@ def order_out(row: asyncpg.Record, fills: list[FillOut] | None = None) -> OrderO
         filled_quote=format_decimal(row["filled_quote"]),
         created_at=_ms(row["created_at"]),
         fills=fills or [],
+        stop_price=_text(row["stop_price"]),
+        list_id=row["list_id"],
+        triggered_at=_ms(row["triggered_at"]),
     )
 
 
@@ -156,3 +159,58 @@ async def trades(db: asyncpg.Pool, market: str, limit: int) -> list[TradeOut]:
         )
         for row in rows
     ]
+
+
+ListLegs = tuple[OrderOut, OrderOut]
+
+
+def _legs(rows: list[OrderOut]) -> ListLegs | None:
+    """A list's two legs, the one that works at the higher price (above) first."""
+    if len(rows) != 2:
+        return None
+    first, second = sorted(rows, key=_level, reverse=True)
+    return first, second
+
+
+def _level(order: OrderOut) -> Decimal:
+    level = order.stop_price or order.price
+    return Decimal(level) if level is not None else Decimal(0)
+
+
+async def order_list(db: asyncpg.Pool, user: str, market: str, list_id: str) -> ListLegs | None:
+    """The legs (above, below) of the user's OCO list, or None if storage has no such list."""
+    rows = await db.fetch(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE market = $1 AND list_id = $2 AND user_id = $3",
+        market,
+        list_id,
+        user,
+    )
+    legs = [order_out(row) for row in rows]
+    for leg in legs:
+        leg.fills = await order_fills(db, market, leg.order_id, user)
+    return _legs(legs)
+
+
+async def open_order_lists(
+    db: asyncpg.Pool, user: str, market: str | None, limit: int
+) -> list[tuple[str, ListLegs]]:
+    """The user's OCO lists with a leg still working, newest first: (list id, legs)."""
+    rows = await db.fetch(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE (market, list_id) IN ("
+        " SELECT DISTINCT market, list_id FROM orders WHERE user_id = $1"
+        " AND ($2::text IS NULL OR market = $2) AND final_status IS NULL"
+        " AND list_id IS NOT NULL) AND user_id = $1 "
+        "ORDER BY created_at DESC NULLS LAST, list_id, order_id LIMIT $3",
+        user,
+        market,
+        2 * limit,
+    )
+    grouped: dict[str, list[OrderOut]] = {}
+    for row in rows:
+        grouped.setdefault(row["list_id"], []).append(order_out(row))
+    lists = []
+    for list_id, orders in grouped.items():
+        legs = _legs(orders)
+        if legs is not None:
+            lists.append((list_id, legs))
+    return lists

@@ -1,8 +1,9 @@
 """The engines' immediate results for this api instance (`xch:reply:{instance}`).
 
-A caller registers what it waits for (the order id and whether it placed or canceled)
-before it enqueues the command, so a reply that comes back faster than the enqueue call
-returns is never missed. One pub/sub subscription serves every request of the process.
+A caller registers what it waits for (the order id and whether it placed, placed an OCO
+list, by its first leg, or canceled) before it enqueues the command, so a reply that comes
+back faster than the enqueue call returns is never missed. One pub/sub subscription serves
+every request of the process.
 """
 
 import asyncio
@@ -20,22 +21,23 @@ from xch.wire import decode_reply
 
 log = logging.getLogger("api.replies")
 
-Op = Literal["place", "cancel"]
+Op = Literal["place", "place_list", "cancel"]
 WaitKey = tuple[Op, str]
-PLACE_OPS = ("place", "place_list")
 
 
 def wait_key_of(events: list[Event]) -> WaitKey | None:
-    """Which command a reply answers: a place starts with its acceptance or rejection, a
-    cancel with the canceled order's end or its rejection; an OCO list is a place of its
-    first leg."""
+    """Which command a reply answers: a place starts with its acceptance or rejection, an
+    OCO list with its first leg's (an accepted leg names its list), a cancel with the
+    canceled order's end or its rejection."""
     if not events:
         return None
     first = events[0]
     if isinstance(first, OrderAccepted):
-        return ("place", first.order_id)
+        return ("place_list" if first.list_id else "place", first.order_id)
     if isinstance(first, OrderRejected):
-        return ("place" if first.op in PLACE_OPS else "cancel", first.order_id)
+        if first.op == "place_list":
+            return ("place_list", first.order_id)
+        return ("place" if first.op == "place" else "cancel", first.order_id)
     if isinstance(first, OrderDone):
         return ("cancel", first.order_id)
     return None

@@ -22,6 +22,7 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    OrderTriggered,
     ResultCode,
     Trade,
 )
@@ -35,8 +36,10 @@ TRADE_COLUMNS = (
     "maker_user", "taker_order", "taker_user", "taker_side", "maker_fee", "taker_fee",
 )  # fmt: skip
 ORDER_EVENT_COLUMNS = (
-    "market", "seq", "order_id", "user_id", "kind", "status", "reason", "code", "ts",
+    "market", "seq", "order_id", "user_id", "kind", "status", "reason", "code", "ts", "last_price",
 )  # fmt: skip
+TRIGGERED = "triggered"
+"""The `order_events` status of a stop order's trigger."""
 JOURNAL_COLUMNS = (
     "market", "seq", "leg", "kind", "ref", "user_id", "asset", "free_delta", "locked_delta", "ts",
 )  # fmt: skip
@@ -89,7 +92,7 @@ class Units:
 @dataclass
 class OrderFold:
     """What one read of events says about one order: its description (from its
-    acceptance or refusal), and fills, fees and end to add to what is stored."""
+    acceptance or refusal), its trigger, and fills, fees and end to add to what is stored."""
 
     user_id: str
     side: str
@@ -107,6 +110,9 @@ class OrderFold:
     final_status: str | None = None
     reason: str | None = None
     created_at: datetime | None = None
+    stop_price: Decimal | None = None
+    list_id: str | None = None
+    triggered_at: datetime | None = None
 
 
 @dataclass
@@ -132,6 +138,8 @@ def market_rows(units: Units, events: Iterable[Event]) -> MarketRows:
             _add_accepted(rows, units, event, ts)
         elif isinstance(event, OrderRejected):
             _add_rejected(rows, event, ts)
+        elif isinstance(event, OrderTriggered):
+            _add_triggered(rows, units, event, ts)
         elif isinstance(event, OrderDone):
             _add_done(rows, event, ts)
         else:
@@ -183,21 +191,14 @@ def _add_trade(rows: MarketRows, units: Units, trade: Trade, ts: datetime) -> No
         fold.fee += fee
 
 
-def _add_accepted(rows: MarketRows, units: Units, event: OrderAccepted, ts: datetime) -> None:
-    rows.order_events.append(
-        (event.market, event.seq, event.order_id, event.user, kind_of(event), "new", "", 0, ts)
-    )
-    fold = _fold(rows, event.order_id, event.user, event.side, ts)
-    fold.client_order_id = event.client_order_id or None
-    fold.type, fold.tif, fold.stp = event.type, event.tif, event.stp
-    fold.price = units.price(event.price) if event.price else None
-    fold.qty = units.qty(event.qty) if event.qty else None
-    fold.quote_qty = units.quote(event.quote_qty) if event.quote_qty else None
-    fold.created_at = ts
-
-
 def _order_event(
-    rows: MarketRows, event: OrderRejected | OrderDone, status: str, code: int, ts: datetime
+    rows: MarketRows,
+    event: OrderAccepted | OrderRejected | OrderTriggered | OrderDone,
+    status: str,
+    ts: datetime,
+    reason: str = "",
+    code: int = 0,
+    last_price: Decimal | None = None,
 ) -> None:
     rows.order_events.append(
         (
@@ -207,24 +208,47 @@ def _order_event(
             event.user,
             kind_of(event),
             status,
-            event.reason,
+            reason,
             code,
             ts,
+            last_price,
         )
     )
 
 
+def _add_accepted(rows: MarketRows, units: Units, event: OrderAccepted, ts: datetime) -> None:
+    _order_event(rows, event, "new", ts)
+    fold = _fold(rows, event.order_id, event.user, event.side, ts)
+    fold.client_order_id = event.client_order_id or None
+    fold.type, fold.tif, fold.stp = event.type, event.tif, event.stp
+    fold.price = units.price(event.price) if event.price else None
+    fold.qty = units.qty(event.qty) if event.qty else None
+    fold.quote_qty = units.quote(event.quote_qty) if event.quote_qty else None
+    fold.stop_price = units.price(event.stop_price) if event.stop_price else None
+    fold.list_id = event.list_id or None
+    fold.created_at = ts
+
+
+def _add_triggered(rows: MarketRows, units: Units, event: OrderTriggered, ts: datetime) -> None:
+    _order_event(rows, event, TRIGGERED, ts, last_price=units.price(event.last_price))
+    _fold(rows, event.order_id, event.user, event.side, ts).triggered_at = ts
+
+
+PLACING_OPS = ("place", "place_list")
+"""The refused commands that name an order of their own (an OCO list: one per leg)."""
+
+
 def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:
-    _order_event(rows, event, "rejected", event.code, ts)
+    _order_event(rows, event, "rejected", ts, event.reason, event.code)
     # A place refused as a duplicate names someone else's order: it leaves that one alone.
-    if event.op == "place" and event.code != ResultCode.DUPLICATE_ORDER:
+    if event.op in PLACING_OPS and event.code != ResultCode.DUPLICATE_ORDER:
         fold = _fold(rows, event.order_id, event.user, event.side, ts)
         fold.final_status, fold.reason = "rejected", event.reason
         fold.created_at = fold.created_at or ts
 
 
 def _add_done(rows: MarketRows, event: OrderDone, ts: datetime) -> None:
-    _order_event(rows, event, event.status, 0, ts)
+    _order_event(rows, event, event.status, ts, event.reason)
     fold = _fold(rows, event.order_id, event.user, event.side, ts)
     fold.final_status, fold.reason = event.status, event.reason
 

@@ -89,7 +89,9 @@ class StoredBatch(Base):
 
 class Order(Base):
     """Current state of an order, folded from its events by dbproc. Fills add up, so the
-    order of arrival of batches does not matter; `status` follows from the columns."""
+    order of arrival of batches does not matter; `status` follows from the columns: a stop
+    order is `waiting` until it triggers (`triggered_at`). The legs of an OCO list share
+    `list_id`."""
 
     __tablename__ = "orders"
     market: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -108,16 +110,20 @@ class Order(Base):
     fee: Mapped[Decimal] = mapped_column(Numeric, server_default="0")
     final_status: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stop_price: Mapped[Decimal | None] = mapped_column(Numeric)
+    list_id: Mapped[str | None] = mapped_column(Text)
+    triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(
         Text,
         Computed(
             "CASE WHEN final_status IS NOT NULL THEN final_status"
-            " WHEN filled_qty > 0 THEN 'partially_filled' ELSE 'new' END",
+            " WHEN filled_qty > 0 THEN 'partially_filled'"
+            " WHEN stop_price IS NOT NULL AND triggered_at IS NULL THEN 'waiting' ELSE 'new' END",
             persisted=True,
         ),
     )
-    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("orders_user_time", "user_id", "created_at"),
@@ -128,11 +134,13 @@ class Order(Base):
             "client_order_id",
             postgresql_where=text("client_order_id IS NOT NULL"),
         ),
+        Index("orders_list", "market", "list_id", postgresql_where=text("list_id IS NOT NULL")),
     )
 
 
 class OrderEvent(Base):
-    """Every state change of every order (accepted, rejected, done), in engine seq order."""
+    """Every state change of every order (accepted, rejected, triggered, done), in engine seq
+    order; `last_price` is the trade price that triggered a stop (triggered rows only)."""
 
     __tablename__ = "order_events"
     market: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -144,6 +152,7 @@ class OrderEvent(Base):
     reason: Mapped[str] = mapped_column(Text)
     code: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_price: Mapped[Decimal | None] = mapped_column(Numeric)
 
     __table_args__ = (Index("order_events_order", "market", "order_id"),)
 

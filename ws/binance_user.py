@@ -60,7 +60,7 @@ def user_topic(user: str) -> str:
 
 def order_number(order_id: str) -> int:
     """Binance's `orderId`: the hex digits of `{market}.{hex}` (docs/binance.md)."""
-    return list_number(order_id)
+    return int(order_id.rpartition(".")[2], 16)
 
 
 def binance_type(order_type: str, tif: str) -> str:

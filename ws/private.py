@@ -20,7 +20,15 @@ from ws.protocol import Stream
 from ws.render import Renderer
 from xch import keys
 from xch.money import format_minor
-from xch.schemas import Event, Funds, OrderAccepted, OrderDone, OrderRejected, Trade
+from xch.schemas import (
+    Event,
+    Funds,
+    OrderAccepted,
+    OrderDone,
+    OrderRejected,
+    OrderTriggered,
+    Trade,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,10 @@ class Private:
                 if self._follows(event.user):
                     self._order(event.user, _RENDER[type(event)](render, event))
                 self.touched(event.user)
+            elif isinstance(event, OrderTriggered):
+                # A trigger moves no funds: the trades and the end that follow do.
+                if self._follows(event.user):
+                    self._order(event.user, render.order_triggered(event))
             elif isinstance(event, Funds):
                 self.touched(event.user)
 

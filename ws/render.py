@@ -7,7 +7,15 @@ from typing import Any
 
 from xch.market import MarketRules
 from xch.money import format_minor, format_units
-from xch.schemas import BUY, SELL, OrderAccepted, OrderDone, OrderRejected, Trade
+from xch.schemas import (
+    BUY,
+    SELL,
+    OrderAccepted,
+    OrderDone,
+    OrderRejected,
+    OrderTriggered,
+    Trade,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +114,11 @@ class Renderer:
     # ---- private ------------------------------------------------------------------------
 
     def order_accepted(self, event: OrderAccepted) -> dict[str, Any]:
+        """`new`, or `waiting` for a stop order (until its `triggered` update)."""
         return {
             "type": "order",
             "market": self.market,
-            "status": "new",
+            "status": "waiting" if event.stop_price else "new",
             "order_id": event.order_id,
             "client_order_id": event.client_order_id,
             "side": event.side,
@@ -118,6 +127,23 @@ class Renderer:
             "price": self.price(event.price),
             "qty": self.qty(event.qty),
             "quote_qty": self.quote(event.quote_qty),
+            "stop_price": self.price(event.stop_price) if event.stop_price else None,
+            "list_id": event.list_id or None,
+            "seq": event.seq,
+            "ts": event.ts,
+        }
+
+    def order_triggered(self, event: OrderTriggered) -> dict[str, Any]:
+        """A stop order's stop price was reached by a trade at `last_price`: it now executes
+        (its fills and end follow)."""
+        return {
+            "type": "order",
+            "market": self.market,
+            "status": "triggered",
+            "order_id": event.order_id,
+            "side": event.side,
+            "stop_price": self.price(event.stop_price),
+            "last_price": self.price(event.last_price),
             "seq": event.seq,
             "ts": event.ts,
         }

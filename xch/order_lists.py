@@ -6,6 +6,13 @@ import msgspec
 
 LIST_ID_SEPARATOR = "."
 CLIENT_FIELD_PREFIX = "c:"
+LIST_NUMBER_BASE = 2**48
+"""Binance list ids are `{market}.{LIST_NUMBER_BASE + n as 15 hex digits}` for orderListId n:
+the engine's leg ids append a digit (api.order_lists.leg_ids), so the legs have 16 hex digits
+like every other order id, and numbers from 2^52 + 16n, below 2^53 (exact in JavaScript) and
+far above the numbers the order counter hands out (`xch:{M}:order_seq`)."""
+LIST_HEX_DIGITS = 15
+MAX_LIST_NUMBER = 2**48 - 1
 
 
 class ListRecord(msgspec.Struct, frozen=True):
@@ -30,9 +37,16 @@ def decode_list(raw: bytes | str) -> ListRecord:
     return _decoder.decode(raw)
 
 
+def binance_list_id(market: str, number: int) -> str:
+    return f"{market}{LIST_ID_SEPARATOR}{LIST_NUMBER_BASE + number:0{LIST_HEX_DIGITS}x}"
+
+
 def list_number(list_id: str) -> int:
-    """Binance's integer `orderListId` of a list id `{market}.{hex}`."""
-    return int(list_id.rpartition(LIST_ID_SEPARATOR)[2], 16)
+    """Binance's integer `orderListId` of a list id: n for the Binance routes' lists, the hex
+    number itself for a list placed through the native api (random digits)."""
+    digits = list_id.rpartition(LIST_ID_SEPARATOR)[2]
+    value = int(digits, 16)
+    return value - LIST_NUMBER_BASE if len(digits) == LIST_HEX_DIGITS else value
 
 
 def client_field(client_list_id: str) -> str:

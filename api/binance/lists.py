@@ -19,28 +19,29 @@ from xch import keys
 from xch.market import MarketRules
 from xch.order_lists import (
     CLIENT_FIELD_PREFIX,
-    LIST_ID_SEPARATOR,
+    MAX_LIST_NUMBER,
     ListRecord,
+    binance_list_id,
     client_field,
     decode_list,
     encode_list,
+    list_number,
 )
 
-MAX_LIST_ID = 2**53 - 1
 FINAL = {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}
 
 
 async def next_list_id(client: redis.asyncio.Redis, market: str) -> str:
     number = int(await client.incr(keys.LIST_SEQ))
-    if number > MAX_LIST_ID:
+    if number > MAX_LIST_NUMBER:
         raise BinanceError(503, -1000, "Order list ids exhausted.")
-    return f"{market}{LIST_ID_SEPARATOR}{number:016x}"
+    return binance_list_id(market, number)
 
 
 async def record(client: redis.asyncio.Redis, user: str, listed: ListRecord) -> bool:
     """Keep the list's record before it is enqueued; False (nothing written) if the user
     already has a list with its `listClientOrderId`."""
-    number = str(number_of(listed.list_id))
+    number = str(list_number(listed.list_id))
     async with client.pipeline(transaction=True) as pipe:
         pipe.hsetnx(keys.order_lists(user), client_field(listed.client_list_id), number)
         pipe.hset(keys.order_lists(user), number, encode_list(listed))
@@ -54,7 +55,7 @@ async def forget(client: redis.asyncio.Redis, user: str, listed: ListRecord) -> 
     """A list the engine refused (or that never reached it) is not kept."""
     await client.hdel(
         keys.order_lists(user),
-        str(number_of(listed.list_id)),
+        str(list_number(listed.list_id)),
         client_field(listed.client_list_id),
     )
 
@@ -79,7 +80,7 @@ async def every_list(client: redis.asyncio.Redis, user: str) -> list[ListRecord]
         for name, value in raw.items()
         if not as_text(name).startswith(CLIENT_FIELD_PREFIX)
     ]
-    return sorted(lists, key=lambda listed: number_of(listed.list_id))
+    return sorted(lists, key=lambda listed: list_number(listed.list_id))
 
 
 async def stored_legs(db: asyncpg.Pool, user: str, lists: list[ListRecord]) -> dict[str, OrderOut]:
@@ -109,7 +110,7 @@ def list_status(
 ) -> dict[str, Any]:
     """Binance's list object (`GET /orderList` and the first fields of the other answers)."""
     return {
-        "orderListId": number_of(listed.list_id),
+        "orderListId": list_number(listed.list_id),
         "contingencyType": "OCO",
         "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
         "listOrderStatus": "ALL_DONE" if done else "EXECUTING",

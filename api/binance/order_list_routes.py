@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from api.binance import lists, render
 from api.binance.errors import (
@@ -35,16 +36,17 @@ from api.binance.routes import (
     side_of,
     stp_of,
 )
-from api.binance.symbols import next_order_id, number_of, symbol_of
+from api.binance.symbols import symbol_of
 from api.deps import State
 from api.errors import ApiError
-from api.models import OrderIn, OrderOut
-from api.order_lists import leg_fits, place_list, placed_legs, plan_list
+from api.models import OrderListIn, OrderListLegIn, OrderOut
+from api.order_lists import LEG_TYPES, LIMIT_MAKER, leg_ids
 from api.queries import order as stored_order
-from api.routes.orders import cancel
+from api.routes.order_lists import cancel_list, place_list
 from api.state import AppState
 from xch.market import MarketRules
-from xch.order_lists import ListRecord
+from xch.order_lists import ListRecord, list_number
+from xch.schemas import POST_ONLY
 
 router = APIRouter(prefix="/api/v3", include_in_schema=False)
 
@@ -68,7 +70,8 @@ def _client_id(params: Params, name: str) -> str:
         raise illegal(name) from error
 
 
-def _leg(params: Params, where: str, market: str, side: str, stp: str) -> OrderIn:
+def _leg(params: Params, where: str, allowed: tuple[str, ...]) -> OrderListLegIn:
+    """One leg's parameters (`aboveType`, `abovePrice`, …) as the native list leg."""
     kind = params.required(f"{where}Type")
     if kind not in _LEG_TYPES:
         raise bad(INVALID_ORDER_TYPE, "Invalid orderType.")
@@ -81,18 +84,58 @@ def _leg(params: Params, where: str, market: str, side: str, stp: str) -> OrderI
         stop_price=params.text(f"{where}StopPrice"),
         prefix=where,
     )
-    body = order.order_in(market, side, stp, _client_id(params, f"{where}ClientOrderId"))
-    if not leg_fits(body, above=where == "above"):
+    order_type, tif = order.native()
+    leg_type = LIMIT_MAKER if tif == POST_ONLY else order_type
+    if leg_type not in allowed:
         raise bad(UNKNOWN_ORDER_COMPOSITION, "Unsupported order combination.")
-    return body
+    values = {
+        "type": leg_type,
+        "price": order.price,
+        "stop_price": order.stop_price,
+        "tif": order.tif,
+        "client_order_id": _client_id(params, f"{where}ClientOrderId"),
+    }
+    try:
+        return OrderListLegIn.model_validate(values)
+    except ValidationError as error:
+        where_field = next((str(e["loc"][0]) for e in error.errors() if e.get("loc")), "")
+        names = {"price": order.name("price"), "stop_price": order.name("stopPrice")}
+        raise illegal(names.get(where_field, where_field or "parameter")) from error
 
 
-def _report(
-    rules: MarketRules, symbol: str, listed: ListRecord, order: OrderOut, time: int
+def _list_in(market: str, params: Params, client_list_id: str) -> OrderListIn:
+    side = side_of(params)
+    allowed_above, allowed_below = LEG_TYPES[side]
+    above = _leg(params, "above", allowed_above)
+    below = _leg(params, "below", allowed_below)
+    values = {
+        "market": market,
+        "side": side,
+        "quantity": params.required("quantity"),
+        "above": above,
+        "below": below,
+        "stp": stp_of(params),
+        "client_list_id": client_list_id,
+    }
+    try:
+        return OrderListIn.model_validate(values)
+    except ValidationError as error:
+        raise illegal("quantity") from error
+
+
+def _answer(
+    rules: MarketRules, symbol: str, listed: ListRecord, orders: list[OrderOut]
 ) -> dict[str, Any]:
-    return lists.order_report(
-        rules, symbol, order.model_copy(update={"list_id": listed.list_id}), time
-    )
+    """The list and its legs' reports, as `POST /orderList/oco` answers."""
+    done = all(render.order_status(order) in lists.FINAL for order in orders)
+    out = lists.list_status(symbol, listed, done)
+    out["orderReports"] = [
+        lists.order_report(
+            rules, symbol, order.model_copy(update={"list_id": listed.list_id}), listed.ts
+        )
+        for order in orders
+    ]
+    return out
 
 
 @router.post("/orderList/oco")
@@ -104,47 +147,45 @@ async def new_oco(request: Request, state: State) -> JSONResponse:
         "symbol", "listClientOrderId", "side", "quantity", "newOrderRespType",
         "selfTradePreventionMode", *(f"{w}{name}" for w in _WHERE for name in _LEG_PARAMS),
     )  # fmt: skip
-    market, _, symbol = await market_of_params(state, params)
+    market, rules, symbol = await market_of_params(state, params)
     respond_type(params, "FULL")
-    side, stp = side_of(params), stp_of(params)
-    above, below = (_leg(params, where, market.name, side, stp) for where in _WHERE)
     list_client_id = _client_id(params, "listClientOrderId")
+    body = _list_in(market.name, params, list_client_id)
     user = principal.user_id
-    try:
-        rules = await state.registry.open_for_orders(market.name)
-        list_id = await lists.next_list_id(state.redis, market.name)
-        ids = (
-            await next_order_id(state.redis, market.name),
-            await next_order_id(state.redis, market.name),
-        )
-        planned = plan_list(
-            rules, user, list_id, ((ids[0], above), (ids[1], below)), list_client_id
-        )
-    except ApiError as error:
-        raise translate(error) from error
-    now = now_ms()
-    legs = [(ids[0], above.client_order_id or ""), (ids[1], below.client_order_id or "")]
-    listed = ListRecord(market.name, list_id, list_client_id, legs, now)
+    earlier = await lists.by_client_id(state.redis, user, list_client_id)
+    if earlier is not None:
+        # A listClientOrderId already used answers with that list (as newClientOrderId does).
+        legs = await lists.stored_legs(state.db, user, [earlier])
+        stored = [legs[order_id] for order_id, _ in earlier.orders if order_id in legs]
+        return json_response(_answer(rules, symbol, earlier, stored))
+    list_id = await lists.next_list_id(state.redis, market.name)
+    legs_ids = leg_ids(list_id)
+    listed = ListRecord(
+        market.name,
+        list_id,
+        list_client_id,
+        [
+            (legs_ids[0], body.above.client_order_id or ""),
+            (legs_ids[1], body.below.client_order_id or ""),
+        ],
+        now_ms(),
+    )
     if not await lists.record(state.redis, user, listed):
         raise bad(NEW_ORDER_REJECTED, "Duplicate order sent.")
     try:
-        events = await place_list(state, market.name, planned)
-        if events is None:
-            raise BinanceError(
-                503,
-                TIMEOUT,
-                "Timeout waiting for response from backend server. Send status unknown; "
-                "execution status unknown.",
-            )
-        orders = placed_legs(rules, planned, events)
+        status, placed = await place_list(state, user, body, list_id)
     except ApiError as error:
         if error.code != "outcome_unknown":
             await lists.forget(state.redis, user, listed)
         raise translate(error) from error
-    done = all(render.order_status(order) in lists.FINAL for order in orders)
-    out = lists.list_status(symbol, listed, done, now)
-    out["orderReports"] = [_report(rules, symbol, listed, order, now) for order in orders]
-    return json_response(out)
+    if status == 202:
+        raise BinanceError(
+            503,
+            TIMEOUT,
+            "Timeout waiting for response from backend server. Send status unknown; "
+            "execution status unknown.",
+        )
+    return json_response(_answer(rules, symbol, listed, [placed.above, placed.below]))
 
 
 async def _find_list(state: AppState, user: str, params: Params, client_name: str) -> ListRecord:
@@ -186,8 +227,8 @@ async def query_list(request: Request, state: State) -> JSONResponse:
 
 
 @router.delete("/orderList")
-async def cancel_list(request: Request, state: State) -> JSONResponse:
-    """Cancels the list's first working leg; the engine ends the other with it."""
+async def cancel_list_route(request: Request, state: State) -> JSONResponse:
+    """Cancels the list (a working leg; the engine ends the other with it)."""
     principal, params = await signed(request, state, "trade")
     params.only("symbol", "orderListId", "listClientOrderId", "newClientOrderId")
     market, rules, symbol = await market_of_params(state, params)
@@ -198,31 +239,21 @@ async def cancel_list(request: Request, state: State) -> JSONResponse:
         if error.code == NO_SUCH_ORDER:
             raise bad(CANCEL_REJECTED, "Unknown order sent.") from error
         raise
-    legs = await lists.stored_legs(state.db, user, [listed])
-    if listed.market != market.name or lists.is_done(listed, legs):
+    if listed.market != market.name:
         raise bad(CANCEL_REJECTED, "Unknown order sent.")
-    working = next(
-        order_id
-        for order_id, _ in listed.orders
-        if order_id not in legs or render.order_status(legs[order_id]) not in lists.FINAL
-    )
     try:
-        status, canceled = await cancel(state, user, working)
+        status, canceled = await cancel_list(state, user, listed.list_id)
     except ApiError as error:
         raise translate(error) from error
     if status == 202:
         raise BinanceError(503, TIMEOUT, "Timeout waiting for response from backend server.")
-    now = now_ms()
+    ended = {order.order_id: order.filled_quantity for order in canceled.orders}
     reports = []
     for order_id, _ in listed.orders:
         stored = await stored_order(state.db, user, market.name, order_id)
-        filled = canceled.filled_quantity if order_id == working else None
-        reports.append(
-            canceled_report(
-                rules, symbol, order_id, stored, filled or _filled(stored), listed.list_id
-            )
-        )
-    out = lists.list_status(symbol, listed, True, now)
+        filled = ended.get(order_id) or _filled(stored)
+        reports.append(canceled_report(rules, symbol, order_id, stored, filled, listed.list_id))
+    out = lists.list_status(symbol, listed, True, now_ms())
     out["orderReports"] = reports
     return json_response(out)
 
@@ -254,7 +285,7 @@ async def all_lists(request: Request, state: State) -> JSONResponse:
     chosen = [
         listed
         for listed in await lists.every_list(state.redis, principal.user_id)
-        if (from_id is None or number_of(listed.list_id) >= from_id)
+        if (from_id is None or list_number(listed.list_id) >= from_id)
         and (start is None or listed.ts >= start)
         and (end is None or listed.ts <= end)
     ]

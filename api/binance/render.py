@@ -4,9 +4,10 @@ from typing import Any
 
 from api.binance.symbols import number_of, symbol_of
 from api.models import FillOut, OrderOut
-from api.orders import STATUS_WAITING
+from api.orders import WAITING
 from xch.market import Market, MarketRules, Trading
 from xch.money import MAX_UNITS, format_minor, format_units
+from xch.order_lists import list_number
 from xch.schemas import (
     CANCELED,
     EXPIRED,
@@ -36,7 +37,7 @@ _ORDER_STATUS = {
     CANCELED: "CANCELED",
     EXPIRED: "EXPIRED",
     "rejected": "REJECTED",
-    STATUS_WAITING: "NEW",
+    WAITING: "NEW",
 }
 
 
@@ -107,9 +108,9 @@ def order_type(order: OrderOut) -> str:
     return "LIMIT_MAKER" if order.tif == POST_ONLY else "LIMIT"
 
 
-def list_number(list_id: str | None) -> int:
+def order_list_id(list_id: str | None) -> int:
     """Binance's `orderListId` of an order in `list_id`, -1 for an order in no list."""
-    return number_of(list_id) if list_id else -1
+    return list_number(list_id) if list_id else -1
 
 
 def is_working(order: OrderOut) -> bool:
@@ -136,7 +137,7 @@ def order_result(rules: MarketRules, symbol: str, order: OrderOut) -> dict[str, 
     out = {
         "symbol": symbol,
         "orderId": number_of(order.order_id),
-        "orderListId": list_number(order.list_id),
+        "orderListId": order_list_id(order.list_id),
         "clientOrderId": order.client_order_id or "",
         "price": order.price or format_units(0, rules.tick),
         "origQty": order.quantity or format_units(0, rules.lot),

@@ -73,7 +73,7 @@ async def _repeat(
     return 202, _pending(order_id, market, body.client_order_id)
 
 
-async def _wait(state: AppState, future: "asyncio.Future[list[Event]]") -> list[Event] | None:
+async def wait_reply(state: AppState, future: "asyncio.Future[list[Event]]") -> list[Event] | None:
     started = time.perf_counter()
     try:
         events = await asyncio.wait_for(future, state.settings.reply_timeout_seconds)
@@ -123,7 +123,7 @@ async def place(
             ORDERS.labels("refused").inc()
             await _release(claims, user, coid)
             raise from_result_code(ResultCode.INSUFFICIENT_FUNDS)
-        events = await _wait(state, reply)
+        events = await wait_reply(state, reply)
     if events is None:
         ORDERS.labels("pending").inc()
         return 202, _pending(order_id, body.market, coid)
@@ -162,7 +162,7 @@ async def cancel(state: AppState, user: str, order_id: str) -> tuple[int, Cancel
             raise ApiError(
                 503, "outcome_unknown", "lost the connection; look the order up"
             ) from error
-        events = await _wait(state, reply)
+        events = await wait_reply(state, reply)
     if events is None:
         return 202, CancelOut(order_id=order_id, market=market, status="pending")
     first = events[0]

@@ -289,13 +289,15 @@ def test_oco_refusals(stack: Stack, accounts: Accounts) -> None:
     assert [o["type"] for o in bought["orderReports"]] == ["STOP_LOSS", "TAKE_PROFIT_LIMIT"]
     # The larger of the legs' locks: 0.1 x 2100 x 1.05 for the stop-market buy.
     assert balance(trader, "USD") == ("779.500000", "220.500000")
-    duplicate = refused(
-        client.create_oco_order,
+    # A listClientOrderId used before answers with that list, placing nothing.
+    again = client.create_oco_order(
         symbol="ETHUSD", side="SELL", quantity="0.1000", aboveType="LIMIT_MAKER",
         abovePrice="2200.00", belowType="STOP_LOSS", belowStopPrice="1900.00",
         listClientOrderId="buy-list",
     )  # fmt: skip
-    assert (duplicate.code, duplicate.message) == (-2010, "Duplicate order sent.")
+    assert again["orderListId"] == bought["orderListId"]
+    assert [o["orderId"] for o in again["orders"]] == [o["orderId"] for o in bought["orders"]]
+    assert balance(trader, "ETH") == ("1.00000000", "0.00000000")
     missing = refused(client.v3_get_order_list, orderListId=10**9)
     assert (missing.code, missing.message) == (-2013, "Order list does not exist.")
     unknown = refused(client.v3_delete_order_list, symbol="ETHUSD", orderListId=10**9)

@@ -18,7 +18,15 @@ from tests.servers import PostgresServer
 from tests.storage.conftest import create_database, drop_database
 from xch.market import Market
 from xch.money import minor_unit
-from xch.schemas import Event, Funds, OrderAccepted, OrderDone, OrderRejected, Trade
+from xch.schemas import (
+    Event,
+    Funds,
+    OrderAccepted,
+    OrderDone,
+    OrderRejected,
+    OrderTriggered,
+    Trade,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKET = Market.model_validate(
@@ -165,4 +173,121 @@ async def test_funds_are_stored_once_with_their_double_entry(db: asyncpg.Connect
     assert [tuple(r) for r in journal] == [
         ("7", Decimal("2.000000")),
         (EXTERNAL_ACCOUNT, Decimal("-2.000000")),
+    ]
+
+
+def oco_and_stop_events() -> list[Event]:
+    """By hand, as the engine reports them: user 5's OCO sell list (a take-profit limit above a
+    stop-loss below, 0.0100 BTC locked once, on the first leg) whose stop-loss leg triggers at
+    a trade at 28,990.00, expires the take-profit and fills against user 6's bid; and user 6's
+    stop-market buy, which waits."""
+    t0 = 1_700_000_000_000
+    market, list_id = MARKET.name, "btc-usd.00000000000000aa"
+    above, below, stop = f"{list_id}0", f"{list_id}1", "btc-usd.00000000000000bb"
+    return [
+        OrderAccepted(
+            market, 1, "1-0", t0, above, "5", "sell", "take_profit_limit", "GTC", "EXPIRE_MAKER",
+            3_200_000, 100, 0, 1_000_000, stop_price=3_150_000, list_id=list_id,
+        ),
+        OrderAccepted(
+            market, 2, "1-0", t0, below, "5", "sell", "stop_loss", "GTC", "EXPIRE_MAKER",
+            0, 100, 0, 0, stop_price=2_900_000, list_id=list_id,
+        ),
+        OrderAccepted(
+            market, 3, "2-0", t0 + 1, stop, "6", "buy", "stop_loss", "GTC", "EXPIRE_MAKER",
+            0, 50, 0, 157_500_000, stop_price=3_000_000,
+        ),
+        OrderTriggered(market, 4, "3-0", t0 + 2, below, "5", "sell", 2_900_000, 2_899_000),
+        OrderDone(market, 5, "3-0", t0 + 2, above, "5", "sell", "expired", "oco", 0, 0),
+        Trade(
+            market, 6, "3-0", t0 + 2, 1, 2_899_000, 100, 289_900_000, "btc-usd.1", "6",
+            below, "5", "sell", 1_000, 579_800, 0,
+        ),
+        OrderDone(market, 7, "3-0", t0 + 2, below, "5", "sell", "filled", "", 100, 0),
+    ]  # fmt: skip
+
+
+async def test_stop_orders_and_lists_are_stored_waiting_then_triggered(
+    db: asyncpg.Connection,
+) -> None:
+    events = oco_and_stop_events()
+    await store_market_batches(db, MARKET.name, UNITS, [Batch(events[:3])])
+    query = (
+        "SELECT order_id, type, status, stop_price, list_id, triggered_at, price, qty "
+        "FROM orders WHERE stop_price IS NOT NULL ORDER BY order_id"
+    )
+    assert [tuple(r) for r in await db.fetch(query)] == [
+        ("btc-usd.00000000000000aa0", "take_profit_limit", "waiting", Decimal("31500.00"),
+         "btc-usd.00000000000000aa", None, Decimal("32000.00"), Decimal("0.0100")),
+        ("btc-usd.00000000000000aa1", "stop_loss", "waiting", Decimal("29000.00"),
+         "btc-usd.00000000000000aa", None, None, Decimal("0.0100")),
+        ("btc-usd.00000000000000bb", "stop_loss", "waiting", Decimal("30000.00"), None, None,
+         None, Decimal("0.0050")),
+    ]  # fmt: skip
+
+    await store_market_batches(db, MARKET.name, UNITS, [Batch(events[3:])])
+    triggered_at = utc_from_ms(1_700_000_000_002)
+    assert [tuple(r) for r in await db.fetch(query)] == [
+        ("btc-usd.00000000000000aa0", "take_profit_limit", "expired", Decimal("31500.00"),
+         "btc-usd.00000000000000aa", None, Decimal("32000.00"), Decimal("0.0100")),
+        ("btc-usd.00000000000000aa1", "stop_loss", "filled", Decimal("29000.00"),
+         "btc-usd.00000000000000aa", triggered_at, None, Decimal("0.0100")),
+        ("btc-usd.00000000000000bb", "stop_loss", "waiting", Decimal("30000.00"), None, None,
+         None, Decimal("0.0050")),
+    ]  # fmt: skip
+    assert (
+        await db.fetchval("SELECT reason FROM orders WHERE order_id = 'btc-usd.00000000000000aa0'")
+        == "oco"
+    )
+    history = await db.fetch(
+        "SELECT seq, kind, status, reason, last_price FROM order_events "
+        "WHERE order_id = 'btc-usd.00000000000000aa1' ORDER BY seq"
+    )
+    assert [tuple(r) for r in history] == [
+        (2, "order_accepted", "new", "", None),
+        (4, "order_triggered", "triggered", "", Decimal("28990.00")),
+        (7, "order_done", "filled", "", None),
+    ]
+    # The list's lock (on its first leg) and what the trade moved: the journal still balances.
+    unbalanced = await db.fetchval(
+        "SELECT count(*) FROM (SELECT seq, asset FROM journal GROUP BY seq, asset "
+        "HAVING sum(free_delta + locked_delta) <> 0) u"
+    )
+    assert unbalanced == 0
+
+
+async def test_a_trigger_stored_before_its_acceptance_gives_the_same_order(
+    db: asyncpg.Connection, postgres_server: PostgresServer
+) -> None:
+    events = oco_and_stop_events()
+    await store_market_batches(db, MARKET.name, UNITS, [Batch(events[:3]), Batch(events[3:])])
+    url = await create_database(postgres_server)
+    try:
+        await upgrade(url)
+        other = await asyncpg.connect(url)
+        try:
+            await store_market_batches(other, MARKET.name, UNITS, [Batch(events[3:])])
+            await store_market_batches(other, MARKET.name, UNITS, [Batch(events[:3])])
+            query = "SELECT * FROM orders ORDER BY order_id"
+            assert [dict(r) for r in await other.fetch(query)] == [
+                dict(r) for r in await db.fetch(query)
+            ]
+        finally:
+            await other.close()
+    finally:
+        await drop_database(postgres_server, url)
+
+
+async def test_a_refused_list_stores_both_legs_rejected(db: asyncpg.Connection) -> None:
+    t0 = 1_700_000_000_000
+    refusals: list[Event] = [
+        OrderRejected(MARKET.name, n + 1, "1-0", t0, f"btc-usd.0c{n}", "5", "sell", "place_list",
+                      3006, "stop_would_trigger", unlocked)
+        for n, unlocked in ((0, 1_000_000), (1, 0))
+    ]  # fmt: skip
+    await store_market_batches(db, MARKET.name, UNITS, [Batch(refusals)])
+    rows = await db.fetch("SELECT order_id, status, reason FROM orders ORDER BY order_id")
+    assert [tuple(r) for r in rows] == [
+        ("btc-usd.0c0", "rejected", "stop_would_trigger"),
+        ("btc-usd.0c1", "rejected", "stop_would_trigger"),
     ]
