@@ -55,4 +55,25 @@ describe("orders from storage and the private stream", () => {
     expect(state.fills).toHaveLength(1);
     expect(state.orders.get("btc-usd.1")?.filled_quantity).toBe("0.1000");
   });
+
+  it("keeps a stop order open while it waits, and marks its trigger", () => {
+    let state = applyStream(emptyOrders(), {
+      ...accepted, status: "waiting", order_type: "stop_loss_limit", stop_price: "95.00",
+      list_id: "btc-usd.list",
+    });
+    const waiting = sortedOrders(state, true)[0];
+    expect([waiting.status, waiting.stop_price, waiting.list_id]).toEqual(["waiting", "95.00", "btc-usd.list"]);
+    state = applyStream(state, {
+      type: "order", status: "triggered", market: "btc-usd", order_id: "btc-usd.1",
+      stop_price: "95.00", last_price: "94.99", ts: 1500,
+    });
+    const triggered = state.orders.get("btc-usd.1");
+    expect([triggered?.status, triggered?.triggered_at]).toEqual(["new", 1500]);
+    state = applyStream(state, {
+      type: "order", status: "expired", market: "btc-usd", order_id: "btc-usd.1", side: "buy",
+      filled_qty: "0.0000", reason: "oco", ts: 2000,
+    });
+    expect(sortedOrders(state, true)).toEqual([]);
+    expect(state.orders.get("btc-usd.1")?.reason).toBe("oco");
+  });
 });

@@ -17,6 +17,9 @@ export type OrderIn = Schemas["OrderIn"];
 export type Fill = Schemas["UserFillOut"];
 export type Tokens = Schemas["TokensOut"];
 export type CancelOut = Schemas["CancelOut"];
+export type OrderListIn = Schemas["OrderListIn"];
+export type OrderList = Schemas["OrderListOut"];
+export type OrderListCancelOut = Schemas["OrderListCancelOut"];
 
 export const API = "/api/v1";
 
@@ -125,6 +128,9 @@ export const api = {
   faucet: (asset: string, amount: string) => request("POST", "/faucet", { asset, amount }),
   place: (order: OrderIn) => request<Order>("POST", "/order", order),
   cancel: (orderId: string) => request<CancelOut>("DELETE", `/order/${orderId}`),
+  placeList: (list: OrderListIn) => request<OrderList>("POST", "/order-lists", list),
+  cancelList: (listId: string) =>
+    request<OrderListCancelOut>("DELETE", `/order-lists/${listId}`),
   openOrders: (market?: string) => request<Order[]>("GET", `/orders/open${query({ market })}`),
   orderHistory: (market?: string) =>
     request<Order[]>("GET", `/orders/history${query({ market })}`),

@@ -5,19 +5,34 @@
 import type { Fill, Order } from "./api";
 import { add } from "./decimal";
 
+/** An order's acceptance on the stream: `new`, or `waiting` for a stop order whose stop price
+ * the last trade has not reached. */
+interface Accepted {
+  type: "order";
+  market: string;
+  order_id: string;
+  client_order_id: string | null;
+  side: string;
+  order_type: string;
+  tif: string;
+  price: string;
+  qty: string;
+  quote_qty: string;
+  stop_price?: string | null;
+  list_id?: string | null;
+  ts: number;
+}
+
 export type StreamMessage =
+  | (Accepted & { status: "new" })
+  | (Accepted & { status: "waiting" })
   | {
       type: "order";
-      status: "new";
+      status: "triggered";
       market: string;
       order_id: string;
-      client_order_id: string | null;
-      side: string;
-      order_type: string;
-      tif: string;
-      price: string;
-      qty: string;
-      quote_qty: string;
+      stop_price: string;
+      last_price: string;
       ts: number;
     }
   | {
@@ -46,7 +61,7 @@ export type StreamMessage =
       ts: number;
     };
 
-export const OPEN = new Set(["new", "partially_filled"]);
+export const OPEN = new Set(["new", "partially_filled", "waiting"]);
 
 export interface OrdersState {
   orders: Map<string, Order>;
@@ -104,7 +119,14 @@ export function applyStream(state: OrdersState, message: StreamMessage): OrdersS
     };
     return mergeFills({ ...state, orders }, [fill]);
   }
-  if (message.status === "new") {
+  if (message.status === "triggered") {
+    const order = orders.get(message.order_id);
+    if (order && order.status === "waiting") {
+      orders.set(message.order_id, { ...order, status: "new", triggered_at: message.ts });
+    }
+    return { ...state, orders };
+  }
+  if (message.status === "new" || message.status === "waiting") {
     if (!state.ended.has(message.order_id)) {
       orders.set(message.order_id, {
         order_id: message.order_id,
@@ -115,7 +137,9 @@ export function applyStream(state: OrdersState, message: StreamMessage): OrdersS
         tif: message.tif,
         price: message.price,
         quantity: message.qty,
-        status: "new",
+        stop_price: message.stop_price ?? null,
+        list_id: message.list_id ?? null,
+        status: message.status,
         filled_quantity: orders.get(message.order_id)?.filled_quantity ?? "0",
         filled_quote: "0",
         created_at: message.ts,
