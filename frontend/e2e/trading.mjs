@@ -194,6 +194,51 @@ try {
   await waitText("[data-testid=order-error]", (t) => t.includes("insufficient_funds"), "api error");
   expectRefusal = false;
 
+  step("a stop-limit order and an OCO list");
+  // The last price is 29,950.00: a buy stop above it is a stop-loss, waiting and off the book.
+  const form = "[data-testid=order-form]";
+  await page.click("[data-testid=user-orders] [role=tab]:has-text('Open orders')");
+  await page.click(`${form} [role=tab]:has-text('Stop limit')`);
+  await page.fill(`${form} input[name=stop_price]`, "30500.00");
+  await page.fill(`${form} input[name=price]`, "30600.00");
+  await page.fill(`${form} input[name=amount]`, "0.0100");
+  await page.click(`${form} button[type=submit]`);
+  const stopRow = page.locator("[data-testid=user-orders] tr[data-status=waiting][data-type=stop_loss_limit]");
+  await stopRow.waitFor();
+  assert.match(await stopRow.locator("[data-testid=stop]").innerText(), /^30,500\.00 \(waiting\)$/);
+  assert.match(await stopRow.innerText(), /30,600\.00/);
+  await waitText("[data-testid=locked-USD]", (t) => t === "306.000000", "the stop-limit's lock");
+  assert.equal(await page.locator("[data-testid=bids] tr[data-price='30600.00']").count(), 0);
+
+  await page.click(`${form} [role=tab]:has-text('OCO')`);
+  await page.fill(`${form} input[name=price]`, "29000.00");
+  await page.fill(`${form} input[name=stop_price]`, "30400.00");
+  await page.fill(`${form} input[name=stop_limit_price]`, "30450.00");
+  await page.fill(`${form} input[name=amount]`, "0.0100");
+  await page.click(`${form} button[type=submit]`);
+  const legs = "[data-testid=user-orders] tr[data-list-id]";
+  await page.waitForFunction((selector) => document.querySelectorAll(selector).length === 2, legs);
+  const takeProfit = page.locator(`${legs}[data-status=new]`);
+  assert.match(await takeProfit.innerText(), /post only\s*OCO/);
+  assert.match(await takeProfit.innerText(), /29,000\.00/);
+  const stopLoss = page.locator(`${legs}[data-type=stop_loss_limit]`);
+  assert.match(await stopLoss.locator("[data-testid=stop]").innerText(), /^30,400\.00 \(waiting\)$/);
+  assert.equal(
+    await takeProfit.getAttribute("data-list-id"), await stopLoss.getAttribute("data-list-id"),
+  );
+  await page.locator("[data-testid=bids] tr[data-price='29000.00']").waitFor();
+  // One lock for the list, the larger leg's: 0.01 x 30,450.00.
+  await waitText("[data-testid=locked-USD]", (t) => t === "610.500000", "the list's lock");
+  await shot("trading-stops");
+
+  // Canceling one leg cancels the list.
+  await takeProfit.locator("button", { hasText: "Cancel" }).click();
+  await page.waitForFunction((selector) => document.querySelectorAll(selector).length === 0, legs);
+  await stopRow.locator("button", { hasText: "Cancel" }).click();
+  await stopRow.waitFor({ state: "detached" });
+  await waitText("[data-testid=locked-USD]", (t) => t === "0.000000", "USD unlocked after the stops");
+  await page.click(`${form} [role=tab]:text-is('Limit')`);
+
   step("100 book updates a second");
   figures.book = await burst();
 

@@ -114,7 +114,8 @@ export function TradingView({ market }: { market: Market }) {
         <DepthChart book={book} version={version} />
       </div>
       <div className="order-2 flex flex-col gap-2 lg:order-3">
-        <OrderForm market={market} balances={balances} price={picked} bestAsk={bestAsk} bestBid={bestBid} onPlaced={placed} />
+        <OrderForm market={market} balances={balances} price={picked} bestAsk={bestAsk} bestBid={bestBid}
+          last={last} onPlaced={placed} />
         <MarketBalances market={market} balances={balances} />
         <TradesTape market={market} onLast={setLast} />
       </div>

@@ -11,6 +11,24 @@ function time(ms: number | null | undefined): string {
   return ms ? new Date(ms).toLocaleString([], { hour12: false }) : "—";
 }
 
+/** The order's type as a trader reads it ("stop loss limit", "post only"). */
+function typeLabel(order: Order): string {
+  if (order.tif === "POST_ONLY") return "post only";
+  return (order.type ?? "").replaceAll("_", " ");
+}
+
+/** A stop order's trigger: its stop price, and whether the last price has reached it. */
+function Trigger({ order }: { order: Order }) {
+  if (!order.stop_price) return <>—</>;
+  const state = order.triggered_at ? "triggered" : order.status === "waiting" ? "waiting" : null;
+  return (
+    <>
+      {format(order.stop_price)}
+      {state && <span className="text-muted">{` (${state})`}</span>}
+    </>
+  );
+}
+
 function OrderRows({ orders, cancel }: { orders: Order[]; cancel?: (id: string) => void }) {
   return (
     <table className="w-full min-w-[640px] text-xs">
@@ -18,19 +36,27 @@ function OrderRows({ orders, cancel }: { orders: Order[]; cancel?: (id: string) 
         <tr>
           <th className="font-normal">Time</th><th className="font-normal">Market</th>
           <th className="font-normal">Side</th><th className="font-normal">Type</th>
-          <th className="text-right font-normal">Price</th><th className="text-right font-normal">Amount</th>
+          <th className="text-right font-normal">Price</th><th className="text-right font-normal">Stop</th>
+          <th className="text-right font-normal">Amount</th>
           <th className="text-right font-normal">Filled</th><th className="text-right font-normal">Status</th>
           {cancel && <th />}
         </tr>
       </thead>
       <tbody>
         {orders.map((o) => (
-          <tr key={o.order_id} className="border-t border-line" data-order-id={o.order_id} data-status={o.status}>
+          <tr key={o.order_id} className="border-t border-line" data-order-id={o.order_id} data-status={o.status}
+            data-type={o.type ?? undefined} data-list-id={o.list_id ?? undefined}>
             <td className="num py-1">{time(o.created_at)}</td>
             <td>{o.market}</td>
             <td className={o.side === "buy" ? "text-up" : "text-down"}>{o.side}</td>
-            <td>{o.tif === "POST_ONLY" ? "post only" : o.type}</td>
+            <td>
+              {typeLabel(o)}
+              {o.list_id && <span className="rounded bg-raised px-1 text-muted" title={o.list_id}>{" OCO"}</span>}
+            </td>
             <td className="num text-right">{o.price ? format(o.price) : "market"}</td>
+            <td className="num text-right" data-testid="stop">
+              <Trigger order={o} />
+            </td>
             <td className="num text-right">{o.quantity ? format(o.quantity) : "—"}</td>
             <td className="num text-right">{format(o.filled_quantity ?? "0")}</td>
             <td className="text-right">{o.status.replace("_", " ")}</td>
@@ -52,7 +78,8 @@ function FillRows({ fills }: { fills: Fill[] }) {
       <thead className="text-left text-muted">
         <tr>
           <th className="font-normal">Time</th><th className="font-normal">Market</th>
-          <th className="text-right font-normal">Price</th><th className="text-right font-normal">Amount</th>
+          <th className="text-right font-normal">Price</th><th className="text-right font-normal">Stop</th>
+          <th className="text-right font-normal">Amount</th>
           <th className="text-right font-normal">Fee</th><th className="text-right font-normal">Role</th>
         </tr>
       </thead>
