@@ -4,8 +4,9 @@ Redis, PostgreSQL, an engine, dbproc, the api, ws and the frontend's same-origin
 (frontend/serve.mjs) run as processes on free ports with throw-away data; the Node script
 frontend/e2e/trading.mjs drives Debian's Chromium through playwright-core: sign up, demo
 funds, a limit buy seen in open orders and the book, crossed by another user, the trade in
-the tape, the candle and the balances updated, a cancel, and the book under 100 updates a
-second. `make frontend` builds frontend/out first; `make test` does it.
+the tape, the candle and the balances updated, a cancel, a stop-limit order and an OCO list
+placed from the form and seen in open orders (stop price, waiting, OCO legs, their locks),
+and the book under 100 updates a second. `make frontend` builds frontend/out first; `make test` does it.
 """
 
 from __future__ import annotations
