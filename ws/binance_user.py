@@ -2,13 +2,13 @@
 user's orders and `listStatus` for their OCO lists, rendered from the engine's events.
 
 An `executionReport` carries the whole order (type, price, quantity, stop price `P`, list
-`g`, cumulative amounts), so the publisher keeps, for users with a subscriber, the orders
-accepted since: an order of theirs accepted before (when nobody listened) is reported with
-what its events carry alone. A stop order is reported `NEW` and not working (`w` false) when
-accepted, then `NEW` and working (`w` true, `W` the trigger time) when the last trade price
-reaches it, as Binance reports a triggered stop. A list's `listClientOrderId` is not in the
-events: it is read from the user's list records (`xch.keys.order_lists`), so `listStatus`
-follows its legs' reports by that read.
+`g`, cumulative amounts), so the publisher keeps every order accepted since this replica
+started, until it ends (as many as the books hold); an order accepted before is reported with
+what its events carry alone (no type, price or quantity). A stop order is reported `NEW`
+and not working (`w` false) when accepted, then `NEW` and working (`w` true, `W` the
+trigger time) when the last trade price reaches it, as Binance reports a triggered stop.
+A list's `listClientOrderId` is not in the events: it is read from the user's list records
+(`xch.keys.order_lists`), so `listStatus` follows its legs' reports by that read.
 """
 
 import asyncio
@@ -34,6 +34,7 @@ from xch.schemas import (
     MARKET,
     POST_ONLY,
     REASON_SELF_TRADE,
+    SELL,
     STOP_LOSS,
     TAKE_PROFIT,
     Event,
@@ -121,11 +122,23 @@ class UserData:
 
     # ---- orders -------------------------------------------------------------------------
 
+    def _tracked(self, feed: MarketFeed, order_id: str, user: str, side: str, ts: int) -> Tracked:
+        """The order as tracked; one accepted before this replica started is known by its id,
+        user and side only."""
+        tracked = self.orders.get(order_id)
+        if tracked is None:
+            unknown = OrderAccepted(
+                market=feed.name, seq=0, input_id="", ts=ts, order_id=order_id, user=user,
+                side=side, type="", tif="", stp="", price=0, qty=0, quote_qty=0, locked=0,
+            )  # fmt: skip
+            tracked = self.orders[order_id] = Tracked(unknown, working_since=ts)
+        return tracked
+
     def _accepted(self, feed: MarketFeed, event: OrderAccepted) -> None:
-        if not self.listening(event.user):
-            return
         tracked = Tracked(event, working_since=None if event.stop_price else event.ts)
         self.orders[event.order_id] = tracked
+        if not self.listening(event.user):
+            return
         self.publish(event.user, self._report(feed, tracked, event.ts, "NEW", "NEW"))
         if event.list_id:
             legs = self.lists.setdefault(event.list_id, ListLegs(event.user, symbol_of(feed)))
@@ -134,18 +147,19 @@ class UserData:
                 self._list_status(event.list_id, legs, event.ts, done=False)
 
     def _triggered(self, feed: MarketFeed, event: OrderTriggered) -> None:
-        tracked = self.orders.get(event.order_id)
-        if tracked is None or not self.listening(event.user):
-            return
+        tracked = self._tracked(feed, event.order_id, event.user, event.side, event.ts)
         tracked.working_since = event.ts
+        if not self.listening(event.user):
+            return
         self.publish(event.user, self._report(feed, tracked, event.ts, "NEW", "NEW"))
 
     def _trade(self, feed: MarketFeed, trade: Trade, order_id: str, user: str, taker: bool) -> None:
-        tracked = self.orders.get(order_id)
-        if tracked is None or not self.listening(user):
-            return
+        side = trade.taker_side if taker else (SELL if trade.taker_side == BUY else BUY)
+        tracked = self._tracked(feed, order_id, user, side, trade.ts)
         tracked.lots += trade.qty
         tracked.quote += trade.quote_qty
+        if not self.listening(user):
+            return
         order = tracked.accepted
         filled = bool(order.qty) and tracked.lots >= order.qty
         tracked.filled_reported = filled
@@ -166,8 +180,10 @@ class UserData:
         self.publish(user, report)
 
     def _done(self, feed: MarketFeed, event: OrderDone) -> None:
-        tracked = self.orders.pop(event.order_id, None)
-        if tracked is None or not self.listening(event.user):
+        tracked = self._tracked(feed, event.order_id, event.user, event.side, event.ts)
+        del self.orders[event.order_id]
+        if not self.listening(event.user):
+            self.lists.pop(tracked.accepted.list_id, None)
             return
         if event.status == FILLED:
             if not tracked.filled_reported:

@@ -300,10 +300,22 @@ async def test_user_data_stream(
     """executionReport and listStatus on `/ws/<listenKey>`: a stop order's acceptance, its
     trigger and fill; an OCO list's legs, its status and its cancel."""
     trader = accounts(ETH="1")
+    # Placed before the stream is opened: its later fill is still reported in full.
+    earlier = await asyncio.to_thread(
+        trader.client.order_limit_sell, symbol="ETHUSD", quantity="0.0100", price="1999.99"
+    )
     key = await asyncio.to_thread(trader.client.stream_get_listen_key)
     assert len(key) == 60
     stream = await open_stream(f"/ws/{key}")
     await asyncio.sleep(0.3)  # the subscription is in place before the first order
+    buyer = accounts(USD="100")
+    await asyncio.to_thread(buyer.client.order_market_buy, symbol="ETHUSD", quantity="0.0100")
+    await stream.until(lambda received: len(_reports(received, earlier["orderId"])) == 1)
+    [sold] = _reports(stream.received, earlier["orderId"])
+    assert {k: sold[k] for k in ("o", "q", "p", "x", "X", "l", "L", "z", "m", "g")} == {
+        "o": "LIMIT", "q": "0.0100", "p": "1999.99", "x": "TRADE", "X": "FILLED",
+        "l": "0.0100", "L": "1999.99", "z": "0.0100", "m": True, "g": -1,
+    }  # fmt: skip
 
     async def trade_at(price: str, bid: str, sold: str) -> None:
         bidder, seller = accounts(USD="10000"), accounts(ETH="1")
