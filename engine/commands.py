@@ -2,7 +2,10 @@
 
 `{"op": "place", "id": "o1", "user": "alice", "side": "buy", "type": "limit",
   "price": "100.00", "qty": "1.5", "tif": "GTC", "stp": "EXPIRE_MAKER"}`; market orders have
-`qty` or `quote_qty` and no price; also cancel, cancel_all, deposit, withdraw, halt, resume.
+`qty` or `quote_qty` and no price; stop orders (`"type": "stop_loss"`, `"stop_loss_limit"`,
+`"take_profit"`, `"take_profit_limit"`) add `stop_price`. An OCO list:
+`{"op": "place_list", "id": "l1", "user": "alice", "legs": [LEG, LEG]}`, each leg a place
+without `op` and `user`. Also cancel, cancel_all, deposit, withdraw, halt, resume.
 """
 
 from collections.abc import Callable
@@ -20,6 +23,7 @@ from xch.schemas import (
     CancelAll,
     Close,
     Place,
+    PlaceList,
     ResultCode,
     SetTrading,
 )
@@ -56,7 +60,7 @@ class CommandError(Exception):
         self.side = side
 
 
-ParsedCommand = Place | Cancel | CancelAll | SetTrading | Close | FundsRequest
+ParsedCommand = Place | PlaceList | Cancel | CancelAll | SetTrading | Close | FundsRequest
 
 
 def parse_command(raw: Any, rules: MarketRules) -> ParsedCommand:
@@ -128,6 +132,26 @@ def _place(raw: dict[str, Any], rules: MarketRules) -> Place:
         stp=_text(raw, "stp", DEFAULT_STP),
         locked=0,
         client_order_id=_text(raw, "client_order_id") if "client_order_id" in raw else "",
+        stop_price=_amount(raw, "stop_price", rules.price_to_ticks, ResultCode.INVALID_STOP_PRICE),
+    )
+
+
+def _place_list(raw: dict[str, Any], rules: MarketRules) -> PlaceList:
+    user = _text(raw, "user")
+    legs = raw.get("legs")
+    if not isinstance(legs, list) or not all(isinstance(leg, dict) for leg in legs):
+        raise CommandError(
+            ResultCode.INVALID_ORDER_LIST,
+            "'legs' must be a list of orders",
+            op="place_list",
+            order_id=_loose(raw, "id"),
+            user=user,
+        )
+    return PlaceList(
+        list_id=_text(raw, "id"),
+        user=user,
+        legs=[_place({**leg, "op": "place", "user": user}, rules) for leg in legs],
+        locked=0,
     )
 
 
@@ -175,6 +199,7 @@ def _funds(raw: dict[str, Any], rules: MarketRules) -> FundsRequest:
 
 _PARSERS: dict[str, Callable[[dict[str, Any], MarketRules], ParsedCommand]] = {
     "place": _place,
+    "place_list": _place_list,
     "cancel": _cancel,
     "cancel_all": _cancel_all,
     "halt": _halt,

@@ -12,6 +12,8 @@ no trace but its `OrderRejected` event.
 """
 
 from engine.book import BookSide, Order
+from engine.risk import lock_amount
+from engine.stops import StopBook, StopOrder, reached
 from xch.market import MarketRules, Trading
 from xch.schemas import (
     BUY,
@@ -24,12 +26,17 @@ from xch.schemas import (
     LIMIT,
     MARKET,
     POST_ONLY,
+    REASON_FOK,
     REASON_MARKET_CLOSED,
     REASON_NONE,
+    REASON_OCO,
+    REASON_POST_ONLY,
     REASON_SELF_TRADE,
     REASON_TIME_IN_FORCE,
     REASON_USER,
     SELL,
+    STOP_LIMIT_TYPES,
+    STOP_TYPES,
     STP_EXPIRE_MAKER,
     STP_EXPIRE_TAKER,
     STP_MODES,
@@ -46,7 +53,9 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    OrderTriggered,
     Place,
+    PlaceList,
     ResultCode,
     SetTrading,
     Trade,
@@ -72,6 +81,12 @@ class Engine:
         self.asks = BookSide(is_bid=False)
         self.orders: dict[str, Order] = {}
         self.by_user: dict[str, dict[str, Order]] = {}
+        self.stops = StopBook()
+        self.siblings: dict[str, str] = {}
+        """Each leg of an open OCO list -> the other leg (both directions)."""
+        self.last_price = 0
+        """The price of the market's last trade, in ticks; 0 before the first."""
+        self._oco_filled: list[str] = []
         self.seq = 0
         self.trade_seq = 0
         self.depth_update_id = 0
@@ -89,6 +104,8 @@ class Engine:
     def process(self, command: Command, input_id: str, ts: int) -> None:
         if isinstance(command, Place):
             self.place(command, input_id, ts)
+        elif isinstance(command, PlaceList):
+            self.place_list(command, command.locked, input_id, ts)
         elif isinstance(command, Cancel):
             self.cancel(command, input_id, ts)
         elif isinstance(command, CancelAll):
@@ -148,34 +165,49 @@ class Engine:
 
     def place_locked(self, cmd: Place, locked: int, input_id: str, ts: int) -> None:
         """Place `cmd` for which `locked` minor units were locked (its own `locked` ignored)."""
+        if cmd.type in STOP_TYPES:
+            self._place_stop(cmd, locked, input_id, ts)
+            return
         code = self.check_place(cmd, locked)
         if code is not None:
             self.refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
             return
-        market = self.market
-        order_id, user, side, price = cmd.order_id, cmd.user, cmd.side, cmd.price
-        is_limit = cmd.type == LIMIT
-        tif = cmd.tif if is_limit or cmd.tif != GTC else IOC
+        tif = _effective_tif(cmd)
+        self._accept(cmd, tif, locked, "", input_id, ts)
+        self._execute(cmd, tif, locked, input_id, ts)
+        if self.stops:
+            self._cascade(input_id, ts)
+
+    def _accept(
+        self, cmd: Place, tif: str, locked: int, list_id: str, input_id: str, ts: int
+    ) -> None:
         self.seq += 1
         self.out.append(
             OrderAccepted(
-                market,
+                self.market,
                 self.seq,
                 input_id,
                 ts,
-                order_id,
-                user,
-                side,
+                cmd.order_id,
+                cmd.user,
+                cmd.side,
                 cmd.type,
                 tif,
                 cmd.stp,
-                price,
+                cmd.price,
                 cmd.qty,
                 cmd.quote_qty,
                 locked,
                 cmd.client_order_id,
+                cmd.stop_price,
+                list_id,
             )
         )
+
+    def _execute(self, cmd: Place, tif: str, locked: int, input_id: str, ts: int) -> None:
+        """Match an accepted limit or market order, then rest it or end it."""
+        order_id, user, side, price = cmd.order_id, cmd.user, cmd.side, cmd.price
+        is_limit = cmd.type == LIMIT
         if is_limit and not self._crosses(side, price):
             filled, remaining, left, self_traded = 0, cmd.qty, locked, False
         else:
@@ -204,10 +236,34 @@ class Engine:
         else:
             status = EXPIRED
             reason = REASON_SELF_TRADE if self_traded else REASON_TIME_IN_FORCE
+        self._end(order_id, user, side, status, reason, filled, left, input_id, ts)
+
+    def _end(
+        self,
+        order_id: str,
+        user: str,
+        side: str,
+        status: str,
+        reason: str,
+        filled: int,
+        unlocked: int,
+        input_id: str,
+        ts: int,
+    ) -> None:
         self.seq += 1
         self.out.append(
             OrderDone(
-                market, self.seq, input_id, ts, order_id, user, side, status, reason, filled, left
+                self.market,
+                self.seq,
+                input_id,
+                ts,
+                order_id,
+                user,
+                side,
+                status,
+                reason,
+                filled,
+                unlocked,
             )
         )
 
@@ -217,16 +273,12 @@ class Engine:
         return left == 0 or (best is not None and left < best * self._quote_per_tick_lot)
 
     def check_place(self, cmd: Place, locked: int) -> ResultCode | None:
-        """Why `cmd` must be refused, or None; changes nothing."""
-        if self.trading != ENABLED:
-            return ResultCode.MARKET_HALTED
-        side = cmd.side
-        if (side != BUY and side != SELL) or cmd.stp not in STP_MODES:
-            return ResultCode.INVALID_COMMAND
-        if not cmd.order_id or not cmd.user:
-            return ResultCode.INVALID_COMMAND
-        if cmd.order_id in self.orders:
-            return ResultCode.DUPLICATE_ORDER
+        """Why the limit or market order `cmd` must be refused, or None; changes nothing."""
+        code = self._check_basics(cmd)
+        if code is not None:
+            return code
+        if cmd.stop_price:
+            return ResultCode.INVALID_STOP_PRICE
         if cmd.type == LIMIT:
             code = self._check_limit(cmd, locked)
         elif cmd.type == MARKET:
@@ -237,25 +289,54 @@ class Engine:
             return ResultCode.FOK_UNFILLABLE
         return code
 
-    def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
-        tif, price, qty = cmd.tif, cmd.price, cmd.qty
-        if tif not in TIMES_IN_FORCE or cmd.quote_qty:
+    def _check_basics(self, cmd: Place) -> ResultCode | None:
+        """What every order must be: for an enabled market, of a side, an STP mode, a new id."""
+        if self.trading != ENABLED:
+            return ResultCode.MARKET_HALTED
+        side = cmd.side
+        if (side != BUY and side != SELL) or cmd.stp not in STP_MODES:
             return ResultCode.INVALID_COMMAND
-        if price <= 0:
-            return ResultCode.INVALID_PRICE
-        if qty <= 0:
-            return ResultCode.INVALID_QTY
-        notional = price * qty * self._quote_per_tick_lot
-        if notional < self._min_notional:
-            return ResultCode.BELOW_MIN_NOTIONAL
-        needed = notional if cmd.side == BUY else qty * self._base_per_lot
+        if not cmd.order_id or not cmd.user:
+            return ResultCode.INVALID_COMMAND
+        if cmd.order_id in self.orders or cmd.order_id in self.stops:
+            return ResultCode.DUPLICATE_ORDER
+        return None
+
+    def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
+        code = self._limit_terms(cmd)
+        if code is not None:
+            return code
+        if cmd.side == BUY:
+            needed = cmd.price * cmd.qty * self._quote_per_tick_lot
+        else:
+            needed = cmd.qty * self._base_per_lot
         if locked != needed:
-            return ResultCode.INSUFFICIENT_FUNDS if locked < needed else ResultCode.INVALID_COMMAND
-        if tif == POST_ONLY and self._crosses(cmd.side, price):
+            return _lock_mismatch(locked, needed)
+        if cmd.tif == POST_ONLY and self._crosses(cmd.side, cmd.price):
             return ResultCode.POST_ONLY_WOULD_CROSS
         return None
 
+    def _limit_terms(self, cmd: Place) -> ResultCode | None:
+        """The terms of a limit order (or of a stop-limit's limit), its lock aside."""
+        if cmd.tif not in TIMES_IN_FORCE or cmd.quote_qty:
+            return ResultCode.INVALID_COMMAND
+        if cmd.price <= 0:
+            return ResultCode.INVALID_PRICE
+        if cmd.qty <= 0:
+            return ResultCode.INVALID_QTY
+        if cmd.price * cmd.qty * self._quote_per_tick_lot < self._min_notional:
+            return ResultCode.BELOW_MIN_NOTIONAL
+        return None
+
     def _check_market(self, cmd: Place, locked: int) -> ResultCode | None:
+        code = self._market_terms(cmd)
+        if code is not None or (cmd.side == BUY and not cmd.quote_qty):
+            return code  # a market buy by quantity spends at most what its caller locked
+        needed = cmd.quote_qty or cmd.qty * self._base_per_lot
+        return _lock_mismatch(locked, needed) if locked != needed else None
+
+    def _market_terms(self, cmd: Place) -> ResultCode | None:
+        """The terms of a market order (or of a stop-market's), its lock aside."""
         if cmd.tif not in (GTC, IOC, FOK) or cmd.price:
             return ResultCode.INVALID_COMMAND
         if cmd.qty < 0 or cmd.quote_qty < 0 or (cmd.qty > 0) == (cmd.quote_qty > 0):
@@ -265,13 +346,30 @@ class Engine:
                 return ResultCode.INVALID_COMMAND
             if cmd.quote_qty < self._min_notional:
                 return ResultCode.BELOW_MIN_NOTIONAL
-            needed = cmd.quote_qty
-        elif cmd.side == SELL:
-            needed = cmd.qty * self._base_per_lot
+        return None
+
+    def check_stop(self, cmd: Place, locked: int) -> ResultCode | None:
+        """Why the stop order `cmd` must be refused, or None; changes nothing."""
+        code = self._check_basics(cmd)
+        if code is not None:
+            return code
+        stop_price = cmd.stop_price
+        if stop_price <= 0:
+            return ResultCode.INVALID_STOP_PRICE
+        if cmd.type in STOP_LIMIT_TYPES:
+            code = self._limit_terms(cmd)
         else:
-            return None  # a market buy by quantity spends at most what its caller locked
+            code = self._market_terms(cmd)
+            at_stop = stop_price * cmd.qty * self._quote_per_tick_lot
+            if code is None and cmd.qty and at_stop < self._min_notional:
+                code = ResultCode.BELOW_MIN_NOTIONAL
+        if code is not None:
+            return code
+        needed = lock_amount(self.rules, cmd)
         if locked != needed:
-            return ResultCode.INSUFFICIENT_FUNDS if locked < needed else ResultCode.INVALID_COMMAND
+            return _lock_mismatch(locked, needed)
+        if reached(cmd, self.last_price):
+            return ResultCode.STOP_WOULD_TRIGGER
         return None
 
     def _crosses(self, side: str, price: int) -> bool:
@@ -301,6 +399,135 @@ class Engine:
                 if found >= cmd.qty:
                     return found
         return found
+
+    # ---- stop orders and OCO lists -------------------------------------------------------
+
+    def _place_stop(self, cmd: Place, locked: int, input_id: str, ts: int) -> None:
+        code = self.check_stop(cmd, locked)
+        if code is not None:
+            self.refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
+            return
+        self._accept(cmd, _effective_tif(cmd), locked, "", input_id, ts)
+        self.stops.add(StopOrder(cmd, locked, locked, self.seq))
+
+    def place_list(self, cmd: PlaceList, locked: int, input_id: str, ts: int) -> None:
+        """Place an OCO list for which `locked` minor units were locked (its own ignored)."""
+        code = self.check_list(cmd, locked)
+        if code is not None:
+            refused = [(leg.order_id, leg.side) for leg in cmd.legs] or [("", "")]
+            for number, (order_id, side) in enumerate(refused):
+                unlocked = locked if number == 0 else 0
+                self.refuse(order_id, cmd.user, side, "place_list", code, unlocked, input_id, ts)
+            return
+        needs = [lock_amount(self.rules, leg) for leg in cmd.legs]
+        # The limit leg (else the first) holds what it needs, the other the rest of the lock.
+        holder = next((n for n, leg in enumerate(cmd.legs) if leg.type == LIMIT), 0)
+        holds = [locked - needs[holder]] * 2
+        holds[holder] = needs[holder]
+        for leg, hold, need in zip(cmd.legs, holds, needs, strict=True):
+            self._accept(leg, _effective_tif(leg), hold, cmd.list_id, input_id, ts)
+            if leg.type == LIMIT:
+                self._rest(Order(leg.order_id, leg.user, leg.side, leg.price, leg.qty, hold, 0))
+            else:
+                self.stops.add(StopOrder(leg, hold, need, self.seq))
+        first, second = (leg.order_id for leg in cmd.legs)
+        self.siblings[first] = second
+        self.siblings[second] = first
+
+    def check_list(self, cmd: PlaceList, locked: int) -> ResultCode | None:
+        """Why the OCO list `cmd` must be refused, or None; changes nothing."""
+        if self.trading != ENABLED:
+            return ResultCode.MARKET_HALTED
+        legs = cmd.legs
+        if not cmd.list_id or not cmd.user or len(legs) != 2:
+            return ResultCode.INVALID_ORDER_LIST
+        first, second = legs
+        if (
+            first.side != second.side
+            or first.qty != second.qty
+            or first.order_id == second.order_id
+            or (first.type == LIMIT and second.type == LIMIT)
+        ):
+            return ResultCode.INVALID_ORDER_LIST
+        for leg in legs:
+            if leg.user != cmd.user or leg.quote_qty:
+                return ResultCode.INVALID_ORDER_LIST
+            if leg.type == LIMIT and leg.tif != POST_ONLY:
+                return ResultCode.INVALID_ORDER_LIST
+            if leg.type != LIMIT and leg.type not in STOP_TYPES:
+                return ResultCode.INVALID_ORDER_LIST
+        needs = []
+        for leg in legs:
+            need = lock_amount(self.rules, leg)
+            check = self._check_limit if leg.type == LIMIT else self.check_stop
+            code = self._check_basics(leg) or check(leg, need)
+            if code is not None:
+                return code
+            needs.append(need)
+        needed = max(needs)
+        return _lock_mismatch(locked, needed) if locked != needed else None
+
+    def _cascade(self, input_id: str, ts: int) -> None:
+        """Settle what the last execution set off: the other legs of OCO limit orders that
+        filled expire, then every stop the last price reached triggers, one at a time, the
+        next chosen after each execution (by stop price in the direction of the move, then
+        arrival), until none is reached."""
+        stops = self.stops
+        while True:
+            if self._oco_filled:
+                self._expire_filled_lists(input_id, ts)
+            stop = stops.first_reached(self.last_price)
+            if stop is None:
+                return
+            self._trigger(stop, input_id, ts)
+
+    def _expire_filled_lists(self, input_id: str, ts: int) -> None:
+        for order_id in self._oco_filled:
+            other = self.siblings.pop(order_id, None)
+            if other is not None:
+                del self.siblings[other]
+                self._withdraw(other, EXPIRED, REASON_OCO, 0, input_id, ts)
+        self._oco_filled.clear()
+
+    def _trigger(self, stop: StopOrder, input_id: str, ts: int) -> None:
+        self.stops.remove(stop)
+        order = stop.becomes()
+        self.seq += 1
+        self.out.append(
+            OrderTriggered(
+                self.market,
+                self.seq,
+                input_id,
+                ts,
+                order.order_id,
+                order.user,
+                order.side,
+                stop.stop_price,
+                self.last_price,
+            )
+        )
+        other = self.siblings.pop(order.order_id, None)
+        if other is not None:
+            del self.siblings[other]
+            # The legs share one lock: the other gives back all the triggered one won't need.
+            self._withdraw(other, EXPIRED, REASON_OCO, stop.locked - stop.need, input_id, ts)
+        tif = _effective_tif(order)
+        reason = self._cannot_execute(order, tif, stop.need)
+        if reason:
+            self._end(
+                order.order_id, order.user, order.side, EXPIRED, reason, 0, stop.need, input_id, ts
+            )
+        else:
+            self._execute(order, tif, stop.need, input_id, ts)
+
+    def _cannot_execute(self, order: Place, tif: str, locked: int) -> str:
+        """Why a triggered order ends at once (a post-only limit that would take, a
+        fill-or-kill that cannot fill), or ""."""
+        if tif == POST_ONLY and self._crosses(order.side, order.price):
+            return REASON_POST_ONLY
+        if tif == FOK and self._fillable(order, locked) < order.qty:
+            return REASON_FOK
+        return ""
 
     # ---- matching -----------------------------------------------------------------------
 
@@ -332,6 +559,8 @@ class Engine:
         orders = self.orders
         by_user = self.by_user
         prevent = stp != STP_NONE
+        siblings = self.siblings
+        traded_at = 0
         seq = self.seq
         trade_seq = self.trade_seq
         filled = 0
@@ -416,6 +645,9 @@ class Engine:
                 remaining -= lots
                 room -= lots
                 level.total -= lots
+                traded_at = price
+                if siblings and maker_id in siblings:
+                    self._oco_filled.append(maker_id)
                 if lots == maker_left:
                     maker.remaining = 0
                     queue.popleft()
@@ -453,6 +685,8 @@ class Engine:
                 break
         self.seq = seq
         self.trade_seq = trade_seq
+        if traded_at:
+            self.last_price = traded_at
         return filled, remaining, left, self_traded
 
     def _done(self, order: Order, status: str, reason: str, input_id: str, ts: int) -> None:
@@ -498,27 +732,55 @@ class Engine:
     # ---- cancel, halt -------------------------------------------------------------------
 
     def cancel(self, cmd: Cancel, input_id: str, ts: int) -> None:
-        order = self.orders.get(cmd.order_id)
+        """Cancel an open or waiting order; canceling a leg of an OCO list cancels both."""
+        order = self.orders.get(cmd.order_id) or self.stops.get(cmd.order_id)
         if order is None:
             self.reject(cmd, ResultCode.UNKNOWN_ORDER, input_id, ts)
         elif order.user != cmd.user:
             self.reject(cmd, ResultCode.NOT_OWNER, input_id, ts)
         else:
-            self._cancel(order, REASON_USER, input_id, ts)
+            self._cancel(cmd.order_id, REASON_USER, input_id, ts)
 
     def cancel_all(self, user: str, input_id: str, ts: int) -> None:
-        """Cancel every open order of `user`, oldest first."""
-        for order in list(self.by_user.get(user, {}).values()):
-            self._cancel(order, REASON_USER, input_id, ts)
+        """Cancel every open order of `user`, oldest first, then its waiting stops."""
+        order_ids = list(self.by_user.get(user, {})) + list(self.stops.by_user.get(user, {}))
+        self._cancel_each(order_ids, REASON_USER, input_id, ts)
 
-    def _cancel(self, order: Order, reason: str, input_id: str, ts: int) -> None:
+    def _cancel_each(self, order_ids: list[str], reason: str, input_id: str, ts: int) -> None:
+        for order_id in order_ids:
+            # A list's other leg may have gone with an earlier one.
+            if order_id in self.orders or order_id in self.stops:
+                self._cancel(order_id, reason, input_id, ts)
+
+    def _cancel(self, order_id: str, reason: str, input_id: str, ts: int) -> None:
+        other = self.siblings.pop(order_id, None)
+        self._withdraw(order_id, CANCELED, reason, 0, input_id, ts)
+        if other is not None:
+            del self.siblings[other]
+            self._withdraw(other, CANCELED, reason, 0, input_id, ts)
+
+    def _withdraw(
+        self, order_id: str, status: str, reason: str, extra: int, input_id: str, ts: int
+    ) -> None:
+        """End an open or waiting order, giving back what it holds plus `extra` (the share of
+        its OCO list's lock that the other leg no longer needs; may be negative)."""
+        order = self.orders.get(order_id)
+        if order is None:
+            stop = self.stops.by_id[order_id]
+            self.stops.remove(stop)
+            unlocked = stop.locked + extra
+            self._end(
+                order_id, stop.user, stop.order.side, status, reason, 0, unlocked, input_id, ts
+            )
+            return
         if order.side == BUY:
             self.bids.withdraw(order)
             self.dirty_bids.add(order.price)
         else:
             self.asks.withdraw(order)
             self.dirty_asks.add(order.price)
-        self._done(order, CANCELED, reason, input_id, ts)
+        order.locked += extra
+        self._done(order, status, reason, input_id, ts)
 
     def set_trading(self, trading: str, input_id: str, ts: int) -> None:
         if trading not in TRADING_STATES:
@@ -529,9 +791,10 @@ class Engine:
         self.out.append(MarketState(self.market, self.seq, input_id, ts, trading, ""))
 
     def close(self, input_id: str, ts: int) -> None:
-        """Cancel every open order, oldest first, and halt: the market can then be removed."""
-        for order in list(self.orders.values()):
-            self._cancel(order, REASON_MARKET_CLOSED, input_id, ts)
+        """Cancel every open order, oldest first, then every waiting stop, and halt: the
+        market can then be removed."""
+        order_ids = list(self.orders) + list(self.stops.by_id)
+        self._cancel_each(order_ids, REASON_MARKET_CLOSED, input_id, ts)
         self.trading = Trading.HALTED.value
         self.seq += 1
         self.out.append(MarketState(self.market, self.seq, input_id, ts, self.trading, "closed"))
@@ -565,6 +828,17 @@ class Engine:
     def take_events(self) -> list[Event]:
         events, self.out = self.out, []
         return events
+
+
+def _effective_tif(cmd: Place) -> str:
+    """A market or stop-market order never rests: GTC means IOC for it."""
+    if cmd.tif == GTC and cmd.type != LIMIT and cmd.type not in STOP_LIMIT_TYPES:
+        return IOC
+    return cmd.tif
+
+
+def _lock_mismatch(locked: int, needed: int) -> ResultCode:
+    return ResultCode.INSUFFICIENT_FUNDS if locked < needed else ResultCode.INVALID_COMMAND
 
 
 def _levels(side: BookSide, prices: list[int]) -> list[tuple[int, int]]:

@@ -21,18 +21,20 @@ import yaml
 from engine.commands import CommandError, FundsRequest, ParsedCommand, parse_command
 from engine.core import Engine
 from engine.ledger import Ledger
-from engine.risk import lock_amount
+from engine.risk import list_lock, lock_amount, spent_asset
 from engine.snapshot import state_hash
 from xch.market import Market, MarketRules
 from xch.money import format_minor, format_units
 from xch.schemas import (
     BUY,
+    MARKET,
     SIDES,
     Event,
     OrderAccepted,
     OrderDone,
     OrderRejected,
     Place,
+    PlaceList,
     ResultCode,
     Trade,
 )
@@ -63,6 +65,8 @@ class ReplaySession:
         start = len(engine.out)
         if isinstance(command, Place):
             self._place(command, input_id, ts)
+        elif isinstance(command, PlaceList):
+            self._place_list(command, input_id, ts)
         elif isinstance(command, FundsRequest):
             self._move_funds(command, input_id, ts)
         else:
@@ -79,6 +83,23 @@ class ReplaySession:
         else:
             self.engine.reject(order, ResultCode.INSUFFICIENT_FUNDS, input_id, ts)
 
+    def _place_list(self, order_list: PlaceList, input_id: str, ts: int) -> None:
+        """Lock as the api does: only two limit or stop orders of one side have a list lock."""
+        legs = order_list.legs
+        sides = {leg.side for leg in legs}
+        if len(legs) != 2 or len(sides) != 1 or not sides <= set(SIDES) or _market_leg(legs):
+            self.engine.place_list(order_list, 0, input_id, ts)
+            return
+        amount = list_lock(self.rules, legs)
+        if self.ledger.lock(order_list.user, spent_asset(self.rules, legs[0].side), amount):
+            self.engine.place_list(order_list, amount, input_id, ts)
+        else:
+            code = ResultCode.INSUFFICIENT_FUNDS
+            for leg in legs:
+                self.engine.refuse(
+                    leg.order_id, order_list.user, leg.side, "place_list", code, 0, input_id, ts
+                )
+
     def end_batch(self, input_id: str, ts: int = 0) -> None:
         self.engine.flush_depth(input_id, ts)
 
@@ -93,6 +114,10 @@ class ReplaySession:
         self.engine.refuse(
             error.order_id, error.user, error.side, error.op, error.code, 0, input_id, ts
         )
+
+
+def _market_leg(legs: list[Place]) -> bool:
+    return any(leg.type == MARKET for leg in legs)
 
 
 def run(

@@ -35,7 +35,7 @@ from engine.snapshot import dump_engine, load_engine
 from engine.store import BatchRecord, InputEntry, MarketStore, Snapshot, stream_id_key
 from xch import keys
 from xch.market import MarketRules
-from xch.schemas import BUY, SELL, Event, Place, ResultCode
+from xch.schemas import BUY, SELL, Event, Place, PlaceList, ResultCode
 from xch.wire import Reply, decode_command, encode_events, encode_reply
 
 log = logging.getLogger("engine")
@@ -281,7 +281,16 @@ class EngineService:
             and (entry.locked == 0 or entry.asset == self._spent_asset(command.side))
         ):
             engine.place_locked(command, entry.locked, entry.entry_id, entry.ts)
-        elif command is not None and not isinstance(command, Place) and entry.locked == 0:
+        elif (
+            isinstance(command, PlaceList)
+            and command.user == entry.user
+            and command.legs
+            and (entry.locked == 0 or entry.asset == self._spent_asset(command.legs[0].side))
+        ):
+            engine.place_list(command, entry.locked, entry.entry_id, entry.ts)
+        elif (
+            command is not None and not isinstance(command, Place | PlaceList) and not entry.locked
+        ):
             engine.process(command, entry.entry_id, entry.ts)
         else:
             side = BUY if entry.asset == self.rules.quote else SELL

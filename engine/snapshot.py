@@ -2,7 +2,8 @@
 
 The snapshot lists resting orders in placement order: re-adding them in that order rebuilds
 both the FIFO of every level and each user's oldest-first order list, so an engine restored
-mid-stream emits exactly what the uninterrupted one would have.
+mid-stream emits exactly what the uninterrupted one would have. Waiting stops are listed in
+arrival order with their arrival seq (their trigger priority), OCO lists as pairs of legs.
 """
 
 import hashlib
@@ -13,9 +14,12 @@ import msgspec
 from engine.book import Order
 from engine.core import Engine
 from engine.ledger import Ledger
+from engine.stops import StopOrder
 from xch.market import MarketRules
+from xch.schemas import Place
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 predates stop orders: it has none
 
 
 class SnapshotError(ValueError):
@@ -36,6 +40,12 @@ def engine_state(engine: Engine) -> dict[str, Any]:
             (o.order_id, o.user, o.side, o.price, o.remaining, o.locked, o.filled)
             for o in engine.orders.values()
         ],
+        "last_price": engine.last_price,
+        "stops": [
+            (msgspec.to_builtins(stop.order), stop.locked, stop.need, stop.arrival)
+            for stop in engine.stops.by_id.values()
+        ],
+        "siblings": list(engine.siblings.items()),
     }
 
 
@@ -47,7 +57,7 @@ def dump_engine(engine: Engine) -> bytes:
 def load_engine(rules: MarketRules, data: bytes) -> Engine:
     try:
         state = msgspec.msgpack.decode(data)
-        if state["v"] != FORMAT_VERSION or state["market"] != rules.name:
+        if state["v"] not in READABLE_VERSIONS or state["market"] != rules.name:
             raise SnapshotError(
                 f"snapshot of {state['market']!r} v{state['v']}, not {rules.name!r}"
             )
@@ -60,7 +70,11 @@ def load_engine(rules: MarketRules, data: bytes) -> Engine:
         engine.dirty_asks.update(state["dirty_asks"])
         for fields in state["orders"]:
             engine.restore_order(Order(*fields))
-    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        engine.last_price = state.get("last_price", 0)
+        for order, locked, need, arrival in state.get("stops", []):
+            engine.stops.add(StopOrder(msgspec.convert(order, Place), locked, need, arrival))
+        engine.siblings.update(state.get("siblings", []))
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError) as exc:
         raise SnapshotError(f"not an engine snapshot: {exc}") from exc
     return engine
 

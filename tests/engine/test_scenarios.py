@@ -32,7 +32,7 @@ from engine.commands import FundsRequest
 from engine.core import Engine
 from engine.ledger import Ledger
 from engine.replay import ReplaySession, event_json
-from engine.risk import cost_to_buy
+from engine.risk import cost_to_buy, lock_amount, spent_asset
 from engine.snapshot import (
     SnapshotError,
     dump_engine,
@@ -42,6 +42,7 @@ from engine.snapshot import (
     load_ledger,
     state_hash,
 )
+from engine.stops import reached
 from xch.market import Market, MarketRules
 from xch.schemas import (
     BUY,
@@ -75,6 +76,7 @@ from xch.schemas import (
     OrderDone,
     OrderRejected,
     Place,
+    PlaceList,
     ResultCode,
     SetTrading,
     Trade,
@@ -249,11 +251,48 @@ def check_invariants(engine: Engine, ledger: Ledger) -> None:
             asset, needs = rules.quote, order.price * order.remaining * rules.quote_per_tick_lot
         else:
             asset, needs = rules.base, order.remaining * rules.base_per_lot
-        assert order.locked == needs, f"{order!r} holds {order.locked}, needs {needs}"
+        if order.order_id not in engine.siblings:
+            assert order.locked == needs, f"{order!r} holds {order.locked}, needs {needs}"
         held[(order.user, asset)] = held.get((order.user, asset), 0) + order.locked
+    check_stops(engine, held)
     for user, assets in ledger.accounts.items():
         for asset, (_, locked) in assets.items():
             assert locked == held.get((user, asset), 0), f"{user} {asset} locked {locked}"
+
+
+def check_stops(engine: Engine, held: dict[tuple[str, str], int]) -> None:
+    """Waiting stops: none the last price reached is left, each holds what the order it
+    becomes needs, the two legs of an OCO list together what the list locked; adds what
+    they hold to `held`."""
+    rules = engine.rules
+    stops = engine.stops
+    assert len(stops.rising) + len(stops.falling) == len(stops.by_id) == len(stops.by_arrival)
+    assert sum(len(mine) for mine in stops.by_user.values()) == len(stops.by_id)
+    for stop in stops.by_id.values():
+        assert not reached(stop.order, engine.last_price), f"{stop.order_id} should have triggered"
+        assert stop.need == lock_amount(rules, stop.order)
+        if stop.order_id not in engine.siblings:
+            assert stop.locked == stop.need, f"{stop.order_id} holds {stop.locked}"
+        key = (stop.user, spent_asset(rules, stop.order.side))
+        held[key] = held.get(key, 0) + stop.locked
+    for leg, other in engine.siblings.items():
+        assert engine.siblings[other] == leg
+        holds = [_held_and_needed(engine, order_id) for order_id in (leg, other)]
+        assert sum(hold for hold, _ in holds) == max(need for _, need in holds)
+        assert min(hold for hold, _ in holds) >= 0
+
+
+def _held_and_needed(engine: Engine, order_id: str) -> tuple[int, int]:
+    """What an OCO leg holds and what it would need alone: an unfilled limit or a stop."""
+    rules = engine.rules
+    order = engine.orders.get(order_id)
+    if order is None:
+        stop = engine.stops.by_id[order_id]
+        return stop.locked, stop.need
+    assert order.filled == 0, "a list whose limit leg filled must have ended"
+    if order.side == BUY:
+        return order.locked, order.price * order.remaining * rules.quote_per_tick_lot
+    return order.locked, order.remaining * rules.base_per_lot
 
 
 class Harness:
@@ -281,7 +320,7 @@ class Harness:
     def raw(self, command: Any) -> list[Event]:
         """Submit a JSON-like dict (or a parsed command) and return its events as emitted."""
         self.inputs += 1
-        if isinstance(command, Place | Cancel | CancelAll | SetTrading | FundsRequest):
+        if isinstance(command, Place | PlaceList | Cancel | CancelAll | SetTrading | FundsRequest):
             self.session.submit_parsed(command, self.input_id, self.inputs)
         else:
             self.session.submit(command, self.input_id, self.inputs)
@@ -1748,9 +1787,11 @@ def _garbage() -> list[bytes]:
         msgspec.msgpack.encode([1, 2, 3]),
         msgspec.msgpack.encode("snapshot"),
         msgspec.msgpack.encode(good | {"market": "btc-usd"}),
-        msgspec.msgpack.encode(good | {"v": 2}),
+        msgspec.msgpack.encode(good | {"v": 99}),
         msgspec.msgpack.encode({k: v for k, v in good.items() if k != "orders"}),
         msgspec.msgpack.encode(good | {"orders": [["o1", "bob"]]}),
+        msgspec.msgpack.encode(good | {"stops": [[{"kind": "place"}, 0, 0, 1]]}),
+        msgspec.msgpack.encode(good | {"stops": [["x1"]]}),
         msgspec.msgpack.encode(good)[:-3],
     ]
 
