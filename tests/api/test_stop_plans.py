@@ -81,6 +81,9 @@ def test_stop_orders_are_refused_as_the_engine_would() -> None:
          "below_min_notional"),
         (dict(side="sell", type="stop_loss", stop_price="99.00", quantity="900000000000000"),
          "amount_too_large"),
+        # a stop-market by quantity: its minimum notional at the stop price
+        (dict(side="sell", type="stop_loss", stop_price="99.00", quantity="0.0100"),
+         "below_min_notional"),
     ]  # fmt: skip
     for fields, code in cases:
         body = order(**{k: v for k, v in fields.items() if v is not None})
