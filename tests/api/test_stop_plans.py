@@ -219,5 +219,4 @@ def test_list_status_follows_its_legs() -> None:
     assert list_status(leg("partially_filled"), leg("expired")) == "executing"
     assert list_status(leg("filled"), leg("expired")) == "done"
     assert list_status(leg("canceled"), leg("canceled")) == "done"
-    assert list_status(leg("rejected"), leg("rejected")) == "rejected"
     assert list_status(leg("pending"), leg("pending")) == "pending"
