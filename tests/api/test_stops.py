@@ -327,3 +327,17 @@ async def test_another_users_list_is_unknown(http: httpx.AsyncClient, stack: Sta
     assert (await other.get(path)).status_code == 404
     assert (await other.delete(path)).status_code == 404
     assert (await owner.delete(path)).status_code == 200
+
+
+async def test_a_list_is_pending_when_the_engine_does_not_answer(http: httpx.AsyncClient) -> None:
+    """ada-usd has no engine running: the list waits in its input with its one lock."""
+    seller = await funded(http, ADA="1")
+    body = {**SELL_OCO, "market": "ada-usd", "client_list_id": "slow-list"}
+    first = await place_list(seller, body, status=202)
+    assert (first["status"], first["above"]["status"], first["below"]["status"]) == (
+        "pending", "pending", "pending"
+    )  # fmt: skip
+    assert first["above"]["order_id"] == f"{first['list_id']}0"
+    second = await place_list(seller, body, status=202)
+    assert second["list_id"] == first["list_id"]
+    assert await seller.balances() == {"ADA": ("0.99000000", "0.01000000")}
