@@ -176,7 +176,7 @@ class Engine:
         tif = _effective_tif(cmd)
         self._accept(cmd, tif, locked, "", input_id, ts)
         self._execute(cmd, tif, locked, input_id, ts)
-        if self.stops:
+        if self.stops.by_id:
             self._cascade(input_id, ts)
 
     def _accept(
@@ -299,7 +299,7 @@ class Engine:
             return ResultCode.INVALID_COMMAND
         if not cmd.order_id or not cmd.user:
             return ResultCode.INVALID_COMMAND
-        if cmd.order_id in self.orders or cmd.order_id in self.stops:
+        if cmd.order_id in self.orders or cmd.order_id in self.stops.by_id:
             return ResultCode.DUPLICATE_ORDER
         return None
 
@@ -752,7 +752,7 @@ class Engine:
     def _cancel_each(self, order_ids: list[str], reason: str, input_id: str, ts: int) -> None:
         for order_id in order_ids:
             # A list's other leg may have gone with an earlier one.
-            if order_id in self.orders or order_id in self.stops:
+            if order_id in self.orders or order_id in self.stops.by_id:
                 self._cancel(order_id, reason, input_id, ts)
 
     def _cancel(self, order_id: str, reason: str, input_id: str, ts: int) -> None:

@@ -197,7 +197,7 @@ class Lifecycle:
                 self.open.add(event.order_id)
             elif isinstance(event, OrderTriggered):
                 assert event.order_id in session.engine.orders or event.order_id in self.open
-                assert event.order_id not in session.engine.stops
+                assert event.order_id not in session.engine.stops.by_id
                 executing = event.order_id
             elif isinstance(event, Trade):
                 assert event.taker_order == executing, event
