@@ -26,7 +26,7 @@ quote flows + the cost basis, and realized + unrealized = the fills' quote flows
 position valued at the price.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -252,3 +252,64 @@ def _worth(
         if market.base == asset and market.quote == quote and price is not None:
             return value(amount, price, market.base_scale, market.quote_scale)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A price of one whole base unit in quote (decimal string) and the two scales."""
+
+    price: str
+    base_scale: int
+    quote_scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """The account at the end of one bucket, in quote minor units: what its balances were
+    worth, the net transfers (deposits less withdrawals) since the window opened, and the P&L
+    since then: value - value at the window's opening - net transfers."""
+
+    time: int
+    value: int
+    net_transfers: int
+    pnl: int
+
+
+def history(
+    times: Sequence[int],
+    opening: Mapping[str, int],
+    moves: Mapping[int, Mapping[str, tuple[int, int]]],
+    prices: Mapping[str, Sequence[Rate | None]],
+    quote: str,
+) -> tuple[list[HistoryPoint], set[str]]:
+    """The account's value and P&L per bucket, and the assets held that had no price.
+
+    `times` are the buckets' start times; `opening` the balances (free + locked, minor units)
+    when the first bucket opened; `moves[i]` the balance changes of bucket i per asset, as
+    (all moves, transfers among them); `prices[asset]` a rate in `quote` per bucket, with one
+    more first: the rate when the window opened. The quote asset is worth itself; an asset
+    without a rate in a bucket counts as nothing there and is reported.
+    """
+    unpriced: set[str] = set()
+
+    def worth(asset: str, amount: int, index: int) -> int:
+        if asset == quote or amount == 0:
+            return amount
+        rates = prices.get(asset)
+        rate = rates[index] if rates is not None else None
+        if rate is None:
+            unpriced.add(asset)
+            return 0
+        return value(amount, rate.price, rate.base_scale, rate.quote_scale)
+
+    held = dict(opening)
+    opened = sum(worth(asset, amount, 0) for asset, amount in held.items())
+    transfers = 0
+    points = []
+    for index, time in enumerate(times):
+        for asset, (delta, moved) in moves.get(index, {}).items():
+            held[asset] = held.get(asset, 0) + delta
+            transfers += worth(asset, moved, index + 1)
+        total = sum(worth(asset, amount, index + 1) for asset, amount in held.items())
+        points.append(HistoryPoint(time, total, transfers, total - opened - transfers))
+    return points, unpriced

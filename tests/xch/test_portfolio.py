@@ -4,7 +4,18 @@ reconciliation with cash flows as a property."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xch.portfolio import Fill, MarketInfo, Position, fold, share, value, view
+from xch.portfolio import (
+    Fill,
+    HistoryPoint,
+    MarketInfo,
+    Position,
+    Rate,
+    fold,
+    history,
+    share,
+    value,
+    view,
+)
 
 # BTC-USD as in examples/markets: BTC has 8 decimals, USD 6. Amounts below are minor units:
 # 1 BTC = 100_000_000, 1 USD = 1_000_000.
@@ -165,3 +176,34 @@ def test_a_partial_close_keeps_the_average(qty: int, cost: int, part: int) -> No
         assert before is not None and after is not None
         # Only the truncated cent of the split moves it, by less than one unit per held unit.
         assert abs(after - before) * position.qty <= 10**8
+
+
+def test_history_values_balances_at_each_close() -> None:
+    # Opening: 1000 USD and 0.1 BTC; BTC at 30000 when the window opens (0.1 BTC = 3000 USD).
+    # Bucket 0 (close 31000): buys 0.1 BTC for 3000 USD (+ fees ignored here): value
+    #   (1000 - 3000 = -2000) + 0.2 * 31000 = 4200; P&L 4200 - 4000 = 200.
+    # Bucket 1 (no trade, price carried: 31000): deposits 500 USD: value 4700, transfers 500,
+    #   P&L 200.
+    # Bucket 2 (close 29000): value -1500 + 0.2 * 29000 = 4300; P&L 4300 - 4000 - 500 = -200.
+    # ETH is held but has no price: worth nothing, reported.
+    usd, btc = 1_000_000, 100_000_000
+    rate = {p: Rate(p, 8, 6) for p in ("30000.00", "31000.00", "29000.00")}
+    points, unpriced = history(
+        [0, 60_000, 120_000],
+        {"USD": 1000 * usd, "BTC": btc // 10, "ETH": 5},
+        {
+            0: {"USD": (-3000 * usd, 0), "BTC": (btc // 10, 0)},
+            1: {"USD": (500 * usd, 500 * usd)},
+        },
+        {
+            "BTC": [rate["30000.00"], rate["31000.00"], rate["31000.00"], rate["29000.00"]],
+            "ETH": [None, None, None, None],
+        },
+        "USD",
+    )
+    assert points == [
+        HistoryPoint(0, 4200 * usd, 0, 200 * usd),
+        HistoryPoint(60_000, 4700 * usd, 500 * usd, 200 * usd),
+        HistoryPoint(120_000, 4300 * usd, 500 * usd, -200 * usd),
+    ]
+    assert unpriced == {"ETH"}
