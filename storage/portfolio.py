@@ -11,6 +11,7 @@ from decimal import Decimal
 import asyncpg
 
 from storage.klines import ORIGIN
+from xch.money import format_decimal
 from xch.portfolio import Fill, MarketInfo, Position
 
 _FILLS = """
@@ -121,6 +122,18 @@ async def moves(
                 _minor(row["transferred"], scale),
             )
     return Moves(opening, buckets)
+
+
+async def last_prices(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, str]:
+    """Each market's last stored trade price (markets without trades are left out): the
+    same store as the fills, so positions and prices are read at one point of dbproc's
+    progress."""
+    rows = await db.fetch(
+        "SELECT m.name, t.price FROM markets m CROSS JOIN LATERAL"
+        " (SELECT price FROM trades WHERE market = m.name"
+        "  ORDER BY ts DESC, trade_id DESC LIMIT 1) t"
+    )
+    return {row["name"]: format_decimal(row["price"]) for row in rows}
 
 
 async def last_price_before(

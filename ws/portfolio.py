@@ -8,14 +8,13 @@ Positions are folded from the fills dbproc stored (`storage.portfolio.positions`
 `EXCHANGE_WS_POSTGRES_DSN` for this stream). They are re-read only after the user traded,
 and again until the stored fills include the newest trade of the user this replica saw
 (dbproc lags the engine). Balances are read from `xch:bal:{user}`; a market's last price is
-the ticker dbproc keeps until this replica sees a trade, then that trade's price.
+the last stored trade's until this replica sees a trade, then that trade's price.
 """
 
 import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import redis.asyncio
@@ -28,7 +27,6 @@ from ws.hub import Hub, topic_of
 from ws.private import Balances, parse_balances
 from ws.protocol import ErrorCode, ProtocolError, Stream
 from xch import keys
-from xch.marketdata import decode_ticker
 from xch.money import format_units
 from xch.portfolio import MarketInfo, Position, view
 from xch.schemas import Event, OrderAccepted, OrderDone, OrderRejected, Trade
@@ -157,7 +155,6 @@ class PortfolioStream:
             for user in names:
                 pipe.hgetall(keys.balances(user))
             replies = await pipe.execute()
-        await self.read_tickers()
         changed = {}
         for user, raw in zip(names, replies, strict=True):
             watched = users[user]
@@ -179,6 +176,8 @@ class PortfolioStream:
         async with self.pool.acquire() as conn:
             self.markets = await stored.markets(conn)
             watched.positions = await stored.positions(conn, user)
+            for market, price in (await stored.last_prices(conn)).items():
+                self.prices.setdefault(market, price)  # a trade seen here is newer
         behind = any(
             watched.positions.get(market, Position()).last_trade_id < trade_id
             for market, trade_id in watched.seen.items()
@@ -186,16 +185,6 @@ class PortfolioStream:
         watched.refill = behind
         if behind:  # dbproc has not stored the newest fills yet: read again next period
             self._again([user])
-
-    async def read_tickers(self) -> None:
-        """The stored tickers' last prices, for markets this replica has seen no trade of."""
-        names = sorted(set(self.markets) - set(self.prices))
-        if not names:
-            return
-        raw: list[Any] = await self.client.mget([keys.market_ticker(name) for name in names])
-        for name, value in zip(names, raw, strict=True):
-            if value is not None:
-                self.prices[name] = decode_ticker(value).last
 
     def _priced_by(self, positions: dict[str, Position], balances: Balances) -> set[str]:
         held = {asset for asset, (free, locked) in balances.items() if free or locked}

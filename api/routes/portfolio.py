@@ -1,5 +1,5 @@
 """The caller's portfolio: balances, positions with average cost and P&L (xch.portfolio from
-the fills dbproc stored, balances from Redis, last prices from the tickers), and the account's
+the fills dbproc stored, balances from Redis, last prices from the last stored trades), and the account's
 value and P&L over time from the journal, valued at the klines' closes."""
 
 from datetime import UTC, datetime, timedelta
@@ -13,12 +13,10 @@ from api.deps import Reader, State
 from api.errors import ApiError
 from api.models import Asset, MarketName
 from api.routes import ERRORS
-from api.state import AppState
 from storage import portfolio as stored
 from storage.klines import fetch_klines
-from xch import keys
 from xch.market import Market
-from xch.marketdata import decode_ticker, interval_seconds
+from xch.marketdata import interval_seconds
 from xch.money import format_decimal, format_minor
 from xch.portfolio import Rate, history, view
 
@@ -81,16 +79,6 @@ class HistoryOut(BaseModel):
     """Assets held that had no price in `quote` in some bucket: counted as worth nothing."""
 
 
-async def last_prices(state: AppState, names: list[str]) -> dict[str, str]:
-    """The last trade price of each market, from the ticker dbproc keeps (none: no trade)."""
-    if not names:
-        return {}
-    raw = await state.redis.mget([keys.market_ticker(name) for name in names])
-    return {
-        name: decode_ticker(value).last for name, value in zip(names, raw, strict=True) if value
-    }
-
-
 @router.get("/portfolio")
 async def portfolio(
     user: Reader, state: State, market: Annotated[MarketName | None, Query()] = None
@@ -105,7 +93,7 @@ async def portfolio(
         asset: (b.free, b.locked)
         for asset, b in (await state.gateway.balances(user.user_id)).items()
     }
-    prices = await last_prices(state, sorted(markets))
+    prices = await stored.last_prices(state.db)
     return PortfolioOut.model_validate(view(markets, positions, balances, prices))
 
 

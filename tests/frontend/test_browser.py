@@ -223,3 +223,27 @@ def test_trading_page_in_chromium(site: Site, tmp_path: Path) -> None:
     measured = json.loads(figures.read_text())
     assert measured["interactive_ms"] < 2000
     assert measured["book"]["book_renders"] <= measured["book"]["frames"] + 2
+
+
+def test_portfolio_page_in_chromium(site: Site, tmp_path: Path) -> None:
+    """frontend/e2e/portfolio.mjs: trades through the api, then the page shows the api's
+    portfolio, follows a further trade through the stream and charts the P&L."""
+    screenshots = os.environ.get("EXCHANGE_SCREENSHOTS", str(tmp_path / "screenshots"))
+    result = subprocess.run(
+        [NODE, "e2e/portfolio.mjs"],
+        cwd=FRONTEND,
+        env={
+            **os.environ,
+            "BASE_URL": site.url,
+            "API_URL": site.api_url,
+            "MARKET": "btc-usd",
+            "CHROMIUM": CHROMIUM,
+            "SCREENSHOTS": str(Path(screenshots).resolve()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert "done" in result.stdout
