@@ -108,7 +108,7 @@ class PortfolioStream:
         if self.pool is None:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "the portfolio stream needs storage")
         watched = self.users.setdefault(user, Watched())
-        if watched.message is None:
+        if watched.message is None or not self._follows(user):  # else current: kept live
             try:
                 await self.compute({user: watched})
             except (OSError, asyncpg.PostgresError) as exc:
@@ -124,12 +124,9 @@ class PortfolioStream:
             await self.wake.wait()
             self.wake.clear()
             users, self.pending = self.pending, set()
-            due = {}
-            for user in sorted(users):
-                if self._follows(user):
-                    due[user] = self.users.setdefault(user, Watched())
-                else:
-                    self.users.pop(user, None)
+            for user in [user for user in self.users if not self._follows(user)]:
+                del self.users[user]  # nobody follows it any more
+            due = {user: self.users[user] for user in sorted(users) if user in self.users}
             try:
                 for user, message in (await self.compute(due)).items():
                     self.hub.publish(topic_of(PORTFOLIO, user), message)

@@ -196,7 +196,7 @@ def view(
     rows = []
     for name, position in sorted(positions.items()):
         market = markets.get(name)
-        if market is None or position.fills == 0:
+        if market is None:
             continue
         bs, qs = market.base_scale, market.quote_scale
         last = last_prices.get(name)
