@@ -1,6 +1,6 @@
 """The caller's portfolio: balances, positions with average cost and P&L (xch.portfolio from
-the fills dbproc stored, balances from Redis, last prices from the last stored trades), and the account's
-value and P&L over time from the journal, valued at the klines' closes."""
+the fills dbproc stored, balances from Redis, last prices from the last stored trades), and
+the account's value and P&L over time from the journal, valued at the klines' closes."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
