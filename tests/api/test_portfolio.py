@@ -137,3 +137,27 @@ async def test_portfolio_errors(http: httpx.AsyncClient) -> None:
     fresh = (await trader.get("/api/v1/portfolio")).json()
     assert fresh["positions"] == []
     assert [b["asset"] for b in fresh["balances"]] == ["BTC", "USD"]
+
+
+async def test_a_self_trade_is_two_fills(http: httpx.AsyncClient, stack: Stack) -> None:
+    trader = await funded(http, ETH="1", USD="10000")
+    rest = await trader.place(**limit("sell", "3000.00", "0.1000", market="eth-usd", stp="NONE"))
+    assert rest.status_code == 200, rest.text
+    cross = await trader.place(**limit("buy", "3000.00", "0.1000", market="eth-usd", stp="NONE"))
+    assert cross.json()["status"] == "filled", cross.text
+    await stack.stored("eth-usd")
+    body = await _eventually(trader, "/api/v1/portfolio", lambda b: bool(b["positions"]))
+    # Maker first: the sell of 0.1 ETH for 300 USD less 0.3 (10 bps) opens a short of
+    # -10_000_000 costing -299_700_000. Then the taker buy: 0.1 less 0.0002 ETH (20 bps)
+    # received for 300 USD closes 9_980_000 of it: cost removed
+    # -299_700_000 * 9_980_000 / 10_000_000 = -299_100_600, realized
+    # -300_000_000 + 299_100_600 = -899_400; left -20_000 (-0.0002 ETH) costing -599_400,
+    # worth -600_000 at 3000: unrealized -600. Together -0.9 USD: the two fees.
+    [position] = body["positions"]
+    assert (position["position"], position["cost_basis"]) == ("-0.00020000", "-0.599400")
+    assert (position["realized_pnl"], position["unrealized_pnl"]) == ("-0.899400", "-0.000600")
+    assert (position["fees_base"], position["fees_quote"], position["fills"]) == (
+        "0.00020000",
+        "0.300000",
+        2,
+    )
