@@ -5,7 +5,9 @@ Redis, PostgreSQL, an engine, dbproc, the api, ws and the frontend's same-origin
 frontend/e2e/trading.mjs drives Debian's Chromium through playwright-core: sign up, demo
 funds, a limit buy seen in open orders and the book, crossed by another user, the trade in
 the tape, the candle and the balances updated, a cancel, and the book under 100 updates a
-second. `make frontend` builds frontend/out first; `make test` does it.
+second; then frontend/e2e/portfolio.mjs: the portfolio page against the api's figures, live
+after a trade, with its P&L chart. `make frontend` builds frontend/out first; `make test`
+does it.
 """
 
 from __future__ import annotations
