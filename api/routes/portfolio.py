@@ -121,6 +121,15 @@ async def portfolio_history(
     less its value then, less the deposits and withdrawals since (valued when they came)."""
     registry = await state.registry.all()
     quote = _quote_of(registry, quote)
+    offered = {
+        i for m in registry.values() if m.spec.quote.asset == quote for i in m.spec.klines.intervals
+    }
+    if interval not in offered:
+        raise ApiError(
+            400,
+            "unknown_interval",
+            f"markets in {quote} have klines for {', '.join(sorted(offered))}",
+        )
     seconds = interval_seconds(interval)
     step = timedelta(seconds=seconds)
     now = datetime.now(UTC)

@@ -126,6 +126,12 @@ async def test_portfolio_errors(http: httpx.AsyncClient) -> None:
         ("/api/v1/portfolio/history", {"interval": "1y"}, 422, "invalid_request"),
         ("/api/v1/portfolio/history", {"limit": "0"}, 422, "invalid_request"),
         ("/api/v1/portfolio/history", {"quote": "EUR"}, 400, "unknown_asset"),
+        (
+            "/api/v1/portfolio/history",
+            {"interval": "9999w", "limit": "1000"},
+            400,
+            "unknown_interval",
+        ),
         # BTC is held and btc-usd has no 2h klines to value it with.
         ("/api/v1/portfolio/history", {"interval": "2h"}, 400, "unknown_interval"),
     ]:
