@@ -21,11 +21,12 @@ from ws.config import Settings
 from ws.feeds import MarketFeed
 from ws.hub import Hub
 from ws.metrics import WsMetrics
+from ws.portfolio import PortfolioStream
 from ws.private import Private
 from ws.protocol import Stream
 from xch import keys
 from xch.market import Market
-from xch.schemas import Depth
+from xch.schemas import Depth, Event
 from xch.wire import FIELD_EVENT, decode_events
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class Service:
         self.tasks = tasks
         self.hub = Hub(metrics, settings.max_resyncs, self.snapshots)
         self.private = Private(self.hub, client, settings.retry_seconds)
+        self.portfolio = PortfolioStream(
+            self.hub, client, pool, settings.portfolio_seconds, settings.retry_seconds
+        )
         self.binance = Publisher(self.hub)
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
@@ -70,6 +74,7 @@ class Service:
             self.tasks.create_task(self.poll_tickers()),
             self.tasks.create_task(self.read_funds()),
             self.tasks.create_task(self.private.run()),
+            self.tasks.create_task(self.portfolio.run()),
         ]
 
     def stop(self) -> None:
@@ -78,12 +83,16 @@ class Service:
         self.running = False
         self.private.running = False
         self.private.wake.set()
+        self.portfolio.running = False
+        self.portfolio.wake.set()
         for task in self.readers.values():
             task.cancel()
 
     def snapshots(self, stream: Stream, user: str | None) -> list[str]:
         if stream.kind == "balances" and user is not None:
             return self.private.snapshot(user)
+        if stream.kind == "portfolio" and user is not None:
+            return self.portfolio.snapshot(user)
         feed = self.feeds.get(stream.market)
         return [] if feed is None else feed.snapshots(stream)
 
@@ -117,7 +126,7 @@ class Service:
         feed = self.feeds.get(market.name)
         if feed is None:
             feed = MarketFeed(market, self.hub, self.metrics, self.settings.depth_levels)
-            feed.private = self.private.on_events
+            feed.private = self.on_private_events
             feed.observer = self.binance
             self.feeds[market.name] = feed
             self.readers[market.name] = self.tasks.create_task(self.read_market(feed))
@@ -125,6 +134,10 @@ class Service:
             self.private.scales[rules.base] = rules.base_scale
             self.private.scales[rules.quote] = rules.quote_scale
         return feed
+
+    def on_private_events(self, feed: MarketFeed, events: list[Event]) -> None:
+        self.private.on_events(feed, events)
+        self.portfolio.on_events(feed, events)
 
     async def feed(self, name: str) -> MarketFeed | None:
         """The market's feed; a market added to the registry since the last read is looked up
@@ -223,7 +236,9 @@ class Service:
                 for _, entries in reply:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
-                        self.private.touched(_text(fields.get(b"u", b"")))
+                        user = _text(fields.get(b"u", b""))
+                        self.private.touched(user)
+                        self.portfolio.touched(user)
             except (RedisError, OSError) as exc:
                 log.warning("reading the funds stream failed: %s", exc)
                 await asyncio.sleep(self.settings.retry_seconds)
