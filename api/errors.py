@@ -54,6 +54,9 @@ _MESSAGES = {
     ResultCode.NOT_OWNER: "no such open order",
     ResultCode.POST_ONLY_WOULD_CROSS: "a post-only order would have traded",
     ResultCode.FOK_UNFILLABLE: "a fill-or-kill order could not fill completely",
+    ResultCode.STOP_WOULD_TRIGGER: "the last trade price has already reached the stop price",
+    ResultCode.INVALID_STOP_PRICE: "the stop price is missing or invalid",
+    ResultCode.INVALID_ORDER_LIST: "the order list's legs do not go together",
 }
 
 _HTTP_CODES = {

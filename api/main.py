@@ -20,7 +20,7 @@ from api.markets import Registry
 from api.middleware import RequestContext
 from api.ratelimit import RateLimiter
 from api.replies import ReplyListener
-from api.routes import accounts, funds, health, marketdata, order_lists, orders
+from api.routes import accounts, funds, health, marketdata, order_lists, orders, portfolio
 from api.security import Passwords
 from api.state import AppState
 from engine.gateway import Gateway
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     binance_errors.install(app)
     # Each router straight onto the app: a router included in a router costs FastAPI a
     # second route resolution on every request.
-    for module in (accounts, funds, orders, order_lists, marketdata):
+    for module in (accounts, funds, orders, order_lists, marketdata, portfolio):
         app.include_router(module.router, prefix=API_V1)
     app.include_router(binance_routes.router)
     app.include_router(binance_lists.router)

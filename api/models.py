@@ -198,8 +198,8 @@ class OrderListOut(BaseModel):
     side: str
     quantity: str | None = None
     status: str
-    """open (both legs working), executing (one leg ended, the other works), done, rejected;
-    `pending` while the engine has not answered yet (HTTP 202)."""
+    """open (both legs working), executing (one leg ended, the other works), done; `pending`
+    while the engine has not answered yet (HTTP 202)."""
     above: OrderOut
     below: OrderOut
 

@@ -130,8 +130,6 @@ def list_status(above: OrderOut, below: OrderOut) -> str:
     statuses = (above.status, below.status)
     if "pending" in statuses:
         return "pending"
-    if "rejected" in statuses:
-        return "rejected"
     working = sum(status in WORKING for status in statuses)
     return ("done", "executing", "open")[working]
 

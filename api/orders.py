@@ -174,6 +174,9 @@ def plan(
         else:
             assert body.quantity is not None
             qty = _lots(rules, body.quantity)
+            if stop_price:
+                # A stop-market by quantity has a price to check: its stop price.
+                _min_notional(rules, _fits(stop_price * qty * rules.quote_per_tick_lot))
     command = Place(
         order_id=order_id,
         user=user,

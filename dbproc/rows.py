@@ -40,6 +40,8 @@ ORDER_EVENT_COLUMNS = (
 )  # fmt: skip
 TRIGGERED = "triggered"
 """The `order_events` status of a stop order's trigger."""
+PLACING_OPS = ("place", "place_list")
+"""The refused commands that name an order of their own (an OCO list: one per leg)."""
 JOURNAL_COLUMNS = (
     "market", "seq", "leg", "kind", "ref", "user_id", "asset", "free_delta", "locked_delta", "ts",
 )  # fmt: skip
@@ -232,10 +234,6 @@ def _add_accepted(rows: MarketRows, units: Units, event: OrderAccepted, ts: date
 def _add_triggered(rows: MarketRows, units: Units, event: OrderTriggered, ts: datetime) -> None:
     _order_event(rows, event, TRIGGERED, ts, last_price=units.price(event.last_price))
     _fold(rows, event.order_id, event.user, event.side, ts).triggered_at = ts
-
-
-PLACING_OPS = ("place", "place_list")
-"""The refused commands that name an order of their own (an OCO list: one per leg)."""
 
 
 def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:

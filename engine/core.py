@@ -86,7 +86,8 @@ class Engine:
         """Each leg of an open OCO list -> the other leg (both directions)."""
         self.last_price = 0
         """The price of the market's last trade, in ticks; 0 before the first."""
-        self._oco_filled: list[str] = []
+        self._oco_ended: list[str] = []
+        """OCO limit legs that traded or expired while matching: their lists end."""
         self.seq = 0
         self.trade_seq = 0
         self.depth_update_id = 0
@@ -175,7 +176,7 @@ class Engine:
         tif = _effective_tif(cmd)
         self._accept(cmd, tif, locked, "", input_id, ts)
         self._execute(cmd, tif, locked, input_id, ts)
-        if self.stops:
+        if self.stops.by_id:
             self._cascade(input_id, ts)
 
     def _accept(
@@ -298,7 +299,7 @@ class Engine:
             return ResultCode.INVALID_COMMAND
         if not cmd.order_id or not cmd.user:
             return ResultCode.INVALID_COMMAND
-        if cmd.order_id in self.orders or cmd.order_id in self.stops:
+        if cmd.order_id in self.orders or cmd.order_id in self.stops.by_id:
             return ResultCode.DUPLICATE_ORDER
         return None
 
@@ -469,25 +470,25 @@ class Engine:
 
     def _cascade(self, input_id: str, ts: int) -> None:
         """Settle what the last execution set off: the other legs of OCO limit orders that
-        filled expire, then every stop the last price reached triggers, one at a time, the
-        next chosen after each execution (by stop price in the direction of the move, then
-        arrival), until none is reached."""
+        traded (or expired by self-trade prevention) expire, then every stop the last price
+        reached triggers, one at a time, the next chosen after each execution (by stop price
+        in the direction of the move, then arrival), until none is reached."""
         stops = self.stops
         while True:
-            if self._oco_filled:
-                self._expire_filled_lists(input_id, ts)
+            if self._oco_ended:
+                self._expire_other_legs(input_id, ts)
             stop = stops.first_reached(self.last_price)
             if stop is None:
                 return
             self._trigger(stop, input_id, ts)
 
-    def _expire_filled_lists(self, input_id: str, ts: int) -> None:
-        for order_id in self._oco_filled:
+    def _expire_other_legs(self, input_id: str, ts: int) -> None:
+        for order_id in self._oco_ended:
             other = self.siblings.pop(order_id, None)
             if other is not None:
                 del self.siblings[other]
                 self._withdraw(other, EXPIRED, REASON_OCO, 0, input_id, ts)
-        self._oco_filled.clear()
+        self._oco_ended.clear()
 
     def _trigger(self, stop: StopOrder, input_id: str, ts: int) -> None:
         self.stops.remove(stop)
@@ -598,6 +599,8 @@ class Engine:
                         self.seq = seq
                         self._done(maker, EXPIRED, REASON_SELF_TRADE, input_id, ts)
                         seq = self.seq
+                        if siblings and maker.order_id in siblings:
+                            self._oco_ended.append(maker.order_id)
                     if stp != STP_EXPIRE_MAKER:
                         self_traded = True
                         break
@@ -647,7 +650,7 @@ class Engine:
                 level.total -= lots
                 traded_at = price
                 if siblings and maker_id in siblings:
-                    self._oco_filled.append(maker_id)
+                    self._oco_ended.append(maker_id)
                 if lots == maker_left:
                     maker.remaining = 0
                     queue.popleft()
@@ -749,7 +752,7 @@ class Engine:
     def _cancel_each(self, order_ids: list[str], reason: str, input_id: str, ts: int) -> None:
         for order_id in order_ids:
             # A list's other leg may have gone with an earlier one.
-            if order_id in self.orders or order_id in self.stops:
+            if order_id in self.orders or order_id in self.stops.by_id:
                 self._cancel(order_id, reason, input_id, ts)
 
     def _cancel(self, order_id: str, reason: str, input_id: str, ts: int) -> None:

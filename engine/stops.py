@@ -80,12 +80,6 @@ class StopBook:
         self.rising: SortedList = SortedList()
         self.falling: SortedList = SortedList()
 
-    def __len__(self) -> int:
-        return len(self.by_id)
-
-    def __contains__(self, order_id: str) -> bool:
-        return order_id in self.by_id
-
     def get(self, order_id: str) -> StopOrder | None:
         return self.by_id.get(order_id)
 

@@ -127,6 +127,8 @@ class Connection:
             request_id = request.id
             value = await self.dispatch(request)
         except ProtocolError as exc:
+            if exc.request_id is None:
+                exc.request_id = request_id
             self.service.metrics.protocol_errors.inc()
             self.hub.send(self.client, protocol.error(exc))
             return
@@ -168,6 +170,8 @@ class Connection:
             self.hub.send_all(self.client, self.service.snapshots(stream, self.client.user))
             if stream.kind == "balances" and self.client.user is not None:
                 self.service.private.touched(self.client.user)  # a change during the load
+            if stream.kind == "portfolio" and self.client.user is not None:
+                self.service.portfolio.touched(self.client.user)
 
     async def check(self, streams: list[Stream], request_id: Any) -> None:
         total = len(set(self.client.streams) | {stream.name for stream in streams})
@@ -199,6 +203,9 @@ class Connection:
     async def prepare(self, stream: Stream) -> None:
         if stream.kind == "balances" and self.client.user is not None:
             await self.service.private.load(self.client.user)
+            return
+        if stream.kind == "portfolio" and self.client.user is not None:
+            await self.service.portfolio.load(self.client.user)
             return
         feed = self.service.feeds.get(stream.market)
         if feed is None:

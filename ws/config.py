@@ -38,3 +38,5 @@ class Settings(BaseSettings):
     ping_interval: float = Field(default=20.0, gt=0)
     """WebSocket protocol pings; a client that does not answer within the same time is closed."""
     retry_seconds: float = Field(default=0.5, gt=0)
+    portfolio_seconds: float = Field(default=1.0, gt=0)
+    """A user's `portfolio` stream is recomputed at most once per this period."""

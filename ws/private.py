@@ -114,7 +114,7 @@ class Private:
             if not self.hub.has_subscribers(topic):
                 self.balances.pop(user, None)
                 continue
-            current = _parse(raw)
+            current = parse_balances(raw)
             before = self.balances.get(user, {})
             changed = {
                 asset: value for asset, value in current.items() if before.get(asset) != value
@@ -126,7 +126,7 @@ class Private:
     async def load(self, user: str) -> None:
         """Read the user's balances before a first `balances` subscription."""
         raw = await self.client.hgetall(keys.balances(user))
-        self.balances.setdefault(user, _parse(raw))
+        self.balances.setdefault(user, parse_balances(raw))
 
     def snapshot(self, user: str) -> list[str]:
         return [self.message(self.balances.get(user, {}))]
@@ -143,7 +143,7 @@ class Private:
         return protocol.data(BALANCES.name, {"type": "balances", "balances": payload})
 
 
-def _parse(raw: dict[Any, Any]) -> Balances:
+def parse_balances(raw: dict[Any, Any]) -> Balances:
     fields: dict[str, int] = {}
     for name, value in raw.items():
         text = name.decode() if isinstance(name, bytes) else str(name)

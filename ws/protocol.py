@@ -16,7 +16,7 @@ import orjson
 from xch.market import INTERVAL_PATTERN
 
 PUBLIC_KINDS = ("trade", "depth", "ticker")
-PRIVATE_STREAMS = ("orders", "balances")
+PRIVATE_STREAMS = ("orders", "balances", "portfolio")
 DEPTH_SPEED = "100ms"
 """`depth@M@100ms`: the changes of up to 100 ms in one diff (fewer messages, as Binance's)."""
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "AUTH", "PING")

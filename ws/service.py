@@ -22,6 +22,7 @@ from ws.config import Settings
 from ws.feeds import MarketFeed
 from ws.hub import Hub
 from ws.metrics import WsMetrics
+from ws.portfolio import PortfolioStream
 from ws.private import Private
 from ws.protocol import Stream
 from xch import keys
@@ -59,6 +60,9 @@ class Service:
         self.tasks = tasks
         self.hub = Hub(metrics, settings.max_resyncs, self.snapshots)
         self.private = Private(self.hub, client, settings.retry_seconds)
+        self.portfolio = PortfolioStream(
+            self.hub, client, pool, settings.portfolio_seconds, settings.retry_seconds
+        )
         self.binance = Publisher(self.hub)
         self.binance_users = UserData(self.hub, client, tasks)
         self.feeds: dict[str, MarketFeed] = {}
@@ -72,6 +76,7 @@ class Service:
             self.tasks.create_task(self.poll_tickers()),
             self.tasks.create_task(self.read_funds()),
             self.tasks.create_task(self.private.run()),
+            self.tasks.create_task(self.portfolio.run()),
         ]
 
     def stop(self) -> None:
@@ -80,12 +85,16 @@ class Service:
         self.running = False
         self.private.running = False
         self.private.wake.set()
+        self.portfolio.running = False
+        self.portfolio.wake.set()
         for task in self.readers.values():
             task.cancel()
 
     def snapshots(self, stream: Stream, user: str | None) -> list[str]:
         if stream.kind == "balances" and user is not None:
             return self.private.snapshot(user)
+        if stream.kind == "portfolio" and user is not None:
+            return self.portfolio.snapshot(user)
         feed = self.feeds.get(stream.market)
         return [] if feed is None else feed.snapshots(stream)
 
@@ -129,8 +138,10 @@ class Service:
         return feed
 
     def on_private_events(self, feed: MarketFeed, events: list[Event]) -> None:
-        """A batch's order and balance updates: native streams and Binance's user data."""
+        """A batch's order and balance updates: native streams, the portfolio and Binance's
+        user data."""
         self.private.on_events(feed, events)
+        self.portfolio.on_events(feed, events)
         self.binance_users.batch(feed, events)
 
     async def feed(self, name: str) -> MarketFeed | None:
@@ -230,7 +241,9 @@ class Service:
                 for _, entries in reply:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
-                        self.private.touched(_text(fields.get(b"u", b"")))
+                        user = _text(fields.get(b"u", b""))
+                        self.private.touched(user)
+                        self.portfolio.touched(user)
             except (RedisError, OSError) as exc:
                 log.warning("reading the funds stream failed: %s", exc)
                 await asyncio.sleep(self.settings.retry_seconds)

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     engine_image: str = "exchange/engine:latest"
     mm_image: str = "exchange/mm:latest"
     image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
+    """imagePullSecrets for the engine and mm Pods (Secrets in each Market's namespace)."""
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means every namespace."""
     drift_seconds: float = Field(default=30.0, gt=0)

@@ -289,6 +289,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             redis_url=ours.pod_redis_url,
             api_url=ours.api_url,
             mm_secret=ours.mm_secret,
+            pull_secrets=ours.image_pull_secrets,
         ),
     )
 

@@ -40,6 +40,9 @@ class Images:
     redis_url: str
     api_url: str
     mm_secret: str
+    pull_secrets: tuple[str, ...] = ()
+    """imagePullSecrets of the engine and mm Pods: Secrets of these names must exist in
+    each Market's namespace."""
 
 
 def configmap_name(market: str) -> str:
@@ -160,6 +163,7 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         market=name,
         component="engine",
         config_hash=config_hash(market, ENGINE_FIELDS),
+        pull_secrets=images.pull_secrets,
         pod_spec={
             "securityContext": _restricted_pod(),
             "terminationGracePeriodSeconds": 30,
@@ -202,6 +206,7 @@ def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None
         market=market.name,
         component="mm",
         config_hash=config_hash(market, MM_FIELDS),
+        pull_secrets=images.pull_secrets,
         pod_spec={
             "securityContext": _restricted_pod(),
             "containers": [container],
@@ -232,8 +237,16 @@ def build_metrics_service(market: Market) -> dict[str, Any]:
 
 
 def _deployment(
-    *, name: str, market: str, component: str, config_hash: str, pod_spec: dict[str, Any]
+    *,
+    name: str,
+    market: str,
+    component: str,
+    config_hash: str,
+    pod_spec: dict[str, Any],
+    pull_secrets: tuple[str, ...],
 ) -> dict[str, Any]:
+    if pull_secrets:
+        pod_spec = {**pod_spec, "imagePullSecrets": [{"name": name} for name in pull_secrets]}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

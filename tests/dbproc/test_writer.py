@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import yaml
 
-from dbproc.rows import Units
+from dbproc.rows import PLACING_OPS, Units
 from dbproc.writer import Batch, store_funds, store_market_batches
 from engine.ledger import EXTERNAL_ACCOUNT
 from storage.klines import utc_from_ms
@@ -51,12 +51,13 @@ def batches_of(events: list[Event], seed: int) -> list[Batch]:
 
 
 def once_placed(events: list[Event]) -> list[str]:
-    """Order ids placed once. The generator reuses an id now and then (the engine refuses it
-    only while the first order lives); the api never does, and the orders table relies on it."""
+    """Order ids placed once, alone or as a leg of an OCO list. The generator reuses an id now
+    and then (the engine refuses it only while the first order lives); the api never does, and
+    the orders table relies on it."""
     placed = Counter(
         e.order_id
         for e in events
-        if isinstance(e, OrderAccepted) or (isinstance(e, OrderRejected) and e.op == "place")
+        if isinstance(e, OrderAccepted) or (isinstance(e, OrderRejected) and e.op in PLACING_OPS)
     )
     return [order_id for order_id, count in placed.items() if count == 1]
 

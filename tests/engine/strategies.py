@@ -4,7 +4,8 @@ One generator draws every choice from `random.Random`: seeded once for the long 
 (`seeded`), reseeded per command from an integer hypothesis draws (`command_lists`).
 Sequences are built so that things collide: three funded users and one that starts with
 nothing (self-trades, insufficient funds), prices in a band of about ten ticks (crossing is
-frequent), small quantities, every order type, time in force and self-trade mode, cancels of
+frequent), small quantities, every order type (stops and OCO lists too), time in force and
+self-trade mode, cancels of
 live, finished, unknown and other users' orders, cancel_all, halts and resumes, now and then
 a close, deposits and withdrawals, and now and then a value the engine must refuse.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import msgspec
 import yaml
 from hypothesis import strategies as st
 
@@ -37,7 +39,9 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    OrderTriggered,
     Place,
+    PlaceList,
     SetTrading,
     Trade,
 )
@@ -55,11 +59,13 @@ LIMIT_TIFS = ("GTC", "GTC", "IOC", "FOK", "POST_ONLY")
 MARKET_TIFS = ("GTC", "IOC", "FOK")
 STPS = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
 STATES = ("Enabled",) * 6 + ("CancelOnly", "Halted")
+STOP_TYPES = ("stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit")
 KINDS = (
     ("limit",) * 8
     + ("market",) * 3
+    + ("stop",) * 3
     + ("cancel",) * 3
-    + ("cancel_all", "deposit", "withdraw", "trading")
+    + ("oco", "cancel_all", "deposit", "withdraw", "trading")
 )
 
 
@@ -187,6 +193,10 @@ class Generator:
             return self.limit()
         if kind == "market":
             return self.market()
+        if kind == "stop":
+            return self.stop()
+        if kind == "oco":
+            return self.oco()
         if kind == "cancel":
             if self.issued and not self.rare(8):
                 order_id = self.src.choice(self.issued[-20:])
@@ -253,6 +263,68 @@ class Generator:
             tif=self.pick(MARKET_TIFS, ("POST_ONLY",), 30),
             stp=self.pick(STPS, ("BOGUS",), 40),
             locked=0,
+        )
+
+    def stop(self) -> Place:
+        """A stop order around the center price: many wait, some would trigger at once."""
+        case = self.case
+        order_type = self.src.choice(STOP_TYPES)
+        order = self.limit() if order_type.endswith("_limit") else self.market()
+        stop_price = case.center + self.src.integer(-case.band, case.band)
+        if self.rare(40):
+            stop_price = self.src.choice((0, -1))
+        return msgspec.structs.replace(order, type=order_type, stop_price=stop_price)
+
+    def oco(self) -> PlaceList:
+        """An OCO list as Binance allows them (a limit maker or take-profit on the profit side,
+        a stop-loss on the other), now and then a malformed one."""
+        case = self.case
+        user = self.src.choice(USERS)
+        side = self.src.choice(SIDES)
+        qty = self.src.integer(1, case.max_lots)
+        ahead = 1 if side == "sell" else -1  # where the profit is
+        profit_price = case.center + ahead * self.src.integer(0, case.band)
+        loss_stop = case.center - ahead * self.src.integer(0, case.band)
+        if self.src.integer(0, 1):
+            profit = self.leg(user, side, "limit", profit_price, qty, 0, "POST_ONLY")
+        else:
+            profit = self.leg(user, side, "take_profit_limit", profit_price, qty, profit_price)
+        if self.src.integer(0, 1):
+            loss = self.leg(user, side, "stop_loss", 0, qty, loss_stop)
+        else:
+            loss = self.leg(user, side, "stop_loss_limit", loss_stop, qty, loss_stop)
+        if self.rare(10):  # a different quantity or side: not a list
+            if self.src.integer(0, 1):
+                loss = msgspec.structs.replace(loss, qty=qty + 1)
+            else:
+                loss = msgspec.structs.replace(loss, side=SIDES[ahead < 0])
+        if self.rare(10):
+            profit = msgspec.structs.replace(profit, tif="GTC")
+        self.counter += 1
+        return PlaceList(f"l{self.counter}", user, [profit, loss], 0)
+
+    def leg(
+        self,
+        user: str,
+        side: str,
+        order_type: str,
+        price: int,
+        qty: int,
+        stop_price: int,
+        tif: str = "GTC",
+    ) -> Place:
+        return Place(
+            order_id=self.order_id(user),
+            user=user,
+            side=side,
+            type=order_type,
+            price=price,
+            qty=qty,
+            quote_qty=0,
+            tif=tif,
+            stp=self.src.choice(STPS),
+            locked=0,
+            stop_price=stop_price,
         )
 
 
@@ -362,6 +434,8 @@ def outcome(event: Event) -> tuple[object, ...] | None:
             event.maker_fee,
             event.taker_fee,
         )
+    if isinstance(event, OrderTriggered):
+        return ("triggered", event.order_id, event.stop_price, event.last_price)
     if isinstance(event, OrderDone):
         return (
             "done",

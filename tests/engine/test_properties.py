@@ -31,12 +31,14 @@ from tests.engine.brute import BookRow, BruteMatcher
 from tests.engine.strategies import (
     BTC_USD,
     COARSE,
+    STOP_TYPES,
     Driver,
     MarketCase,
     outcomes,
     scenarios,
     seeded,
 )
+from tests.engine.test_scenarios import check_stops
 from xch.market import MarketRules
 from xch.schemas import (
     FEE_ACCOUNT,
@@ -45,7 +47,9 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    OrderTriggered,
     Place,
+    PlaceList,
     Trade,
 )
 
@@ -110,21 +114,24 @@ def check_conservation(ledger: Ledger) -> None:
 
 
 def check_resting_locks(session: ReplaySession) -> None:
-    """Each resting order holds exactly what it still needs, and nothing else is locked."""
+    """Each resting order and waiting stop holds exactly what it still needs (the two legs of
+    an OCO list together what the list locked), and nothing else is locked."""
     engine, ledger, rules = session.engine, session.ledger, session.rules
-    held: Counter[tuple[str, str]] = Counter()
+    held: dict[tuple[str, str], int] = {}
     for order in engine.orders.values():
         assert order.remaining > 0, order
         if order.side == "buy":
-            assert order.locked == order.price * order.remaining * rules.quote_per_tick_lot, order
-            held[order.user, rules.quote] += order.locked
+            needs, asset = order.price * order.remaining * rules.quote_per_tick_lot, rules.quote
         else:
             assert order.side == "sell", order
-            assert order.locked == order.remaining * rules.base_per_lot, order
-            held[order.user, rules.base] += order.locked
+            needs, asset = order.remaining * rules.base_per_lot, rules.base
+        if order.order_id not in engine.siblings:
+            assert order.locked == needs, order
+        held[order.user, asset] = held.get((order.user, asset), 0) + order.locked
+    check_stops(engine, held)
     for user, assets in ledger.accounts.items():
         for asset, (_free, locked) in assets.items():
-            assert locked == held[user, asset], (user, asset, locked, held[user, asset])
+            assert locked == held.get((user, asset), 0), (user, asset, locked, held)
     assert ledger.locked(FEE_ACCOUNT, rules.base) == ledger.locked(FEE_ACCOUNT, rules.quote) == 0
 
 
@@ -165,43 +172,49 @@ def check_all(session: ReplaySession, command: ParsedCommand, events: list[Event
 
 
 class Lifecycle:
-    """Every accepted order ends in exactly one order_done or rests; events in docs order."""
+    """Every accepted order ends in exactly one order_done, or rests, or waits as a stop; a
+    trade's taker is the order being executed: the one just accepted, or the stop that
+    triggered last; events in docs order."""
 
     def __init__(self) -> None:
         self.open: set[str] = set()
 
     def __call__(self, session: ReplaySession, command: ParsedCommand, events: list[Event]) -> None:
         kinds = [type(e) for e in events]
-        if isinstance(command, Place):
+        if isinstance(command, Place | PlaceList):
             assert kinds and kinds[0] in (OrderAccepted, OrderRejected), kinds
             if kinds[0] is OrderRejected:
-                assert len(kinds) == 1, kinds
-        accepted: str | None = None
+                assert set(kinds) == {OrderRejected}, kinds
+        accepted: list[str] = []
+        executing: str | None = None
         for n, event in enumerate(events):
             if isinstance(event, OrderAccepted):
-                assert n == 0 and isinstance(command, Place), events
+                assert n == len(accepted), "acceptances come first"
+                assert isinstance(command, Place | PlaceList), events
                 assert event.order_id not in self.open, event
-                accepted = event.order_id
+                accepted.append(event.order_id)
+                executing = event.order_id
                 self.open.add(event.order_id)
+            elif isinstance(event, OrderTriggered):
+                assert event.order_id in session.engine.orders or event.order_id in self.open
+                assert event.order_id not in session.engine.stops.by_id
+                executing = event.order_id
             elif isinstance(event, Trade):
-                assert event.taker_order == accepted, event
-                assert event.maker_order in self.open and event.maker_order != accepted
+                assert event.taker_order == executing, event
+                assert event.maker_order in self.open and event.maker_order != executing
             elif isinstance(event, OrderDone):
                 assert event.order_id in self.open, f"order_done for an order not open: {event}"
                 self.open.remove(event.order_id)
-                if event.status == "filled" and event.order_id != accepted:
+                if event.status == "filled" and event.order_id != executing:
                     previous = events[n - 1]
                     assert isinstance(previous, Trade), (event, previous)
                     assert previous.maker_order == event.order_id
-                if event.order_id == accepted:
-                    assert n == len(events) - 1, "the taker's order_done comes last"
+                if event.order_id == executing:
+                    executing = None
             elif isinstance(event, OrderRejected):
-                assert len(events) == 1, events
-        if accepted is not None:
-            rests = accepted in session.engine.orders
-            ended = accepted not in self.open
-            assert rests != ended, (accepted, rests, ended)
-        assert self.open == set(session.engine.orders)
+                assert set(kinds) == {OrderRejected}, events
+        engine = session.engine
+        assert self.open == set(engine.orders) | set(engine.stops.by_id)
 
 
 def check_seq(events: list[Event]) -> None:
@@ -233,6 +246,8 @@ def compare_with_brute(rules: MarketRules, commands: list[ParsedCommand], batch:
         if (index + 1) % batch == 0:
             driver.flush(index)
     assert book_rows(driver.session.engine) == brute.final_book()
+    stops = driver.session.engine.stops.by_id.values()
+    assert [(stop.order_id, stop.locked) for stop in stops] == brute.final_stops()
     assert balances(driver.session.ledger) == brute.final_balances()
     assert driver.session.engine.trading == brute.trading
 
@@ -307,7 +322,6 @@ def test_events_are_sequenced_and_every_order_ends_once(scenario: Scenario) -> N
     lifecycle = Lifecycle()
     events = driver.run(commands, hook=lifecycle)
     check_seq(events)
-    assert lifecycle.open == set(driver.session.engine.orders)
 
 
 @examples(200)
@@ -462,7 +476,7 @@ def test_rejected_command_changes_nothing(scenario: Scenario) -> None:
     for index, command in enumerate(commands):
         before = comparable_state(driver.session)
         events = driver.step(index, command)
-        if [type(e) for e in events] == [OrderRejected]:
+        if events and all(isinstance(e, OrderRejected) for e in events):
             assert comparable_state(driver.session) == before, command
         if (index + 1) % batch == 0:
             driver.flush(index)
@@ -545,8 +559,13 @@ def count_cases(case: MarketCase, commands: list[ParsedCommand]) -> Counter[str]
                 seen["price_improvement"] += 1
             if event.maker_user == event.taker_user:
                 seen["self_trade_allowed"] += 1
+        elif isinstance(event, OrderTriggered):
+            seen["triggered"] += 1
         elif isinstance(event, OrderAccepted):
             seen[f"accepted/{event.type}/{event.tif}/{event.stp}"] += 1
+            seen[f"accepted/{event.type}"] += 1
+            if event.list_id:
+                seen["accepted/list"] += 1
             if event.quote_qty:
                 seen["accepted/quote_qty"] += 1
     return seen
@@ -577,6 +596,13 @@ def test_generated_sequences_reach_every_case(market: str) -> None:
         "not_owner",
         "market_halted",
         "accepted/quote_qty",
+        "triggered",
+        "expired/oco",
+        "stop_would_trigger",
+        "invalid_stop_price",
+        "invalid_order_list",
+        "accepted/list",
+        *(f"accepted/{stop_type}" for stop_type in STOP_TYPES),
     ]
     if case.rules.min_notional > case.lot_quote - case.band * case.rules.quote_per_tick_lot:
         wanted.append("below_min_notional")

@@ -83,6 +83,8 @@ AMOUNT_FIELDS = {
     "taker_fee",
     "taker_unlocked",
     "free",
+    "stop_price",
+    "last_price",
 }
 DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
@@ -255,3 +257,79 @@ def test_replay_cli_is_deterministic_across_processes(tmp_path: Path) -> None:
     assert len([e for e in batched if e["kind"] == "depth"]) < len(
         [e for e in first if e["kind"] == "depth"]
     )
+
+
+STOP_LINES = [
+    '{"op": "deposit", "user": "alice", "asset": "BTC", "amount": "1"}',
+    '{"op": "deposit", "user": "bob", "asset": "USD", "amount": "10000"}',
+    '{"op": "place", "id": "b1", "user": "bob", "side": "buy", "price": "30000.00",'
+    ' "qty": "0.0100"}',
+    '{"op": "place", "id": "s1", "user": "alice", "side": "sell", "price": "30000.00",'
+    ' "qty": "0.0050"}',
+    '{"op": "place", "id": "x1", "user": "alice", "side": "sell", "type": "stop_loss_limit",'
+    ' "price": "29000.00", "stop_price": "29999.99", "qty": "0.0100"}',
+    '{"op": "place_list", "id": "l1", "user": "alice", "legs": ['
+    '{"id": "la", "side": "sell", "type": "limit", "price": "31000.00", "qty": "0.0200",'
+    ' "tif": "POST_ONLY"},'
+    '{"id": "lb", "side": "sell", "type": "stop_loss", "stop_price": "29000.00",'
+    ' "qty": "0.0200"}]}',
+    '{"op": "place", "id": "x2", "user": "alice", "side": "sell", "type": "stop_loss",'
+    ' "stop_price": "30000.00", "qty": "0.0100"}',
+    '{"op": "place_list", "id": "l2", "user": "alice", "legs": "none"}',
+    '{"op": "place", "id": "s2", "user": "alice", "side": "sell", "price": "30000.00",'
+    ' "qty": "0.0050"}',
+    '{"op": "place", "id": "b2", "user": "bob", "side": "buy", "price": "29999.99",'
+    ' "qty": "0.0200"}',
+    '{"op": "place", "id": "s3", "user": "alice", "side": "sell", "price": "29999.99",'
+    ' "qty": "0.0050"}',
+]
+
+
+def test_replay_cli_stop_orders_and_lists(tmp_path: Path) -> None:
+    """alice sells 0.005 to bob at 30000.00: the last price. Her stop-limit sell at 29999.99
+    (limit 29000.00) waits and locks 0.01 BTC; her OCO list (limit maker 31000.00, stop-loss
+    29000.00, 0.02 each) locks 0.02 BTC once. A stop at 30000.00 is already reached: refused.
+    Her second sale at 30000.00 fills bob's rest: nothing triggers. Bob bids 0.02 at 29999.99
+    and alice sells him 0.005: the last price 29999.99 triggers her stop-limit, which sells
+    0.01 to bob's bid (its limit 29000.00 is below it); 0.005 of the bid is left.
+    """
+    out = replay(tmp_path, STOP_LINES)
+    check_decimals(out)
+    events, final = out[:-1], out[-1]
+    by_input: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event["kind"] != "depth":
+            by_input.setdefault(event["input_id"], []).append(without_counters(event))
+    [stop] = by_input["5"]
+    assert (stop["kind"], stop["type"], stop["stop_price"], stop["locked"]) == (
+        "order_accepted",
+        "stop_loss_limit",
+        "29999.99",
+        "0.01000000",
+    )
+    legs = by_input["6"]
+    assert [(e["order_id"], e["list_id"], e["locked"]) for e in legs] == [
+        ("la", "l1", "0.02000000"),
+        ("lb", "l1", "0.00000000"),
+    ]
+    [refused] = by_input["7"]
+    assert (refused["reason"], refused["code"], refused["unlocked"]) == (
+        "stop_would_trigger",
+        3006,
+        "0.01000000",
+    )
+    [bad_list] = by_input["8"]
+    assert (bad_list["op"], bad_list["reason"]) == ("place_list", "invalid_order_list")
+    assert [e["kind"] for e in by_input["9"]] == [
+        "order_accepted",
+        "trade",
+        "order_done",
+        "order_done",
+    ]
+    triggered = by_input["11"][3:]
+    assert [e["kind"] for e in triggered] == ["order_triggered", "trade", "order_done"]
+    assert (triggered[0]["stop_price"], triggered[0]["last_price"]) == ("29999.99", "29999.99")
+    assert (triggered[1]["price"], triggered[1]["qty"]) == ("29999.99", "0.0100")
+    assert (triggered[2]["status"], triggered[2]["filled_qty"]) == ("filled", "0.0100")
+    assert final["balances"]["alice"]["BTC"] == {"free": "0.95500000", "locked": "0.02000000"}
+    assert final["book"] == {"bids": [["29999.99", "0.0050"]], "asks": [["31000.00", "0.0200"]]}

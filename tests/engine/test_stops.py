@@ -737,3 +737,17 @@ def test_a_version_1_snapshot_without_stops_still_loads() -> None:
         del state[key]
     state["v"] = 1
     assert load_engine(EASY, msgspec.msgpack.encode(state)).last_price == 0
+
+
+def test_a_limit_leg_expired_by_self_trade_prevention_ends_its_list() -> None:
+    h = Harness()
+    h.deposit("alice", base=200, quote=20_000)
+    h.submit(oco("l1", "alice", limit_maker("la", "alice", SELL, 110, 2), stop_leg("lb", 95)))
+    # alice's own buy at 110 meets her limit leg: EXPIRE_MAKER expires it, and so the list.
+    assert h.place("b1", "alice", BUY, 110, 1) == [
+        accepted("b1", "alice", BUY, 110, 1, 11_000),
+        expired("la", "alice", SELL, "self_trade", 0, 200),
+        ended("lb", "alice", SELL, EXPIRED, REASON_OCO, 0),
+    ]
+    assert h.book() == ([(110, 1)], [])
+    assert not h.engine.siblings and not h.engine.stops.by_id

@@ -280,7 +280,10 @@ async def test_every_sigterm_stops_the_engine_and_frees_its_lease(
         for engine in group:
             assert engine.process is not None
             engine.process.send_signal(signal.SIGTERM)
-        codes = await asyncio.gather(*(asyncio.to_thread(exit_code, e, 3) for e in group))
+        # An engine that ignores SIGTERM never exits; 10 s leaves room for six interpreters
+        # tearing down at once on a shared 2-core machine (3 s was missed at load 10-14 by
+        # engines that had logged "stopped" and released their lease).
+        codes = await asyncio.gather(*(asyncio.to_thread(exit_code, e, 10) for e in group))
         for engine, code in zip(group, codes, strict=True):
             if code is None:
                 hung.append(f"{engine.market} ({engine.log_file})")

@@ -6,7 +6,9 @@ frontend/e2e/trading.mjs drives Debian's Chromium through playwright-core: sign 
 funds, a limit buy seen in open orders and the book, crossed by another user, the trade in
 the tape, the candle and the balances updated, a cancel, a stop-limit order and an OCO list
 placed from the form and seen in open orders (stop price, waiting, OCO legs, their locks),
-and the book under 100 updates a second. `make frontend` builds frontend/out first; `make test` does it.
+and the book under 100 updates a second; then frontend/e2e/portfolio.mjs: the portfolio page
+against the api's figures, live after a trade, with its P&L chart. `make frontend` builds
+frontend/out first; `make test` does it.
 """
 
 from __future__ import annotations
@@ -224,3 +226,27 @@ def test_trading_page_in_chromium(site: Site, tmp_path: Path) -> None:
     measured = json.loads(figures.read_text())
     assert measured["interactive_ms"] < 2000
     assert measured["book"]["book_renders"] <= measured["book"]["frames"] + 2
+
+
+def test_portfolio_page_in_chromium(site: Site, tmp_path: Path) -> None:
+    """frontend/e2e/portfolio.mjs: trades through the api, then the page shows the api's
+    portfolio, follows a further trade through the stream and charts the P&L."""
+    screenshots = os.environ.get("EXCHANGE_SCREENSHOTS", str(tmp_path / "screenshots"))
+    result = subprocess.run(
+        [NODE, "e2e/portfolio.mjs"],
+        cwd=FRONTEND,
+        env={
+            **os.environ,
+            "BASE_URL": site.url,
+            "API_URL": site.api_url,
+            "MARKET": "btc-usd",
+            "CHROMIUM": CHROMIUM,
+            "SCREENSHOTS": str(Path(screenshots).resolve()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert "done" in result.stdout

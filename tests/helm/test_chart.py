@@ -177,3 +177,16 @@ def test_env_names_are_settings(helm: Helm, component: str, settings: type[BaseS
     prefix = settings.model_config.get("env_prefix", "")
     known = {f"{prefix}{field}".upper() for field in settings.model_fields}
     assert {e["name"] for e in env} - known == set()
+
+
+def test_the_operator_hands_the_pull_secrets_to_its_pods(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart's imagePullSecrets reach the operator's settings, which put them in the
+    engine and mm Pods (tests/operator/test_resources.py)."""
+    objects = helm.template(sets=("imagePullSecrets={regcred,mirror}",))
+    deployment = find(objects, "Deployment", f"{RELEASE}-operator")
+    for entry in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in entry:
+            monkeypatch.setenv(entry["name"], entry["value"])
+    assert OperatorSettings().image_pull_secrets == ("regcred", "mirror")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -48,6 +49,19 @@ def test_engine_deployment_is_one_replica_recreate_restricted_with_probes() -> N
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["args"] == ["--market", "btc-usd", "--manifest", "/etc/exchange/market.yaml"]
     assert {"name": "config", "configMap": {"name": "market-btc-usd"}} in pod["volumes"]
+
+
+def test_pods_pull_with_the_configured_secrets() -> None:
+    market = _market()
+    for build in (resources.build_engine_deployment, resources.build_mm_deployment):
+        plain = build(market, IMAGES)
+        assert plain is not None and "imagePullSecrets" not in plain["spec"]["template"]["spec"]
+        pulling = build(market, dataclasses.replace(IMAGES, pull_secrets=("regcred", "mirror")))
+        assert pulling is not None
+        assert pulling["spec"]["template"]["spec"]["imagePullSecrets"] == [
+            {"name": "regcred"},
+            {"name": "mirror"},
+        ]
 
 
 def test_configmap_holds_a_manifest_the_engine_accepts() -> None:

@@ -4,18 +4,35 @@ a stop waits, triggers, fills; the other leg of its list expires with reason `oc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio
 
+from engine.gateway import Gateway
+from engine.risk import list_lock
+from tests.engine_service.harness import EngineProcess, place, wait_applied
+from tests.ws.harness import WsClient, WsProcess
 from tests.ws.test_feeds import queued
-from tests.ws.test_protocol import register
+from tests.ws.test_protocol import SECRET, register
+from tests.ws.test_streams import fund, limit, start_market
 from ws.config import Settings
 from ws.hub import Client
 from ws.metrics import WsMetrics
 from ws.private import ORDERS
 from ws.service import Service
-from xch.schemas import Event, OrderAccepted, OrderDone, OrderTriggered, Trade
+from xch.auth import issue_token
+from xch.schemas import (
+    BUY,
+    SELL,
+    Event,
+    OrderAccepted,
+    OrderDone,
+    OrderTriggered,
+    Place,
+    PlaceList,
+    Trade,
+)
 from xch.wire import FIELD_EVENT, encode_events
 
 T0 = 1_700_000_000_000
@@ -91,3 +108,47 @@ async def test_a_stop_waits_triggers_and_fills_and_its_list_partner_expires(
         )  # fmt: skip
         # The other user sees only their own side of the trade, no trigger.
         assert [(u["type"], u["role"]) for u in queued(other)] == [("fill", "maker")]
+
+
+async def test_the_engine_s_stop_and_list_updates_reach_their_user(
+    redis_client: redis.asyncio.Redis,
+    manifest: Path,
+    engines: Callable[[], EngineProcess],
+    ws_servers: Callable[..., WsProcess],
+) -> None:
+    """The same story from a real engine: alice's OCO sell waits; a trade at 28,990.00
+    triggers its stop-loss, which expires the limit maker and sells into bob's bid."""
+    rules, server = await start_market(redis_client, manifest, engines, ws_servers)
+    gateway = Gateway(redis_client)
+    await fund(gateway, ["alice", "bob", "carol"])
+    alice = await WsClient.open(f"{server.url}?token={issue_token('alice', 'access', SECRET, 60)}")
+    try:
+        await alice.subscribe("orders")
+        legs = [
+            Place(ABOVE, "alice", SELL, "limit", 3_100_000, 5, 0, "POST_ONLY", "EXPIRE_MAKER", 0),
+            Place(BELOW, "alice", SELL, "stop_loss", 0, 5, 0, "GTC", "EXPIRE_MAKER", 0,
+                  stop_price=2_900_000),
+        ]  # fmt: skip
+        lock = list_lock(rules, legs)
+        await gateway.submit(rules.name, PlaceList(LIST, "alice", legs, lock), "alice", "BTC", lock)
+        await place(gateway, rules, limit("b1", "bob", BUY, 2_899_000, 10))
+        last = await place(gateway, rules, limit("c1", "carol", SELL, 2_899_000, 1))
+        assert last is not None
+        await wait_applied(redis_client, rules.name, last)
+        await alice.collect(lambda c: any(m.get("status") == "filled" for m in c.stream("orders")))
+        updates = alice.stream("orders")
+        assert [(u["type"], u["order_id"], u.get("status"), u.get("reason")) for u in updates] == [
+            ("order", ABOVE, "new", None),
+            ("order", BELOW, "waiting", None),
+            ("order", BELOW, "triggered", None),
+            ("order", ABOVE, "expired", "oco"),
+            ("fill", BELOW, None, None),
+            ("order", BELOW, "filled", ""),
+        ]
+        assert {u["list_id"] for u in updates[:2]} == {LIST}
+        assert (updates[2]["stop_price"], updates[2]["last_price"]) == ("29000.00", "28990.00")
+        assert (updates[4]["price"], updates[4]["qty"], updates[4]["role"]) == (
+            "28990.00", "0.0005", "taker"
+        )  # fmt: skip
+    finally:
+        await alice.close()

@@ -336,6 +336,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/portfolio": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Portfolio
+         * @description Balances and, per market the caller has traded, position, average cost, realized and
+         *     unrealized P&L (at the last price). `market` narrows the positions to one market.
+         */
+        get: operations["portfolio-portfolio"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/portfolio/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Portfolio History
+         * @description The account's value in `quote` (default: the quote asset of most markets) at the end of
+         *     each of the last `limit` buckets of `interval`, with the P&L since the first opened: value
+         *     less its value then, less the deposits and withdrawals since (valued when they came).
+         */
+        get: operations["portfolio-portfolio_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/refresh": {
         parameters: {
             query?: never;
@@ -524,6 +567,21 @@ export interface components {
             /** Scopes */
             scopes: string[];
         };
+        /** AssetOut */
+        AssetOut: {
+            /** Asset */
+            asset: string;
+            /** Free */
+            free: string;
+            /** Locked */
+            locked: string;
+            /** Total */
+            total: string;
+            /** Values */
+            values: {
+                [key: string]: string;
+            };
+        };
         /** BalanceOut */
         BalanceOut: {
             /** Asset */
@@ -630,6 +688,28 @@ export interface components {
             free: string;
             /** User Id */
             user_id: string;
+        };
+        /** HistoryOut */
+        HistoryOut: {
+            /** Interval */
+            interval: string;
+            /** Points */
+            points: components["schemas"]["HistoryPointOut"][];
+            /** Quote */
+            quote: string;
+            /** Unpriced */
+            unpriced: string[];
+        };
+        /** HistoryPointOut */
+        HistoryPointOut: {
+            /** Net Transfers */
+            net_transfers: string;
+            /** Pnl */
+            pnl: string;
+            /** Time */
+            time: number;
+            /** Value */
+            value: string;
         };
         /** KlineOut */
         KlineOut: {
@@ -848,6 +928,42 @@ export interface components {
             /** Type */
             type?: string | null;
         };
+        /** PortfolioOut */
+        PortfolioOut: {
+            /** Balances */
+            balances: components["schemas"]["AssetOut"][];
+            /** Positions */
+            positions: components["schemas"]["PositionOut"][];
+            /** Totals */
+            totals: components["schemas"]["TotalOut"][];
+        };
+        /** PositionOut */
+        PositionOut: {
+            /** Average Cost */
+            average_cost: string | null;
+            /** Base */
+            base: string;
+            /** Cost Basis */
+            cost_basis: string;
+            /** Fees Base */
+            fees_base: string;
+            /** Fees Quote */
+            fees_quote: string;
+            /** Fills */
+            fills: number;
+            /** Last Price */
+            last_price: string | null;
+            /** Market */
+            market: string;
+            /** Position */
+            position: string;
+            /** Quote */
+            quote: string;
+            /** Realized Pnl */
+            realized_pnl: string;
+            /** Unrealized Pnl */
+            unrealized_pnl: string | null;
+        };
         /** QuoteIn */
         QuoteIn: {
             /**
@@ -930,6 +1046,17 @@ export interface components {
             token_type: "bearer";
             /** User Id */
             user_id: string;
+        };
+        /** TotalOut */
+        TotalOut: {
+            /** Asset */
+            asset: string;
+            /** Realized Pnl */
+            realized_pnl: string;
+            /** Unrealized Pnl */
+            unrealized_pnl: string;
+            /** Value */
+            value: string;
         };
         /** TradeOut */
         TradeOut: {
@@ -3024,6 +3151,196 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OrderOut"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    "portfolio-portfolio": {
+        parameters: {
+            query?: {
+                market?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortfolioOut"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    "portfolio-portfolio_history": {
+        parameters: {
+            query?: {
+                interval?: string;
+                limit?: number;
+                quote?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryOut"];
                 };
             };
             /** @description Bad Request */

@@ -41,6 +41,7 @@ export function Header() {
         <Link href="/trade/" className="hover:text-text">Trade</Link>
         {session && <Link href="/balances/" className="hover:text-text">Balances</Link>}
         {session && <Link href="/history/" className="hover:text-text">History</Link>}
+        {session && <Link href="/portfolio/" className="hover:text-text">Portfolio</Link>}
       </nav>
       <div className="ml-auto flex items-center gap-4">
         <ThemeToggle />

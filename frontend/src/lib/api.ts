@@ -135,4 +135,7 @@ export const api = {
   orderHistory: (market?: string) =>
     request<Order[]>("GET", `/orders/history${query({ market })}`),
   fills: (market?: string) => request<Fill[]>("GET", `/fills${query({ market })}`),
+  portfolio: () => request<Schemas["PortfolioOut"]>("GET", "/portfolio"),
+  portfolioHistory: (interval: string, limit?: number) =>
+    request<Schemas["HistoryOut"]>("GET", `/portfolio/history${query({ interval, limit })}`),
 };
