@@ -19,7 +19,6 @@ export type Tokens = Schemas["TokensOut"];
 export type CancelOut = Schemas["CancelOut"];
 export type OrderListIn = Schemas["OrderListIn"];
 export type OrderList = Schemas["OrderListOut"];
-export type OrderListCancelOut = Schemas["OrderListCancelOut"];
 
 export const API = "/api/v1";
 
@@ -129,8 +128,6 @@ export const api = {
   place: (order: OrderIn) => request<Order>("POST", "/order", order),
   cancel: (orderId: string) => request<CancelOut>("DELETE", `/order/${orderId}`),
   placeList: (list: OrderListIn) => request<OrderList>("POST", "/order-lists", list),
-  cancelList: (listId: string) =>
-    request<OrderListCancelOut>("DELETE", `/order-lists/${listId}`),
   openOrders: (market?: string) => request<Order[]>("GET", `/orders/open${query({ market })}`),
   orderHistory: (market?: string) =>
     request<Order[]>("GET", `/orders/history${query({ market })}`),
