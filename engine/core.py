@@ -700,21 +700,16 @@ class Engine:
         del user_orders[order_id]
         if not user_orders:
             del self.by_user[order.user]
-        self.seq += 1
-        self.out.append(
-            OrderDone(
-                self.market,
-                self.seq,
-                input_id,
-                ts,
-                order_id,
-                order.user,
-                order.side,
-                status,
-                reason,
-                order.filled,
-                order.locked,
-            )
+        self._end(
+            order_id,
+            order.user,
+            order.side,
+            status,
+            reason,
+            order.filled,
+            order.locked,
+            input_id,
+            ts,
         )
         order.locked = 0
 

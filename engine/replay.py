@@ -87,7 +87,8 @@ class ReplaySession:
         """Lock as the api does: only two limit or stop orders of one side have a list lock."""
         legs = order_list.legs
         sides = {leg.side for leg in legs}
-        if len(legs) != 2 or len(sides) != 1 or not sides <= set(SIDES) or _market_leg(legs):
+        market_leg = any(leg.type == MARKET for leg in legs)
+        if len(legs) != 2 or len(sides) != 1 or not sides <= set(SIDES) or market_leg:
             self.engine.place_list(order_list, 0, input_id, ts)
             return
         amount = list_lock(self.rules, legs)
@@ -114,10 +115,6 @@ class ReplaySession:
         self.engine.refuse(
             error.order_id, error.user, error.side, error.op, error.code, 0, input_id, ts
         )
-
-
-def _market_leg(legs: list[Place]) -> bool:
-    return any(leg.type == MARKET for leg in legs)
 
 
 def run(
