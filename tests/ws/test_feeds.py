@@ -89,3 +89,33 @@ async def test_a_gap_reloads_the_book_from_the_depth_key(
             "ws_depth_resyncs_total", {"market": "btc-usd"}
         )
         assert resyncs == 1
+
+
+async def test_the_100ms_depth_stream_merges_a_burst_of_diffs(
+    redis_client: redis.asyncio.Redis, manifest: Path
+) -> None:
+    """Ten diffs within a few milliseconds reach a depth@M@100ms subscriber as at most two
+    merged diffs (the first window, then the rest), which together leave the same book."""
+    await register(redis_client, manifest)
+    async with asyncio.TaskGroup() as tasks:
+        service = Service(Settings(), redis_client, None, WsMetrics(), tasks)
+        feed = await service.feed("btc-usd")
+        assert feed is not None
+        await service.load_depth(feed, with_position=True)
+        service.readers.pop("btc-usd").cancel()  # this test feeds the entries itself
+        service.running = False
+        client = Client(100)
+        service.hub.subscribe(client, Stream("depth", "btc-usd", "100ms"))
+        queued(client)  # the snapshot
+        for n in range(1, 11):
+            entry = {FIELD_EVENT: encode_events([depth(n, n, [(100 + n % 3, n)])])}
+            await service.apply_entry(feed, f"{n}-0", entry)
+        await asyncio.sleep(0.25)
+        merged = queued(client)
+        assert 1 <= len(merged) <= 2
+        assert (merged[0]["first_update_id"], merged[-1]["last_update_id"]) == (1, 10)
+        levels: dict[str, str] = {}
+        for diff in merged:
+            levels.update(diff["bids"])  # type: ignore[arg-type]
+        # the last quantity at each price: 100 <- 9, 101 <- 10, 102 <- 8 (lots of 0.0001)
+        assert levels == {"1.00": "0.0009", "1.01": "0.0010", "1.02": "0.0008"}
