@@ -21,6 +21,7 @@ from api.models import (
     TimeInForce,
 )
 from api.orders import WAITING, executes_as, placed_order, plan, raise_rejection
+from api.queries import StoredList
 from engine.risk import list_lock, spent_asset
 from xch.market import MarketRules
 from xch.schemas import (
@@ -147,6 +148,10 @@ def list_out(
         above=above,
         below=below,
     )
+
+
+def stored_list_out(stored: StoredList) -> OrderListOut:
+    return list_out(stored.list_id, stored.client_list_id, stored.above, stored.below)
 
 
 def placed_list(rules: MarketRules, command: PlaceList, events: list[Event]) -> OrderListOut:

@@ -1,5 +1,6 @@
 """Reads of what dbproc stored (orders, trades): the api never writes these tables."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -10,7 +11,8 @@ from xch.money import format_decimal
 
 ORDER_COLUMNS = (
     "market, order_id, client_order_id, side, type, tif, stp, price, qty, quote_qty, "
-    "filled_qty, filled_quote, status, reason, created_at, stop_price, list_id, triggered_at"
+    "filled_qty, filled_quote, status, reason, created_at, stop_price, list_id, triggered_at, "
+    "client_list_id"
 )
 
 
@@ -161,15 +163,23 @@ async def trades(db: asyncpg.Pool, market: str, limit: int) -> list[TradeOut]:
     ]
 
 
-ListLegs = tuple[OrderOut, OrderOut]
+@dataclass(frozen=True, slots=True)
+class StoredList:
+    """An OCO list as storage has it: its legs, the one working at the higher price first."""
+
+    list_id: str
+    client_list_id: str | None
+    above: OrderOut
+    below: OrderOut
 
 
-def _legs(rows: list[OrderOut]) -> ListLegs | None:
-    """A list's two legs, the one that works at the higher price (above) first."""
-    if len(rows) != 2:
+def _stored_list(
+    list_id: str, rows: list[asyncpg.Record], legs: list[OrderOut]
+) -> StoredList | None:
+    if len(legs) != 2:
         return None
-    first, second = sorted(rows, key=_level, reverse=True)
-    return first, second
+    above, below = sorted(legs, key=_level, reverse=True)
+    return StoredList(list_id, rows[0]["client_list_id"], above, below)
 
 
 def _level(order: OrderOut) -> Decimal:
@@ -177,8 +187,8 @@ def _level(order: OrderOut) -> Decimal:
     return Decimal(level) if level is not None else Decimal(0)
 
 
-async def order_list(db: asyncpg.Pool, user: str, market: str, list_id: str) -> ListLegs | None:
-    """The legs (above, below) of the user's OCO list, or None if storage has no such list."""
+async def order_list(db: asyncpg.Pool, user: str, market: str, list_id: str) -> StoredList | None:
+    """The user's OCO list, or None if storage has no such list."""
     rows = await db.fetch(
         f"SELECT {ORDER_COLUMNS} FROM orders WHERE market = $1 AND list_id = $2 AND user_id = $3",
         market,
@@ -188,13 +198,13 @@ async def order_list(db: asyncpg.Pool, user: str, market: str, list_id: str) -> 
     legs = [order_out(row) for row in rows]
     for leg in legs:
         leg.fills = await order_fills(db, market, leg.order_id, user)
-    return _legs(legs)
+    return _stored_list(list_id, rows, legs)
 
 
 async def open_order_lists(
     db: asyncpg.Pool, user: str, market: str | None, limit: int
-) -> list[tuple[str, ListLegs]]:
-    """The user's OCO lists with a leg still working, newest first: (list id, legs)."""
+) -> list[StoredList]:
+    """The user's OCO lists with a leg still working, newest first."""
     rows = await db.fetch(
         f"SELECT {ORDER_COLUMNS} FROM orders WHERE (market, list_id) IN ("
         " SELECT DISTINCT market, list_id FROM orders WHERE user_id = $1"
@@ -205,12 +215,12 @@ async def open_order_lists(
         market,
         2 * limit,
     )
-    grouped: dict[str, list[OrderOut]] = {}
+    grouped: dict[str, list[asyncpg.Record]] = {}
     for row in rows:
-        grouped.setdefault(row["list_id"], []).append(order_out(row))
+        grouped.setdefault(row["list_id"], []).append(row)
     lists = []
-    for list_id, orders in grouped.items():
-        legs = _legs(orders)
-        if legs is not None:
-            lists.append((list_id, legs))
+    for list_id, list_rows in grouped.items():
+        stored = _stored_list(list_id, list_rows, [order_out(row) for row in list_rows])
+        if stored is not None:
+            lists.append(stored)
     return lists

@@ -114,6 +114,7 @@ class OrderFold:
     created_at: datetime | None = None
     stop_price: Decimal | None = None
     list_id: str | None = None
+    client_list_id: str | None = None
     triggered_at: datetime | None = None
 
 
@@ -228,6 +229,7 @@ def _add_accepted(rows: MarketRows, units: Units, event: OrderAccepted, ts: date
     fold.quote_qty = units.quote(event.quote_qty) if event.quote_qty else None
     fold.stop_price = units.price(event.stop_price) if event.stop_price else None
     fold.list_id = event.list_id or None
+    fold.client_list_id = event.client_list_id or None
     fold.created_at = ts
 
 

@@ -61,11 +61,11 @@ _ORDER_FIELDS = (
     ("quote_qty", "numeric"), ("filled_qty", "numeric"), ("filled_quote", "numeric"),
     ("fee", "numeric"), ("final_status", "text"), ("reason", "text"),
     ("created_at", "timestamptz"), ("updated_at", "timestamptz"), ("stop_price", "numeric"),
-    ("list_id", "text"), ("triggered_at", "timestamptz"),
+    ("list_id", "text"), ("client_list_id", "text"), ("triggered_at", "timestamptz"),
 )  # fmt: skip
 _KEPT_FIRST = (
     "client_order_id", "type", "tif", "stp", "price", "qty", "quote_qty", "created_at",
-    "stop_price", "list_id", "triggered_at",
+    "stop_price", "list_id", "client_list_id", "triggered_at",
 )  # fmt: skip
 _ADDED = ("filled_qty", "filled_quote", "fee")
 

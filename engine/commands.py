@@ -4,8 +4,9 @@
   "price": "100.00", "qty": "1.5", "tif": "GTC", "stp": "EXPIRE_MAKER"}`; market orders have
 `qty` or `quote_qty` and no price; stop orders (`"type": "stop_loss"`, `"stop_loss_limit"`,
 `"take_profit"`, `"take_profit_limit"`) add `stop_price`. An OCO list:
-`{"op": "place_list", "id": "l1", "user": "alice", "legs": [LEG, LEG]}`, each leg a place
-without `op` and `user`. Also cancel, cancel_all, deposit, withdraw, halt, resume.
+`{"op": "place_list", "id": "l1", "user": "alice", "legs": [LEG, LEG]}` (and optionally
+`client_list_id`), each leg a place without `op` and `user`. Also cancel, cancel_all,
+deposit, withdraw, halt, resume.
 """
 
 from collections.abc import Callable
@@ -152,6 +153,7 @@ def _place_list(raw: dict[str, Any], rules: MarketRules) -> PlaceList:
         user=user,
         legs=[_place({**leg, "op": "place", "user": user}, rules) for leg in legs],
         locked=0,
+        client_list_id=_text(raw, "client_list_id") if "client_list_id" in raw else "",
     )
 
 

@@ -174,13 +174,19 @@ class Engine:
             self.refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
             return
         tif = _effective_tif(cmd)
-        self._accept(cmd, tif, locked, "", input_id, ts)
+        self._accept(cmd, tif, locked, None, input_id, ts)
         self._execute(cmd, tif, locked, input_id, ts)
         if self.stops.by_id:
             self._cascade(input_id, ts)
 
     def _accept(
-        self, cmd: Place, tif: str, locked: int, list_id: str, input_id: str, ts: int
+        self,
+        cmd: Place,
+        tif: str,
+        locked: int,
+        order_list: PlaceList | None,
+        input_id: str,
+        ts: int,
     ) -> None:
         self.seq += 1
         self.out.append(
@@ -201,7 +207,8 @@ class Engine:
                 locked,
                 cmd.client_order_id,
                 cmd.stop_price,
-                list_id,
+                "" if order_list is None else order_list.list_id,
+                "" if order_list is None else order_list.client_list_id,
             )
         )
 
@@ -408,7 +415,7 @@ class Engine:
         if code is not None:
             self.refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
             return
-        self._accept(cmd, _effective_tif(cmd), locked, "", input_id, ts)
+        self._accept(cmd, _effective_tif(cmd), locked, None, input_id, ts)
         self.stops.add(StopOrder(cmd, locked, locked, self.seq))
 
     def place_list(self, cmd: PlaceList, locked: int, input_id: str, ts: int) -> None:
@@ -426,7 +433,7 @@ class Engine:
         holds = [locked - needs[holder]] * 2
         holds[holder] = needs[holder]
         for leg, hold, need in zip(cmd.legs, holds, needs, strict=True):
-            self._accept(leg, _effective_tif(leg), hold, cmd.list_id, input_id, ts)
+            self._accept(leg, _effective_tif(leg), hold, cmd, input_id, ts)
             if leg.type == LIMIT:
                 self._rest(Order(leg.order_id, leg.user, leg.side, leg.price, leg.qty, hold, 0))
             else:

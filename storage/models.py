@@ -91,7 +91,7 @@ class Order(Base):
     """Current state of an order, folded from its events by dbproc. Fills add up, so the
     order of arrival of batches does not matter; `status` follows from the columns: a stop
     order is `waiting` until it triggers (`triggered_at`). The legs of an OCO list share
-    `list_id`."""
+    `list_id` (and the trader's `client_list_id`)."""
 
     __tablename__ = "orders"
     market: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -114,6 +114,7 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     stop_price: Mapped[Decimal | None] = mapped_column(Numeric)
     list_id: Mapped[str | None] = mapped_column(Text)
+    client_list_id: Mapped[str | None] = mapped_column(Text)
     triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(
         Text,

@@ -7,25 +7,19 @@ started, until it ends (as many as the books hold); an order accepted before is 
 what its events carry alone (no type, price or quantity). A stop order is reported `NEW`
 and not working (`w` false) when accepted, then `NEW` and working (`w` true, `W` the
 trigger time) when the last trade price reaches it, as Binance reports a triggered stop.
-A list's `listClientOrderId` is not in the events: it is read from the user's list records
-(`xch.keys.order_lists`), so `listStatus` follows its legs' reports by that read.
+A list's `listStatus` follows its legs' reports, with the list's client id from their
+`order_accepted`.
 """
 
-import asyncio
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis.asyncio
-from redis.exceptions import RedisError
 
-from engine.scripts import as_text
 from ws.binance_streams import BinanceStream, symbol_of
 from ws.feeds import MarketFeed
 from ws.hub import Hub, topic_of
-from xch import keys
-from xch.order_lists import decode_list, list_number
+from xch.order_lists import list_number
 from xch.schemas import (
     BUY,
     CANCELED,
@@ -43,8 +37,6 @@ from xch.schemas import (
     OrderTriggered,
     Trade,
 )
-
-log = logging.getLogger(__name__)
 
 USER_DATA = "bn_user"
 ZERO = "0"
@@ -89,16 +81,15 @@ class Tracked:
 class ListLegs:
     user: str
     symbol: str
+    client_list_id: str
     legs: dict[str, str] = field(default_factory=dict)
     """order id -> client order id, as accepted."""
     done: set[str] = field(default_factory=set)
 
 
 class UserData:
-    def __init__(self, hub: Hub, client: redis.asyncio.Redis, tasks: asyncio.TaskGroup) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.client = client
-        self.tasks = tasks
         self.orders: dict[str, Tracked] = {}
         self.lists: dict[str, ListLegs] = {}
 
@@ -141,7 +132,9 @@ class UserData:
             return
         self.publish(event.user, self._report(feed, tracked, event.ts, "NEW", "NEW"))
         if event.list_id:
-            legs = self.lists.setdefault(event.list_id, ListLegs(event.user, symbol_of(feed)))
+            legs = self.lists.setdefault(
+                event.list_id, ListLegs(event.user, symbol_of(feed), event.client_list_id)
+            )
             legs.legs[event.order_id] = event.client_order_id
             if len(legs.legs) == 2:
                 self._list_status(event.list_id, legs, event.ts, done=False)
@@ -250,19 +243,6 @@ class UserData:
     # ---- lists --------------------------------------------------------------------------
 
     def _list_status(self, list_id: str, legs: ListLegs, ts: int, done: bool) -> None:
-        self.tasks.create_task(self._send_list(list_id, legs, ts, done))
-
-    async def _send_list(self, list_id: str, legs: ListLegs, ts: int, done: bool) -> None:
-        """`listStatus`, once the list's client id is read from its record (a list placed
-        through the native api has none: "")."""
-        list_client_id = ""
-        try:
-            raw = await self.client.hget(keys.order_lists(legs.user), str(list_number(list_id)))
-        except RedisError as exc:
-            log.warning("order list record of %s unreadable: %s", list_id, exc)
-            raw = None
-        if raw is not None:
-            list_client_id = decode_list(as_text(raw)).client_list_id
         self.publish(
             legs.user,
             {
@@ -274,7 +254,7 @@ class UserData:
                 "l": "ALL_DONE" if done else "EXEC_STARTED",
                 "L": "ALL_DONE" if done else "EXECUTING",
                 "r": "NONE",
-                "C": list_client_id,
+                "C": legs.client_list_id,
                 "T": ts,
                 "O": [
                     {"s": legs.symbol, "i": order_number(order_id), "c": client_id}

@@ -64,7 +64,7 @@ class Service:
             self.hub, client, pool, settings.portfolio_seconds, settings.retry_seconds
         )
         self.binance = Publisher(self.hub)
-        self.binance_users = UserData(self.hub, client, tasks)
+        self.binance_users = UserData(self.hub)
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.ready = False

@@ -1,6 +1,7 @@
 """The record of an OCO list placed through the Binance-compatible api, kept in the user's
-`xch.keys.order_lists` hash as JSON: what the engine's events do not carry (the list's
-client id) and the numbering Binance clients see. The api writes it, api and ws read it."""
+`xch.keys.order_lists` hash as JSON: the numbering Binance clients see and a lookup by the
+list's client id, per user, across markets (`GET /api/v3/orderList` names no symbol). The
+api writes it, api and ws read it."""
 
 import msgspec
 

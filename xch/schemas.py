@@ -175,6 +175,8 @@ class OrderAccepted(_Record, frozen=True, tag="order_accepted"):
     stop_price: int = 0
     list_id: str = ""
     """The OCO list the order belongs to, if any; its legs' `locked` add up to the list's."""
+    client_list_id: str = ""
+    """The trader's own id for that list (`PlaceList.client_list_id`)."""
 
 
 class OrderTriggered(_Record, frozen=True, tag="order_triggered"):

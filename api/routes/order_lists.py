@@ -20,7 +20,7 @@ from api.models import (
     OrderListOut,
     OrderOut,
 )
-from api.order_lists import leg_ids, list_out, placed_list, plan_list
+from api.order_lists import leg_ids, list_out, placed_list, plan_list, stored_list_out
 from api.orders import market_of, new_order_id
 from api.routes import ERRORS
 from api.routes.orders import wait_reply
@@ -66,9 +66,9 @@ async def _repeat(
                 recorded["status"], recorded["body"]["code"], recorded["body"]["message"]
             )
         return recorded["status"], OrderListOut.model_validate(recorded["body"])
-    legs = await queries.order_list(state.db, user, market_of(list_id) or body.market, list_id)
-    if legs is not None:
-        return 200, list_out(list_id, body.client_list_id, *legs)
+    stored = await queries.order_list(state.db, user, market_of(list_id) or body.market, list_id)
+    if stored is not None:
+        return 200, stored_list_out(stored)
     return 202, _pending(list_id, body)
 
 
@@ -184,16 +184,16 @@ async def open_order_lists(
     user: Reader, state: State, market: OptionalMarket = None, limit: Limit = 100
 ) -> list[OrderListOut]:
     lists = await queries.open_order_lists(state.db, user.user_id, market, limit)
-    return [list_out(list_id, None, *legs) for list_id, legs in lists]
+    return [stored_list_out(stored) for stored in lists]
 
 
 @router.get("/order-lists/{list_id}")
 async def get_order_list(list_id: ListId, user: Reader, state: State) -> OrderListOut:
     market = market_of(list_id)
-    legs = market and await queries.order_list(state.db, user.user_id, market, list_id)
-    if not legs:
+    stored = market and await queries.order_list(state.db, user.user_id, market, list_id)
+    if not stored:
         raise _unknown_list()
-    return list_out(list_id, None, *legs)
+    return stored_list_out(stored)
 
 
 @router.delete("/order-lists/{list_id}", responses={202: {"model": OrderListCancelOut}})

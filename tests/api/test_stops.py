@@ -271,13 +271,18 @@ async def test_canceling_either_leg_cancels_the_list(http: httpx.AsyncClient) ->
         assert gone.status_code == 404, gone.text
 
 
-async def test_client_list_id_places_once(http: httpx.AsyncClient) -> None:
+async def test_client_list_id_places_once(http: httpx.AsyncClient, stack: Stack) -> None:
     await trade_at(http, "30000.00")
     seller = await funded(http, BTC="1")
     body = {**SELL_OCO, "client_list_id": "exit-1"}
     first, second = await place_list(seller, body), await place_list(seller, body)
     assert first == second and first["client_list_id"] == "exit-1"
     assert await seller.balances() == {"BTC": ("0.99000000", "0.01000000")}
+    await stack.stored("btc-usd")
+    stored = (await seller.get(f"/api/v1/order-lists/{first['list_id']}")).json()
+    assert stored["client_list_id"] == "exit-1"
+    [open_list] = (await seller.get("/api/v1/order-lists/open")).json()
+    assert open_list["client_list_id"] == "exit-1"
     assert (await seller.delete(f"/api/v1/order-lists/{first['list_id']}")).status_code == 200
 
 

@@ -169,6 +169,7 @@ def test_replay_cli_outcomes(tmp_path: Path) -> None:
             "client_order_id": "mine-1",
             "stop_price": "0.00",
             "list_id": "",
+            "client_list_id": "",
         }
     ]
     accepted, trade, maker_done, taker_done = by_input["5"]
@@ -268,7 +269,7 @@ STOP_LINES = [
     ' "qty": "0.0050"}',
     '{"op": "place", "id": "x1", "user": "alice", "side": "sell", "type": "stop_loss_limit",'
     ' "price": "29000.00", "stop_price": "29999.99", "qty": "0.0100"}',
-    '{"op": "place_list", "id": "l1", "user": "alice", "legs": ['
+    '{"op": "place_list", "id": "l1", "user": "alice", "client_list_id": "exit", "legs": ['
     '{"id": "la", "side": "sell", "type": "limit", "price": "31000.00", "qty": "0.0200",'
     ' "tif": "POST_ONLY"},'
     '{"id": "lb", "side": "sell", "type": "stop_loss", "stop_price": "29000.00",'
@@ -308,9 +309,9 @@ def test_replay_cli_stop_orders_and_lists(tmp_path: Path) -> None:
         "0.01000000",
     )
     legs = by_input["6"]
-    assert [(e["order_id"], e["list_id"], e["locked"]) for e in legs] == [
-        ("la", "l1", "0.02000000"),
-        ("lb", "l1", "0.00000000"),
+    assert [(e["order_id"], e["list_id"], e["client_list_id"], e["locked"]) for e in legs] == [
+        ("la", "l1", "exit", "0.02000000"),
+        ("lb", "l1", "exit", "0.00000000"),
     ]
     [refused] = by_input["7"]
     assert (refused["reason"], refused["code"], refused["unlocked"]) == (

@@ -38,6 +38,7 @@ def _status(expression: str) -> None:
 def upgrade() -> None:
     op.add_column("orders", sa.Column("stop_price", sa.Numeric(), nullable=True))
     op.add_column("orders", sa.Column("list_id", sa.Text(), nullable=True))
+    op.add_column("orders", sa.Column("client_list_id", sa.Text(), nullable=True))
     op.add_column("orders", sa.Column("triggered_at", sa.DateTime(timezone=True), nullable=True))
     _status(STATUS)
     op.create_index(
@@ -57,5 +58,6 @@ def downgrade() -> None:
     )
     _status(STATUS_BEFORE)
     op.drop_column("orders", "triggered_at")
+    op.drop_column("orders", "client_list_id")
     op.drop_column("orders", "list_id")
     op.drop_column("orders", "stop_price")
