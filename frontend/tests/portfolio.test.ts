@@ -23,12 +23,13 @@ describe("portfolio", () => {
     expect(signed("-1.5")).toBe("-1.5");
   });
 
-  it("turns history into chart points (seconds)", () => {
+  it("turns history into chart points (seconds), from the account's first funds", () => {
     const points = chartPoints({
       quote: "USD",
       interval: "1m",
       unpriced: [],
       points: [
+        { time: 0, value: "0.000000", net_transfers: "0.000000", pnl: "0.000000" },
         { time: 60_000, value: "100.000000", net_transfers: "0.000000", pnl: "-30.500000" },
         { time: 120_000, value: "101.000000", net_transfers: "0.000000", pnl: "2901.000000" },
       ],

@@ -29,9 +29,16 @@ export function signed(amount: string): string {
   return cmp(amount, "0") > 0 ? `+${amount}` : amount;
 }
 
-/** The history as chart points: seconds and P&L as numbers, for drawing only. */
+/** The history as chart points: seconds and P&L as numbers, for drawing only. The buckets
+ * before the account first held anything (worth nothing, nothing moved) are left out, so the
+ * chart starts where the account does. */
 export function chartPoints(history: PortfolioHistory): { time: number; value: number }[] {
-  return history.points.map((point) => ({ time: point.time / 1000, value: plot(point.pnl) }));
+  const first = history.points.findIndex(
+    (point) => cmp(point.value, "0") !== 0 || cmp(point.net_transfers, "0") !== 0,
+  );
+  return history.points
+    .slice(first < 0 ? history.points.length : first)
+    .map((point) => ({ time: point.time / 1000, value: plot(point.pnl) }));
 }
 
 /** The stream sends the whole portfolio: it replaces what REST loaded, unless the message is
