@@ -467,8 +467,10 @@ class Engine:
         needs = []
         for leg in legs:
             need = lock_amount(self.rules, leg)
-            check = self._check_limit if leg.type == LIMIT else self.check_stop
-            code = self._check_basics(leg) or check(leg, need)
+            if leg.type == LIMIT:
+                code = self._check_basics(leg) or self._check_limit(leg, need)
+            else:
+                code = self.check_stop(leg, need)
             if code is not None:
                 return code
             needs.append(need)
