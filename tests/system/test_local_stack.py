@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.servers import free_port
+from tests.servers import HOST, free_port
 from tests.services import ROOT
 
 MARKETS = ("btc-usd", "eth-usd")
@@ -91,20 +93,47 @@ class LocalStack:
         raise AssertionError(f"{name} not back in {timeout} s: {self.supervised()[name]}")
 
 
+PORT_BLOCK = 8
+"""Ports per block of numbered ports (one per market: engines' and market makers' health)."""
+
+
+def stack_ports() -> dict[str, str]:
+    """Free ports for the stack's settings. The engines and market makers number theirs from a
+    base port, so each base starts a block of free ports no other setting falls into (the
+    kernel often hands out free ports in sequence: two bases one apart would collide)."""
+    taken: set[int] = set()
+
+    def block(size: int) -> int:
+        while True:
+            base = free_port()
+            span = range(base, base + size)
+            if taken.isdisjoint(span) and all(port_is_free(port) for port in span):
+                taken.update(span)
+                return base
+
+    names = ("REDIS", "PG", "API", "WS", "DBPROC_HEALTH", "FRONTEND")
+    single = {f"EXCHANGE_{name}_PORT": block(1) for name in names}
+    numbered = {f"EXCHANGE_{name}_BASE_PORT": block(PORT_BLOCK) for name in ("ENGINE", "MM")}
+    return {name: str(port) for name, port in {**single, **numbered}.items()}
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     state = Path(tempfile.mkdtemp(prefix="xch-local-"))
+    ports = stack_ports()
     state.chmod(0o755)  # the servers run as another user when the tests run as root
     env = {
         "EXCHANGE_STATE_DIR": str(state),
-        "EXCHANGE_REDIS_PORT": str(free_port()),
-        "EXCHANGE_PG_PORT": str(free_port()),
-        "EXCHANGE_API_PORT": str(free_port()),
-        "EXCHANGE_WS_PORT": str(free_port()),
-        "EXCHANGE_DBPROC_HEALTH_PORT": str(free_port()),
-        "EXCHANGE_ENGINE_BASE_PORT": str(free_port()),
-        "EXCHANGE_MM_BASE_PORT": str(free_port()),
-        "EXCHANGE_FRONTEND_PORT": str(free_port()),
+        **ports,
         "EXCHANGE_TRADERS": "0",  # only this test's users take liquidity
     }
     local = LocalStack(state, env)
@@ -115,6 +144,8 @@ def stack() -> Iterator[LocalStack]:
     finally:
         stopped = local.exchange("down")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    if request.session.testsfailed == 0:  # else its logs stay for a look
+        shutil.rmtree(state)
 
 
 @dataclass
