@@ -10,7 +10,7 @@ import redis.asyncio
 
 from api.errors import ApiError, from_result_code
 from api.models import FillOut, OrderIn, OrderOut, QuoteIn, QuoteOut
-from engine.risk import lock_amount, spent_asset
+from engine.risk import cost_to_buy, lock_amount, spent_asset
 from xch import keys
 from xch.market import MarketRules
 from xch.money import MAX_UNITS, AmountError, format_minor, format_units
@@ -105,19 +105,6 @@ def _min_notional(rules: MarketRules, value: int) -> None:
             "below_min_notional",
             f"the order's value is below {format_minor(rules.min_notional, rules.quote_scale)}",
         )
-
-
-def cost_to_buy(rules: MarketRules, lots: int, asks: Levels) -> int:
-    """Quote minor units that buying `lots` from `asks` (best first) costs, as
-    engine.risk.cost_to_buy does on the book (less if they run out)."""
-    cost = 0
-    for price, total in asks:
-        if lots <= 0:
-            break
-        take = min(lots, total)
-        cost += take * price * rules.quote_per_tick_lot
-        lots -= take
-    return cost
 
 
 def _stop_ticks(rules: MarketRules, body: OrderIn) -> int:

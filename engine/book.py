@@ -7,6 +7,7 @@ in its level's queue until matching reaches it, so a cancel is O(1); the level's
 
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 
 from sortedcontainers import SortedList
 
@@ -98,15 +99,15 @@ class BookSide:
         for key in self.keys:
             yield key * sign
 
+    def totals(self) -> Iterator[tuple[int, int]]:
+        """(price, total lots) from best to worst."""
+        levels = self.levels
+        for price in self.prices():
+            yield price, levels[price].total
+
     def depth(self, limit: int | None = None) -> list[tuple[int, int]]:
         """[(price, total lots)] from best to worst."""
-        levels = self.levels
-        out: list[tuple[int, int]] = []
-        for price in self.prices():
-            if limit is not None and len(out) >= limit:
-                break
-            out.append((price, levels[price].total))
-        return out
+        return list(islice(self.totals(), limit))
 
     def live_orders(self, price: int) -> Iterator[Order]:
         """The live orders of one level in time priority."""

@@ -1,6 +1,8 @@
 """What an order must lock before it may enter a market: the rule shared by the api's
 lock-and-enqueue path and the replay tool, so both lock exactly what the engine expects."""
 
+from collections.abc import Iterable
+
 from engine.book import BookSide
 from xch.market import MarketRules
 from xch.schemas import BUY, LIMIT, STOP_LIMIT_TYPES, STOP_TYPES, Place
@@ -37,7 +39,7 @@ def lock_amount(rules: MarketRules, order: Place, asks: BookSide | None = None) 
         return -(-at_stop * (BPS + STOP_MARKET_BUY_ALLOWANCE_BPS) // BPS)
     if asks is None:
         raise ValueError("the lock of a market buy by quantity depends on the asks")
-    return cost_to_buy(rules, order.qty, asks)
+    return cost_to_buy(rules, order.qty, asks.totals())
 
 
 def list_lock(rules: MarketRules, legs: list[Place]) -> int:
@@ -45,13 +47,14 @@ def list_lock(rules: MarketRules, legs: list[Place]) -> int:
     return max(lock_amount(rules, leg) for leg in legs)
 
 
-def cost_to_buy(rules: MarketRules, lots: int, asks: BookSide) -> int:
-    """Quote minor units that buying `lots` from the best asks costs (less if they run out)."""
+def cost_to_buy(rules: MarketRules, lots: int, asks: Iterable[tuple[int, int]]) -> int:
+    """Quote minor units that buying `lots` from `asks` ((price, total lots), best first)
+    costs, less if they run out: the book's (`BookSide.totals`) or the depth the api reads."""
     cost = 0
-    for price in asks.prices():
+    for price, total in asks:
         if lots <= 0:
             break
-        take = min(lots, asks.levels[price].total)
+        take = min(lots, total)
         cost += take * price * rules.quote_per_tick_lot
         lots -= take
     return cost

@@ -82,11 +82,10 @@ class PortfolioStream:
             self.wake.set()
 
     def on_events(self, feed: MarketFeed, events: list[Event]) -> None:
-        traded = False
+        last_price = 0
         for event in events:
             if isinstance(event, Trade):
-                traded = True
-                self.prices[feed.name] = format_units(event.price, feed.rules.tick)
+                last_price = event.price
                 for user in (event.maker_user, event.taker_user):
                     watched = self.users.get(user)
                     if watched is not None:
@@ -96,7 +95,8 @@ class PortfolioStream:
                     self.touched(user)
             elif isinstance(event, OrderAccepted | OrderDone | OrderRejected):
                 self.touched(event.user)
-        if traded:
+        if last_price:
+            self.prices[feed.name] = format_units(last_price, feed.rules.tick)
             for user, watched in self.users.items():
                 if feed.name in watched.priced_by:
                     self.touched(user)

@@ -72,6 +72,14 @@ def invalid_symbol() -> BinanceError:
     return bad(BAD_SYMBOL, "Invalid symbol.")
 
 
+def backend_timeout(placing: bool) -> BinanceError:
+    """The engine did not answer in time (the native api's 202): Binance's -1007."""
+    message = "Timeout waiting for response from backend server."
+    if placing:
+        message += " Send status unknown; execution status unknown."
+    return BinanceError(503, TIMEOUT, message)
+
+
 # The native api's codes (engine reasons and api refusals) as Binance reports them.
 _TRANSLATED: dict[str, tuple[int, str]] = {
     "unknown_market": (BAD_SYMBOL, "Invalid symbol."),

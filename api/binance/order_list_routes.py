@@ -15,9 +15,9 @@ from api.binance.errors import (
     INVALID_ORDER_TYPE,
     NEW_ORDER_REJECTED,
     NO_SUCH_ORDER,
-    TIMEOUT,
     UNKNOWN_ORDER_COMPOSITION,
     BinanceError,
+    backend_timeout,
     bad,
     illegal,
     translate,
@@ -179,12 +179,7 @@ async def new_oco(request: Request, state: State) -> JSONResponse:
             await lists.forget(state.redis, user, listed)
         raise translate(error) from error
     if status == 202:
-        raise BinanceError(
-            503,
-            TIMEOUT,
-            "Timeout waiting for response from backend server. Send status unknown; "
-            "execution status unknown.",
-        )
+        raise backend_timeout(placing=True)
     return json_response(_answer(rules, symbol, listed, [placed.above, placed.below]))
 
 
@@ -246,7 +241,7 @@ async def cancel_list_route(request: Request, state: State) -> JSONResponse:
     except ApiError as error:
         raise translate(error) from error
     if status == 202:
-        raise BinanceError(503, TIMEOUT, "Timeout waiting for response from backend server.")
+        raise backend_timeout(placing=False)
     ended = {order.order_id: order.filled_quantity for order in canceled.orders}
     reports = []
     for order_id, _ in listed.orders:

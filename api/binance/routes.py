@@ -28,8 +28,8 @@ from api.binance.errors import (
     INVALID_TIF,
     NO_SUCH_ORDER,
     PARAM_NOT_REQUIRED,
-    TIMEOUT,
     BinanceError,
+    backend_timeout,
     bad,
     illegal,
     invalid_symbol,
@@ -91,8 +91,8 @@ async def market_of_params(state: AppState, params: Params) -> tuple[Market, Mar
     return market, market.rules(), symbol
 
 
-async def _symbols(state: AppState, params: Params) -> list[Market] | None:
-    """`symbol`, or `symbols` (a JSON array), or None for every market."""
+async def _symbols(state: AppState, params: Params) -> list[Market]:
+    """The markets `symbol` or `symbols` (a JSON array) name, or every market."""
     everything = await by_symbol(state.registry)
     one, many = params.text("symbol"), params.text("symbols")
     if one is not None and many is not None:
@@ -102,7 +102,7 @@ async def _symbols(state: AppState, params: Params) -> list[Market] | None:
             raise invalid_symbol()
         return [everything[one]]
     if many is None:
-        return None
+        return list(everything.values())
     try:
         names = orjson.loads(many)
     except orjson.JSONDecodeError as error:
@@ -144,8 +144,7 @@ async def server_time() -> dict[str, Any]:
 async def exchange_info(request: Request, state: State) -> JSONResponse:
     params = await read_params(request)
     params.only("symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus")
-    markets = await _symbols(state, params)
-    chosen = markets if markets is not None else list((await by_symbol(state.registry)).values())
+    chosen = await _symbols(state, params)
     settings = state.settings
     return json_response(
         {
@@ -333,8 +332,7 @@ async def ticker_24hr(request: Request, state: State) -> JSONResponse:
     kind = params.text("type") or "FULL"
     if kind not in ("FULL", "MINI"):
         raise illegal("type")
-    markets = await _symbols(state, params)
-    chosen = markets if markets is not None else list((await by_symbol(state.registry)).values())
+    chosen = await _symbols(state, params)
     tickers = [await _ticker(state, market, kind == "FULL") for market in chosen]
     return json_response(tickers[0] if params.text("symbol") else tickers)
 
@@ -343,8 +341,7 @@ async def ticker_24hr(request: Request, state: State) -> JSONResponse:
 async def ticker_price(request: Request, state: State) -> JSONResponse:
     params = await read_params(request)
     params.only("symbol", "symbols")
-    markets = await _symbols(state, params)
-    chosen = markets if markets is not None else list((await by_symbol(state.registry)).values())
+    chosen = await _symbols(state, params)
     out = []
     for market in chosen:
         rules = market.rules()
@@ -358,8 +355,7 @@ async def ticker_price(request: Request, state: State) -> JSONResponse:
 async def book_ticker(request: Request, state: State) -> JSONResponse:
     params = await read_params(request)
     params.only("symbol", "symbols")
-    markets = await _symbols(state, params)
-    chosen = markets if markets is not None else list((await by_symbol(state.registry)).values())
+    chosen = await _symbols(state, params)
     out = []
     for market in chosen:
         rules = market.rules()
@@ -568,12 +564,7 @@ async def new_order(request: Request, state: State) -> JSONResponse:
         )
         status = 200
     if status == 202:
-        raise BinanceError(
-            503,
-            TIMEOUT,
-            "Timeout waiting for response from backend server. Send status unknown; "
-            "execution status unknown.",
-        )
+        raise backend_timeout(placing=True)
     ack = {
         "symbol": symbol,
         "orderId": number_of(order.order_id),
@@ -676,7 +667,7 @@ async def cancel_order(request: Request, state: State) -> JSONResponse:
     except ApiError as error:
         raise translate(error) from error
     if status == 202:
-        raise BinanceError(503, TIMEOUT, "Timeout waiting for response from backend server.")
+        raise backend_timeout(placing=False)
     stored = await stored_order(state.db, principal.user_id, rules.name, order_id)
     return json_response(
         canceled_report(rules, symbol, order_id, stored, canceled.filled_quantity or "0")
@@ -710,7 +701,7 @@ async def cancel_open_orders(request: Request, state: State) -> JSONResponse:
         # stored state lags the engine); then there was nothing to cancel.
         if not await bqueries.orders(state.db, user, rules.name, open_only=True):
             raise bad(CANCEL_REJECTED, "Unknown order sent.")
-        raise BinanceError(503, TIMEOUT, "Timeout waiting for response from backend server.")
+        raise backend_timeout(placing=False)
     events = next(iter(done)).result()
     return json_response(
         [

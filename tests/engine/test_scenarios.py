@@ -672,7 +672,7 @@ def test_market_buy_by_qty_locks_the_cost_from_the_asks() -> None:
     h = quote_qty_book(("s1", 100, 1), ("s2", 102, 5))
     h.deposit("bob", quote=25_000)  # 50000 in all
     # buying 3 from the asks as they stand costs 1 * 100 * 100 + 2 * 102 * 100 = 30400
-    assert cost_to_buy(EASY, 3, h.engine.asks) == 30_400
+    assert cost_to_buy(EASY, 3, h.engine.asks.totals()) == 30_400
     #   1 @ 100: 10000, fees 10 XYZ / 1 ABC; 2 @ 102: 20400, fees ceil(20.4) = 21 XYZ /
     #   ceil(0.4) = 1 ABC; nothing left to unlock
     assert h.place("m1", "bob", BUY, qty=3, type=MARKET) == [
