@@ -14,7 +14,6 @@ from api.idempotency import LIST_CLAIMS, Claims
 from api.metrics import ORDERS
 from api.models import (
     CancelOut,
-    MarketName,
     OrderListCancelOut,
     OrderListIn,
     OrderListOut,
@@ -23,7 +22,7 @@ from api.models import (
 from api.order_lists import leg_ids, list_out, placed_list, plan_list, stored_list_out
 from api.orders import market_of, new_order_id
 from api.routes import ERRORS
-from api.routes.orders import wait_reply
+from api.routes.orders import OptionalMarket, wait_reply
 from api.state import AppState
 from engine.gateway import FundsError
 from xch.money import format_units
@@ -33,7 +32,6 @@ router = APIRouter(tags=["order-lists"], responses=ERRORS)
 
 ListId = Annotated[str, Path(max_length=80, pattern=r"^[a-z0-9-]{1,63}\.[0-9a-f]{1,32}$")]
 Limit = Annotated[int, Query(ge=1, le=250)]
-OptionalMarket = Annotated[MarketName | None, Query()]
 
 
 def _unknown_list() -> ApiError:
