@@ -23,7 +23,7 @@ from api.replies import ReplyListener
 from api.routes import accounts, funds, health, marketdata, order_lists, orders, portfolio
 from api.security import Passwords
 from api.state import AppState
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 
 API_V1 = "/api/v1"
 
@@ -36,7 +36,7 @@ def _operation_id(route: APIRoute) -> str:
 
 @contextlib.asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[AppState]:
-    # from_url clients do not retry a command whose reply was lost (see engine.gateway).
+    # from_url clients do not retry a command whose reply was lost (see ledger.gateway).
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     db = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=settings.db_pool_size

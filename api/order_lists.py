@@ -22,7 +22,7 @@ from api.models import (
 )
 from api.orders import WAITING, executes_as, placed_order, plan, raise_rejection
 from api.queries import StoredList
-from engine.risk import list_lock, spent_asset
+from ledger.locks import list_lock, spent_asset
 from xch.market import MarketRules
 from xch.schemas import (
     BUY,
@@ -103,7 +103,7 @@ def _level(leg: Place) -> int:
 def plan_list(rules: MarketRules, body: OrderListIn, user: str, list_id: str) -> PlannedList:
     """The PlaceList command and its lock; ApiError for anything the engine would refuse by
     the request alone. Each leg is checked as the order it is; the list locks the larger of
-    the legs' locks (`engine.risk.list_lock`)."""
+    the legs' locks (`ledger.locks.list_lock`)."""
     allowed_above, allowed_below = LEG_TYPES[body.side]
     above_id, below_id = leg_ids(list_id)
     legs = [

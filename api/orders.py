@@ -10,7 +10,7 @@ import redis.asyncio
 
 from api.errors import ApiError, from_result_code
 from api.models import FillOut, OrderIn, OrderOut, QuoteIn, QuoteOut
-from engine.risk import cost_to_buy, lock_amount, spent_asset
+from ledger.locks import cost_to_buy, lock_amount, spent_asset
 from xch import keys
 from xch.market import MarketRules
 from xch.money import MAX_UNITS, AmountError, format_minor, format_units

@@ -11,7 +11,7 @@ from api.markets import Registry
 from api.ratelimit import RateLimiter
 from api.replies import ReplyListener
 from api.security import Passwords
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 
 
 @dataclass

@@ -35,7 +35,7 @@ import yaml
 
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.api.stack import ApiProcess, create_database, market_manifest, prepare_database
 from tests.dbproc.harness import DbprocProcess
 from tests.engine_service.harness import EngineProcess, child_pids

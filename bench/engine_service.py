@@ -25,14 +25,14 @@ import uvloop
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
 from bench.workload import USERS, standard_workload
-from engine.gateway import Gateway
-from engine.scripts import as_text, script_source
+from ledger.gateway import Gateway
+from ledger.scripts import script_source
 from tests.engine_service.harness import EngineProcess
 from tests.servers import RedisServer, start_redis
 from xch import keys
 from xch.market import Market
 from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place
-from xch.wire import decode_reply, encode_command
+from xch.wire import as_text, decode_reply, encode_command
 
 RESULTS = RESULTS_DIR / "engine_service.json"
 MANIFEST = {

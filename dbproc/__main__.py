@@ -15,7 +15,7 @@ import uvloop
 
 from dbproc.config import Settings
 from dbproc.service import Dbproc, DbprocMetrics
-from engine.metrics import serve_health
+from runtime.health import serve_health
 from storage.migrate import upgrade
 
 

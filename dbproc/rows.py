@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
-from engine.ledger import balance_moves
+from ledger.reference import balance_moves
 from storage.klines import utc_from_ms
 from xch.market import Market, MarketRules
 from xch.money import minor_unit

@@ -17,14 +17,13 @@ from dbproc.config import Settings
 from dbproc.consumer import Entry, GroupReader, consume
 from dbproc.rows import Units
 from dbproc.writer import Batch, store_funds, store_market_batches
-from engine.scripts import as_text
 from storage.klines import compute_ticker
 from xch import keys
 from xch.market import Market
 from xch.marketdata import encode_ticker
 from xch.money import minor_unit
 from xch.schemas import Funds
-from xch.wire import FIELD_EVENT, decode_events
+from xch.wire import FIELD_EVENT, as_text, decode_events
 
 StoreFn = Callable[[list[Entry]], Awaitable[None]]
 

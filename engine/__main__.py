@@ -2,6 +2,11 @@
 
 The Market's spec comes from the registry (`xch:markets`) or, in local mode, from a Market
 YAML file (`--manifest`). Every option also reads from EXCHANGE_ENGINE_* variables.
+
+`--close-through ENTRY` is the one way another component drives an engine: the operator runs
+it when a market's engine Pods are gone (its namespace is being deleted) and the close it
+enqueued as input ENTRY must still be applied. The process leads the market until ENTRY is
+committed and exits 0, or exits non-zero if the service failed first.
 """
 
 import argparse
@@ -17,11 +22,15 @@ import redis.asyncio
 import uvloop
 
 from engine.config import Settings
-from engine.metrics import EngineMetrics, serve_health
-from engine.registry import load_market
+from engine.metrics import EngineMetrics
 from engine.service import EngineService
+from runtime.health import serve_health
+from runtime.registry import load_market
 
 log = logging.getLogger("engine")
+
+NO_SNAPSHOT = 10**15
+"""A close-through engine lives for one close: it takes no snapshot."""
 
 
 async def main(settings: Settings) -> None:
@@ -30,14 +39,17 @@ async def main(settings: Settings) -> None:
         market = await load_market(settings.market, settings.manifest, client)
         rules = market.rules()
         metrics = EngineMetrics(rules.name)
+        closing = settings.close_through is not None
         service = EngineService(
             rules,
             client,
             batch_max=settings.batch_max,
             block_ms=settings.block_ms,
             lease_ttl_ms=settings.lease_ttl_ms,
-            snapshot_every=settings.snapshot_every or market.spec.engine.snapshot_every,
-            snapshot_seconds=settings.snapshot_seconds,
+            snapshot_every=NO_SNAPSHOT
+            if closing
+            else settings.snapshot_every or market.spec.engine.snapshot_every,
+            snapshot_seconds=float(NO_SNAPSHOT) if closing else settings.snapshot_seconds,
             events_maxlen=settings.events_maxlen,
             depth_levels=settings.depth_levels,
             retry_seconds=settings.retry_seconds,
@@ -48,8 +60,13 @@ async def main(settings: Settings) -> None:
             health = await serve_health(
                 settings.health_host, settings.health_port, metrics, lambda: service.ready
             )
+        work = (
+            service.run_through(settings.close_through)
+            if settings.close_through is not None
+            else service.run()
+        )
         try:
-            await _until_signalled(service.run(), service.stop)
+            await _until_signalled(work, service.stop)
         finally:
             if health is not None:
                 health.close()
@@ -80,6 +97,9 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", type=Path, help="a Market YAML file (local mode)")
     parser.add_argument("--redis-url", help="EXCHANGE_ENGINE_REDIS_URL")
     parser.add_argument("--health-port", type=int, help="0 turns the endpoint off")
+    parser.add_argument(
+        "--close-through", metavar="ENTRY", help="lead only until input ENTRY is applied"
+    )
     args = parser.parse_args(argv)
     overrides = {name: value for name, value in vars(args).items() if value is not None}
     settings = Settings(**overrides)

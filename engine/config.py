@@ -27,3 +27,6 @@ class Settings(BaseSettings):
     health_port: int = Field(default=8081, ge=0, le=65535)
     """0 turns the health and metrics endpoint off."""
     retry_seconds: float = Field(default=0.5, gt=0)
+    close_through: str | None = Field(default=None, pattern=r"^\d+-\d+$")
+    """Run only until this input entry (the market's close) is applied, then exit: how the
+    operator closes a market whose engine Pods are gone. No snapshot is taken."""

@@ -1,10 +1,10 @@
 """The matching engine of one market: validates, matches and emits events; owns no balances.
 
 Funds are locked before a command reaches the engine (the api's lock-and-enqueue script, or
-`engine.ledger.Ledger.lock` in replay); the engine only tracks what each order still holds,
+`ledger.reference.Ledger.lock` in replay); the engine only tracks what each order still holds,
 and its events say exactly what moves: a `Trade` moves locked funds between the two sides
 (plus fees, and the taker's price-improvement unlock), an `OrderDone` or `OrderRejected`
-unlocks what the order no longer needs. `engine.ledger.Ledger.apply` is the reference
+unlocks what the order no longer needs. `ledger.reference.Ledger.apply` is the reference
 settlement of those events.
 
 Every command is validated completely before anything changes, so a refused command leaves
@@ -12,8 +12,8 @@ no trace but its `OrderRejected` event.
 """
 
 from engine.book import BookSide, Order
-from engine.risk import lock_amount
 from engine.stops import StopBook, StopOrder, reached
+from ledger.locks import lock_amount
 from xch.market import MarketRules, Trading
 from xch.schemas import (
     BUY,

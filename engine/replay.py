@@ -4,7 +4,7 @@
 
 reads a Market manifest and JSON lines of commands (decimal strings), and writes JSON lines
 of events to stdout, ending with one `final` line: balances, the book and the state hash.
-Placing locks funds as the api does (`engine.risk.lock_amount`); a place that free funds do
+Placing locks funds as the api does (`ledger.locks.lock_amount`); a place that free funds do
 not cover is refused with `insufficient_funds`. Depth events are emitted after every batch
 of N commands (default 1).
 """
@@ -20,9 +20,9 @@ import yaml
 
 from engine.commands import CommandError, FundsRequest, ParsedCommand, parse_command
 from engine.core import Engine
-from engine.ledger import Ledger
-from engine.risk import list_lock, lock_amount, spent_asset
 from engine.snapshot import state_hash
+from ledger.locks import list_lock, lock_amount, spent_asset
+from ledger.reference import Ledger
 from xch.market import Market, MarketRules
 from xch.money import format_minor, format_units
 from xch.schemas import (
@@ -77,7 +77,7 @@ class ReplaySession:
         if order.side not in SIDES:
             self.engine.reject(order, ResultCode.INVALID_COMMAND, input_id, ts)
             return
-        amount = lock_amount(self.rules, order, self.engine.asks)
+        amount = lock_amount(self.rules, order, self.engine.asks.totals())
         if self.ledger.lock(order.user, self._quote if order.side == BUY else self._base, amount):
             self.engine.place_locked(order, amount, input_id, ts)
         else:

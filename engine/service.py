@@ -27,12 +27,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from engine.core import Engine
-from engine.ledger import Ledger
 from engine.metrics import EngineMetrics
-from engine.pause import pause
-from engine.scripts import script_source
 from engine.snapshot import dump_engine, load_engine
 from engine.store import BatchRecord, InputEntry, MarketStore, Snapshot, stream_id_key
+from ledger.reference import Ledger
+from ledger.scripts import script_source
+from runtime.pause import pause
 from xch import keys
 from xch.market import MarketRules
 from xch.schemas import BUY, SELL, Event, Place, PlaceList, ResultCode
@@ -134,6 +134,19 @@ class EngineService:
         finally:
             if token:
                 await self._release(token)
+
+    async def run_through(self, entry_id: str) -> None:
+        """Lead (as `run`) until input `entry_id` is applied and committed, then stop. Raises
+        what ended the service if it ended first."""
+        task = asyncio.create_task(self.run())
+        try:
+            while stream_id_key(self.applied) < stream_id_key(entry_id) and not task.done():
+                await asyncio.wait({task}, timeout=0.05)
+        finally:
+            self.stop()
+            await task
+        if stream_id_key(self.applied) < stream_id_key(entry_id):
+            raise RuntimeError(f"the engine of {self.rules.name} stopped before {entry_id}")
 
     async def _release(self, token: int) -> None:
         """Hand the lease back at shutdown so that a successor need not wait for its TTL."""

@@ -13,8 +13,8 @@ import msgspec
 
 from engine.book import Order
 from engine.core import Engine
-from engine.ledger import Ledger
 from engine.stops import StopOrder
+from ledger.reference import Ledger
 from xch.market import MarketRules
 from xch.schemas import Place
 

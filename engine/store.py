@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 import redis.asyncio
 
-from engine.scripts import Scripts, as_text
+from ledger.scripts import Scripts
 from xch import keys
-from xch.wire import FIELD_ASSET, FIELD_COMMAND, FIELD_LOCKED, FIELD_REPLY, FIELD_USER
+from xch.wire import FIELD_ASSET, FIELD_COMMAND, FIELD_LOCKED, FIELD_REPLY, FIELD_USER, as_text
 
 NO_INPUT = "0-0"
 

@@ -29,13 +29,13 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
-from engine.scripts import as_text
 from launcher import markets, servers
 from launcher.config import LocalConfig
 from mm.client import ApiClient, ApiError
 from storage.migrate import upgrade
 from xch import keys
 from xch.market import Market
+from xch.wire import as_text
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"

@@ -21,10 +21,10 @@ from decimal import Decimal
 
 import redis.asyncio
 
-from engine.pause import pause
 from launcher.config import LocalConfig
 from launcher.plan import MarketInfo, Process, frontend, per_market, shared, traders
 from launcher.servers import ROOT
+from runtime.pause import pause
 from xch import keys
 from xch.market import Market
 from xch.money import format_decimal, parse_decimal

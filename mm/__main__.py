@@ -14,12 +14,12 @@ import httpx
 import redis.asyncio
 import uvloop
 
-from engine.metrics import serve_health
-from engine.pause import pause
-from engine.registry import load_market
 from mm.client import ApiClient, ApiError
 from mm.config import Settings
 from mm.maker import Maker, MakerMetrics
+from runtime.health import serve_health
+from runtime.pause import pause
+from runtime.registry import load_market
 from xch.money import parse_decimal
 
 log = logging.getLogger("mm")

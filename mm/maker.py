@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from engine.pause import pause
 from mm.client import ApiClient, ApiError
 from mm.strategy import Estimator, Holdings, LiveOrder, Params, Quote, ladder, requote
+from runtime.pause import pause
 from xch.market import Market, MarketRules
 from xch.money import format_units, to_minor
 from xch.schemas import BUY, SELL

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import httpx
 import uvloop
 
-from engine.pause import pause
 from mm.client import ApiClient, ApiError
+from runtime.pause import pause
 from xch.money import format_units, parse_decimal, to_units
 
 log = logging.getLogger("traders")

@@ -14,6 +14,8 @@ in seq order (`encode_events`), so a consumer sees a batch whole or not at all. 
 `xch:reply:{api}` is a `Reply`: the input id and every event that command produced.
 """
 
+from typing import Any
+
 import msgspec
 
 from xch.schemas import Command, Event
@@ -72,3 +74,8 @@ def encode_reply(reply: Reply) -> bytes:
 
 def decode_reply(data: bytes) -> Reply:
     return _reply_decoder.decode(data)
+
+
+def as_text(value: Any) -> str:
+    """A Redis reply (bytes or str) as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -14,7 +14,6 @@ from api.binance.errors import BinanceError
 from api.binance.symbols import number_of
 from api.models import OrderOut
 from api.queries import ORDER_COLUMNS, order_out
-from engine.scripts import as_text
 from xch import keys
 from xch.market import MarketRules
 from xch.order_lists import (
@@ -27,6 +26,7 @@ from xch.order_lists import (
     encode_list,
     list_number,
 )
+from xch.wire import as_text
 
 FINAL = {"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"}
 

@@ -57,13 +57,13 @@ from api.routes.accounts import LISTEN_KEY_TTL
 from api.routes.funds import balances
 from api.routes.orders import cancel, place
 from api.state import AppState
-from engine.scripts import as_text
 from storage.klines import fetch_klines, utc_from_ms
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.marketdata import decode_ticker, interval_seconds
 from xch.money import format_decimal, format_minor, format_units
 from xch.schemas import BUY, LIMIT, POST_ONLY, STP_MODES, CancelAll, OrderDone
+from xch.wire import as_text
 
 router = APIRouter(prefix="/api/v3", include_in_schema=False)
 public = [Depends(limit_ip)]

@@ -10,7 +10,7 @@ from api.errors import ApiError
 from api.models import BalanceOut, FaucetIn, FundsIn, FundsOut
 from api.routes import ERRORS
 from api.state import AppState
-from engine.gateway import FundsError
+from ledger.gateway import FundsError
 from xch.money import AmountError, format_minor, to_minor
 
 router = APIRouter(tags=["funds"], responses=ERRORS)

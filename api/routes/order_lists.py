@@ -24,7 +24,7 @@ from api.orders import market_of, new_order_id
 from api.routes import ERRORS
 from api.routes.orders import OptionalMarket, wait_reply
 from api.state import AppState
-from engine.gateway import FundsError
+from ledger.gateway import FundsError
 from xch.money import format_units
 from xch.schemas import Cancel, OrderDone, OrderRejected, ResultCode
 

@@ -29,7 +29,7 @@ from api.models import (
 from api.orders import market_of, new_order_id, placed_order, plan, quote, read_depth
 from api.routes import ERRORS
 from api.state import AppState
-from engine.gateway import FundsError
+from ledger.gateway import FundsError
 from xch.money import format_units
 from xch.schemas import BUY, MARKET, Cancel, Event, OrderDone, OrderRejected, ResultCode
 

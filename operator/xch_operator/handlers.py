@@ -28,7 +28,7 @@ from xch_operator.apply import delete_children, ensure_children, update_status
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
-from xch_operator.lastresort import close_in_process
+from xch_operator.lastresort import close_with_own_engine
 from xch_operator.metrics import instrumented
 from xch_operator.status import (
     DELETING,
@@ -230,7 +230,7 @@ async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
     if engine is not None and not engine["metadata"].get("deletionTimestamp"):
         return False
     kopf.info(body, reason="Closing", message="no engine left: closing in the operator")
-    return await close_in_process(ctx.settings.redis_url, market_of(body), entry, timeout=30)
+    return await close_with_own_engine(ctx.settings.redis_url, name, entry, timeout=30)
 
 
 async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:

@@ -1,45 +1,60 @@
-"""Closing a market whose engine Pods are gone: the engine service itself, run in-process.
+"""Closing a market whose engine Pods are gone: the engine itself, run as a child process.
 
 When a namespace is deleted, Kubernetes deletes the engine's Deployment and Pods alongside
 the Market, which waits on its finalizer for a close that no engine is left to apply. The
-operator then runs the market's own engine service (the same code as `python -m engine`:
-lease, recovery from Redis, the close, one fenced commit) until the close is applied, and
-stops it. Nothing about settlement is re-implemented here.
+operator then runs the market's own engine (`python -m engine --close-through ENTRY`: lease,
+recovery from Redis, the close, one fenced commit), which exits once the close is applied.
+Nothing about settlement is re-implemented here, and the operator imports no engine code: the
+engine's command line is the whole interface. The engine reads the market from the registry,
+where it stays until the close is applied (`provisioning.unregister` comes after).
 """
 
 import asyncio
 import contextlib
+import logging
+import sys
 
-import redis.asyncio
+log = logging.getLogger("xch_operator")
 
-from engine.service import EngineService
-from xch.market import Market
-from xch_operator.provisioning import applied_through
-
-# The in-process engine takes no snapshot: it lives for one close.
-NO_SNAPSHOT = 10**15
+STOP_GRACE_SECONDS = 10
+"""After a timeout the engine is asked to stop (it hands its lease back), then killed."""
 
 
-async def close_in_process(redis_url: str, market: Market, entry: str, timeout: float) -> bool:
-    """Lead `market` until input `entry` is applied; False if that took longer than
-    `timeout` (e.g. a live engine elsewhere still holds the lease)."""
-    client = redis.asyncio.Redis.from_url(redis_url)
-    service = EngineService(
-        market.rules(), client, snapshot_every=NO_SNAPSHOT, snapshot_seconds=float(NO_SNAPSHOT)
+async def close_with_own_engine(redis_url: str, market: str, entry: str, timeout: float) -> bool:
+    """Lead `market` until input `entry` is applied; False if the engine failed or took longer
+    than `timeout` (e.g. a live engine elsewhere still holds the lease)."""
+    engine = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "engine",
+        *("--market", market, "--redis-url", redis_url, "--health-port", "0"),
+        *("--close-through", entry),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
-    task = asyncio.create_task(service.run())
     try:
         async with asyncio.timeout(timeout):
-            while not await applied_through(client, market.name, entry):
-                if task.done():
-                    task.result()
-                    return False
-                await asyncio.sleep(0.05)
-        return True
+            _, stderr = await engine.communicate()
     except TimeoutError:
+        log.warning("the engine closing %s did not finish within %s s", market, timeout)
+        await _stop(engine)
         return False
-    finally:
-        service.stop()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(task, timeout=10)
-        await client.aclose()
+    if engine.returncode != 0:
+        log.warning(
+            "the engine closing %s failed: %s", market, stderr.decode(errors="replace")[-2000:]
+        )
+        return False
+    return True
+
+
+async def _stop(engine: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        engine.terminate()
+    try:
+        async with asyncio.timeout(STOP_GRACE_SECONDS):
+            await engine.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            engine.kill()
+        await engine.wait()

@@ -11,13 +11,12 @@ markets with these same functions.
 import redis.asyncio
 import redis.exceptions
 
-from engine.gateway import Gateway
-from engine.scripts import as_text
+from ledger.gateway import Gateway
 from storage.klines import drop_market_storage, provision_market_storage, retire_market_storage
 from xch import keys
 from xch.market import Market, OnDelete
 from xch.schemas import Close, SetTrading
-from xch.wire import FIELD_LOCKED
+from xch.wire import FIELD_LOCKED, as_text
 
 OPERATOR_USER = "operator"
 """The user operator commands are enqueued as; they lock nothing."""

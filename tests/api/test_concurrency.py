@@ -9,9 +9,9 @@ import time
 import httpx
 import redis.asyncio
 
-from engine.scripts import as_text
 from tests.api.stack import Stack, Trader, funded
 from xch import keys
+from xch.wire import as_text
 
 USERS = 16
 OPS = 25

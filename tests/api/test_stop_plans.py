@@ -1,5 +1,5 @@
 """Stop orders and OCO lists from request to command and lock, with no stack: what the api
-refuses by the request alone, what it locks (engine.risk's rule), and which reply answers
+refuses by the request alone, what it locks (ledger.locks's rule), and which reply answers
 which waiter."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import yaml
 
 from dbproc.rows import PLACING_OPS, Units
 from dbproc.writer import Batch, store_funds, store_market_batches
-from engine.ledger import EXTERNAL_ACCOUNT
+from ledger.reference import EXTERNAL_ACCOUNT
 from storage.klines import utc_from_ms
 from storage.migrate import upgrade
 from tests.engine.strategies import BTC_USD, Driver, seeded

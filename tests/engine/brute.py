@@ -3,7 +3,7 @@
 Resting orders live in one plain list in arrival order; the next maker is found by scanning
 the whole list for the best price (lowest ask for a buy taker, highest bid for a sell taker),
 ties going to the earliest arrival. Balances are a plain dict (user, asset) -> [free, locked];
-a place first locks what the api would lock (the rule of engine/risk.py, written again here),
+a place first locks what the api would lock (the rule of ledger/locks.py, written again here),
 exactly as `engine.replay.ReplaySession` does, so both consume the same parsed commands: a
 side that is neither buy nor sell is refused before anything is locked, any other refusal
 comes after the lock (so an unfunded place is `insufficient_funds` even when the market is

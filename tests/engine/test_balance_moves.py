@@ -5,7 +5,7 @@ from collections import defaultdict
 from hypothesis import given
 
 from engine.commands import ParsedCommand
-from engine.ledger import EXTERNAL_ACCOUNT, balance_moves
+from ledger.reference import EXTERNAL_ACCOUNT, balance_moves
 from tests.engine.strategies import COARSE, Driver, scenarios
 from xch.schemas import Funds
 

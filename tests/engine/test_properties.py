@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from engine.commands import ParsedCommand
 from engine.core import Engine
-from engine.ledger import Ledger
 from engine.replay import ReplaySession
 from engine.snapshot import (
     dump_engine,
@@ -27,6 +26,7 @@ from engine.snapshot import (
     load_ledger,
     state_hash,
 )
+from ledger.reference import Ledger
 from tests.engine.brute import BookRow, BruteMatcher
 from tests.engine.strategies import (
     BTC_USD,

@@ -30,9 +30,7 @@ import yaml
 from engine.book import Order
 from engine.commands import FundsRequest
 from engine.core import Engine
-from engine.ledger import Ledger
 from engine.replay import ReplaySession, event_json
-from engine.risk import cost_to_buy, lock_amount, spent_asset
 from engine.snapshot import (
     SnapshotError,
     dump_engine,
@@ -43,6 +41,8 @@ from engine.snapshot import (
     state_hash,
 )
 from engine.stops import reached
+from ledger.locks import cost_to_buy, lock_amount, spent_asset
+from ledger.reference import Ledger
 from xch.market import Market, MarketRules
 from xch.schemas import (
     BUY,

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from engine.core import Engine
-from engine.risk import list_lock, lock_amount
 from engine.snapshot import dump_engine, load_engine, state_hash
+from ledger.locks import list_lock, lock_amount
 from tests.engine.test_scenarios import (
     EASY,
     Harness,

@@ -13,15 +13,14 @@ import redis.asyncio
 import yaml
 
 from engine.book import BookSide
-from engine.gateway import Gateway
-from engine.risk import lock_amount
-from engine.scripts import as_text
+from ledger.gateway import Gateway
+from ledger.locks import lock_amount
 from tests.servers import free_port
 from tests.services import ROOT, ServiceProcess
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.schemas import BUY, Event, Place
-from xch.wire import FIELD_EVENT, decode_events
+from xch.wire import FIELD_EVENT, as_text, decode_events
 
 EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
 
@@ -93,7 +92,7 @@ async def place(
     gateway: Gateway, rules: MarketRules, order: Place, asks: BookSide | None = None
 ) -> str | None:
     """Lock what `order` needs (as the api will) and enqueue it; the entry id or None."""
-    amount = lock_amount(rules, order, asks or BookSide(is_bid=False))
+    amount = lock_amount(rules, order, (asks or BookSide(is_bid=False)).totals())
     asset = rules.quote if order.side == BUY else rules.base
     return await gateway.submit(rules.name, order, order.user, asset, amount)
 

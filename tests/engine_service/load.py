@@ -25,11 +25,10 @@ import redis.exceptions
 
 from engine.book import BookSide, Order
 from engine.core import Engine
-from engine.gateway import FundsError, Gateway
-from engine.ledger import Ledger
-from engine.risk import lock_amount, spent_asset
-from engine.scripts import as_text
 from engine.store import InputEntry, MarketStore, stream_id_key
+from ledger.gateway import FundsError, Gateway
+from ledger.locks import lock_amount, spent_asset
+from ledger.reference import Ledger
 from tests.engine_service.harness import read_events
 from xch import keys
 from xch.market import MarketRules
@@ -58,7 +57,7 @@ from xch.schemas import (
     Place,
     Trade,
 )
-from xch.wire import decode_command
+from xch.wire import as_text, decode_command
 
 T = TypeVar("T")
 UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -184,7 +183,7 @@ class Load:
             asks = await self._call(partial(asks_from_depth, self.client, rules.name))
         else:
             asks = BookSide(is_bid=False)
-        amount = lock_amount(rules, order, asks)
+        amount = lock_amount(rules, order, asks.totals())
         asset = spent_asset(rules, order.side)
         entry_id = await self._call(
             partial(self.gateway.submit, rules.name, order, order.user, asset, amount)

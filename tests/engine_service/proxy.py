@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
-from engine.scripts import script_source
+from ledger.scripts import script_source
 
 
 def script_sha(name: str) -> bytes:

@@ -19,7 +19,6 @@ from typing import Any
 
 import redis.asyncio
 
-from engine.scripts import as_text
 from engine.store import BatchRecord, MarketStore, Snapshot
 from tests.engine_service.harness import (
     EngineProcess,
@@ -31,7 +30,7 @@ from tests.engine_service.load import Load, verify
 from tests.services import http_status
 from xch import keys
 from xch.schemas import Cancel, OrderRejected
-from xch.wire import encode_events
+from xch.wire import as_text, encode_events
 
 StartEngine = Callable[..., EngineProcess]
 

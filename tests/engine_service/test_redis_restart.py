@@ -18,8 +18,8 @@ import pytest
 import redis.asyncio
 import redis.exceptions
 
-from engine.gateway import Gateway
 from engine.store import MarketStore, stream_id_key
+from ledger.gateway import Gateway
 from tests.engine_service.harness import (
     EngineProcess,
     load_rules,

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.commands import FundsRequest
-from engine.gateway import FundsError, Gateway
 from engine.replay import ReplaySession
-from engine.risk import lock_amount
 from engine.service import EngineService
 from engine.store import BatchRecord, MarketStore
+from ledger.gateway import FundsError, Gateway
+from ledger.locks import lock_amount
 from tests.engine_service.harness import EXAMPLE, load_rules
 from tests.servers import RedisServer
 from xch import keys
@@ -102,7 +102,7 @@ async def compare(client: redis.asyncio.Redis, ops: list[tuple[object, ...]]) ->
                 reference.submit_parsed(FundsRequest(user, asset, signed), str(n))
         elif kind == "place":
             order = order_for(op, f"o{n}")
-            amount = lock_amount(RULES, order, reference.engine.asks)
+            amount = lock_amount(RULES, order, reference.engine.asks.totals())
             asset = RULES.quote if order.side == BUY else RULES.base
             entry = await gateway.submit(RULES.name, order, order.user, asset, amount)
             assert (entry is not None) == (reference.ledger.free(order.user, asset) >= amount)

@@ -9,8 +9,8 @@ from pathlib import Path
 import redis.asyncio
 
 from engine.commands import FundsRequest
-from engine.gateway import Gateway
 from engine.replay import ReplaySession
+from ledger.gateway import Gateway
 from tests.engine_service.harness import (
     EngineProcess,
     load_rules,

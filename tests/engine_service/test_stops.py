@@ -10,9 +10,9 @@ from pathlib import Path
 import redis.asyncio
 
 from engine.commands import FundsRequest
-from engine.gateway import Gateway
 from engine.replay import ReplaySession
-from engine.risk import list_lock
+from ledger.gateway import Gateway
+from ledger.locks import list_lock
 from tests.engine_service.harness import (
     EngineProcess,
     load_rules,

@@ -31,7 +31,7 @@ import redis.asyncio
 import yaml
 
 from api.orders import new_order_id
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.api.stack import (
     JWT_SECRET,
     ApiProcess,

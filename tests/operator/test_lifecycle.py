@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 import redis.asyncio
 
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.engine_service.harness import (
     EngineProcess,
     load_rules,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import redis.asyncio
 
-from engine.scripts import as_text
 from tests.operator.harness import (
     Kube,
     OperatorProcess,
@@ -16,6 +15,7 @@ from tests.operator.harness import (
 )
 from tests.servers import RedisServer
 from xch import keys
+from xch.wire import as_text
 
 
 def _names(count: int) -> list[str]:

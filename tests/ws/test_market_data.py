@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 import redis.asyncio
 
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from storage import candles
 from storage.klines import provision_on, utc_from_ms
 from storage.migrate import upgrade

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio
 
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.api.stack import create_database, prepare_database
 from tests.dbproc.harness import DbprocProcess
 from tests.engine_service.harness import EngineProcess, place, wait_applied

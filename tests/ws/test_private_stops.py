@@ -9,8 +9,8 @@ from pathlib import Path
 
 import redis.asyncio
 
-from engine.gateway import Gateway
-from engine.risk import list_lock
+from ledger.gateway import Gateway
+from ledger.locks import list_lock
 from tests.engine_service.harness import EngineProcess, place, wait_applied
 from tests.ws.harness import WsClient, WsProcess
 from tests.ws.test_feeds import queued

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio
 from websockets.exceptions import ConnectionClosed
 
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.engine_service.harness import EngineProcess, read_events, wait_applied, write_manifest
 from tests.servers import RedisServer
 from tests.services import http_get

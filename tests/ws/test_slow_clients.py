@@ -13,7 +13,7 @@ import redis.asyncio
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.engine_service.harness import EngineProcess, wait_applied
 from tests.ws.harness import WsClient, WsProcess
 from tests.ws.test_streams import fund, random_flow, start_market

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import redis.asyncio
 
-from engine.gateway import Gateway
+from ledger.gateway import Gateway
 from tests.engine_service.harness import EngineProcess, load_rules, place, read_events, wait_applied
 from tests.ws.harness import WsClient, WsProcess
 from tests.ws.test_protocol import SECRET, register

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from engine.scripts import Scripts, as_text
+from ledger.scripts import Scripts
 from xch import keys
 from xch.money import MAX_UNITS
 from xch.schemas import Command
-from xch.wire import encode_command
+from xch.wire import as_text, encode_command
 
 AMOUNT_TOO_LARGE = "amount_too_large"
 

@@ -1,9 +1,9 @@
 """What an order must lock before it may enter a market: the rule shared by the api's
-lock-and-enqueue path and the replay tool, so both lock exactly what the engine expects."""
+lock-and-enqueue path, the engine and the replay tool, so all lock exactly what the engine
+expects."""
 
 from collections.abc import Iterable
 
-from engine.book import BookSide
 from xch.market import MarketRules
 from xch.schemas import BUY, LIMIT, STOP_LIMIT_TYPES, STOP_TYPES, Place
 
@@ -19,14 +19,16 @@ def spent_asset(rules: MarketRules, side: str) -> str:
     return rules.quote if side == BUY else rules.base
 
 
-def lock_amount(rules: MarketRules, order: Place, asks: BookSide | None = None) -> int:
+def lock_amount(
+    rules: MarketRules, order: Place, asks: Iterable[tuple[int, int]] | None = None
+) -> int:
     """Minor units of `spent_asset` to lock for `order` (its `locked` field is ignored).
 
     A sell locks its quantity; a limit or stop-limit buy price x qty; a market or
     stop-market buy by quote amount that amount. A market buy by quantity locks what filling
-    it against the current `asks` would cost (the engine spends no more than that; anything
-    left over is unlocked at once); a stop-market buy by quantity locks its quantity at the
-    stop price plus `STOP_MARKET_BUY_ALLOWANCE_BPS`.
+    it against the current `asks` ((price, total lots), best first) would cost (the engine
+    spends no more than that; anything left over is unlocked at once); a stop-market buy by
+    quantity locks its quantity at the stop price plus `STOP_MARKET_BUY_ALLOWANCE_BPS`.
     """
     if order.side != BUY:
         return order.qty * rules.base_per_lot
@@ -39,7 +41,7 @@ def lock_amount(rules: MarketRules, order: Place, asks: BookSide | None = None) 
         return -(-at_stop * (BPS + STOP_MARKET_BUY_ALLOWANCE_BPS) // BPS)
     if asks is None:
         raise ValueError("the lock of a market buy by quantity depends on the asks")
-    return cost_to_buy(rules, order.qty, asks.totals())
+    return cost_to_buy(rules, order.qty, asks)
 
 
 def list_lock(rules: MarketRules, legs: list[Place]) -> int:

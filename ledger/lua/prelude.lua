@@ -1,4 +1,4 @@
--- Shared by every script (engine/scripts.py puts it in front of each).
+-- Shared by every script (ledger/scripts.py puts it in front of each).
 -- Amounts travel as integer strings and go to HINCRBY as they are: Lua numbers are doubles,
 -- balances are 64-bit integers, so amounts are never converted to Lua numbers.
 

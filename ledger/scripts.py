@@ -1,18 +1,18 @@
-"""The ledger's Redis side: the Lua scripts, loaded once and shared by the api and the engine.
+"""The ledger's Redis side: the Lua scripts, loaded once and shared by the api, the engine
+and the operator.
 
-Each script is one atomic step on the Redis primary. `engine.ledger.Ledger` is their Python
+Each script is one atomic step on the Redis primary. `ledger.reference.Ledger` is their Python
 statement; tests hold the two equal.
 """
 
 from importlib import resources
-from typing import Any
 
 import redis.asyncio
 
 
 def script_source(name: str) -> str:
     """A script's Lua, after the shared prelude (helpers every script may use)."""
-    folder = resources.files("engine").joinpath("lua")
+    folder = resources.files("ledger").joinpath("lua")
     return folder.joinpath("prelude.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
 
 
@@ -25,8 +25,3 @@ class Scripts:
         self.commit = client.register_script(script_source("commit"))
         self.lease = client.register_script(script_source("lease"))
         self.snapshot = client.register_script(script_source("snapshot"))
-
-
-def as_text(value: Any) -> str:
-    """A Redis reply (bytes or str) as str."""
-    return value.decode() if isinstance(value, bytes) else str(value)
