@@ -183,13 +183,14 @@ images:
 kind-e2e: images helm-bin $(STAMP)
 	HELM=$(HELM) IMAGE_TAG=$(IMAGE_TAG) scripts/kind-e2e.sh
 
-# The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`).
+# WebSocket fan-out and the order path over HTTP, each against a stack of its own.
 bench-ws: $(STAMP) deps-system
 	$(BIN)/python -m bench.ws
 bench-api: $(STAMP) deps-system
 	$(BIN)/python -m bench.api
 
-# The local stack (scripts/localstack.py): Redis and PostgreSQL with data under .state/.
+# The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`): Redis and
+# PostgreSQL as processes with data under .state/, every market of examples/markets.
 up: deps-system $(STAMP) frontend
 	$(BIN)/exchange up
 

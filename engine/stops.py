@@ -110,7 +110,3 @@ class StopBook:
                     stop: StopOrder = self.by_arrival[arrival]
                     return stop
         return None
-
-    def of_user(self, user: str) -> list[StopOrder]:
-        """`user`'s waiting stops, oldest first (dicts keep insertion, here arrival, order)."""
-        return list(self.by_user.get(user, {}).values())

@@ -1,4 +1,4 @@
-"""The relational and time-series store (ARCHITECTURE.md section 9), shared by api and dbproc.
+"""The relational and time-series store (docs/storage.md), shared by api and dbproc.
 
 `models` holds the schema as SQLAlchemy models, `migrations/` its one Alembic history
 (`migrate.upgrade`), `klines` the per-market candle relations (continuous aggregates on

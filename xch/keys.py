@@ -1,4 +1,4 @@
-"""Redis key names (ARCHITECTURE.md section 4). Every component builds keys through these."""
+"""Redis key names (docs/architecture.md). Every component builds keys through these."""
 
 PREFIX = "xch:"
 MARKETS = f"{PREFIX}markets"

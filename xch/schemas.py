@@ -1,4 +1,4 @@
-"""Commands into an engine and the events it emits (ARCHITECTURE.md section 7).
+"""Commands into an engine and the events it emits (docs/engine.md states their semantics).
 
 Amounts here are integers: prices in ticks, quantities in lots, money in minor units of the
 asset named by the market (see `xch.market.MarketRules`). Decimal strings exist only at the

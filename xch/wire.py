@@ -35,7 +35,6 @@ class Reply(msgspec.Struct, frozen=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _command_decoder = msgspec.msgpack.Decoder(Command)
-_event_decoder = msgspec.msgpack.Decoder(Event)
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
 _reply_decoder = msgspec.msgpack.Decoder(Reply)
 
@@ -48,15 +47,6 @@ def decode_command(data: bytes) -> Command:
     """Raises msgspec.DecodeError (a ValueError) for anything that is not a valid command."""
     command: Command = _command_decoder.decode(data)
     return command
-
-
-def encode_event(event: Event) -> bytes:
-    return _encoder.encode(event)
-
-
-def decode_event(data: bytes) -> Event:
-    event: Event = _event_decoder.decode(data)
-    return event
 
 
 def encode_events(events: list[Event]) -> bytes:

@@ -1,6 +1,6 @@
 """A Market's queue and storage: what exists outside Kubernetes for it.
 
-Redis (ARCHITECTURE.md section 4): the input and events streams, the `dbproc` consumer
+Redis (docs/engine.md, "The engine service"): the input and events streams, the `dbproc` consumer
 group on the events stream, and the registry entry in `xch:markets`, written last so that
 the api routes to a market only once its queue exists. Storage: the storage package's own
 provisioning (`storage.klines`), never re-implemented here. Every function is idempotent,
@@ -30,7 +30,7 @@ class Refused(ValueError):
 
 class ScaleConflict(Refused):
     """The Market gives an asset a scale other markets in the registry already disagree with:
-    one asset has one scale across all markets (ARCHITECTURE.md section 3)."""
+    one asset has one scale across all markets (docs/architecture.md)."""
 
     reason = "ScaleConflict"
 
