@@ -32,6 +32,7 @@ from ws.hub import Client
 from ws.metrics import CONTENT_TYPE, WsMetrics
 from ws.protocol import ErrorCode, ProtocolError, Request, Stream
 from ws.service import Service
+from ws.streams import kind_of, stream_params
 from xch import keys
 from xch.auth import InvalidToken, verify_token
 
@@ -145,7 +146,7 @@ class Connection:
             await self.subscribe(request)
             return _ANSWERED
         if request.method == "UNSUBSCRIBE":
-            for stream in protocol.stream_params(request):
+            for stream in stream_params(request):
                 self.hub.unsubscribe(self.client, stream)
             return None
         if request.method == "LIST_SUBSCRIPTIONS":
@@ -157,7 +158,7 @@ class Connection:
     # ---- subscriptions ------------------------------------------------------------------
 
     async def subscribe(self, request: Request) -> None:
-        streams = list(dict.fromkeys(protocol.stream_params(request)))
+        streams = list(dict.fromkeys(stream_params(request)))
         await self.check(streams, request.id)
         # What needs I/O first; none of it changes what the client is subscribed to.
         for stream in streams:
@@ -166,12 +167,10 @@ class Connection:
         for stream in streams:
             self.hub.subscribe(self.client, stream)
         self.hub.send(self.client, protocol.result(request.id))
+        user = self.client.user
         for stream in streams:
-            self.hub.send_all(self.client, self.service.snapshots(stream, self.client.user))
-            if stream.kind == "balances" and self.client.user is not None:
-                self.service.private.touched(self.client.user)  # a change during the load
-            if stream.kind == "portfolio" and self.client.user is not None:
-                self.service.portfolio.touched(self.client.user)
+            self.hub.send_all(self.client, self.service.snapshots(stream, user))
+            kind_of(stream).subscribed(self.service, stream, user)
 
     async def check(self, streams: list[Stream], request_id: Any) -> None:
         total = len(set(self.client.streams) | {stream.name for stream in streams})
@@ -182,38 +181,14 @@ class Connection:
                 request_id,
             )
         for stream in streams:
-            if stream.private:
-                if self.client.user is None:
-                    raise ProtocolError(
-                        ErrorCode.AUTH_REQUIRED, f"{stream.name} needs AUTH first", request_id
-                    )
-                continue
-            feed = await self.service.feed(stream.market)
-            if feed is None:
-                raise ProtocolError(
-                    ErrorCode.UNKNOWN_MARKET, f"unknown market {stream.market!r}", request_id
-                )
-            if stream.kind == "kline" and stream.interval not in feed.market.spec.klines.intervals:
-                raise ProtocolError(
-                    ErrorCode.UNKNOWN_STREAM,
-                    f"{stream.market} has no {stream.interval} klines",
-                    request_id,
-                )
+            try:
+                await kind_of(stream).authorize(self.service, stream, self.client.user)
+            except ProtocolError as exc:
+                exc.request_id = request_id
+                raise
 
     async def prepare(self, stream: Stream) -> None:
-        if stream.kind == "balances" and self.client.user is not None:
-            await self.service.private.load(self.client.user)
-            return
-        if stream.kind == "portfolio" and self.client.user is not None:
-            await self.service.portfolio.load(self.client.user)
-            return
-        feed = self.service.feeds.get(stream.market)
-        if feed is None:
-            return
-        if stream.kind == "kline":
-            await feed.seed_klines(stream.interval, self.service.pool)
-        elif stream.kind == "ticker" and feed.ticker is None:
-            await self.service.refresh_tickers([feed])
+        await kind_of(stream).prepare(self.service, stream, self.client.user)
 
     # ---- authentication -----------------------------------------------------------------
 

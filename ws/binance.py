@@ -1,5 +1,6 @@
 """Binance-format WebSocket connections: raw streams at `/ws/<streamName>`, combined ones at
-`/stream?streams=<a>/<b>` (ws/binance_streams.py has the streams and their payloads).
+`/stream?streams=<a>/<b>` (the kinds of streams are ws.streams' Binance kinds, their payloads
+in ws/binance_streams.py).
 Requests and errors take Binance's shapes: `{"result": R, "id": ID}` and
 `{"code": C, "msg": TEXT, "id": ID}`; the native protocol stays at `/ws`."""
 
@@ -13,12 +14,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ws.app import Connection
-from ws.binance_streams import STREAM_NAME, BinanceStream, Publisher, symbol_of
+from ws.binance_streams import BinanceStream, symbol_of
 from ws.binance_user import user_stream
 from ws.feeds import MarketFeed
 from ws.frames import FrameWriter
 from ws.protocol import ProtocolError
 from ws.service import Service
+from ws.streams import binance_kind, kind_of, match_binance
+from ws.streams.kind import BinanceError
 from xch import keys
 
 MAX_ID = 2**63 - 1
@@ -31,13 +34,6 @@ _NO_REQUEST = object()
 
 
 # ---- connections ------------------------------------------------------------------------
-
-
-class BinanceError(Exception):
-    def __init__(self, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
 
 
 def _answer(request_id: Any, result: Any) -> str:
@@ -68,7 +64,6 @@ class BinanceConnection(Connection):
         super().__init__(service, websocket, writer)
         self.raw = raw
         self.initial = initial
-        self.publisher: Publisher = service.binance
 
     async def run(self) -> None:
         if self.initial:
@@ -83,25 +78,14 @@ class BinanceConnection(Connection):
             return await self.user_data(text)
         if not isinstance(text, str) or len(text) > 64:
             raise BinanceError(2, "Invalid request: stream names are strings")
-        match = STREAM_NAME.fullmatch(text if "@kline_" in text else text.lower())
-        if match is None:
+        found = match_binance(text)
+        if found is None:
             raise BinanceError(2, f"Invalid request: unknown stream {text[:64]!r}")
+        kind, match = found
         feed = await self.feed_of(match["symbol"].upper())
         if feed is None:
             raise BinanceError(2, f"Invalid request: unknown symbol {match['symbol']!r}")
-        market, symbol, raw = feed.name, match["symbol"].lower(), self.raw
-        if match["simple"]:
-            simple = {"trade": "bn_trade", "ticker": "bn_ticker", "bookticker": "bn_bookTicker"}
-            return BinanceStream(simple[match["simple"]], market, symbol=symbol, raw=raw)
-        if match["interval"]:
-            interval = match["interval"]
-            if interval not in feed.market.spec.klines.intervals:
-                raise BinanceError(2, f"Invalid request: {text} is not served (no such interval)")
-            return BinanceStream("bn_kline", market, interval, symbol=symbol, raw=raw)
-        speed = match["speed"] or ""
-        levels = int(match["levels"] or 0)
-        kind = "bn_partial" if levels else "bn_depth"
-        return BinanceStream(kind, market, symbol=symbol, levels=levels, speed=speed, raw=raw)
+        return kind.stream(feed, match, self.raw)
 
     async def user_data(self, listen_key: str) -> BinanceStream:
         """The user-data stream of a listen key (`POST /api/v3/userDataStream`), served on raw
@@ -149,23 +133,17 @@ class BinanceConnection(Connection):
         except ProtocolError as exc:
             raise BinanceError(2, f"Invalid request: {exc.msg}") from exc
         for stream in streams:
-            if stream.private:
-                continue
-            feed = self.service.feeds[stream.market]
-            if stream.kind == "bn_kline":
-                await feed.seed_klines(stream.interval, self.service.pool)
-            elif stream.kind == "bn_ticker" and feed.ticker is None:
-                await self.service.refresh_tickers([feed])
+            await kind_of(stream).prepare(self.service, stream, self.client.user)
         # From here on nothing awaits: no batch slips between the first message and the next.
         for stream in streams:
             self.hub.subscribe(self.client, stream)
         if request_id is not _NO_REQUEST:
             self.hub.send(self.client, _answer(request_id, None))
         for stream in streams:
-            current = self.service.feeds.get(stream.market)
-            if current is None:
+            current, kind = self.service.feeds.get(stream.market), binance_kind(stream)
+            if current is None or kind is None:
                 continue
-            for payload in self.publisher.initial(current, stream):
+            for payload in kind.initial(current, stream):
                 wrapped = payload if self.raw else {"stream": stream.name, "data": payload}
                 self.hub.send(self.client, orjson.dumps(wrapped).decode())
 

@@ -10,7 +10,6 @@ engine's depth events one to one, so `U`/`u` continue each other and match the
 `lastUpdateId` of `/api/v3/depth`.
 """
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,21 +18,18 @@ import orjson
 from ws.feeds import MarketFeed
 from ws.hub import Hub
 from ws.protocol import Stream
-from xch.schemas import SELL, Depth, Event, Trade
+from xch.schemas import SELL, Depth, Trade
 
 PARTIAL_LEVELS = (5, 10, 20)
 SPEEDS = ("", "100ms", "1000ms")
-STREAM_NAME = re.compile(
-    r"^(?P<symbol>[a-z0-9]{2,20})@(?:(?P<simple>trade|ticker|bookticker)"
-    r"|depth(?P<levels>5|10|20)?(?:@(?P<speed>100ms|1000ms))?"
-    r"|kline_(?P<interval>[1-9][0-9]*[smhdwM]))$"
-)
+SYMBOL = r"(?P<symbol>[a-z0-9]{2,20})"
+"""How a stream name starts (ws.streams' Binance kinds match the rest)."""
 
 
 @dataclass(frozen=True, slots=True)
 class BinanceStream(Stream):
     """`kind` is one of bn_trade, bn_depth, bn_partial, bn_kline, bn_ticker, bn_bookTicker
-    (prefixed so the native feeds never mistake it for one of theirs), or bn_user: the
+    (prefixed so that no native kind has its name), or bn_user: the
     private user-data stream (ws.binance_user), named by its listen key (`symbol`)."""
 
     symbol: str = ""
@@ -85,8 +81,8 @@ class Names:
 
 
 class Publisher:
-    """Renders a feed's batches and ticker changes for the Binance streams that have
-    subscribers, each payload once per stream name and framing."""
+    """Publishes for the Binance stream kinds (ws.streams): each payload once per stream
+    name and framing, to the streams that have subscribers."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -109,60 +105,6 @@ class Publisher:
 
     def wanted(self, name: str) -> bool:
         return any(self.hub.has_subscribers(topic) for topic in _topics(name))
-
-    def batch(self, feed: MarketFeed, events: list[Event]) -> None:
-        names = self.names(feed)
-        depth_changed = traded = False
-        for event in events:
-            if isinstance(event, Trade):
-                traded = True
-                if self.wanted(names.trade):
-                    self.publish(names.trade, trade(feed, event))
-            elif isinstance(event, Depth):
-                depth_changed = True
-                payload = None
-                for name in names.diffs:
-                    if self.wanted(name):
-                        payload = payload or depth_update(feed, event)
-                        self.publish(name, payload)
-        if depth_changed:
-            for levels, partial_names in names.partials:
-                snapshot = None
-                for name in partial_names:
-                    if self.wanted(name):
-                        snapshot = snapshot or partial_depth(feed, levels)
-                        self.publish(name, snapshot)
-            if self.wanted(names.book_ticker):
-                payload = book_ticker(feed)
-                best = (payload["b"], payload["B"], payload["a"], payload["A"])
-                if self.best.get(feed.name) != best:
-                    self.best[feed.name] = best
-                    self.publish(names.book_ticker, payload)
-        if traded:
-            for interval, candle in feed.candles.items():
-                name = f"{names.symbol}@kline_{interval}"
-                if candle is not None and self.wanted(name):
-                    self.publish(name, kline(feed, interval))
-
-    def ticker(self, feed: MarketFeed) -> None:
-        name = self.names(feed).ticker
-        if feed.ticker is not None and self.wanted(name):
-            self.publish(name, ticker(feed))
-
-    def wants_ticker(self, feed: MarketFeed) -> bool:
-        return self.wanted(self.names(feed).ticker)
-
-    def initial(self, feed: MarketFeed, stream: BinanceStream) -> list[dict[str, Any]]:
-        """What a new subscriber gets at once (the diff and trade streams start empty)."""
-        if stream.kind == "bn_partial":
-            return [partial_depth(feed, stream.levels)]
-        if stream.kind == "bn_bookTicker":
-            return [book_ticker(feed)]
-        if stream.kind == "bn_kline" and feed.candles.get(stream.interval) is not None:
-            return [kline(feed, stream.interval)]
-        if stream.kind == "bn_ticker" and feed.ticker is not None:
-            return [ticker(feed)]
-        return []
 
 
 # ---- payloads ---------------------------------------------------------------------------

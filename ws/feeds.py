@@ -1,7 +1,8 @@
 """One market as this replica sees it: the book rebuilt from its depth key and depth events,
-the latest trade, the current candles and the ticker; and the fan-out of its events.
+the latest trade, the current candles and the ticker. What changes is told to the listener
+(the stream kinds of ws.streams, which publish it).
 
-The reader (ws/streams.py) applies each events entry whole, in order, without awaiting in
+The reader (ws/service.py) applies each events entry whole, in order, without awaiting in
 between, so a subscriber added between two entries gets a snapshot that the following diffs
 continue exactly.
 """
@@ -10,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -21,7 +21,6 @@ from storage.klines import fetch_klines, utc_from_ms
 from ws import protocol
 from ws.hub import Hub
 from ws.metrics import WsMetrics
-from ws.protocol import DEPTH_SPEED, Stream
 from ws.render import Candle, Renderer
 from xch.market import Market
 from xch.marketdata import Kline, Ticker, decode_ticker, interval_seconds
@@ -72,14 +71,29 @@ def fold(candle: Candle | None, interval: str, trade: tuple[int, int, int, int, 
     )
 
 
-class FeedObserver(Protocol):
-    def batch(self, feed: "MarketFeed", events: list[Event]) -> None: ...
+class FeedListener(Protocol):
+    """Told of every change, in order, without awaiting (ws.streams.Fanout)."""
+
+    def event(self, feed: "MarketFeed", event: Event) -> None:
+        """A trade, or a depth event that changed the book, as the feed applied it."""
+
+    def batch(self, feed: "MarketFeed", events: list[Event]) -> None:
+        """A whole batch, after its events."""
 
     def ticker(self, feed: "MarketFeed") -> None: ...
 
+    def book_loaded(self, feed: "MarketFeed") -> None: ...
+
 
 class MarketFeed:
-    def __init__(self, market: Market, hub: Hub, metrics: WsMetrics, depth_levels: int) -> None:
+    def __init__(
+        self,
+        market: Market,
+        hub: Hub,
+        metrics: WsMetrics,
+        depth_levels: int,
+        listener: FeedListener,
+    ) -> None:
         self.market = market
         self.rules = market.rules()
         self.name = market.name
@@ -90,9 +104,11 @@ class MarketFeed:
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
         self.last_update_id = 0
-        self._topics: dict[tuple[str, str], str] = {}
+        self.topics: dict[tuple[str, str], str] = {}
+        """Stream names by (kind, option), built once (ws.streams.kind.MarketKind.topic)."""
         self._snapshots: dict[str, tuple[int, str]] = {}
         # depth@M@100ms: levels changed since its last diff, from update id `_merged_first`.
+        self._merged_topic = ""
         self._merged: tuple[dict[int, int], dict[int, int]] = ({}, {})
         self._merged_first = 0
         self._merged_flush: asyncio.TimerHandle | None = None
@@ -103,16 +119,7 @@ class MarketFeed:
         self.candles: dict[str, Candle | None] = {}
         self._seed_locks: dict[str, asyncio.Lock] = {}
         self.ticker: dict[str, Any] | None = None
-        self.private: Callable[[MarketFeed, list[Event]], None] = lambda feed, events: None
-        self.observer: FeedObserver | None = None
-        """Told of every batch and ticker change after the native streams (ws.binance)."""
-
-    def stream(self, kind: str, interval: str = "") -> str:
-        """The topic name of one of this market's streams (looked up per event: cached)."""
-        name = self._topics.get((kind, interval))
-        if name is None:
-            name = self._topics[kind, interval] = Stream(kind, self.name, interval).name
-        return name
+        self.listener = listener
 
     # ---- depth --------------------------------------------------------------------------
 
@@ -126,8 +133,7 @@ class MarketFeed:
         self.asks = dict(value.asks)
         self.last_update_id = value.last_update_id
         if self.synced:
-            for topic in (self.stream("depth"), self.stream("depth", DEPTH_SPEED)):
-                self.hub.publish(topic, self.depth_snapshot(topic))
+            self.listener.book_loaded(self)
         self.synced = True
 
     def depth_snapshot(self, topic: str) -> str:
@@ -146,9 +152,10 @@ class MarketFeed:
             event.first_update_id != self.last_update_id + 1
         )
 
-    def _apply_depth(self, event: Depth) -> None:
+    def _apply_depth(self, event: Depth) -> bool:
+        """False if the event was already in the book (it was loaded after this event)."""
         if event.last_update_id <= self.last_update_id:
-            return  # already in the book (it was loaded after this event)
+            return False
         for side, levels in ((self.bids, event.bids), (self.asks, event.asks)):
             for price, lots in levels:
                 if lots:
@@ -156,17 +163,12 @@ class MarketFeed:
                 else:
                     side.pop(price, None)
         self.last_update_id = event.last_update_id
-        topic = self.stream("depth")
-        if self.hub.has_subscribers(topic):
-            payload = self.render.depth_update(
-                event.first_update_id, event.last_update_id, event.bids, event.asks, event.ts
-            )
-            self.hub.publish(topic, protocol.data(topic, payload))
-        if self.hub.has_subscribers(self.stream("depth", DEPTH_SPEED)):
-            self._merge(event)
+        return True
 
-    def _merge(self, event: Depth) -> None:
-        """Fold the event into the pending merged diff; send it at most every 100 ms."""
+    def merge(self, event: Depth, topic: str) -> None:
+        """Fold the event into the pending merged diff of `topic` (`depth@M@100ms`); send it
+        at most every 100 ms."""
+        self._merged_topic = topic
         if not self._merged_first:
             self._merged_first = event.first_update_id
         self._merged[0].update(event.bids)
@@ -179,7 +181,7 @@ class MarketFeed:
     def _send_merged(self) -> None:
         self._merged_flush = None
         self._merged_sent = time.monotonic()
-        topic = self.stream("depth", DEPTH_SPEED)
+        topic = self._merged_topic
         bids = sorted(self._merged[0].items(), reverse=True)
         asks = sorted(self._merged[1].items())
         payload = self.render.depth_update(
@@ -199,34 +201,23 @@ class MarketFeed:
 
     def apply(self, events: list[Event]) -> None:
         """One committed batch, in seq order. Depth gaps are checked by the reader first."""
+        listener = self.listener
         for event in events:
             if isinstance(event, Trade):
                 self._apply_trade(event)
-            elif isinstance(event, Depth):
-                self._apply_depth(event)
-        self.private(self, events)
-        if self.observer is not None:
-            self.observer.batch(self, events)
+                listener.event(self, event)
+            elif isinstance(event, Depth) and self._apply_depth(event):
+                listener.event(self, event)
+        listener.batch(self, events)
 
     def _apply_trade(self, event: Trade) -> None:
         trade = (event.trade_id, event.ts, event.price, event.qty, event.quote_qty)
         self.last_trade = trade
         self.recent.append(trade)
-        topic = self.stream("trade")
-        if self.hub.has_subscribers(topic):
-            self.hub.publish(topic, protocol.data(topic, self.render.trade(event)))
         for interval, candle in self.candles.items():
-            folded = fold(candle, interval, trade)
-            self.candles[interval] = folded
-            topic = self.stream("kline", interval)
-            if self.hub.has_subscribers(topic):
-                self.hub.publish(topic, self.kline_message(interval, folded))
+            self.candles[interval] = fold(candle, interval, trade)
 
     # ---- klines -------------------------------------------------------------------------
-
-    def kline_message(self, interval: str, candle: Candle) -> str:
-        topic = self.stream("kline", interval)
-        return protocol.data(topic, self.render.kline(interval, candle))
 
     async def seed_klines(self, interval: str, pool: asyncpg.Pool | None) -> None:
         """Start following `interval`: the current bucket's candle from storage, plus the
@@ -293,10 +284,6 @@ class MarketFeed:
             k.count,
         )
 
-    def current_kline(self, interval: str) -> list[str]:
-        candle = self.candles.get(interval)
-        return [] if candle is None else [self.kline_message(interval, candle)]
-
     # ---- ticker -------------------------------------------------------------------------
 
     def update_ticker(self, raw: bytes | None) -> None:
@@ -310,10 +297,7 @@ class MarketFeed:
             return
         if payload != self.ticker:
             self.ticker = payload
-            topic = self.stream("ticker")
-            self.hub.publish(topic, protocol.data(topic, payload))
-            if self.observer is not None:
-                self.observer.ticker(self)
+            self.listener.ticker(self)
 
     def _overlay(self, ticker: Ticker) -> dict[str, Any]:
         payload: dict[str, Any] = {"type": "ticker", **msgspec.structs.asdict(ticker)}
@@ -329,19 +313,3 @@ class MarketFeed:
         payload["price_change"] = format_decimal(change)
         payload["price_change_percent"] = format_decimal(percent)
         return payload
-
-    def current_ticker(self) -> list[str]:
-        if self.ticker is None:
-            return []
-        return [protocol.data(self.stream("ticker"), self.ticker)]
-
-    # ---- snapshots ----------------------------------------------------------------------
-
-    def snapshots(self, stream: Stream) -> list[str]:
-        if stream.kind == "depth":
-            return [self.depth_snapshot(stream.name)]
-        if stream.kind == "kline":
-            return self.current_kline(stream.interval)
-        if stream.kind == "ticker":
-            return self.current_ticker()
-        return []

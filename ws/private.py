@@ -1,44 +1,24 @@
-"""Private streams: a user's own order updates (`orders`) and balance changes (`balances`).
-
-Order updates come straight from the events. Balances are read back from `xch:bal:{user}`
-after a batch (or a deposit or withdrawal) touched the user, by one task that coalesces
+"""The `balances` stream's state: balances read back from `xch:bal:{user}` after a batch (or
+a deposit or withdrawal) touched the user (ws.streams.balances), by one task that coalesces
 the users touched meanwhile; only the assets that changed since the last message are sent.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
 from redis.exceptions import RedisError
 
 from ws import protocol
-from ws.feeds import MarketFeed
 from ws.hub import Hub, topic_of
 from ws.protocol import Stream
-from ws.render import Renderer
 from xch import keys
 from xch.money import format_minor
-from xch.schemas import (
-    Event,
-    Funds,
-    OrderAccepted,
-    OrderDone,
-    OrderRejected,
-    OrderTriggered,
-    Trade,
-)
 
 log = logging.getLogger(__name__)
 
-ORDERS = Stream("orders")
 BALANCES = Stream("balances")
-_RENDER: dict[type, Callable[[Renderer, Any], dict[str, Any]]] = {
-    OrderAccepted: Renderer.order_accepted,
-    OrderDone: Renderer.order_done,
-    OrderRejected: Renderer.order_rejected,
-}
 Balances = dict[str, tuple[int, int]]
 """asset -> (free, locked) in minor units."""
 
@@ -53,38 +33,6 @@ class Private:
         self.pending: set[str] = set()
         self.wake = asyncio.Event()
         self.running = True
-
-    # ---- orders -------------------------------------------------------------------------
-
-    def on_events(self, feed: MarketFeed, events: list[Event]) -> None:
-        """Order updates for the users who follow theirs (rendered only then)."""
-        render = feed.render
-        for event in events:
-            if isinstance(event, Trade):
-                if self._follows(event.maker_user):
-                    self._order(event.maker_user, render.fill(event, taker=False))
-                if self._follows(event.taker_user):
-                    self._order(event.taker_user, render.fill(event, taker=True))
-                self.touched(event.maker_user)
-                self.touched(event.taker_user)
-            elif isinstance(event, OrderAccepted | OrderDone | OrderRejected):
-                if self._follows(event.user):
-                    self._order(event.user, _RENDER[type(event)](render, event))
-                self.touched(event.user)
-            elif isinstance(event, OrderTriggered):
-                # A trigger moves no funds: the trades and the end that follow do.
-                if self._follows(event.user):
-                    self._order(event.user, render.order_triggered(event))
-            elif isinstance(event, Funds):
-                self.touched(event.user)
-
-    def _follows(self, user: str) -> bool:
-        return self.hub.has_subscribers(topic_of(ORDERS, user))
-
-    def _order(self, user: str, payload: dict[str, Any]) -> None:
-        self.hub.publish(topic_of(ORDERS, user), protocol.data(ORDERS.name, payload))
-
-    # ---- balances -----------------------------------------------------------------------
 
     def touched(self, user: str) -> None:
         if self.hub.has_subscribers(topic_of(BALANCES, user)):

@@ -6,22 +6,14 @@ LIST_SUBSCRIPTIONS, AUTH, PING. It is answered with `{"result": R, "id": ID}` or
 Stream data arrives as `{"stream": NAME, "data": {...}}`; notices as `{"event": ..., ...}`.
 """
 
-import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 import orjson
 
-from xch.market import INTERVAL_PATTERN
-
-PUBLIC_KINDS = ("trade", "depth", "ticker")
-PRIVATE_STREAMS = ("orders", "balances", "portfolio")
-DEPTH_SPEED = "100ms"
-"""`depth@M@100ms`: the changes of up to 100 ms in one diff (fewer messages, as Binance's)."""
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "AUTH", "PING")
 MAX_ID_LENGTH = 64
-_INTERVAL = re.compile(INTERVAL_PATTERN)
 
 
 class ErrorCode(IntEnum):
@@ -54,7 +46,9 @@ class Request:
 @dataclass(frozen=True, slots=True)
 class Stream:
     """A stream a connection can subscribe to: public (`market` set) or private (`orders`,
-    `balances`). Names are case-insensitive; `name` is the canonical, lower-case form."""
+    `balances`). Names are case-insensitive; `name` is the canonical, lower-case form,
+    `KIND@MARKET[@OPTION]` (a kind named otherwise subclasses this: ws.streams.kline).
+    ws.streams has the kinds."""
 
     kind: str
     market: str = ""
@@ -65,8 +59,6 @@ class Stream:
     def name(self) -> str:
         if not self.market:
             return self.kind
-        if self.kind == "kline":
-            return f"kline_{self.interval}@{self.market}"
         suffix = f"@{self.interval}" if self.interval else ""
         return f"{self.kind}@{self.market}{suffix}"
 
@@ -78,28 +70,6 @@ class Stream:
     def topic(self) -> str:
         """What the hub fans out by (a public stream's name; ws.binance's streams differ)."""
         return self.name
-
-
-def parse_stream(text: Any) -> Stream:
-    if not isinstance(text, str) or len(text) > 128:
-        raise ProtocolError(ErrorCode.INVALID_PARAMS, "a stream name must be a short string")
-    lowered = text.lower()
-    if lowered in PRIVATE_STREAMS:
-        return Stream(lowered)
-    kind, at, rest = lowered.partition("@")
-    market, _, speed = rest.partition("@")
-    if not at or not market:
-        raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
-    if kind == "depth" and speed == DEPTH_SPEED:
-        return Stream(kind, market, speed)
-    if speed:
-        raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
-    if kind in PUBLIC_KINDS:
-        return Stream(kind, market)
-    interval = kind.removeprefix("kline_")
-    if kind.startswith("kline_") and _INTERVAL.fullmatch(interval):
-        return Stream("kline", market, interval)
-    raise ProtocolError(ErrorCode.UNKNOWN_STREAM, f"unknown stream {text!r}")
 
 
 def parse_request(raw: str | bytes) -> Request:
@@ -122,20 +92,6 @@ def _valid_id(value: Any) -> bool:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return True
     return isinstance(value, str) and len(value) <= MAX_ID_LENGTH
-
-
-def stream_params(request: Request) -> list[Stream]:
-    """The streams of a SUBSCRIBE or UNSUBSCRIBE, all valid or none (errors name the first)."""
-    params = request.params
-    if not isinstance(params, list) or not params:
-        raise ProtocolError(
-            ErrorCode.INVALID_PARAMS, "params must be a non-empty list of stream names", request.id
-        )
-    try:
-        return [parse_stream(item) for item in params]
-    except ProtocolError as exc:
-        exc.request_id = request.id
-        raise
 
 
 def result(request_id: Any, value: Any = None) -> str:

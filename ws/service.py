@@ -1,5 +1,6 @@
 """What one ws replica runs besides its connections: a reader per market's events stream, the
-registry watch that starts them, the ticker poll and the funds reader.
+registry watch that starts them, the ticker poll and the funds reader. What they read goes
+to the stream kinds of ws.streams (`Fanout`).
 
 Each replica reads every stream itself (plain XREAD, no consumer group), starting from the
 newest entry, so replicas are independent and a restarted one only needs its clients to
@@ -25,9 +26,10 @@ from ws.metrics import WsMetrics
 from ws.portfolio import PortfolioStream
 from ws.private import Private
 from ws.protocol import Stream
+from ws.streams import Fanout, kind_of
 from xch import keys
 from xch.market import Market
-from xch.schemas import Depth, Event
+from xch.schemas import Depth
 from xch.wire import FIELD_EVENT, decode_events
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Service:
         )
         self.binance = Publisher(self.hub)
         self.binance_users = UserData(self.hub)
+        self.fanout = Fanout(self)
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
         self.ready = False
@@ -91,12 +94,7 @@ class Service:
             task.cancel()
 
     def snapshots(self, stream: Stream, user: str | None) -> list[str]:
-        if stream.kind == "balances" and user is not None:
-            return self.private.snapshot(user)
-        if stream.kind == "portfolio" and user is not None:
-            return self.portfolio.snapshot(user)
-        feed = self.feeds.get(stream.market)
-        return [] if feed is None else feed.snapshots(stream)
+        return kind_of(stream).snapshots(self, stream, user)
 
     # ---- markets ------------------------------------------------------------------------
 
@@ -127,22 +125,15 @@ class Service:
     def add_market(self, market: Market) -> MarketFeed:
         feed = self.feeds.get(market.name)
         if feed is None:
-            feed = MarketFeed(market, self.hub, self.metrics, self.settings.depth_levels)
-            feed.private = self.on_private_events
-            feed.observer = self.binance
+            feed = MarketFeed(
+                market, self.hub, self.metrics, self.settings.depth_levels, self.fanout
+            )
             self.feeds[market.name] = feed
             self.readers[market.name] = self.tasks.create_task(self.read_market(feed))
             rules = feed.rules
             self.private.scales[rules.base] = rules.base_scale
             self.private.scales[rules.quote] = rules.quote_scale
         return feed
-
-    def on_private_events(self, feed: MarketFeed, events: list[Event]) -> None:
-        """A batch's order and balance updates: native streams, the portfolio and Binance's
-        user data."""
-        self.private.on_events(feed, events)
-        self.portfolio.on_events(feed, events)
-        self.binance_users.batch(feed, events)
 
     async def feed(self, name: str) -> MarketFeed | None:
         """The market's feed; a market added to the registry since the last read is looked up
@@ -210,11 +201,7 @@ class Service:
     async def poll_tickers(self) -> None:
         while self.running:
             await asyncio.sleep(self.settings.ticker_seconds)
-            feeds = [
-                f
-                for f in self.feeds.values()
-                if self.hub.has_subscribers(f.stream("ticker")) or self.binance.wants_ticker(f)
-            ]
+            feeds = [f for f in self.feeds.values() if self.fanout.wants_ticker(f)]
             try:
                 await self.refresh_tickers(feeds)
             except RedisError as exc:
@@ -242,8 +229,7 @@ class Service:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
                         user = _text(fields.get(b"u", b""))
-                        self.private.touched(user)
-                        self.portfolio.touched(user)
+                        self.fanout.funds(user)
             except (RedisError, OSError) as exc:
                 log.warning("reading the funds stream failed: %s", exc)
                 await asyncio.sleep(self.settings.retry_seconds)

@@ -19,8 +19,8 @@ from tests.ws.test_streams import fund, limit, start_market
 from ws.config import Settings
 from ws.hub import Client
 from ws.metrics import WsMetrics
-from ws.private import ORDERS
 from ws.service import Service
+from ws.streams.orders import ORDERS
 from xch.auth import issue_token
 from xch.schemas import (
     BUY,
