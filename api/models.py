@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from xch import schemas
 from xch.market import ASSET_PATTERN, NAME_PATTERN
 
 DECIMAL = r"^[0-9]{1,30}(\.[0-9]{1,18})?$"
@@ -12,15 +13,11 @@ Amount = Annotated[str, Field(pattern=DECIMAL, max_length=49, examples=["30000.0
 MarketName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63, examples=["btc-usd"])]
 Asset = Annotated[str, Field(pattern=ASSET_PATTERN, max_length=10, examples=["USD"])]
 ClientOrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")]
-Side = Literal["buy", "sell"]
-OrderType = Literal[
-    "limit", "market", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
-]
-ListLegType = Literal[
-    "limit_maker", "stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"
-]
-TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
-SelfTrade = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
+Side = schemas.Side
+OrderType = schemas.OrderType
+ListLegType = Literal["limit_maker", schemas.StopType]
+TimeInForce = schemas.TimeInForce
+SelfTrade = schemas.StpMode
 Scope = Literal["read", "trade", "admin"]
 # Text that is stored (PostgreSQL text cannot hold NUL) or logged: no control characters.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -266,6 +263,8 @@ class TradeOut(BaseModel):
 
 
 class TickerOut(BaseModel):
+    """`xch.marketdata.Ticker`, field for field (tests/xch/test_contracts.py holds them equal)."""
+
     market: str
     open_time: int
     close_time: int
@@ -281,6 +280,8 @@ class TickerOut(BaseModel):
 
 
 class KlineOut(BaseModel):
+    """`xch.marketdata.Kline`, field for field (tests/xch/test_contracts.py holds them equal)."""
+
     open_time: int
     close_time: int
     open: str

@@ -13,6 +13,7 @@ from api.models import FillOut, OrderIn, OrderOut, QuoteIn, QuoteOut
 from ledger.locks import cost_to_buy, lock_amount, spent_asset
 from xch import keys
 from xch.market import MarketRules
+from xch.marketdata import DepthValue, Levels, decode_depth
 from xch.money import MAX_UNITS, AmountError, format_minor, format_units
 from xch.schemas import (
     BUY,
@@ -30,8 +31,6 @@ from xch.schemas import (
     Place,
     Trade,
 )
-
-Levels = list[tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,19 +189,10 @@ def plan(
 # ---- depth ------------------------------------------------------------------------------
 
 
-class DepthValue(msgspec.Struct):
-    last_update_id: int
-    bids: Levels
-    asks: Levels
-
-
-_depth_decoder = msgspec.msgpack.Decoder(DepthValue)
-
-
 async def read_depth(client: redis.asyncio.Redis, market: str) -> DepthValue:
     """The engine's committed depth (`xch:{M}:depth`); empty before its first commit."""
     raw: Any = await client.get(keys.market_depth(market))
-    return DepthValue(0, [], []) if raw is None else _depth_decoder.decode(raw)
+    return decode_depth(raw)
 
 
 def _walk(

@@ -31,7 +31,7 @@ from tests.engine_service.harness import EngineProcess
 from tests.servers import RedisServer, start_redis
 from xch import keys
 from xch.market import Market
-from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place
+from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place, Side
 from xch.wire import as_text, decode_reply, encode_command
 
 RESULTS = RESULTS_DIR / "engine_service.json"
@@ -206,7 +206,7 @@ def round_trips(url: str, users: list[str], total: int) -> tuple[list[float], fl
     begin = time.perf_counter()
     for n in range(total):
         user = users[rng.randrange(len(users))]
-        side = BUY if rng.random() < 0.5 else SELL
+        side: Side = BUY if rng.random() < 0.5 else SELL
         order = Place(f"o{n}", user, side, LIMIT, 10_000 + rng.randint(-50, 50),
                       rng.randint(1, 100), 0, GTC, DEFAULT_STP, 0)  # fmt: skip
         _, asset, amount = lock_for(order)
@@ -235,7 +235,7 @@ def send_paced(url: str, users: list[str], rate: int, total: int) -> dict[str, f
         delay = begin + n / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        side = BUY if rng.random() < 0.5 else SELL
+        side: Side = BUY if rng.random() < 0.5 else SELL
         price = 10_000 + rng.randint(-50, 50)
         user = users[rng.randrange(len(users))]
         order = Place(

@@ -9,7 +9,7 @@ not yet targeted.
 import random
 from dataclasses import dataclass
 
-from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place
+from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place, Side
 
 MID_TICKS = 10_000
 SPREAD_TICKS = 50
@@ -43,7 +43,7 @@ def standard_workload(orders: int = 200_000, seed: int = 42) -> Workload:
         placed += 1
         order_id = f"o{placed}"
         user = users[rng.randrange(USERS)]
-        side = BUY if rng.random() < 0.5 else SELL
+        side: Side = BUY if rng.random() < 0.5 else SELL
         price = MID_TICKS + rng.randint(-SPREAD_TICKS, SPREAD_TICKS)
         lots = rng.randint(1, MAX_LOTS)
         commands.append(Place(order_id, user, side, LIMIT, price, lots, 0, GTC, DEFAULT_STP, 0))

@@ -23,7 +23,7 @@ from xch.market import Market
 from xch.marketdata import encode_ticker
 from xch.money import minor_unit
 from xch.schemas import Funds
-from xch.wire import FIELD_EVENT, as_text, decode_events
+from xch.wire import FIELD_EVENT, as_text, decode_events, decode_funds_entry
 
 StoreFn = Callable[[list[Entry]], Awaitable[None]]
 
@@ -174,17 +174,17 @@ class Dbproc:
             if not fields:
                 log.error("dbproc: funds entry %s was trimmed before being stored", entry_id)
                 continue
-            asset = fields[b"a"].decode()
+            entry = decode_funds_entry(fields)
             funds = Funds(
                 market="",
-                seq=int(fields[b"s"]),
+                seq=entry.seq,
                 input_id=entry_id,
-                ts=int(fields[b"t"]),
-                user=fields[b"u"].decode(),
-                asset=asset,
-                amount=int(fields[b"n"]),
+                ts=entry.ts,
+                user=entry.user,
+                asset=entry.asset,
+                amount=entry.amount,
             )
-            movements.append((funds, fields[b"r"].decode(), self._asset_unit(asset)))
+            movements.append((funds, entry.reference, self._asset_unit(entry.asset)))
         async with self.pool.acquire() as conn:
             await store_funds(conn, movements)
         self.metrics.batches.labels(keys.FUNDS).inc(len(entries))

@@ -11,6 +11,8 @@ from itertools import islice
 
 from sortedcontainers import SortedList
 
+from xch.schemas import Side
+
 
 class Order:
     """A resting order. `remaining` is in lots; `locked` is what it still holds, in minor
@@ -22,7 +24,7 @@ class Order:
         self,
         order_id: str,
         user: str,
-        side: str,
+        side: Side,
         price: int,
         remaining: int,
         locked: int,

@@ -11,7 +11,7 @@ deposit, withdraw, halt, resume.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from xch.market import MarketRules, Trading
 from xch.money import AmountError
@@ -23,10 +23,14 @@ from xch.schemas import (
     Cancel,
     CancelAll,
     Close,
+    OrderType,
     Place,
     PlaceList,
     ResultCode,
     SetTrading,
+    Side,
+    StpMode,
+    TimeInForce,
 )
 
 
@@ -111,7 +115,9 @@ def _amount(raw: dict[str, Any], key: str, convert: Any, code: ResultCode) -> in
 
 
 def _place(raw: dict[str, Any], rules: MarketRules) -> Place:
-    order_type = _text(raw, "type", LIMIT)
+    # The words are passed on unchecked (cast): the engine itself refuses an unknown side,
+    # type, time in force or STP mode, with the rejection a replay expects.
+    order_type = cast(OrderType, _text(raw, "type", LIMIT))
     if order_type == MARKET and raw.get("price") is not None:
         raise CommandError(
             ResultCode.INVALID_PRICE,
@@ -124,13 +130,13 @@ def _place(raw: dict[str, Any], rules: MarketRules) -> Place:
     return Place(
         order_id=_text(raw, "id"),
         user=_text(raw, "user"),
-        side=_text(raw, "side"),
+        side=cast(Side, _text(raw, "side")),
         type=order_type,
         price=_amount(raw, "price", rules.price_to_ticks, ResultCode.INVALID_PRICE),
         qty=_amount(raw, "qty", rules.qty_to_lots, ResultCode.INVALID_QTY),
         quote_qty=_amount(raw, "quote_qty", rules.quote_to_minor, ResultCode.INVALID_QTY),
-        tif=_text(raw, "tif", GTC),
-        stp=_text(raw, "stp", DEFAULT_STP),
+        tif=cast(TimeInForce, _text(raw, "tif", GTC)),
+        stp=cast(StpMode, _text(raw, "stp", DEFAULT_STP)),
         locked=0,
         client_order_id=_text(raw, "client_order_id") if "client_order_id" in raw else "",
         stop_price=_amount(raw, "stop_price", rules.price_to_ticks, ResultCode.INVALID_STOP_PRICE),

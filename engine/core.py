@@ -15,6 +15,7 @@ from engine.book import BookSide, Order
 from engine.stops import StopBook, StopOrder, reached
 from ledger.locks import lock_amount
 from xch.market import MarketRules, Trading
+from xch.money import BPS
 from xch.schemas import (
     BUY,
     CANCELED,
@@ -58,12 +59,14 @@ from xch.schemas import (
     PlaceList,
     ResultCode,
     SetTrading,
+    Side,
+    StpMode,
+    TimeInForce,
     Trade,
 )
 
 TRADING_STATES = frozenset(state.value for state in Trading)
 ENABLED = Trading.ENABLED.value
-BPS = 10_000
 
 
 class Engine:
@@ -182,7 +185,7 @@ class Engine:
     def _accept(
         self,
         cmd: Place,
-        tif: str,
+        tif: TimeInForce,
         locked: int,
         order_list: PlaceList | None,
         input_id: str,
@@ -212,7 +215,7 @@ class Engine:
             )
         )
 
-    def _execute(self, cmd: Place, tif: str, locked: int, input_id: str, ts: int) -> None:
+    def _execute(self, cmd: Place, tif: TimeInForce, locked: int, input_id: str, ts: int) -> None:
         """Match an accepted limit or market order, then rest it or end it."""
         order_id, user, side, price = cmd.order_id, cmd.user, cmd.side, cmd.price
         is_limit = cmd.type == LIMIT
@@ -250,7 +253,7 @@ class Engine:
         self,
         order_id: str,
         user: str,
-        side: str,
+        side: Side,
         status: str,
         reason: str,
         filled: int,
@@ -380,7 +383,7 @@ class Engine:
             return ResultCode.STOP_WOULD_TRIGGER
         return None
 
-    def _crosses(self, side: str, price: int) -> bool:
+    def _crosses(self, side: Side, price: int) -> bool:
         if side == BUY:
             return self.asks.best is not None and self.asks.best <= price
         return self.bids.best is not None and self.bids.best >= price
@@ -422,7 +425,9 @@ class Engine:
         """Place an OCO list for which `locked` minor units were locked (its own ignored)."""
         code = self.check_list(cmd, locked)
         if code is not None:
-            refused = [(leg.order_id, leg.side) for leg in cmd.legs] or [("", "")]
+            refused: list[tuple[str, str]] = [(leg.order_id, leg.side) for leg in cmd.legs] or [
+                ("", "")
+            ]
             for number, (order_id, side) in enumerate(refused):
                 unlocked = locked if number == 0 else 0
                 self.refuse(order_id, cmd.user, side, "place_list", code, unlocked, input_id, ts)
@@ -530,7 +535,7 @@ class Engine:
         else:
             self._execute(order, tif, stop.need, input_id, ts)
 
-    def _cannot_execute(self, order: Place, tif: str, locked: int) -> str:
+    def _cannot_execute(self, order: Place, tif: TimeInForce, locked: int) -> str:
         """Why a triggered order ends at once (a post-only limit that would take, a
         fill-or-kill that cannot fill), or ""."""
         if tif == POST_ONLY and self._crosses(order.side, order.price):
@@ -545,11 +550,11 @@ class Engine:
         self,
         order_id: str,
         user: str,
-        side: str,
+        side: Side,
         limit: int | None,
         wanted: int,
         budget: int,
-        stp: str,
+        stp: StpMode,
         input_id: str,
         ts: int,
     ) -> tuple[int, int, int, bool]:
@@ -837,7 +842,7 @@ class Engine:
         return events
 
 
-def _effective_tif(cmd: Place) -> str:
+def _effective_tif(cmd: Place) -> TimeInForce:
     """A market or stop-market order never rests: GTC means IOC for it."""
     if cmd.tif == GTC and cmd.type != LIMIT and cmd.type not in STOP_LIMIT_TYPES:
         return IOC

@@ -35,6 +35,7 @@ from ledger.scripts import script_source
 from runtime.pause import pause
 from xch import keys
 from xch.market import MarketRules
+from xch.marketdata import DepthValue, encode_depth
 from xch.schemas import BUY, SELL, Event, Place, PlaceList, ResultCode
 from xch.wire import Reply, decode_command, encode_events, encode_reply
 
@@ -324,12 +325,12 @@ class EngineService:
 
     def _depth_value(self) -> bytes:
         engine = self.engine
-        return msgspec.msgpack.encode(
-            {
-                "last_update_id": engine.depth_update_id,
-                "bids": engine.bids.depth(self.depth_levels),
-                "asks": engine.asks.depth(self.depth_levels),
-            }
+        return encode_depth(
+            DepthValue(
+                engine.depth_update_id,
+                engine.bids.depth(self.depth_levels),
+                engine.asks.depth(self.depth_levels),
+            )
         )
 
     # ---- snapshots ----------------------------------------------------------------------

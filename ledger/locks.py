@@ -5,13 +5,13 @@ expects."""
 from collections.abc import Iterable
 
 from xch.market import MarketRules
+from xch.money import BPS
 from xch.schemas import BUY, LIMIT, STOP_LIMIT_TYPES, STOP_TYPES, Place
 
 STOP_MARKET_BUY_ALLOWANCE_BPS = 500
 """A stop-market buy by quantity cannot know its cost until it triggers: it locks its
 quantity at the stop price plus this allowance (5%) for the price moving on, and spends no
 more than that once triggered (what it cannot buy within it expires)."""
-BPS = 10_000
 
 
 def spent_asset(rules: MarketRules, side: str) -> str:

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xch.market import Market, MarketRules
-from xch.money import minor_unit, to_units
+from xch.money import BPS, minor_unit, to_units
 from xch.schemas import BUY, SELL
 
-BPS = 10_000
 SCALE = 1_000_000
 """Fixed-point scale of the estimators (fair price in millionths of a tick)."""
 

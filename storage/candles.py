@@ -14,6 +14,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from storage.klines import ORIGIN
+
 CandleTrade = tuple[int, datetime, Decimal, Decimal, Decimal]
 """(trade id, time, price, quantity, quote quantity)."""
 
@@ -95,7 +97,7 @@ async def add_trades(conn: asyncpg.Connection, market: str, trades: Iterable[Can
 
 REBUILD = (
     "INSERT INTO candles_1m "
-    "SELECT market, date_bin(INTERVAL '1 minute', ts, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS b, "
+    f"SELECT market, date_bin(INTERVAL '1 minute', ts, {ORIGIN}) AS b, "
     "min(trade_id), (array_agg(price ORDER BY trade_id))[1], max(price), min(price), "
     "max(trade_id), (array_agg(price ORDER BY trade_id DESC))[1], "
     "sum(qty), sum(quote_qty), count(*) "

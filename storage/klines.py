@@ -10,8 +10,9 @@ with the columns bucket, open, high, low, close, volume, quote_volume, trades:
   with the trades: storage.candles), `date_bin` grouping them for longer intervals, backed by
   one expression index per interval length, shared by every market.
 
-Buckets start at 2000-01-03 00:00 UTC plus whole intervals (TimescaleDB's default origin, a
-Monday, so weekly candles start on Mondays). Within a bucket, trades are ordered by trade id.
+Buckets start at 2000-01-03 00:00 UTC plus whole intervals (`xch.marketdata.KLINE_ORIGIN`:
+TimescaleDB's default origin, a Monday, so weekly candles start on Mondays). Within a bucket,
+trades are ordered by trade id.
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -24,10 +25,11 @@ import asyncpg
 import orjson
 
 from xch.market import Market
-from xch.marketdata import Kline, Ticker, interval_seconds
+from xch.marketdata import KLINE_ORIGIN, Kline, Ticker, interval_seconds
 from xch.money import format_decimal
 
-ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
+ORIGIN = f"TIMESTAMPTZ '{KLINE_ORIGIN:%Y-%m-%d %H:%M:%S}+00'"
+"""`xch.marketdata.KLINE_ORIGIN` as an SQL literal."""
 COLUMNS = "bucket, open, high, low, close, volume, quote_volume, trades"
 
 

@@ -12,7 +12,7 @@ A list's `listStatus` follows its legs' reports, with the list's client id from 
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -35,6 +35,10 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderTriggered,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
     Trade,
 )
 
@@ -113,14 +117,15 @@ class UserData:
 
     # ---- orders -------------------------------------------------------------------------
 
-    def _tracked(self, feed: MarketFeed, order_id: str, user: str, side: str, ts: int) -> Tracked:
+    def _tracked(self, feed: MarketFeed, order_id: str, user: str, side: Side, ts: int) -> Tracked:
         """The order as tracked; one accepted before this replica started is known by its id,
-        user and side only."""
+        user and side only (its type, time in force and STP mode are reported empty)."""
         tracked = self.orders.get(order_id)
         if tracked is None:
             unknown = OrderAccepted(
                 market=feed.name, seq=0, input_id="", ts=ts, order_id=order_id, user=user,
-                side=side, type="", tif="", stp="", price=0, qty=0, quote_qty=0, locked=0,
+                side=side, type=cast(OrderType, ""), tif=cast(TimeInForce, ""),
+                stp=cast(StpMode, ""), price=0, qty=0, quote_qty=0, locked=0,
             )  # fmt: skip
             tracked = self.orders[order_id] = Tracked(unknown, working_since=ts)
         return tracked

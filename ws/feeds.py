@@ -23,29 +23,26 @@ from ws.hub import Hub
 from ws.metrics import WsMetrics
 from ws.render import Candle, Renderer
 from xch.market import Market
-from xch.marketdata import Kline, Ticker, decode_ticker, interval_seconds
+from xch.marketdata import (
+    KLINE_ORIGIN_MS,
+    Kline,
+    Ticker,
+    decode_depth,
+    decode_ticker,
+    interval_seconds,
+)
 from xch.money import AmountError, format_decimal, parse_decimal
 from xch.schemas import Depth, Event, Trade
 
-ORIGIN_MS = 946_857_600_000
-"""2000-01-03 00:00 UTC: where kline buckets start (storage/klines.py)."""
 RECENT_TRADES = 100_000
 MERGE_SECONDS = 0.1
 
 log = logging.getLogger(__name__)
 
 
-class DepthKey(msgspec.Struct):
-    """The engine's `xch:{M}:depth` value (MessagePack)."""
-
-    last_update_id: int
-    bids: list[tuple[int, int]]
-    asks: list[tuple[int, int]]
-
-
 def bucket_start(ts: int, interval: str) -> int:
     length = interval_seconds(interval) * 1000
-    return ts - (ts - ORIGIN_MS) % length
+    return ts - (ts - KLINE_ORIGIN_MS) % length
 
 
 def fold(candle: Candle | None, interval: str, trade: tuple[int, int, int, int, int]) -> Candle:
@@ -126,7 +123,7 @@ class MarketFeed:
     def load_depth(self, raw: bytes | None) -> None:
         """Replace the book with the depth key's value and send every depth subscriber a
         fresh snapshot (the first load sends nothing: there is nobody yet)."""
-        value = DepthKey(0, [], []) if raw is None else msgspec.msgpack.decode(raw, type=DepthKey)
+        value = decode_depth(raw)
         self._snapshots.clear()
         self._drop_merged()
         self.bids = dict(value.bids)

@@ -30,7 +30,7 @@ from ws.streams import Fanout, kind_of
 from xch import keys
 from xch.market import Market
 from xch.schemas import Depth
-from xch.wire import FIELD_EVENT, decode_events
+from xch.wire import FIELD_EVENT, FUNDS_USER, decode_events
 
 log = logging.getLogger(__name__)
 READ_COUNT = 100
@@ -228,7 +228,7 @@ class Service:
                 for _, entries in reply:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
-                        user = _text(fields.get(b"u", b""))
+                        user = _text(fields.get(FUNDS_USER, b""))
                         self.fanout.funds(user)
             except (RedisError, OSError) as exc:
                 log.warning("reading the funds stream failed: %s", exc)

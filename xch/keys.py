@@ -80,8 +80,8 @@ def listen_key(key: str) -> str:
 
 
 FUNDS = f"{PREFIX}funds"
-"""Stream of every deposit and withdrawal (fields s seq, u user, a asset, n signed amount in
-minor units, r reference, t Unix ms), written by the funds script, read by dbproc."""
+"""Stream of every deposit and withdrawal (`xch.wire.FundsEntry`, fields `xch.wire.FUNDS_*`),
+written by the funds script, read by dbproc and ws."""
 
 FUNDS_SEQ = f"{PREFIX}funds:seq"
 """Counter behind the funds stream's gap-free sequence numbers."""

@@ -15,6 +15,8 @@ from typing import ParamSpec, TypeVar
 MAX_SCALE = 18
 MAX_UNITS = 2**63 - 1
 MAX_TEXT = 64
+BPS = 10_000
+"""Basis points in a whole: fee rates, allowances and spreads are given in bps."""
 
 # Wide enough for any MAX_TEXT-character decimal times any unit; rounding would be a bug.
 EXACT = Context(prec=200, traps=[InvalidOperation, Inexact])

@@ -7,37 +7,48 @@ encodable as JSON or MessagePack; consumers deduplicate by (market, seq).
 """
 
 from enum import IntEnum
+from typing import Final, Literal, get_args
 
 import msgspec
 
-BUY = "buy"
-SELL = "sell"
-SIDES = (BUY, SELL)
+# Each closed set of words is a Literal, so that strict mypy checks every producer and
+# msgspec refuses any other value when it decodes; the tuples list the same sets for runtime
+# checks, and the api's request models use the same Literals.
 
-LIMIT = "limit"
-MARKET = "market"
+Side = Literal["buy", "sell"]
+BUY: Final = "buy"
+SELL: Final = "sell"
+SIDES: tuple[Side, ...] = get_args(Side)
+
 # Stop orders wait, hidden, until the last trade price reaches their stop price, then become
 # a market order (STOP_LOSS, TAKE_PROFIT) or a limit order (the *_LIMIT types).
-STOP_LOSS = "stop_loss"
-STOP_LOSS_LIMIT = "stop_loss_limit"
-TAKE_PROFIT = "take_profit"
-TAKE_PROFIT_LIMIT = "take_profit_limit"
-STOP_TYPES = (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT)
-STOP_LIMIT_TYPES = (STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT)
-ORDER_TYPES = (LIMIT, MARKET, *STOP_TYPES)
+StopType = Literal["stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"]
+OrderType = Literal["limit", "market", StopType]
+LIMIT: Final = "limit"
+MARKET: Final = "market"
+STOP_LOSS: Final = "stop_loss"
+STOP_LOSS_LIMIT: Final = "stop_loss_limit"
+TAKE_PROFIT: Final = "take_profit"
+TAKE_PROFIT_LIMIT: Final = "take_profit_limit"
+STOP_TYPES: tuple[StopType, ...] = get_args(StopType)
+STOP_LIMIT_TYPES: tuple[StopType, ...] = (STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT)
+ORDER_TYPES: tuple[OrderType, ...] = get_args(OrderType)
 
-GTC = "GTC"
-IOC = "IOC"
-FOK = "FOK"
-POST_ONLY = "POST_ONLY"
-TIMES_IN_FORCE = (GTC, IOC, FOK, POST_ONLY)
+TimeInForce = Literal["GTC", "IOC", "FOK", "POST_ONLY"]
+GTC: Final = "GTC"
+IOC: Final = "IOC"
+FOK: Final = "FOK"
+POST_ONLY: Final = "POST_ONLY"
+TIMES_IN_FORCE: tuple[TimeInForce, ...] = get_args(TimeInForce)
 
-STP_NONE = "NONE"
-STP_EXPIRE_TAKER = "EXPIRE_TAKER"
-STP_EXPIRE_MAKER = "EXPIRE_MAKER"
-STP_EXPIRE_BOTH = "EXPIRE_BOTH"
-STP_MODES = (STP_NONE, STP_EXPIRE_TAKER, STP_EXPIRE_MAKER, STP_EXPIRE_BOTH)
-DEFAULT_STP = STP_EXPIRE_MAKER
+StpMode = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
+"""Self-trade prevention: what happens when an order would trade with its own user's."""
+STP_NONE: Final = "NONE"
+STP_EXPIRE_TAKER: Final = "EXPIRE_TAKER"
+STP_EXPIRE_MAKER: Final = "EXPIRE_MAKER"
+STP_EXPIRE_BOTH: Final = "EXPIRE_BOTH"
+STP_MODES: tuple[StpMode, ...] = get_args(StpMode)
+DEFAULT_STP: Final = STP_EXPIRE_MAKER
 
 FILLED = "filled"
 CANCELED = "canceled"
@@ -54,7 +65,7 @@ REASON_POST_ONLY = "post_only_would_cross"  # a triggered post-only stop-limit w
 REASON_FOK = "fok_unfillable"  # a triggered fill-or-kill stop-limit could not fill at once
 
 
-def triggers_on_rise(order_type: str, side: str) -> bool:
+def triggers_on_rise(order_type: OrderType, side: Side) -> bool:
     """Whether a stop order triggers when the last price rises to its stop price (a buy
     stop-loss, a sell take-profit) rather than when it falls to it (the other two)."""
     is_loss = order_type in (STOP_LOSS, STOP_LOSS_LIMIT)
@@ -103,13 +114,13 @@ class Place(_Record, frozen=True, tag="place"):
 
     order_id: str
     user: str
-    side: str
-    type: str
+    side: Side
+    type: OrderType
     price: int
     qty: int
     quote_qty: int
-    tif: str
-    stp: str
+    tif: TimeInForce
+    stp: StpMode
     locked: int
     client_order_id: str = ""
     """The trader's own id for the order (the api keeps it unique per user); echoed in
@@ -163,10 +174,10 @@ class OrderAccepted(_Record, frozen=True, tag="order_accepted"):
     ts: int
     order_id: str
     user: str
-    side: str
-    type: str
-    tif: str
-    stp: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    stp: StpMode
     price: int
     qty: int
     quote_qty: int
@@ -189,7 +200,7 @@ class OrderTriggered(_Record, frozen=True, tag="order_triggered"):
     ts: int
     order_id: str
     user: str
-    side: str
+    side: Side
     stop_price: int
     last_price: int
 
@@ -231,7 +242,7 @@ class Trade(_Record, frozen=True, tag="trade"):
     maker_user: str
     taker_order: str
     taker_user: str
-    taker_side: str
+    taker_side: Side
     maker_fee: int
     taker_fee: int
     taker_unlocked: int
@@ -246,7 +257,7 @@ class OrderDone(_Record, frozen=True, tag="order_done"):
     ts: int
     order_id: str
     user: str
-    side: str
+    side: Side
     status: str
     reason: str
     filled_qty: int

@@ -12,8 +12,13 @@ lock-and-enqueue script in one atomic step with the lock itself:
 An entry of `xch:{M}:events` is one committed batch: one field `e` holding the batch's events
 in seq order (`encode_events`), so a consumer sees a batch whole or not at all. A reply on
 `xch:reply:{api}` is a `Reply`: the input id and every event that command produced.
+
+An entry of the funds stream (`xch:funds`) is one deposit or withdrawal, written by the funds
+script atomically with the balance change and read by dbproc and ws: `FundsEntry`, its
+fields named by the `FUNDS_*` constants below.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -27,6 +32,14 @@ FIELD_LOCKED = b"l"
 FIELD_REPLY = b"r"
 FIELD_EVENT = b"e"
 
+# The fields of a funds stream entry, as ledger/lua/funds.lua writes them (its XADD).
+FUNDS_SEQ = b"s"
+FUNDS_USER = b"u"
+FUNDS_ASSET = b"a"
+FUNDS_AMOUNT = b"n"
+FUNDS_REFERENCE = b"r"
+FUNDS_TIME = b"t"
+
 
 class Reply(msgspec.Struct, frozen=True):
     input_id: str
@@ -37,6 +50,31 @@ _encoder = msgspec.msgpack.Encoder()
 _command_decoder = msgspec.msgpack.Decoder(Command)
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
 _reply_decoder = msgspec.msgpack.Decoder(Reply)
+
+
+class FundsEntry(msgspec.Struct, frozen=True):
+    """A deposit (positive `amount`) or withdrawal (negative), in minor units of `asset`;
+    `seq` is gap-free over the stream (`xch.keys.FUNDS_SEQ`), `reference` the caller's free
+    text, `ts` Unix milliseconds."""
+
+    seq: int
+    user: str
+    asset: str
+    amount: int
+    reference: str
+    ts: int
+
+
+def decode_funds_entry(fields: Mapping[bytes, bytes]) -> FundsEntry:
+    """A funds stream entry's fields (as a Redis client without decoding returns them)."""
+    return FundsEntry(
+        seq=int(fields[FUNDS_SEQ]),
+        user=fields[FUNDS_USER].decode(),
+        asset=fields[FUNDS_ASSET].decode(),
+        amount=int(fields[FUNDS_AMOUNT]),
+        reference=fields[FUNDS_REFERENCE].decode(),
+        ts=int(fields[FUNDS_TIME]),
+    )
 
 
 def encode_command(command: Command) -> bytes:

@@ -16,13 +16,12 @@ from api.routes import ERRORS
 from storage import portfolio as stored
 from storage.klines import fetch_klines
 from xch.market import Market
-from xch.marketdata import interval_seconds
+from xch.marketdata import KLINE_ORIGIN, interval_seconds
 from xch.money import format_decimal, format_minor
 from xch.portfolio import Rate, history, view
 
 router = APIRouter(tags=["portfolio"], responses=ERRORS)
 
-ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 """Where kline buckets start (storage.klines): history buckets are aligned the same way."""
 
 
@@ -133,7 +132,7 @@ async def portfolio_history(
     seconds = interval_seconds(interval)
     step = timedelta(seconds=seconds)
     now = datetime.now(UTC)
-    current = ORIGIN + step * ((now - ORIGIN) // step)
+    current = KLINE_ORIGIN + step * ((now - KLINE_ORIGIN) // step)
     start, end = current - step * (limit - 1), current + step
     scales = await state.registry.asset_scales()
     moves = await stored.moves(state.db, user.user_id, seconds, start, end, scales)

@@ -21,6 +21,7 @@ if type(supply) == 'table' then
   return {0, 'amount_too_large'}
 end
 local seq = redis.call('INCR', KEYS[4])
+-- The entry's field names are xch.wire's FUNDS_* constants (FundsEntry), which dbproc and ws read.
 redis.call('XADD', KEYS[3], '*', 's', seq, 'u', ARGV[3], 'a', ARGV[1], 'n', ARGV[2],
   'r', ARGV[4], 't', ARGV[5])
 return {1, redis.call('HGET', KEYS[1], field)}

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import msgspec
 import yaml
@@ -40,9 +40,14 @@ from xch.schemas import (
     OrderDone,
     OrderRejected,
     OrderTriggered,
+    OrderType,
     Place,
     PlaceList,
     SetTrading,
+    Side,
+    StopType,
+    StpMode,
+    TimeInForce,
     Trade,
 )
 
@@ -54,12 +59,22 @@ BTC_USD_YAML = ROOT / "examples" / "markets" / "btc-usd.yaml"
 FUNDED_USERS = ("u1", "u2", "u3")
 USERS = (*FUNDED_USERS, "u4")  # u4 starts with nothing
 
-SIDES = ("buy", "sell")
-LIMIT_TIFS = ("GTC", "GTC", "IOC", "FOK", "POST_ONLY")
-MARKET_TIFS = ("GTC", "IOC", "FOK")
-STPS = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+SIDES: tuple[Side, ...] = ("buy", "sell")
+LIMIT_TIFS: tuple[TimeInForce, ...] = ("GTC", "GTC", "IOC", "FOK", "POST_ONLY")
+MARKET_TIFS: tuple[TimeInForce, ...] = ("GTC", "IOC", "FOK")
+STPS: tuple[StpMode, ...] = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
+# Words outside the schema's Literals (so cast), which the engine must refuse.
+BAD_SIDE = cast(Side, "hold")
+BAD_TYPE = cast(OrderType, "stop")
+BAD_TIF = cast(TimeInForce, "GTD")
+BAD_STP = cast(StpMode, "BOGUS")
 STATES = ("Enabled",) * 6 + ("CancelOnly", "Halted")
-STOP_TYPES = ("stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit")
+STOP_TYPES: tuple[StopType, ...] = (
+    "stop_loss",
+    "stop_loss_limit",
+    "take_profit",
+    "take_profit_limit",
+)
 KINDS = (
     ("limit",) * 8
     + ("market",) * 3
@@ -230,13 +245,13 @@ class Generator:
         return Place(
             order_id=self.order_id(user),
             user=user,
-            side=self.pick(SIDES, ("hold",), 40),
-            type=self.pick(("limit",), ("stop",), 60),
+            side=self.pick(SIDES, (BAD_SIDE,), 40),
+            type=self.pick(("limit",), (BAD_TYPE,), 60),
             price=price,
             qty=qty,
             quote_qty=self.quote_amount(2) if self.rare(60) else 0,
-            tif=self.pick(LIMIT_TIFS, ("GTD",), 40),
-            stp=self.pick(STPS, ("BOGUS",), 40),
+            tif=self.pick(LIMIT_TIFS, (BAD_TIF,), 40),
+            stp=self.pick(STPS, (BAD_STP,), 40),
             locked=0,
         )
 
@@ -261,7 +276,7 @@ class Generator:
             qty=qty,
             quote_qty=quote_qty,
             tif=self.pick(MARKET_TIFS, ("POST_ONLY",), 30),
-            stp=self.pick(STPS, ("BOGUS",), 40),
+            stp=self.pick(STPS, (BAD_STP,), 40),
             locked=0,
         )
 
@@ -306,12 +321,12 @@ class Generator:
     def leg(
         self,
         user: str,
-        side: str,
-        order_type: str,
+        side: Side,
+        order_type: OrderType,
         price: int,
         qty: int,
         stop_price: int,
-        tif: str = "GTC",
+        tif: TimeInForce = "GTC",
     ) -> Place:
         return Place(
             order_id=self.order_id(user),

@@ -50,6 +50,7 @@ from xch.schemas import (
     OrderTriggered,
     Place,
     PlaceList,
+    Side,
     Trade,
 )
 
@@ -444,7 +445,7 @@ def test_engine_never_spends_more_than_an_order_locked(
     st.integers(-50, 50).filter(bool),
 )
 def test_engine_refuses_a_limit_order_locking_the_wrong_amount(
-    side: str, price: int, qty: int, delta: int
+    side: Side, price: int, qty: int, delta: int
 ) -> None:
     """The engine alone: a limit order must lock exactly what it needs; less is
     insufficient_funds, more is refused too, and the refusal gives everything back."""

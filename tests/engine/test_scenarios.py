@@ -21,7 +21,7 @@ zeroed (`norm`), except depth events, whose update ids are seqs.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -75,10 +75,14 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    OrderType,
     Place,
     PlaceList,
     ResultCode,
     SetTrading,
+    Side,
+    StpMode,
+    TimeInForce,
     Trade,
 )
 
@@ -117,14 +121,14 @@ def test_the_easy_market_has_easy_numbers() -> None:
 def accepted(
     order_id: str,
     user: str,
-    side: str,
+    side: Side,
     price: int,
     qty: int,
     locked: int,
     *,
-    type: str = LIMIT,
-    tif: str = GTC,
-    stp: str = DEFAULT_STP,
+    type: OrderType = LIMIT,
+    tif: TimeInForce = GTC,
+    stp: StpMode = DEFAULT_STP,
     quote_qty: int = 0,
     market: str = M,
 ) -> OrderAccepted:
@@ -155,7 +159,7 @@ def trade(
     quote: int,
     maker: tuple[str, str],
     taker: tuple[str, str],
-    taker_side: str,
+    taker_side: Side,
     maker_fee: int,
     taker_fee: int,
     taker_unlocked: int = 0,
@@ -184,16 +188,18 @@ def trade(
 
 
 def filled(
-    order_id: str, user: str, side: str, qty: int, unlocked: int, *, market: str = M
+    order_id: str, user: str, side: Side, qty: int, unlocked: int, *, market: str = M
 ) -> OrderDone:
     return OrderDone(market, 0, "", 0, order_id, user, side, FILLED, REASON_NONE, qty, unlocked)
 
 
-def expired(order_id: str, user: str, side: str, reason: str, qty: int, unlocked: int) -> OrderDone:
+def expired(
+    order_id: str, user: str, side: Side, reason: str, qty: int, unlocked: int
+) -> OrderDone:
     return OrderDone(M, 0, "", 0, order_id, user, side, EXPIRED, reason, qty, unlocked)
 
 
-def canceled(order_id: str, user: str, side: str, qty: int, unlocked: int) -> OrderDone:
+def canceled(order_id: str, user: str, side: Side, qty: int, unlocked: int) -> OrderDone:
     return OrderDone(M, 0, "", 0, order_id, user, side, CANCELED, REASON_USER, qty, unlocked)
 
 
@@ -333,13 +339,13 @@ class Harness:
         self,
         order_id: str,
         user: str,
-        side: str,
+        side: Side,
         price: int = 0,
         qty: int = 0,
         *,
-        type: str = LIMIT,
-        tif: str = GTC,
-        stp: str = DEFAULT_STP,
+        type: OrderType = LIMIT,
+        tif: TimeInForce = GTC,
+        stp: StpMode = DEFAULT_STP,
         quote_qty: int = 0,
     ) -> list[Event]:
         return self.submit(Place(order_id, user, side, type, price, qty, quote_qty, tif, stp, 0))
@@ -1499,7 +1505,7 @@ def test_insufficient_funds_changes_nothing() -> None:
 def test_engine_refuses_a_lock_that_is_not_exactly_what_the_order_needs() -> None:
     engine = Engine(EASY)
 
-    def place(locked: int, side: str = BUY) -> list[Event]:
+    def place(locked: int, side: Side = BUY) -> list[Event]:
         engine.process(Place("o", "bob", side, LIMIT, 100, 2, 0, GTC, DEFAULT_STP, locked), "i", 0)
         return [norm(event) for event in engine.take_events()]
 
@@ -1521,7 +1527,7 @@ def test_engine_refuses_bad_places_directly() -> None:
         (Place("o", "bob", BUY, LIMIT, 100, 0, 0, GTC, DEFAULT_STP, 0), ResultCode.INVALID_QTY),
         (Place("o", "bob", SELL, LIMIT, 100, -1, 0, GTC, DEFAULT_STP, 0), ResultCode.INVALID_QTY),
         (
-            Place("o", "bob", "up", LIMIT, 100, 1, 0, GTC, DEFAULT_STP, 0),
+            Place("o", "bob", cast(Side, "up"), LIMIT, 100, 1, 0, GTC, DEFAULT_STP, 0),
             ResultCode.INVALID_COMMAND,
         ),
         (Place("o", "", BUY, LIMIT, 100, 1, 0, GTC, DEFAULT_STP, 0), ResultCode.INVALID_COMMAND),

@@ -8,7 +8,7 @@ exactly what the order it becomes needs and an OCO list's two legs together what
 locked, and no stop the last price has reached is left waiting.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -52,10 +52,13 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderTriggered,
+    OrderType,
     Place,
     PlaceList,
     ResultCode,
     SetTrading,
+    Side,
+    TimeInForce,
 )
 
 M = EASY.name
@@ -65,13 +68,13 @@ replace = msgspec.structs.replace
 def stop(
     order_id: str,
     user: str,
-    side: str,
-    order_type: str,
+    side: Side,
+    order_type: OrderType,
     stop_price: int,
     qty: int = 0,
     price: int = 0,
     *,
-    tif: str = GTC,
+    tif: TimeInForce = GTC,
     quote_qty: int = 0,
 ) -> Place:
     return Place(
@@ -90,7 +93,7 @@ def stop(
 
 
 def stop_accepted(
-    order: Place, locked: int, *, tif: str | None = None, list_id: str = ""
+    order: Place, locked: int, *, tif: TimeInForce | None = None, list_id: str = ""
 ) -> OrderAccepted:
     base = accepted(
         order.order_id,
@@ -106,17 +109,17 @@ def stop_accepted(
     return replace(base, stop_price=order.stop_price, list_id=list_id)
 
 
-def triggered(order_id: str, user: str, side: str, stop_price: int, last: int) -> OrderTriggered:
+def triggered(order_id: str, user: str, side: Side, stop_price: int, last: int) -> OrderTriggered:
     return OrderTriggered(M, 0, "", 0, order_id, user, side, stop_price, last)
 
 
 def ended(
-    order_id: str, user: str, side: str, status: str, reason: str, unlocked: int
+    order_id: str, user: str, side: Side, status: str, reason: str, unlocked: int
 ) -> OrderDone:
     return OrderDone(M, 0, "", 0, order_id, user, side, status, reason, 0, unlocked)
 
 
-def limit_maker(order_id: str, user: str, side: str, price: int, qty: int) -> Place:
+def limit_maker(order_id: str, user: str, side: Side, price: int, qty: int) -> Place:
     return Place(order_id, user, side, LIMIT, price, qty, 0, POST_ONLY, DEFAULT_STP, 0)
 
 
@@ -370,7 +373,7 @@ def test_a_stop_the_last_price_already_reached_is_refused_and_unlocked() -> None
         (stop("x", "alice", SELL, STOP_LOSS, 90, 1, quote_qty=5), ResultCode.INVALID_QTY),
         (stop("x", "alice", SELL, STOP_LOSS, 90, quote_qty=5), ResultCode.INVALID_COMMAND),
         (
-            stop("x", "alice", SELL, STOP_LOSS_LIMIT, 90, 1, 90, tif="DAY"),
+            stop("x", "alice", SELL, STOP_LOSS_LIMIT, 90, 1, 90, tif=cast(TimeInForce, "DAY")),
             ResultCode.INVALID_COMMAND,
         ),
         (
@@ -527,7 +530,7 @@ def test_close_cancels_stops_and_lists_too() -> None:
 # ---- OCO lists ------------------------------------------------------------------------------
 
 
-def stop_leg(order_id: str, stop_price: int, qty: int = 2, *, side: str = SELL) -> Place:
+def stop_leg(order_id: str, stop_price: int, qty: int = 2, *, side: Side = SELL) -> Place:
     return stop(order_id, "alice", side, STOP_LOSS, stop_price, qty)
 
 

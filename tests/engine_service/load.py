@@ -42,6 +42,7 @@ from xch.schemas import (
     MARKET,
     POST_ONLY,
     SELL,
+    SIDES,
     STP_EXPIRE_BOTH,
     STP_EXPIRE_MAKER,
     STP_EXPIRE_TAKER,
@@ -55,6 +56,9 @@ from xch.schemas import (
     OrderDone,
     OrderRejected,
     Place,
+    Side,
+    StpMode,
+    TimeInForce,
     Trade,
 )
 from xch.wire import as_text, decode_command
@@ -63,7 +67,12 @@ T = TypeVar("T")
 UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 MID = 3_000_000
 """30000.00 in ticks of 0.01: the price the load trades around."""
-STP_WEIGHTS = ((STP_EXPIRE_MAKER, 6), (STP_NONE, 2), (STP_EXPIRE_TAKER, 1), (STP_EXPIRE_BOTH, 1))
+STP_WEIGHTS: tuple[tuple[StpMode, int], ...] = (
+    (STP_EXPIRE_MAKER, 6),
+    (STP_NONE, 2),
+    (STP_EXPIRE_TAKER, 1),
+    (STP_EXPIRE_BOTH, 1),
+)
 Balances = dict[str, dict[str, tuple[int, int]]]
 
 
@@ -211,7 +220,7 @@ class Load:
         return f"o{self.seed}-{self._orders}"
 
     def limit(
-        self, user: str, side: str, tif: str = GTC, price: int | None = None, qty: int = 0
+        self, user: str, side: Side, tif: TimeInForce = GTC, price: int | None = None, qty: int = 0
     ) -> Place:
         rng = self.rng
         if price is None:
@@ -221,7 +230,7 @@ class Load:
         qty = qty or rng.randint(1, 20)
         return Place(self.order_id(), user, side, LIMIT, price, qty, 0, tif, stp, 0)
 
-    def market(self, user: str, side: str, qty: int = 0, quote_qty: int = 0) -> Place:
+    def market(self, user: str, side: Side, qty: int = 0, quote_qty: int = 0) -> Place:
         if not quote_qty:
             qty = qty or self.rng.randint(1, 30)
         return Place(self.order_id(), user, side, MARKET, 0, qty, quote_qty, IOC, STP_NONE, 0)
@@ -230,7 +239,7 @@ class Load:
         """One random action of one random user."""
         rng = self.rng
         user = rng.choice(self.names)
-        side = rng.choice((BUY, SELL))
+        side = rng.choice(SIDES)
         roll = rng.random()
         if roll < 0.42:
             await self.place(self.limit(user, side))

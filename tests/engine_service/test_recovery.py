@@ -51,6 +51,7 @@ from xch.schemas import (
     OrderRejected,
     Place,
     SetTrading,
+    Side,
     Trade,
 )
 
@@ -123,7 +124,7 @@ async def test_snapshots_trim_the_input_and_a_restart_carries_on_the_book(
     assert len(makers & before) >= 5
 
 
-def limit(order_id: str, user: str, side: str, price: int, qty: int) -> Place:
+def limit(order_id: str, user: str, side: Side, price: int, qty: int) -> Place:
     return Place(order_id, user, side, LIMIT, price, qty, 0, GTC, STP_EXPIRE_MAKER, 0)
 
 

@@ -8,6 +8,7 @@ gateway's scripts plus an in-process engine service committing batches, and thro
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 import redis.asyncio
@@ -23,7 +24,7 @@ from ledger.locks import lock_amount
 from tests.engine_service.harness import EXAMPLE, load_rules
 from tests.servers import RedisServer
 from xch import keys
-from xch.schemas import BUY, SELL, Cancel, CancelAll, Place
+from xch.schemas import BUY, SELL, Cancel, CancelAll, Place, Side, StpMode, TimeInForce
 
 RULES = load_rules(EXAMPLE)
 USERS = ("ann", "ben", "cat")
@@ -63,9 +64,12 @@ def order_for(op: tuple[object, ...], order_id: str) -> Place:
     _, user, side, price, qty, kind, stp = op
     assert isinstance(user, str) and isinstance(side, str)
     assert isinstance(price, int) and isinstance(qty, int) and isinstance(stp, str)
+    # `places` draws the side, time in force and STP mode from the schema's words.
+    buy_or_sell, mode = cast(Side, side), cast(StpMode, stp)
     if kind == "market":
-        return Place(order_id, user, side, "market", 0, qty, 0, "IOC", stp, 0)
-    return Place(order_id, user, side, "limit", price, qty, 0, str(kind), stp, 0)
+        return Place(order_id, user, buy_or_sell, "market", 0, qty, 0, "IOC", mode, 0)
+    tif = cast(TimeInForce, kind)
+    return Place(order_id, user, buy_or_sell, "limit", price, qty, 0, tif, mode, 0)
 
 
 async def run_both(url: str, ops: list[tuple[object, ...]]) -> None:

@@ -28,6 +28,7 @@ from xch.schemas import (
     OrderDone,
     OrderRejected,
     Place,
+    Side,
     Trade,
 )
 from xch.wire import decode_reply
@@ -35,7 +36,7 @@ from xch.wire import decode_reply
 StartEngine = Callable[..., EngineProcess]
 
 
-def limit(order_id: str, user: str, side: str, price: int, qty: int) -> Place:
+def limit(order_id: str, user: str, side: Side, price: int, qty: int) -> Place:
     return Place(order_id, user, side, "limit", price, qty, 0, "GTC", "EXPIRE_MAKER", 0)
 
 

@@ -26,8 +26,11 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderTriggered,
+    OrderType,
     Place,
     PlaceList,
+    Side,
+    TimeInForce,
 )
 
 StartEngine = Callable[..., EngineProcess]
@@ -36,12 +39,12 @@ StartEngine = Callable[..., EngineProcess]
 def order(
     order_id: str,
     user: str,
-    side: str,
-    kind: str,
+    side: Side,
+    kind: OrderType,
     price: int,
     qty: int,
     *,
-    tif: str = "GTC",
+    tif: TimeInForce = "GTC",
     stop_price: int = 0,
 ) -> Place:
     return Place(

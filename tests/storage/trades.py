@@ -12,13 +12,12 @@ import yaml
 from dbproc.rows import TRADE_COLUMNS
 from storage import candles
 from xch.market import Market
-from xch.marketdata import Kline, interval_seconds
+from xch.marketdata import KLINE_ORIGIN, Kline, interval_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKET = Market.model_validate(
     yaml.safe_load((ROOT / "examples" / "markets" / "btc-usd.yaml").read_text())
 )
-ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 START = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
 
 Trade = tuple[int, datetime, Decimal, Decimal, Decimal]
@@ -80,12 +79,12 @@ def expected_klines(trades: list[Trade], interval: str) -> list[Kline]:
     seconds = interval_seconds(interval)
     buckets: dict[int, list[Trade]] = defaultdict(list)
     for trade in trades:
-        offset = int((trade[1] - ORIGIN).total_seconds()) // seconds
+        offset = int((trade[1] - KLINE_ORIGIN).total_seconds()) // seconds
         buckets[offset].append(trade)
     klines = []
     for offset in sorted(buckets):
         group = sorted(buckets[offset])
-        open_time = int((ORIGIN + timedelta(seconds=offset * seconds)).timestamp() * 1000)
+        open_time = int((KLINE_ORIGIN + timedelta(seconds=offset * seconds)).timestamp() * 1000)
         klines.append(
             Kline(
                 open_time=open_time,

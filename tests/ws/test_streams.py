@@ -22,13 +22,13 @@ from xch import keys
 from xch.auth import issue_token
 from xch.market import MarketRules
 from xch.money import format_minor, format_units
-from xch.schemas import BUY, SELL, Cancel, Place, Trade
+from xch.schemas import BUY, SELL, SIDES, Cancel, Place, Side, Trade
 
 USD, BTC = 10**12, 10**10  # deposits: 1,000,000 USD and 100 BTC in minor units
 MID = 3_000_000  # 30000.00 in ticks
 
 
-def limit(order_id: str, user: str, side: str, price: int, qty: int) -> Place:
+def limit(order_id: str, user: str, side: Side, price: int, qty: int) -> Place:
     return Place(order_id, user, side, "limit", price, qty, 0, "GTC", "EXPIRE_MAKER", 0)
 
 
@@ -104,7 +104,7 @@ async def random_flow(gateway: Gateway, rules: MarketRules, users: list[str], co
             order_id, user = placed.pop(rng.randrange(len(placed)))
             entry = await gateway.submit(rules.name, Cancel(order_id, user), user)
         else:
-            user, side = rng.choice(users), rng.choice((BUY, SELL))
+            user, side = rng.choice(users), rng.choice(SIDES)
             price = MID + rng.randint(-40, 40) + (10 if side == SELL else -10)
             order = limit(f"o{n}", user, side, price, rng.randint(1, 30))
             placed.append((order.order_id, user))
