@@ -21,6 +21,19 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("explore", deadline=None, print_blob=True, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+TESTS = Path(__file__).resolve().parent
+# Folders whose tests need what only `make test` builds (markers in pyproject.toml): the
+# Go-built control plane and helm, or Chromium. `make test-fast` deselects them.
+FOLDER_MARKERS = {"operator": "kube", "helm": "kube", "frontend": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(TESTS):
+            marker = FOLDER_MARKERS.get(item.path.relative_to(TESTS).parts[0])
+            if marker is not None:
+                item.add_marker(marker)
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
