@@ -132,7 +132,7 @@ bench-dbproc: $(STAMP) deps-system
 # Built from source through the Go module proxy (tools/envtest/*/go.mod pins the versions) into
 # a cache that outlives this clone, with Go's module and build caches beside it, so the slow
 # cold build (see README) happens once per machine. A no-op when both binaries exist.
-# tests/kube.py finds them at the same path, or where EXCHANGE_ENVTEST_BIN says.
+# tests/harness/kube.py finds them at the same path, or where EXCHANGE_ENVTEST_BIN says.
 # tools/envtest/versions names the build (and its cache directory); change it with go.mod.
 ENVTEST_VERSIONS := $(shell cat tools/envtest/versions)
 ENVTEST_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/exchange/envtest

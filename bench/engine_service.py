@@ -27,8 +27,8 @@ from bench.report import write_result
 from bench.workload import USERS, standard_workload
 from engine.gateway import Gateway
 from engine.scripts import as_text, script_source
-from tests.engine_service.harness import EngineProcess
-from tests.servers import RedisServer, start_redis
+from tests.harness.engine import EngineProcess
+from tests.harness.servers import RedisServer, start_redis
 from xch import keys
 from xch.market import Market
 from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place

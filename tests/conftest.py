@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio
 from hypothesis import settings
 
-from tests.servers import PostgresServer, RedisServer, start_postgres, start_redis
+from tests.harness.servers import PostgresServer, RedisServer, start_postgres, start_redis
 
 # Property tests are deterministic by default: the same examples on every run and machine.
 # HYPOTHESIS_PROFILE=explore draws fresh random examples instead.

@@ -10,7 +10,8 @@ import httpx
 import redis.asyncio
 
 from engine.scripts import as_text
-from tests.api.stack import Stack, Trader, funded
+from tests.harness.api import Trader, funded
+from tests.harness.stacks import Stack
 from xch import keys
 
 USERS = 16

@@ -30,7 +30,7 @@ from engine.ledger import Ledger
 from engine.risk import lock_amount, spent_asset
 from engine.scripts import as_text
 from engine.store import InputEntry, MarketStore, stream_id_key
-from tests.engine_service.harness import read_events
+from tests.harness.engine import read_events
 from xch import keys
 from xch.market import MarketRules
 from xch.schemas import (

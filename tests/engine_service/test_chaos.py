@@ -24,8 +24,8 @@ import redis.asyncio
 
 from engine.scripts import as_text
 from engine.store import stream_id_key
-from tests.engine_service.harness import EngineProcess, child_pids, load_rules, wait_applied
 from tests.engine_service.load import Load, verify
+from tests.harness.engine import EngineProcess, child_pids, load_rules, wait_applied
 from xch import keys
 from xch.schemas import Depth, OrderAccepted, OrderRejected, Trade
 

@@ -21,14 +21,9 @@ import redis.asyncio
 
 from engine.scripts import as_text
 from engine.store import BatchRecord, MarketStore, Snapshot
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    wait_applied,
-    write_manifest,
-)
 from tests.engine_service.load import Load, verify
-from tests.services import http_status
+from tests.harness.engine import EngineProcess, load_rules, wait_applied, write_manifest
+from tests.harness.processes import http_status
 from xch import keys
 from xch.schemas import Cancel, OrderRejected
 from xch.wire import encode_events

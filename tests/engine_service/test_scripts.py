@@ -20,8 +20,8 @@ from engine.replay import ReplaySession
 from engine.risk import lock_amount
 from engine.service import EngineService
 from engine.store import BatchRecord, MarketStore
-from tests.engine_service.harness import EXAMPLE, load_rules
-from tests.servers import RedisServer
+from tests.harness.engine import EXAMPLE, load_rules
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.schemas import BUY, SELL, Cancel, CancelAll, Place
 

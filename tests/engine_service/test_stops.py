@@ -13,13 +13,7 @@ from engine.commands import FundsRequest
 from engine.gateway import Gateway
 from engine.replay import ReplaySession
 from engine.risk import list_lock
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    place,
-    read_events,
-    wait_applied,
-)
+from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
 from xch.schemas import (
     BUY,
     SELL,
