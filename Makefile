@@ -11,7 +11,7 @@ PIP_VERSION := 26.3
 PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps-system venv pglite lint fmt test bench bench-engine bench-engine-service bench-dbproc \
+.PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
 	bench-ws bench-api up down status clean envtest-bin bench-operator helm-bin images kind-e2e
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
 
@@ -63,6 +63,11 @@ fmt: $(STAMP)
 
 test: lint deps-system deps-chromium envtest-bin helm-bin $(PGLITE_STAMP) frontend frontend-unit
 	$(BIN)/pytest
+
+# The inner loop: lint, then the tests that need neither Go (the envtest control plane, helm)
+# nor Chromium, i.e. all but the `kube` and `browser` markers (tests/conftest.py sets them).
+test-fast: lint deps-system $(PGLITE_STAMP)
+	$(BIN)/pytest -m "not kube and not browser"
 
 # ---- frontend/: Next.js static export (Node 20 from the machine, packages from package-lock.json)
 
@@ -127,7 +132,7 @@ bench-dbproc: $(STAMP) deps-system
 # Built from source through the Go module proxy (tools/envtest/*/go.mod pins the versions) into
 # a cache that outlives this clone, with Go's module and build caches beside it, so the slow
 # cold build (see README) happens once per machine. A no-op when both binaries exist.
-# tests/kube.py finds them at the same path, or where EXCHANGE_ENVTEST_BIN says.
+# tests/harness/kube.py finds them at the same path, or where EXCHANGE_ENVTEST_BIN says.
 # tools/envtest/versions names the build (and its cache directory); change it with go.mod.
 ENVTEST_VERSIONS := $(shell cat tools/envtest/versions)
 ENVTEST_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/exchange/envtest

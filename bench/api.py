@@ -36,10 +36,10 @@ import yaml
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
 from ledger.gateway import Gateway
-from tests.api.stack import ApiProcess, create_database, market_manifest, prepare_database
-from tests.dbproc.harness import DbprocProcess
-from tests.engine_service.harness import EngineProcess, child_pids
-from tests.servers import start_postgres, start_redis
+from tests.harness.api import ApiProcess, create_database, market_manifest, prepare_database
+from tests.harness.dbproc import DbprocProcess
+from tests.harness.engine import EngineProcess, child_pids
+from tests.harness.servers import start_postgres, start_redis
 from xch import keys
 from xch.market import Market
 
@@ -213,9 +213,7 @@ async def make_keys(url: str, redis_url: str, count: int) -> list[Key]:
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     redis_server = start_redis(workdir / "redis")
-    redis_process = redis_server._slot.process
-    assert redis_process is not None
-    redis_pid = redis_process.pid
+    redis_pid = redis_server.pid
     # Its own directory: as root, PostgreSQL runs as another user, who must own it.
     postgres = start_postgres(Path(tempfile.mkdtemp(prefix="xch-bench-pg-")))
     processes: list[Any] = []
@@ -246,7 +244,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         api.start()
         await engine.wait_ready()
         await dbproc.wait_ready()
-        await asyncio.to_thread(api.wait_ready)
+        await api.wait_ready()
         made = await make_keys(api.url, redis_server.url, args.connections)
         connections = [await Connection.open(api.port, key) for key in made]
         assert api.process and engine.process and dbproc.process
@@ -272,7 +270,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         return result
     finally:
         for process in reversed(processes):
-            (process.stop if isinstance(process, ApiProcess) else process.terminate)()
+            process.terminate()
         postgres.stop()
         shutil.rmtree(postgres.base_dir, ignore_errors=True)
         redis_server.stop()

@@ -44,7 +44,7 @@ from bench.workload import standard_workload
 from storage import candles
 from storage.klines import fetch_klines, provision_on, relation_name
 from storage.migrate import upgrade
-from tests.servers import PostgresServer, start_postgres, start_redis
+from tests.harness.servers import PostgresServer, start_postgres, start_redis
 from xch import keys
 from xch.schemas import Trade
 from xch.wire import FIELD_EVENT, encode_events

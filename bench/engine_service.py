@@ -27,8 +27,8 @@ from bench.report import write_result
 from bench.workload import USERS, standard_workload
 from ledger.gateway import Gateway
 from ledger.scripts import script_source
-from tests.engine_service.harness import EngineProcess
-from tests.servers import RedisServer, start_redis
+from tests.harness.engine import EngineProcess
+from tests.harness.servers import RedisServer, start_redis
 from xch import keys
 from xch.market import Market
 from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, SELL, Cancel, Place, Side

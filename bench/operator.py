@@ -22,8 +22,8 @@ from typing import Any
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
 from storage.migrate import upgrade_sync
-from tests.kube import VERSIONS_FILE, start_control_plane
-from tests.operator.harness import (
+from tests.harness.kube import VERSIONS_FILE, start_control_plane
+from tests.harness.operator import (
     Kube,
     install_crd,
     market_manifest,
@@ -31,7 +31,7 @@ from tests.operator.harness import (
     operator_identity,
     start_operator,
 )
-from tests.servers import start_postgres, start_redis
+from tests.harness.servers import start_postgres, start_redis
 
 RESULTS = RESULTS_DIR / "operator.json"
 NAMESPACE = "bench"
@@ -114,7 +114,7 @@ def run(workdir: Path, runs: int, count: int) -> dict[str, Any]:
         }
     finally:
         if operator is not None:
-            operator.stop()
+            operator.terminate()
         plane.stop()
         postgres.stop()
         shutil.rmtree(postgres.base_dir, ignore_errors=True)

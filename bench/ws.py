@@ -26,8 +26,8 @@ import uvloop
 from bench.engine_service import MANIFEST, fresh_funded_users, send_paced, start_engine
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
-from tests.servers import start_redis
-from tests.ws.harness import WsProcess
+from tests.harness.servers import start_redis
+from tests.harness.ws import WsProcess
 from xch import keys
 from xch.market import Market
 from xch.schemas import Depth, Trade

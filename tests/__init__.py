@@ -1,1 +1,1 @@
-"""The project's tests; tests/servers.py starts the real Redis and PostgreSQL they use."""
+"""The project's tests; tests/harness/ starts the real servers and services they run against."""

@@ -13,13 +13,26 @@ import pytest
 import redis.asyncio
 from hypothesis import settings
 
-from tests.servers import PostgresServer, RedisServer, start_postgres, start_redis
+from tests.harness.servers import PostgresServer, RedisServer, start_postgres, start_redis
 
 # Property tests are deterministic by default: the same examples on every run and machine.
 # HYPOTHESIS_PROFILE=explore draws fresh random examples instead.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None, print_blob=True, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+TESTS = Path(__file__).resolve().parent
+# Folders whose tests need what only `make test` builds (markers in pyproject.toml): the
+# Go-built control plane and helm, or Chromium. `make test-fast` deselects them.
+FOLDER_MARKERS = {"operator": "kube", "helm": "kube", "frontend": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(TESTS):
+            marker = FOLDER_MARKERS.get(item.path.relative_to(TESTS).parts[0])
+            if marker is not None:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from decimal import Decimal
 import asyncpg
 import redis.asyncio
 
-from tests.servers import PostgresServer, RedisServer
+from tests.harness.servers import PostgresServer, RedisServer
 
 
 async def test_redis_set_get_round_trip(redis_client: redis.asyncio.Redis) -> None:

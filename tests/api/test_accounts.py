@@ -9,7 +9,8 @@ import httpx
 import orjson
 import redis.asyncio
 
-from tests.api.stack import ADMIN_EMAIL, JWT_SECRET, Stack, funded, signed_headers, signup
+from tests.harness.api import ADMIN_EMAIL, JWT_SECRET, funded, signed_headers, signup
+from tests.harness.stacks import Stack
 from xch import keys
 from xch.auth import issue_token
 

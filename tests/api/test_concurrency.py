@@ -9,7 +9,8 @@ import time
 import httpx
 import redis.asyncio
 
-from tests.api.stack import Stack, Trader, funded
+from tests.harness.api import Trader, funded
+from tests.harness.stacks import Stack
 from xch import keys
 from xch.wire import as_text
 

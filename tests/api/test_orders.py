@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from tests.api.stack import funded, limit
+from tests.harness.api import funded, limit
 
 
 async def test_limit_orders_trade_partially_and_cancel(http: httpx.AsyncClient) -> None:

@@ -15,8 +15,9 @@ import pytest
 import redis
 import yaml
 
-from tests.api.stack import ApiProcess, Stack, market_manifest, signup
-from tests.servers import RedisServer, start_redis
+from tests.harness.api import ApiProcess, market_manifest, signup
+from tests.harness.servers import RedisServer, start_redis
+from tests.harness.stacks import Stack
 from xch import keys
 from xch.market import Market
 
@@ -41,10 +42,10 @@ def api_on_own_redis(stack: Stack, own_redis: RedisServer, tmp_path: Path) -> It
     api = ApiProcess(own_redis.url, stack.database_url, tmp_path / "api.log")
     api.start()
     try:
-        api.wait_ready()
+        api.wait_ready_blocking()
         yield api
     finally:
-        api.stop()
+        api.terminate()
 
 
 async def _ready(http: httpx.AsyncClient, timeout: float = 20) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.api.stack import Stack, Trader, funded, limit
+from tests.harness.api import Trader, funded, limit
+from tests.harness.stacks import Stack
 
 
 async def _eventually(trader: Trader, path: str, done: Any, **params: Any) -> dict[str, Any]:

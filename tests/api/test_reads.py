@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import httpx
 
-from tests.api.stack import Stack, funded, limit
+from tests.harness.api import funded, limit
+from tests.harness.stacks import Stack
 
 
 async def test_orders_history_and_fills(http: httpx.AsyncClient, stack: Stack) -> None:

@@ -19,7 +19,8 @@ from schemathesis.checks import (
 
 from api.config import Settings
 from api.main import create_app
-from tests.api.stack import JWT_SECRET, Stack
+from tests.harness.api import JWT_SECRET
+from tests.harness.stacks import Stack
 
 CHECKS = [
     not_a_server_error,

@@ -11,7 +11,8 @@ import redis.asyncio
 
 from api.errors import ApiError
 from api.ratelimit import RateLimiter
-from tests.api.stack import ApiProcess, Stack, signup
+from tests.harness.api import ApiProcess, signup
+from tests.harness.stacks import Stack
 
 
 @pytest.fixture
@@ -28,10 +29,10 @@ def strict_api(stack: Stack, tmp_path: Path) -> Iterator[ApiProcess]:
     )
     api.start()
     try:
-        api.wait_ready()
+        api.wait_ready_blocking()
         yield api
     finally:
-        api.stop()
+        api.terminate()
 
 
 async def test_per_user_rate_limit_with_retry_after(strict_api: ApiProcess) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.api.stack import Stack, Trader, funded, limit
+from tests.harness.api import Trader, funded, limit
+from tests.harness.stacks import Stack
 
 STOP_TYPES = ("stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit")
 

@@ -12,7 +12,7 @@ import pytest
 from binance.client import Client
 
 from tests.api.conftest import stack
-from tests.api.stack import Stack
+from tests.harness.stacks import Stack
 
 __all__ = ["stack"]
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from binance.exceptions import BinanceAPIException
 
-from tests.api.stack import Stack
 from tests.binance.conftest import Account, binance_client
+from tests.harness.stacks import Stack
 
 Accounts = Callable[..., Account]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from binance.exceptions import BinanceAPIException
 
-from tests.api.stack import Stack
 from tests.binance.conftest import Account
+from tests.harness.stacks import Stack
 
 Accounts = Callable[..., Account]
 

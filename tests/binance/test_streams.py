@@ -21,9 +21,9 @@ from binance.ws.depthcache import DepthCacheManager
 from binance.ws.streams import BinanceSocketManager
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.api.stack import Stack
 from tests.binance.conftest import Account
-from tests.ws.harness import WsProcess
+from tests.harness.stacks import Stack
+from tests.harness.ws import WsProcess
 
 Accounts = Callable[..., Account]
 Book = dict[str, dict[str, str]]

@@ -12,11 +12,11 @@ import redis.asyncio
 import yaml
 
 from storage.klines import provision_on
-from tests.dbproc.harness import DbprocProcess, stream_events, wait_stored
-from tests.engine_service.harness import EXAMPLE, EngineProcess, load_rules
 from tests.engine_service.load import Load
-from tests.servers import PostgresServer, RedisServer
-from tests.services import http_get
+from tests.harness.dbproc import DbprocProcess, wait_stored
+from tests.harness.engine import EXAMPLE, EngineProcess, load_rules, read_events
+from tests.harness.processes import http_get
+from tests.harness.servers import PostgresServer, RedisServer
 from xch import keys
 from xch.market import Market
 from xch.marketdata import decode_ticker
@@ -74,7 +74,7 @@ async def assert_stored_exactly_once(
     client: redis.asyncio.Redis, database: str, load: Load
 ) -> None:
     await wait_stored(client, database, MARKET.name)
-    events = await stream_events(client, MARKET.name)
+    events = await read_events(client, MARKET.name)
     conn = await asyncpg.connect(database)
     try:
         spans = await conn.fetch(
@@ -136,7 +136,7 @@ async def test_ticker_is_kept_in_redis(
     stack()
     await run_load(load, 400)
     await wait_stored(redis_client, database, MARKET.name)
-    trades = [e for e in await stream_events(redis_client, MARKET.name) if isinstance(e, Trade)]
+    trades = [e for e in await read_events(redis_client, MARKET.name) if isinstance(e, Trade)]
     assert trades
     for _ in range(100):
         raw = await redis_client.get(keys.market_ticker(MARKET.name))

@@ -14,7 +14,7 @@ from ledger.reference import EXTERNAL_ACCOUNT
 from storage.klines import utc_from_ms
 from storage.migrate import upgrade
 from tests.engine.strategies import BTC_USD, Driver, seeded
-from tests.servers import PostgresServer
+from tests.harness.servers import PostgresServer
 from tests.storage.conftest import create_database, drop_database
 from xch.market import Market
 from xch.money import minor_unit

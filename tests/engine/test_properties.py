@@ -28,6 +28,7 @@ from engine.snapshot import (
 )
 from ledger.reference import Ledger
 from tests.engine.brute import BookRow, BruteMatcher
+from tests.engine.scenarios.common import check_stops
 from tests.engine.strategies import (
     BTC_USD,
     COARSE,
@@ -38,7 +39,6 @@ from tests.engine.strategies import (
     scenarios,
     seeded,
 )
-from tests.engine.test_scenarios import check_stops
 from xch.market import MarketRules
 from xch.schemas import (
     FEE_ACCOUNT,

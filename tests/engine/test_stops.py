@@ -1,8 +1,8 @@
 """Hand-computed scenarios for stop orders and OCO lists (docs/engine.md, "Stop orders").
 
-The market and the harness are test_scenarios.py's: ABC/XYZ, 1 lot = 100 ABC minor units,
-1 tick x 1 lot = 100 XYZ minor units, maker 10 bps, taker 20 bps, fees rounded up; after
-every command the harness checks the invariants, including the hidden-funds one: what each
+The market and the harness are tests/engine/scenarios/common.py's: ABC/XYZ, 1 lot = 100 ABC
+minor units, 1 tick x 1 lot = 100 XYZ minor units, maker 10 bps, taker 20 bps, fees rounded
+up; after every command the harness checks the invariants, including the hidden-funds one: what each
 user has locked equals what their open orders and waiting stops hold, a lone stop holding
 exactly what the order it becomes needs and an OCO list's two legs together what the list
 locked, and no stop the last price has reached is left waiting.
@@ -16,7 +16,7 @@ import pytest
 from engine.core import Engine
 from engine.snapshot import dump_engine, load_engine, state_hash
 from ledger.locks import list_lock, lock_amount
-from tests.engine.test_scenarios import (
+from tests.engine.scenarios.common import (
     EASY,
     Harness,
     accepted,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_service.harness import EngineProcess, write_manifest
-from tests.servers import RedisServer
+from tests.harness.engine import EngineProcess, write_manifest
+from tests.harness.servers import RedisServer
 
 # Assertions in the shared verification module report their operands, as in test modules.
 pytest.register_assert_rewrite("tests.engine_service.load")

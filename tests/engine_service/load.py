@@ -29,7 +29,7 @@ from engine.store import InputEntry, MarketStore, stream_id_key
 from ledger.gateway import FundsError, Gateway
 from ledger.locks import lock_amount, spent_asset
 from ledger.reference import Ledger
-from tests.engine_service.harness import read_events
+from tests.harness.engine import read_events
 from xch import keys
 from xch.market import MarketRules
 from xch.schemas import (

@@ -23,8 +23,8 @@ from pathlib import Path
 import redis.asyncio
 
 from engine.store import stream_id_key
-from tests.engine_service.harness import EngineProcess, child_pids, load_rules, wait_applied
 from tests.engine_service.load import Load, verify
+from tests.harness.engine import EngineProcess, child_pids, load_rules, wait_applied
 from xch import keys
 from xch.schemas import Depth, OrderAccepted, OrderRejected, Trade
 from xch.wire import as_text

@@ -10,9 +10,9 @@ from pathlib import Path
 import redis.asyncio
 
 from ledger.gateway import Balance, Gateway
-from tests.engine_service.harness import load_rules, place, read_events
-from tests.servers import RedisServer
-from tests.services import ROOT
+from tests.harness.engine import load_rules, place, read_events
+from tests.harness.processes import ROOT
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.schemas import BUY, Close, OrderDone, Place
 from xch.wire import as_text

@@ -20,14 +20,9 @@ from typing import Any
 import redis.asyncio
 
 from engine.store import BatchRecord, MarketStore, Snapshot
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    wait_applied,
-    write_manifest,
-)
 from tests.engine_service.load import Load, verify
-from tests.services import http_status
+from tests.harness.engine import EngineProcess, load_rules, wait_applied, write_manifest
+from tests.harness.processes import http_status
 from xch import keys
 from xch.schemas import Cancel, OrderRejected
 from xch.wire import as_text, encode_events

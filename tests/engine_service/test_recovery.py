@@ -18,12 +18,6 @@ import redis.asyncio
 
 from engine.snapshot import engine_state, load_engine
 from engine.store import MarketStore, Snapshot, stream_id_key
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    read_events,
-    wait_applied,
-)
 from tests.engine_service.load import (
     MID,
     Load,
@@ -32,7 +26,8 @@ from tests.engine_service.load import (
     trades_after,
     verify,
 )
-from tests.services import http_get
+from tests.harness.engine import EngineProcess, load_rules, read_events, wait_applied
+from tests.harness.processes import http_get
 from xch import keys
 from xch.schemas import (
     BUY,

@@ -20,13 +20,6 @@ import redis.exceptions
 
 from engine.store import MarketStore, stream_id_key
 from ledger.gateway import Gateway
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    place,
-    read_events,
-    wait_applied,
-)
 from tests.engine_service.load import (
     MID,
     Load,
@@ -36,7 +29,8 @@ from tests.engine_service.load import (
     verify,
 )
 from tests.engine_service.proxy import ReplyLosingProxy, script_sha
-from tests.servers import RedisServer
+from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.schemas import BUY, SELL, Cancel, Depth, Place
 

@@ -21,8 +21,8 @@ from engine.service import EngineService
 from engine.store import BatchRecord, MarketStore
 from ledger.gateway import FundsError, Gateway
 from ledger.locks import lock_amount
-from tests.engine_service.harness import EXAMPLE, load_rules
-from tests.servers import RedisServer
+from tests.harness.engine import EXAMPLE, load_rules
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.schemas import BUY, SELL, Cancel, CancelAll, Place, Side, StpMode, TimeInForce
 

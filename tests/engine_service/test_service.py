@@ -11,14 +11,8 @@ import redis.asyncio
 from engine.commands import FundsRequest
 from engine.replay import ReplaySession
 from ledger.gateway import Gateway
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    place,
-    read_events,
-    wait_applied,
-)
-from tests.services import http_get
+from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
+from tests.harness.processes import http_get
 from xch import keys
 from xch.schemas import (
     BUY,

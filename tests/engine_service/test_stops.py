@@ -13,13 +13,7 @@ from engine.commands import FundsRequest
 from engine.replay import ReplaySession
 from ledger.gateway import Gateway
 from ledger.locks import list_lock
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    place,
-    read_events,
-    wait_applied,
-)
+from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
 from xch.schemas import (
     BUY,
     SELL,

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,22 +33,14 @@ import yaml
 
 from api.orders import new_order_id
 from ledger.gateway import Gateway
-from tests.api.stack import (
-    JWT_SECRET,
-    ApiProcess,
-    create_database,
-    market_manifest,
-    prepare_database,
-)
-from tests.dbproc.harness import DbprocProcess
-from tests.engine_service.harness import EngineProcess, load_rules, place
-from tests.servers import PostgresServer, free_port, start_redis
-from tests.ws.harness import WsProcess
-from xch import keys
-from xch.market import Market
+from tests.harness.api import JWT_SECRET, market_manifest
+from tests.harness.engine import load_rules, place
+from tests.harness.processes import ROOT, Child, free_port, http_status_blocking
+from tests.harness.servers import PostgresServer
+from tests.harness.stacks import running_stack, start_service
+from tests.harness.ws import WsProcess
 from xch.schemas import BUY, GTC, LIMIT, SELL, STP_EXPIRE_MAKER, Place
 
-ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
 NODE = shutil.which("node") or "node"
 CHROMIUM = os.environ.get("EXCHANGE_CHROMIUM", "/usr/bin/chromium")
@@ -65,89 +58,40 @@ class Site:
     manifest: Path
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{url}: server exited: {log.read_text()[-3000:]}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def site(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
 ) -> Iterator[Site]:
     assert (FRONTEND / "out" / "trade" / "index.html").is_file(), "run `make frontend` first"
     directory = tmp_path_factory.mktemp("frontend-stack")
-    redis_server = start_redis(directory / "redis")
-    engine: EngineProcess | None = None
-    dbproc: DbprocProcess | None = None
-    api: ApiProcess | None = None
-    ws: WsProcess | None = None
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        manifest = market_manifest(directory, "btc-usd", "BTC")
-        market = Market.model_validate(yaml.safe_load(manifest.read_text()))
-        client = redis.Redis.from_url(redis_server.url)
-        client.hset(keys.MARKETS, market.name, market.registry_entry())
-        client.close()
-        database_url = asyncio.run(
-            create_database(postgres_server.url, f"frontend_{secrets.token_hex(4)}")
-        )
-        asyncio.run(prepare_database(database_url, [manifest]))
-        engine = EngineProcess(manifest, redis_server.url, directory / "engine.log")
-        engine.start()
-        dbproc = DbprocProcess(redis_server.url, database_url, directory / "dbproc.log")
-        dbproc.start()
-        api = ApiProcess(
-            redis_server.url,
-            database_url,
-            directory / "api.log",
-            # The load step sends 100 orders a second from one address.
-            env={"EXCHANGE_API_RATE_LIMIT_USER": "1000", "EXCHANGE_API_RATE_LIMIT_IP": "5000"},
-        )
-        api.start()
-        ws = WsProcess(
-            redis_server.url,
-            directory / "ws.log",
-            env={"EXCHANGE_JWT_SECRET": JWT_SECRET, "EXCHANGE_WS_POSTGRES_DSN": database_url},
-        )
-        ws.start()
-        asyncio.run(engine.wait_ready())
-        asyncio.run(dbproc.wait_ready())
-        asyncio.run(ws.wait_ready())
-        api.wait_ready()
-        port = free_port()
-        log = directory / "serve.log"
-        with log.open("ab") as out:
-            command = [NODE, "serve.mjs", "--port", str(port), "--api", api.url]
-            command += ["--ws", f"http://127.0.0.1:{ws.port}"]
-            server = subprocess.Popen(
-                command,
-                cwd=FRONTEND,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+    manifest = market_manifest(directory, "btc-usd", "BTC")
+    with ExitStack() as stop:
+        stack = stop.enter_context(
+            running_stack(
+                directory,
+                postgres_server,
+                [manifest],
+                database="frontend",
+                # The load step sends 100 orders a second from one address.
+                api_env={"EXCHANGE_API_RATE_LIMIT_USER": "1000", "EXCHANGE_API_RATE_LIMIT_IP": "5000"},
             )
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url, server, log)
-        yield Site(url, api.url, redis_server.url, manifest)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
-        if ws is not None:
-            ws.terminate()
-        if api is not None:
-            api.stop()
-        for service in (dbproc, engine):
-            if service is not None:
-                service.terminate()
-        redis_server.stop()
+        )
+        ws = WsProcess(
+            stack.redis_url,
+            directory / "ws.log",
+            env={"EXCHANGE_JWT_SECRET": JWT_SECRET, "EXCHANGE_WS_POSTGRES_DSN": stack.database_url},
+        )
+        start_service(stop, ws)
+        asyncio.run(ws.wait_ready())
+        port = free_port()
+        command = [NODE, "serve.mjs", "--port", str(port), "--api", stack.api.url]
+        command += ["--ws", f"http://127.0.0.1:{ws.port}"]
+        server = Child(command, directory / "serve.log", cwd=FRONTEND, new_session=False)
+        server.start()
+        stop.callback(server.stop)
+        # Any answer will do: the server is up.
+        server.wait_until(lambda: http_status_blocking(port, "/") != 0, "serve.mjs", 20, 0.1)
+        yield Site(f"http://127.0.0.1:{port}", stack.api.url, stack.redis_url, manifest)
 
 
 async def drive_book(site: Site, buyer: str, seller: str) -> dict[str, float]:

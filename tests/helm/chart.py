@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from tests.harness.kube import tool_cache
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "exchange"
 PRODUCTION_VALUES = CHART / "values-production.yaml"
@@ -41,8 +43,7 @@ def helm_binary() -> Path:
     override = os.environ.get("EXCHANGE_HELM_BIN")
     if override:
         return Path(override)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(cache) / "exchange" / "envtest" / f"helm-{helm_version()}" / "bin" / "helm"
+    path = tool_cache() / f"helm-{helm_version()}" / "bin" / "helm"
     if not path.exists():
         raise AssertionError(f"{path} is missing: run `make helm-bin`")
     return path

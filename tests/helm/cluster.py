@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.kube import ApiError, Rest
+from tests.harness.kube import ApiError, Rest
 
 FIELD_MANAGER = "exchange-chart-tests"
 

@@ -3,7 +3,6 @@ that the rendered chart is applied to."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from storage.migrate import upgrade_sync
+from tests.harness.kube import ControlPlane, running_control_plane
+from tests.harness.servers import PostgresServer
 from tests.helm.chart import Helm, helm_binary
-from tests.kube import ControlPlane, start_control_plane
-from tests.servers import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -25,15 +24,8 @@ def helm() -> Iterator[Helm]:
 
 @pytest.fixture(scope="session")
 def helm_cluster() -> Iterator[ControlPlane]:
-    base_dir = Path(tempfile.mkdtemp(prefix="xch-helm-kube-"))
-    try:
-        plane = start_control_plane(base_dir)
-        try:
-            yield plane
-        finally:
-            plane.stop()
-    finally:
-        shutil.rmtree(base_dir, ignore_errors=True)
+    with running_control_plane("xch-helm-kube-") as plane:
+        yield plane
 
 
 @pytest.fixture(scope="session")

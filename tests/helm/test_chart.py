@@ -9,6 +9,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from dbproc.config import Settings as DbprocSettings
+from tests.harness.operator import RBAC_FILE
 from tests.helm.chart import (
     EVERYTHING,
     PRODUCTION_VALUES,
@@ -18,7 +19,6 @@ from tests.helm.chart import (
     find,
     pod_specs,
 )
-from tests.operator.harness import RBAC_FILE
 from xch_operator.config import Settings as OperatorSettings
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"

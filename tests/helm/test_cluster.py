@@ -6,7 +6,6 @@ under the chart's own ServiceAccount and RBAC reconciles an example Market; and 
 from __future__ import annotations
 
 import copy
-import urllib.request
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,11 +15,11 @@ import pytest
 import redis.asyncio
 import yaml
 
+from tests.harness.kube import ApiError, ControlPlane, Rest
+from tests.harness.operator import EXAMPLE, Kube, OperatorProcess, wait_for
+from tests.harness.servers import RedisServer
 from tests.helm.chart import CHART, EVERYTHING, PRODUCTION_VALUES, RELEASE, Helm, find, pod_specs
 from tests.helm.cluster import Applier
-from tests.kube import ApiError, ControlPlane, Rest
-from tests.operator.harness import EXAMPLE, Kube, OperatorProcess, wait_for
-from tests.servers import RedisServer
 from xch import keys
 
 NAMESPACE = "exchange"
@@ -155,14 +154,6 @@ def test_example_markets_are_valid(installed: Installed, example: Path) -> None:
     installed.applier.apply(market, NAMESPACE, dry_run=True)
 
 
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 def _chart_operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     deployment = find(objects, "Deployment", f"{RELEASE}-operator")
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -197,11 +188,11 @@ async def test_operator_under_chart_rbac_reconciles_example(
         redis_url=redis_server.url,
         postgres_dsn=storage_dsn,
         log_file=tmp_path / "operator.log",
-        extra_env=chart_env,
+        env=chart_env,
     )
     process.start()
     try:
-        wait_for(lambda: _healthy(process.health_port), timeout=30, what="operator /healthz")
+        process.wait_ready_blocking()  # /healthz
         market = yaml.safe_load(EXAMPLE.read_text())
         name = market["metadata"]["name"]
         installed.applier.apply(market, MARKETS_NAMESPACE)
@@ -225,7 +216,7 @@ async def test_operator_under_chart_rbac_reconciles_example(
     except AssertionError:
         raise AssertionError(f"operator log:\n{process.log_tail()}") from None
     finally:
-        process.stop()
+        process.terminate()
 
 
 def _secret_data(admin: Rest, namespace: str, name: str) -> dict[str, str]:

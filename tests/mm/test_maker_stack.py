@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-import redis
 import yaml
 
-from tests.api.stack import ApiProcess, create_database, funded, prepare_database
-from tests.dbproc.harness import DbprocProcess
-from tests.engine_service.harness import EXAMPLE, EngineProcess
-from tests.servers import PostgresServer, RedisServer, free_port, start_redis
-from tests.services import ROOT
-from xch import keys
+from tests.harness.api import funded
+from tests.harness.engine import EXAMPLE
+from tests.harness.mm import MakerProcess
+from tests.harness.servers import PostgresServer
+from tests.harness.stacks import Stack, running_stack
 from xch.market import Market
 
 MARKET = Market.model_validate(yaml.safe_load(EXAMPLE.read_text()))
@@ -33,88 +26,46 @@ MM_EMAIL = "mm-btc-usd@example.com"
 LEVELS = MARKET.spec.market_maker.levels
 
 
-@dataclass
-class MakerStack:
-    api: ApiProcess
-    database_url: str
-    directory: Path
-    redis_url: str
-
-
 @pytest.fixture(scope="module")
 def maker_stack(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> Iterator[MakerStack]:
-    directory = tmp_path_factory.mktemp("mm-stack")
-    redis_server: RedisServer = start_redis(directory / "redis")
-    engine = EngineProcess(EXAMPLE, redis_server.url, directory / "engine.log")
-    api: ApiProcess | None = None
-    dbproc: DbprocProcess | None = None
-    try:
-        client = redis.Redis.from_url(redis_server.url)
-        client.hset(keys.MARKETS, MARKET.name, MARKET.registry_entry())
-        client.close()
-        database_url = asyncio.run(
-            create_database(postgres_server.url, f"mm_{secrets.token_hex(4)}")
-        )
-        asyncio.run(prepare_database(database_url, [EXAMPLE]))
-        engine.start()
-        dbproc = DbprocProcess(
-            redis_server.url,
-            database_url,
-            directory / "dbproc.log",
-            env={"EXCHANGE_DBPROC_BLOCK_MS": "50"},
-        )
-        dbproc.start()
-        api = ApiProcess(
-            redis_server.url,
-            database_url,
-            directory / "api.log",
-            env={"EXCHANGE_API_RATE_LIMIT_USER": "500", "EXCHANGE_API_RATE_LIMIT_IP": "100000"},
-        )
-        api.start()
-        api.wait_ready()
-        yield MakerStack(api, database_url, directory, redis_server.url)
-    finally:
-        if api is not None:
-            api.stop()
-        if dbproc is not None:
-            dbproc.terminate()
-        engine.terminate()
-        redis_server.stop()
+) -> Iterator[Stack]:
+    with running_stack(
+        tmp_path_factory.mktemp("mm-stack"),
+        postgres_server,
+        [EXAMPLE],
+        database="mm",
+        dbproc_env={"EXCHANGE_DBPROC_BLOCK_MS": "50"},
+        api_env={"EXCHANGE_API_RATE_LIMIT_USER": "500", "EXCHANGE_API_RATE_LIMIT_IP": "100000"},
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
-def maker(maker_stack: MakerStack) -> Iterator[subprocess.Popen[bytes]]:
+def maker(maker_stack: Stack) -> Iterator[MakerProcess]:
     """`python -m mm` for btc-usd, signing itself up and taking funds from the faucet."""
-    log = (maker_stack.directory / "mm.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mm", "--market", MARKET.name, "--manifest", str(EXAMPLE)],
-        cwd=ROOT,
+    process = MakerProcess(
+        MARKET.name,
+        EXAMPLE,
+        maker_stack.directory / "mm.log",
         env={
-            "PATH": "/usr/bin:/bin",
             "EXCHANGE_MM_API_URL": maker_stack.api.url,
             "EXCHANGE_MM_REDIS_URL": maker_stack.redis_url,
             "EXCHANGE_MM_EMAIL": MM_EMAIL,
             "EXCHANGE_MM_PASSWORD": "market-maker-password",
             "EXCHANGE_MM_FAUCET": json.dumps({"BTC": "1", "USD": "60000"}),
             "EXCHANGE_MM_INTERVAL_SECONDS": "0.3",
-            "EXCHANGE_MM_HEALTH_PORT": str(free_port()),
         },
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
+    process.start()
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+        process.kill()
 
 
 @pytest.fixture
-async def http(maker_stack: MakerStack) -> AsyncIterator[httpx.AsyncClient]:
+async def http(maker_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=maker_stack.api.url, timeout=10) as client:
         yield client
 
@@ -138,7 +89,7 @@ async def full_ladder(http: httpx.AsyncClient, timeout: float = 20) -> tuple[Dec
 
 
 async def test_quotes_the_configured_levels_and_follows_the_price(
-    maker: subprocess.Popen[bytes], http: httpx.AsyncClient
+    maker: MakerProcess, http: httpx.AsyncClient
 ) -> None:
     bid, ask = await full_ladder(http)
     reference = Decimal(MARKET.spec.market_maker.reference_price or "0")
@@ -158,7 +109,7 @@ async def test_quotes_the_configured_levels_and_follows_the_price(
 
 
 async def test_never_trades_with_itself_nor_overdraws(
-    maker: subprocess.Popen[bytes], maker_stack: MakerStack, http: httpx.AsyncClient
+    maker: MakerProcess, maker_stack: Stack, http: httpx.AsyncClient
 ) -> None:
     await full_ladder(http)
     taker = await funded(http, USD="50000", BTC="2")
@@ -185,11 +136,10 @@ async def test_never_trades_with_itself_nor_overdraws(
 
 
 async def test_sigterm_cancels_every_quote_and_unlocks_the_funds(
-    maker: subprocess.Popen[bytes], maker_stack: MakerStack, http: httpx.AsyncClient
+    maker: MakerProcess, maker_stack: Stack, http: httpx.AsyncClient
 ) -> None:
     await full_ladder(http)
-    maker.terminate()
-    assert maker.wait(timeout=30) == 0
+    assert maker.terminate(timeout=30) == 0
     bids, asks = await depth(http)
     assert bids == [] and asks == [], "only the market maker quoted this book"
     signin = await http.post(

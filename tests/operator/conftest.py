@@ -5,8 +5,6 @@ and an operator process that runs with that ServiceAccount's token, not as admin
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,30 +12,23 @@ import pytest
 import redis.asyncio
 
 from storage.migrate import upgrade_sync
-from tests.kube import ControlPlane, start_control_plane
-from tests.operator.harness import (
+from tests.harness.kube import ControlPlane, running_control_plane
+from tests.harness.operator import (
     Kube,
     OperatorProcess,
     install_crd,
     operator_identity,
     start_operator,
 )
-from tests.servers import PostgresServer, RedisServer
+from tests.harness.servers import PostgresServer, RedisServer
 
 _namespaces = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    base_dir = Path(tempfile.mkdtemp(prefix="xch-kube-"))
-    try:
-        plane = start_control_plane(base_dir)
-        try:
-            yield plane
-        finally:
-            plane.stop()
-    finally:
-        shutil.rmtree(base_dir, ignore_errors=True)
+    with running_control_plane("xch-kube-") as plane:
+        yield plane
 
 
 @pytest.fixture(scope="session")
@@ -85,4 +76,4 @@ async def operator(
     try:
         yield process
     finally:
-        process.stop()
+        process.terminate()

@@ -8,8 +8,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from tests.kube import ApiError
-from tests.operator.harness import CRD_FILE, Kube, market_manifest
+from tests.harness.kube import ApiError
+from tests.harness.operator import CRD_FILE, Kube, market_manifest
 from xch.market import Market
 from xch_operator.crd import render
 

@@ -18,21 +18,9 @@ import pytest
 import redis.asyncio
 
 from ledger.gateway import Gateway
-from tests.engine_service.harness import (
-    EngineProcess,
-    load_rules,
-    place,
-    read_events,
-    wait_applied,
-)
-from tests.operator.harness import (
-    Kube,
-    OperatorProcess,
-    market_manifest,
-    start_operator,
-    wait_for,
-)
-from tests.servers import RedisServer
+from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
+from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.schemas import BUY, DEFAULT_STP, GTC, LIMIT, Close, MarketState, OrderDone, Place
 from xch.wire import FIELD_COMMAND, decode_command
@@ -211,7 +199,7 @@ async def test_operator_killed_while_winding_down_finishes_the_same_close(
         wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, timeout=60,
                  what=f"finalizer released\n{restarted.log_tail()}")  # fmt: skip
     finally:
-        restarted.stop()
+        restarted.terminate()
     usd = (await gateway.balances(USER))["USD"]
     assert (usd.free, usd.locked) == (DEPOSIT, 0)
     commands: Any = await redis_client.xrange(keys.market_input("btc-usd"))

@@ -11,14 +11,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
-from tests.operator.harness import (
-    Kube,
-    OperatorProcess,
-    market_manifest,
-    start_operator,
-    wait_for,
-)
-from tests.servers import RedisServer, free_port
+from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
+from tests.harness.processes import free_port
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.market import Market
 from xch.schemas import Command, SetTrading
@@ -200,14 +195,14 @@ async def test_storage_down_is_reported_and_then_provisioned(
         assert kube.status(namespace, "ada-usd")["phase"] == "Provisioning"
         assert kube.deployment(namespace, "engine-ada-usd") is not None
     finally:
-        broken.stop()
+        broken.terminate()
     second = tmp_path / "second"
     second.mkdir()
     fixed = start_operator(operator_kubeconfig, namespace, redis_server.url, storage_dsn, second)
     try:
         kube.wait_conditions(namespace, "ada-usd", StorageReady="True")
     finally:
-        fixed.stop()
+        fixed.terminate()
 
 
 async def test_a_name_held_by_another_market_is_refused_and_left_alone(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.operator.harness import market_manifest
+from tests.harness.operator import market_manifest
 from xch.market import Market, Trading
 from xch_operator import resources
 from xch_operator.apply import is_subset

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import redis.asyncio
 
-from tests.operator.harness import (
-    Kube,
-    OperatorProcess,
-    market_manifest,
-    start_operator,
-    wait_for,
-)
-from tests.servers import RedisServer
+from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.wire import as_text
 
@@ -101,4 +95,4 @@ async def test_operator_killed_mid_reconcile_converges(
             kube.wait_phase(namespace, name, "Ready")
         await _check_state(kube, namespace, names, redis_client)
     finally:
-        restarted.stop()
+        restarted.terminate()

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from storage.migrate import upgrade, upgrade_sql
-from tests.servers import PgliteServer, PostgresServer, start_pglite
+from tests.harness.servers import PgliteServer, PostgresServer, start_pglite
 
 
 async def create_database(server: PostgresServer) -> str:

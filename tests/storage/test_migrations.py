@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.migrate import alembic_config, sqlalchemy_url, upgrade
 from storage.models import Base
-from tests.servers import PostgresServer
+from tests.harness.servers import PostgresServer
 from tests.storage.conftest import create_database, drop_database
 
 

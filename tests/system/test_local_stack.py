@@ -33,8 +33,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.servers import HOST, free_port
-from tests.services import ROOT
+from tests.harness.processes import HOST, ROOT, free_port
 
 MARKETS = ("btc-usd", "eth-usd")
 UP_TIMEOUT = 240

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine_service.harness import EngineProcess, write_manifest
-from tests.servers import RedisServer
-from tests.ws.harness import WsProcess
+from tests.harness.engine import EngineProcess, write_manifest
+from tests.harness.servers import RedisServer
+from tests.harness.ws import WsProcess
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ledger.gateway import Gateway
 from storage import candles
 from storage.klines import provision_on, utc_from_ms
 from storage.migrate import upgrade
-from tests.engine_service.harness import (
+from tests.harness.engine import (
     EngineProcess,
     load_rules,
     place,
@@ -23,8 +23,8 @@ from tests.engine_service.harness import (
     wait_applied,
     write_manifest,
 )
-from tests.servers import PostgresServer
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.servers import PostgresServer
+from tests.harness.ws import WsClient, WsProcess
 from tests.ws.test_protocol import register
 from tests.ws.test_streams import fund, limit
 from xch import keys

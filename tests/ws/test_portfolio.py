@@ -13,11 +13,11 @@ from typing import Any
 import redis.asyncio
 
 from ledger.gateway import Gateway
-from tests.api.stack import create_database, prepare_database
-from tests.dbproc.harness import DbprocProcess
-from tests.engine_service.harness import EngineProcess, place, wait_applied
-from tests.servers import PostgresServer, RedisServer
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.api import create_database, prepare_database
+from tests.harness.dbproc import DbprocProcess
+from tests.harness.engine import EngineProcess, place, wait_applied
+from tests.harness.servers import PostgresServer, RedisServer
+from tests.harness.ws import WsClient, WsProcess
 from tests.ws.test_protocol import SECRET
 from tests.ws.test_streams import MID, fund, limit, start_market
 from xch.auth import issue_token

@@ -11,8 +11,8 @@ import redis.asyncio
 
 from ledger.gateway import Gateway
 from ledger.locks import list_lock
-from tests.engine_service.harness import EngineProcess, place, wait_applied
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.engine import EngineProcess, place, wait_applied
+from tests.harness.ws import WsClient, WsProcess
 from tests.ws.test_feeds import queued
 from tests.ws.test_protocol import SECRET, register
 from tests.ws.test_streams import fund, limit, start_market

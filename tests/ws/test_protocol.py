@@ -8,7 +8,7 @@ from pathlib import Path
 import redis.asyncio
 import yaml
 
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.ws import WsClient, WsProcess
 from xch import keys
 from xch.auth import issue_token
 from xch.market import Market

@@ -13,10 +13,10 @@ import redis.asyncio
 from websockets.exceptions import ConnectionClosed
 
 from ledger.gateway import Gateway
-from tests.engine_service.harness import EngineProcess, read_events, wait_applied, write_manifest
-from tests.servers import RedisServer
-from tests.services import http_get
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.engine import EngineProcess, read_events, wait_applied, write_manifest
+from tests.harness.processes import http_get
+from tests.harness.servers import RedisServer
+from tests.harness.ws import WsClient, WsProcess
 from tests.ws.test_protocol import register
 from tests.ws.test_streams import engine_book, fund, random_flow, rebuild, start_market
 from xch import keys

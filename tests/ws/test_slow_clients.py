@@ -14,8 +14,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from ledger.gateway import Gateway
-from tests.engine_service.harness import EngineProcess, wait_applied
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.engine import EngineProcess, wait_applied
+from tests.harness.ws import WsClient, WsProcess
 from tests.ws.test_streams import fund, random_flow, start_market
 from xch import keys
 from xch.schemas import Trade

@@ -15,8 +15,8 @@ import msgspec
 import redis.asyncio
 
 from ledger.gateway import Gateway
-from tests.engine_service.harness import EngineProcess, load_rules, place, read_events, wait_applied
-from tests.ws.harness import WsClient, WsProcess
+from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
+from tests.harness.ws import WsClient, WsProcess
 from tests.ws.test_protocol import SECRET, register
 from xch import keys
 from xch.auth import issue_token

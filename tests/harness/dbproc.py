@@ -1,9 +1,8 @@
-"""dbproc as a child process, and what the tests compare it with."""
+"""dbproc as a process (`python -m dbproc`), and how tests wait for what it stores."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +11,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
-from tests.servers import free_port
-from tests.services import ServiceProcess
+from tests.harness.processes import ServiceProcess, free_port
 from xch import keys
-from xch.schemas import Event
-from xch.wire import FIELD_EVENT, decode_events
 
 
 @dataclass
@@ -27,7 +23,6 @@ class DbprocProcess(ServiceProcess):
     consumer: str = "dbproc-test"
     env: dict[str, str] = field(default_factory=dict)
     health_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
 
     def arguments(self) -> list[str]:
         return [
@@ -41,11 +36,6 @@ class DbprocProcess(ServiceProcess):
             "--health-port",
             str(self.health_port),
         ]
-
-
-async def stream_events(client: redis.asyncio.Redis, market: str) -> list[Event]:
-    entries: Any = await client.xrange(keys.market_events(market))
-    return [event for _, fields in entries for event in decode_events(fields[FIELD_EVENT])]
 
 
 async def wait_stored(

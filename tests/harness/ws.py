@@ -1,9 +1,8 @@
-"""ws processes and WebSocket clients for the ws tests: real processes, real sockets."""
+"""ws as a process (`python -m ws`) and a WebSocket client: real processes, real sockets."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +11,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.servers import free_port
-from tests.services import ServiceProcess, http_get
+from tests.harness.processes import ServiceProcess, free_port, http_get
 
 
 @dataclass
@@ -24,7 +22,6 @@ class WsProcess(ServiceProcess):
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
     health_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def port(self) -> int:

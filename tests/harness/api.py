@@ -1,5 +1,5 @@
-"""A real stack for api tests: Redis, PostgreSQL (a fresh database), engine processes and
-`python -m api` as a child process, all on 127.0.0.1 and free ports."""
+"""The api as a process (`python -m api`), the database it needs, and its clients (signed
+requests, a signed-up trader, order bodies)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import hmac
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +15,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-import redis.asyncio
 import yaml
 
 from storage.klines import provision_market_storage
 from storage.migrate import upgrade
-from tests.dbproc.harness import DbprocProcess, wait_stored
-from tests.engine_service.harness import EXAMPLE, EngineProcess
-from tests.servers import free_port
+from tests.harness.engine import EXAMPLE
+from tests.harness.processes import ServiceProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "test-secret-" + "x" * 24
 ADMIN_EMAIL = "admin@example.com"
 
@@ -62,20 +56,30 @@ async def prepare_database(dsn: str, manifests: list[Path]) -> None:
 
 
 @dataclass
-class ApiProcess:
+class ApiProcess(ServiceProcess):
+    """`python -m api` on its own port (health on the same), with test settings: a known JWT
+    secret and admin, fast password hashing."""
+
     redis_url: str
     database_url: str
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    health_port: int = field(default_factory=free_port)
+    ready_timeout = 30
+
+    @property
+    def port(self) -> int:
+        return self.health_port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        environment = {
+    def arguments(self) -> list[str]:
+        return ["api"]
+
+    def environment(self) -> dict[str, str]:
+        return {
             **os.environ,
             "EXCHANGE_API_REDIS_URL": self.redis_url,
             "EXCHANGE_API_DATABASE_URL": self.database_url,
@@ -86,55 +90,6 @@ class ApiProcess:
             "EXCHANGE_API_ARGON2_MEMORY_KIB": "8192",
             **self.env,
         }
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "api"],
-                cwd=ROOT,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"api exited: {self.log_file.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"api not ready in {timeout} s: {self.log_file.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-@dataclass
-class Stack:
-    api: ApiProcess
-    redis_url: str
-    database_url: str
-    engines: list[EngineProcess]
-    dbproc: DbprocProcess
-
-    async def stored(self, *markets: str) -> None:
-        """Wait until dbproc stored everything the markets' engines committed so far."""
-        client = redis.asyncio.Redis.from_url(self.redis_url)
-        try:
-            for market in markets:
-                await wait_stored(client, self.database_url, market)
-        finally:
-            await client.aclose()
 
 
 # ---- clients ----------------------------------------------------------------------------

@@ -1,9 +1,8 @@
-"""Real Redis and PostgreSQL servers for tests, started as local processes.
+"""Real Redis, PostgreSQL and PGlite servers for tests, started as local processes.
 
 Each server listens on 127.0.0.1 on a free port and keeps its data in a directory the caller
 owns. No Docker and no mocks: what the tests talk to is the same server software the platform
-runs on. Processes are started in their own session so that a Ctrl-C in the terminal reaches
-pytest, whose fixtures then stop them in order.
+runs on. Each is a `processes.Child` in its own session (see there).
 """
 
 from __future__ import annotations
@@ -15,12 +14,20 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from tests.harness.processes import (
+    HOST,
+    ROOT,
+    Child,
+    Identity,
+    ProcessError,
+    end_process,
+    free_port,
+    log_tail,
+)
+
 DEFAULT_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_SUPERUSER = "exchange"
 PG_TEST_DATABASE = "exchange_test"
@@ -29,16 +36,7 @@ PG_RUN_AS_CANDIDATES = ("exchange", "postgres", "nobody")
 START_ATTEMPTS = 5
 
 
-class ServerError(RuntimeError):
-    """A server could not be started or stopped."""
-
-
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port that was free on `host` a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+ServerError = ProcessError
 
 
 def pg_bin_dir() -> Path:
@@ -59,55 +57,11 @@ def pg_run_as() -> str | None:
     raise ServerError(f"running as root and none of the users {PG_RUN_AS_CANDIDATES} exists")
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_until(
-    ready: Callable[[], bool],
-    process: subprocess.Popen[bytes],
-    what: str,
-    log_file: Path,
-    timeout: float,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if ready():
-            return
-        code = process.poll()
-        if code is not None:
-            raise ServerError(f"{what} exited with code {code}:\n{_log_tail(log_file)}")
-        if time.monotonic() > deadline:
-            raise ServerError(f"{what} not ready after {timeout} s:\n{_log_tail(log_file)}")
-        time.sleep(0.05)
-
-
-def _end_process(
-    process: subprocess.Popen[bytes], signals: Sequence[signal.Signals], timeout: float
-) -> None:
-    """Send each signal in turn, waiting up to `timeout` seconds after each, until it exits."""
-    for sig in signals:
-        if process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            continue
-        return
-    process.kill()
-    process.wait()
-
-
 class _ProcessSlot:
     """The mutable part of a frozen server description: its running process, if any."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
 
 
 @dataclass(frozen=True)
@@ -134,8 +88,14 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
-        process = self._slot.process
-        return process is not None and process.poll() is None
+        return self._slot.child is not None and self._slot.child.running
+
+    @property
+    def pid(self) -> int:
+        process = self._slot.child.process if self._slot.child is not None else None
+        if process is None:
+            raise ServerError(f"redis-server on port {self.port} is not running")
+        return process.pid
 
     def command(self) -> list[str]:
         return [
@@ -164,28 +124,23 @@ class RedisServer:
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        process = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self._slot.process = process
+        # It writes its own log (--logfile): its output is not captured.
+        child = Child(self.command(), self.log_file, capture=False)
+        self._slot.child = child
+        child.start()
         try:
-            _wait_until(self.ping, process, f"redis-server on port {self.port}", self.log_file,
-                        timeout)  # fmt: skip
+            child.wait_until(self.ping, f"redis-server on port {self.port}", timeout)
         except BaseException:
             self.stop()
             raise
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (Redis flushes and fsyncs the AOF, then exits); wait for the process to end."""
-        process = self._slot.process
-        if process is None:
+        child = self._slot.child
+        if child is None:
             return
-        _end_process(process, [signal.SIGTERM], timeout)
-        self._slot.process = None
+        child.stop([signal.SIGTERM], timeout)
+        self._slot.child = None
 
     def restart(self) -> None:
         self.stop()
@@ -245,8 +200,7 @@ class PostgresServer:
 
     @property
     def running(self) -> bool:
-        process = self._slot.process
-        return process is not None and process.poll() is None
+        return self._slot.child is not None and self._slot.child.running
 
     def command(self) -> list[str]:
         settings = {
@@ -281,54 +235,35 @@ class PostgresServer:
             return
         self.socket_dir.mkdir(exist_ok=True)
         _chown_to(self.socket_dir, self.run_as)
-        who = _identity(self.run_as)
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                start_new_session=True,
-                user=who.user,
-                group=who.group,
-                extra_groups=who.extra_groups,
-            )
-        self._slot.process = process
+        child = Child(
+            self.command(), self.log_file, cwd=self.base_dir, identity=_identity(self.run_as)
+        )
+        self._slot.child = child
+        child.start()
         try:
-            _wait_until(self.is_ready, process, f"postgres on port {self.port}", self.log_file,
-                        timeout)  # fmt: skip
+            child.wait_until(self.is_ready, f"postgres on port {self.port}", timeout)
         except BaseException:
             self.stop()
             raise
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT), then immediate (SIGQUIT); wait for the postmaster to end."""
-        process = self._slot.process
-        if process is None:
+        child = self._slot.child
+        if child is None:
             return
-        _end_process(process, [signal.SIGINT, signal.SIGQUIT], timeout)
-        self._slot.process = None
+        child.stop([signal.SIGINT, signal.SIGQUIT], timeout)
+        self._slot.child = None
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
 
-@dataclass(frozen=True)
-class _Identity:
-    """Arguments for subprocess that run a child as `run_as` (all None: as ourselves)."""
-
-    user: int | None = None
-    group: int | None = None
-    extra_groups: tuple[int, ...] | None = None
-
-
-def _identity(run_as: str | None) -> _Identity:
+def _identity(run_as: str | None) -> Identity:
     if run_as is None:
-        return _Identity()
+        return Identity()
     entry = pwd.getpwnam(run_as)
-    return _Identity(entry.pw_uid, entry.pw_gid, ())
+    return Identity(entry.pw_uid, entry.pw_gid, ())
 
 
 def _chown_to(path: Path, run_as: str | None) -> None:
@@ -390,7 +325,6 @@ def start_postgres(
     raise AssertionError("unreachable")
 
 
-ROOT = Path(__file__).resolve().parents[1]
 PGLITE_DIR = ROOT / "tools" / "pglite"
 
 
@@ -407,23 +341,28 @@ class PgliteServer:
 
     host: str
     port: int
-    log_file: Path
-    process: subprocess.Popen[bytes] = field(repr=False, compare=False)
+    child: Child = field(repr=False, compare=False)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/postgres"
 
+    @property
+    def log_file(self) -> Path:
+        return self.child.log_file
+
     def stop(self, timeout: float = 10.0) -> None:
         """Close its stdin (the script then stops), then SIGTERM, then SIGKILL."""
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
+        process = self.child.process
+        assert process is not None
+        if process.stdin is not None and not process.stdin.closed:
+            process.stdin.close()
         try:
-            self.process.wait(timeout=timeout)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _end_process(self.process, [signal.SIGTERM], timeout)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+            end_process(process, [signal.SIGTERM], timeout)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def start_pglite(log_dir: Path, timeout: float = 60.0) -> PgliteServer:
@@ -433,20 +372,14 @@ def start_pglite(log_dir: Path, timeout: float = 60.0) -> PgliteServer:
         raise ServerError("node is not on PATH")
     if not (PGLITE_DIR / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
         raise ServerError(f"no packages in {PGLITE_DIR}/node_modules (make pglite installs them)")
-    log_file = log_dir / "pglite.log"
-    with log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [node, str(PGLITE_DIR / "server.js")],
-            cwd=PGLITE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-        )
+    # Its port comes as the first line of its stdout; it stops when its stdin closes.
+    child = Child([node, str(PGLITE_DIR / "server.js")], log_dir / "pglite.log", cwd=PGLITE_DIR,
+                  pipes=True)  # fmt: skip
+    process = child.start()
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], timeout)
     line = process.stdout.readline().decode() if ready else ""
     if not line.startswith("PORT "):
-        _end_process(process, [signal.SIGTERM], 10.0)
-        raise ServerError(f"pglite did not start: {line!r}\n{_log_tail(log_file)}")
-    return PgliteServer(HOST, int(line.split()[1]), log_file, process)
+        child.stop([signal.SIGTERM], 10.0)
+        raise ServerError(f"pglite did not start: {line!r}\n{log_tail(child.log_file)}")
+    return PgliteServer(HOST, int(line.split()[1]), child)

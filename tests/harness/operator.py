@@ -1,13 +1,11 @@
-"""Helpers for the operator tests: API clients, Market manifests, the operator as a process."""
+"""The operator as a process (`python -m xch_operator`) on a test control plane, with what
+it needs there (the Market CRD, its ServiceAccount) and the admin's view of Markets and
+Deployments."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +13,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tests.kube import ControlPlane, Rest
-from tests.servers import free_port
+from tests.harness.kube import ControlPlane, Rest
+from tests.harness.processes import ROOT, ServiceProcess, free_port
 from xch.market import API_GROUP, API_VERSION
 
-ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "charts" / "exchange" / "crds" / "markets.exchange.dev.yaml"
 RBAC_FILE = ROOT / "charts" / "exchange" / "files" / "operator-rbac.yaml"
 EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
@@ -124,7 +121,7 @@ class Kube:
 
 
 @dataclass
-class OperatorProcess:
+class OperatorProcess(ServiceProcess):
     """`python -m xch_operator` as a child process, watching one namespace."""
 
     kubeconfig: Path
@@ -132,10 +129,15 @@ class OperatorProcess:
     redis_url: str
     postgres_dsn: str
     log_file: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
     health_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    ready_path = "/healthz"
+    ready_timeout = 30
+    stop_timeout = 15
+
+    def arguments(self) -> list[str]:
+        return ["xch_operator"]
 
     def environment(self) -> dict[str, str]:
         return {
@@ -149,35 +151,8 @@ class OperatorProcess:
             "EXCHANGE_OPERATOR_HEALTH_HOST": "127.0.0.1",
             "EXCHANGE_OPERATOR_HEALTH_PORT": str(self.health_port),
             "EXCHANGE_OPERATOR_METRICS_PORT": str(self.metrics_port),
-            **self.extra_env,
+            **self.env,
         }
-
-    def start(self) -> None:
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "xch_operator"],
-                cwd=ROOT,
-                env=self.environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        """kill -9, and reap it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_file.read_text(errors="replace")[-chars:]
 
 
 OPERATOR_NAMESPACE = "xch-system"
@@ -228,14 +203,6 @@ def operator_identity(plane: ControlPlane, kube: Kube) -> Path:
     return plane.write_kubeconfig(path, request["status"]["token"], user)
 
 
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 def start_operator(
     kubeconfig: Path, namespace: str, redis_url: str, postgres_dsn: str, log_dir: Path
 ) -> OperatorProcess:
@@ -249,8 +216,8 @@ def start_operator(
     )
     process.start()
     try:
-        wait_for(lambda: _healthy(process.health_port), timeout=30, what="operator /healthz")
+        process.wait_ready_blocking()
     except AssertionError:
-        process.stop()
+        process.terminate()
         raise AssertionError(f"operator did not start:\n{process.log_tail()}") from None
     return process

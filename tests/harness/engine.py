@@ -1,9 +1,9 @@
-"""Engine processes and clients for the engine service tests: real processes, real Redis."""
+"""The engine as a process (`python -m engine`), its Market manifests, and what tests read
+and enqueue around it: real processes, real Redis."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +15,7 @@ import yaml
 from engine.book import BookSide
 from ledger.gateway import Gateway
 from ledger.locks import lock_amount
-from tests.servers import free_port
-from tests.services import ROOT, ServiceProcess
+from tests.harness.processes import ROOT, ServiceProcess, free_port
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.schemas import BUY, Event, Place
@@ -48,7 +47,6 @@ class EngineProcess(ServiceProcess):
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
     health_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def market(self) -> str:

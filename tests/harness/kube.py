@@ -16,30 +16,33 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import ssl
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.servers import (
-    HOST,
-    START_ATTEMPTS,
-    ServerError,
-    _end_process,
-    _wait_until,
-    free_port,
-)
+from tests.harness.processes import HOST, ROOT, Child, free_port
+from tests.harness.servers import START_ATTEMPTS, ServerError
 
-ROOT = Path(__file__).resolve().parents[1]
 VERSIONS_FILE = ROOT / "tools" / "envtest" / "versions"
 ADMIN_USER = "envtest-admin"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/24"
+
+
+def tool_cache() -> Path:
+    """Where the Makefile builds the Go tools (the control plane, helm): the per-machine cache."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "exchange" / "envtest"
 
 
 def envtest_bin_dir() -> Path:
@@ -47,9 +50,7 @@ def envtest_bin_dir() -> Path:
     override = os.environ.get("EXCHANGE_ENVTEST_BIN")
     if override:
         return Path(override)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    versions = VERSIONS_FILE.read_text().strip()
-    return Path(cache) / "exchange" / "envtest" / versions / "bin"
+    return tool_cache() / VERSIONS_FILE.read_text().strip() / "bin"
 
 
 def _binary(name: str) -> Path:
@@ -59,32 +60,10 @@ def _binary(name: str) -> Path:
     return path
 
 
-@dataclass
-class _Process:
-    """One child process with its log file."""
-
-    command: list[str]
-    log_file: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> subprocess.Popen[bytes]:
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self.process
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _end_process(self.process, [signal.SIGTERM], 20.0)
-            self.process = None
+STOP_TIMEOUT = 20.0
 
 
-def _etcd(data_dir: Path) -> tuple[_Process, str]:
+def _etcd(data_dir: Path) -> tuple[Child, str]:
     client_url = f"http://{HOST}:{free_port()}"
     peer_url = f"http://{HOST}:{free_port()}"
     command = [
@@ -99,7 +78,7 @@ def _etcd(data_dir: Path) -> tuple[_Process, str]:
         "--unsafe-no-fsync",
         "--log-level", "warn",
     ]  # fmt: skip
-    return _Process(command, data_dir / "etcd.log"), client_url
+    return Child(command, data_dir / "etcd.log"), client_url
 
 
 def _openssl(*args: str) -> None:
@@ -124,9 +103,9 @@ class ControlPlane:
     base_dir: Path
     port: int
     admin_token: str
-    etcd: _Process
-    apiserver: _Process
-    controller_manager: _Process | None = None
+    etcd: Child
+    apiserver: Child
+    controller_manager: Child | None = None
     ca_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -186,16 +165,15 @@ class ControlPlane:
             "--leader-elect=false",
             "--secure-port=0",
         ]  # fmt: skip
-        self.controller_manager = _Process(command, self.base_dir / "kube-controller-manager.log")
+        self.controller_manager = Child(command, self.base_dir / "kube-controller-manager.log")
         process = self.controller_manager.start()
         if process.poll() is not None:
             raise ServerError(f"kube-controller-manager exited with code {process.returncode}")
 
     def stop(self) -> None:
-        if self.controller_manager is not None:
-            self.controller_manager.stop()
-        self.apiserver.stop()
-        self.etcd.stop()
+        for child in (self.controller_manager, self.apiserver, self.etcd):
+            if child is not None:
+                child.stop([signal.SIGTERM], STOP_TIMEOUT)
 
 
 def _apiserver_command(base_dir: Path, port: int, etcd_url: str) -> list[str]:
@@ -294,15 +272,14 @@ def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
     try:
         for attempt in range(START_ATTEMPTS):
             port = free_port()
-            apiserver = _Process(_apiserver_command(base_dir, port, etcd_url),
-                                 base_dir / "kube-apiserver.log")  # fmt: skip
+            apiserver = Child(_apiserver_command(base_dir, port, etcd_url),
+                              base_dir / "kube-apiserver.log")  # fmt: skip
             plane = ControlPlane(base_dir, port, admin_token, etcd, apiserver)
-            process = apiserver.start()
+            apiserver.start()
             try:
-                _wait_until(plane.ready, process, f"kube-apiserver on port {port}",
-                            apiserver.log_file, timeout)  # fmt: skip
+                apiserver.wait_until(plane.ready, f"kube-apiserver on port {port}", timeout)
             except ServerError:
-                apiserver.stop()
+                apiserver.stop([signal.SIGTERM], STOP_TIMEOUT)
                 if etcd_process.poll() is not None or attempt + 1 == START_ATTEMPTS:
                     raise
                 continue
@@ -310,10 +287,25 @@ def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
             try:
                 plane.start_controller_manager()
             except BaseException:
-                apiserver.stop()
+                apiserver.stop([signal.SIGTERM], STOP_TIMEOUT)
                 raise
             return plane
     except BaseException:
-        etcd.stop()
+        etcd.stop([signal.SIGTERM], STOP_TIMEOUT)
         raise
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def running_control_plane(prefix: str) -> Iterator[ControlPlane]:
+    """A control plane in a throw-away directory under /tmp named `prefix`…, stopped and
+    removed at the end."""
+    base_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        plane = start_control_plane(base_dir)
+        try:
+            yield plane
+        finally:
+            plane.stop()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
