@@ -122,16 +122,16 @@ class MarketFeed:
 
     def load_depth(self, raw: bytes | None) -> None:
         """Replace the book with the depth key's value and send every depth subscriber a
-        fresh snapshot (the first load sends nothing: there is nobody yet)."""
+        fresh snapshot; at the first load too, to those who subscribed while the feed waited
+        for it (they were given no snapshot of the empty book)."""
         value = decode_depth(raw)
         self._snapshots.clear()
         self._drop_merged()
         self.bids = dict(value.bids)
         self.asks = dict(value.asks)
         self.last_update_id = value.last_update_id
-        if self.synced:
-            self.listener.book_loaded(self)
         self.synced = True
+        self.listener.book_loaded(self)
 
     def depth_snapshot(self, topic: str) -> str:
         """Rendered once per book state: many clients may ask for it at once (a resync)."""

@@ -133,3 +133,33 @@ async def test_the_100ms_depth_stream_merges_a_burst_of_diffs(
             levels.update((price, qty) for price, qty in bids)
         # the last quantity at each price: 100 <- 9, 101 <- 10, 102 <- 8 (lots of 0.0001)
         assert levels == {"1.00": "0.0009", "1.01": "0.0010", "1.02": "0.0008"}
+
+
+async def test_a_subscriber_before_the_first_load_gets_the_loaded_book(
+    redis_client: redis.asyncio.Redis, manifest: Path
+) -> None:
+    """A replica that just started has feeds whose book is not loaded yet: a client that
+    subscribes then must not get the empty book (the diffs after the loaded one would not
+    chain onto it), but the loaded book as soon as it is there."""
+    await register(redis_client, manifest)
+    await redis_client.set(
+        keys.market_depth("btc-usd"),
+        msgspec.msgpack.encode({"last_update_id": 9, "bids": [[100, 5]], "asks": []}),
+    )
+    async with asyncio.TaskGroup() as tasks:
+        service = Service(Settings(), redis_client, None, WsMetrics(), tasks)
+        feed = await service.feed("btc-usd")
+        assert feed is not None
+        service.readers.pop("btc-usd").cancel()  # this test loads the book itself
+        service.running = False
+        client = Client(100)
+        stream = Stream("depth", "btc-usd")
+        service.hub.subscribe(client, stream)
+        assert service.snapshots(stream, None) == []
+
+        await service.load_depth(feed, with_position=True)
+        [snapshot] = queued(client)
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["last_update_id"] == 9
+        assert snapshot["bids"] == [["1.00", "0.0005"]]
+        assert service.snapshots(stream, None) != []

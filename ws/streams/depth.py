@@ -31,7 +31,11 @@ class DepthKind(MarketKind):
 
     def snapshots(self, host: Host, stream: Stream, user: str | None) -> list[str]:
         feed = host.feeds.get(stream.market)
-        return [] if feed is None else [feed.depth_snapshot(stream.name)]
+        # Before its first load the feed's book is not the market's: the load sends the
+        # snapshot (on_book_loaded). An empty one here would be followed by diffs it misses.
+        if feed is None or not feed.synced:
+            return []
+        return [feed.depth_snapshot(stream.name)]
 
     def on_event(self, host: Host, feed: MarketFeed, event: Event) -> None:
         """After the feed applied the event to its book."""
@@ -50,7 +54,8 @@ class DepthKind(MarketKind):
     def on_book_loaded(self, host: Host, feed: MarketFeed) -> None:
         """Every depth subscriber starts over from a fresh snapshot."""
         for topic in (self.topic(feed), self.topic(feed, DEPTH_SPEED)):
-            feed.hub.publish(topic, feed.depth_snapshot(topic))
+            if feed.hub.has_subscribers(topic):
+                feed.hub.publish(topic, feed.depth_snapshot(topic))
 
 
 class BinanceDepthKind(BinanceKind):
