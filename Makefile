@@ -33,7 +33,13 @@ deps-system:
 	  $(SUDO) service postgresql stop >/dev/null 2>&1 || true; \
 	fi
 
-$(STAMP): pyproject.toml constraints.txt | deps-system
+# The install compiles the engine's hot modules (setup.py, the list in ledger/compiled.py), so a
+# change to one of them reinstalls: tests and benchmarks then run it compiled. (Without that,
+# ledger.compiled would run every compiled module from its source, and warn.)
+COMPILED_SOURCES := $(addsuffix .py,$(shell grep -oE '^    "(engine|ledger)\.[a-z_]+",' \
+	ledger/compiled.py | tr -d '", ' | tr . /))
+
+$(STAMP): pyproject.toml constraints.txt setup.py $(COMPILED_SOURCES) | deps-system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
