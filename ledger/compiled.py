@@ -106,8 +106,9 @@ def select_build() -> str:
         sys.meta_path.insert(0, _SourceFinder(sources))
     if build == "stale":
         warnings.warn(
-            f"the compiled engine is stale ({', '.join(changed)} changed since it was built): "
-            "running the interpreted sources; rebuild with `make venv` or `pip install -e .`",
+            f"the compiled engine is stale ({', '.join(changed)}: changed since the build, or "
+            "not built): running the interpreted sources; rebuild with `make venv` or "
+            "`pip install -e .`",
             RuntimeWarning,
             stacklevel=3,
         )

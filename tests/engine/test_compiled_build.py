@@ -72,4 +72,4 @@ def test_a_changed_source_runs_interpreted_with_a_warning(tmp_path: Path) -> Non
         check=True,
     )
     assert result.stdout.split() == ["stale", str(copy / "engine" / "core.py")]
-    assert "engine.book changed since it was built" in result.stderr
+    assert "stale (engine.book: changed since the build" in result.stderr
