@@ -15,7 +15,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 	bench-ws bench-api up down status clean envtest-bin bench-operator helm-bin images kind-e2e
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
 
-# Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, and openssl
+# Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
+# Python's headers (the install compiles the engine, setup.py), and openssl
 # (the operator tests make a service-account key with it). apt-get update
 # runs once, and only when something is missing. The distro's own services are stopped after
 # install so that ports 6379 and 5432 stay free for `make up`.
@@ -25,6 +26,9 @@ deps-system:
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	test -x "$(PG_BIN)/postgres" || missing="$$missing postgresql-15"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	$(PYTHON) -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(sysconfig.get_path("include") + "/Python.h"))' \
+	  || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps-system: installing$$missing"; \
 	  $(SUDO) apt-get update && \
@@ -33,7 +37,13 @@ deps-system:
 	  $(SUDO) service postgresql stop >/dev/null 2>&1 || true; \
 	fi
 
-$(STAMP): pyproject.toml constraints.txt | deps-system
+# The install compiles the engine's hot modules (setup.py, the list in ledger/compiled.py), so a
+# change to one of them reinstalls: tests and benchmarks then run it compiled. (Without that,
+# ledger.compiled would run every compiled module from its source, and warn.)
+COMPILED_SOURCES := $(addsuffix .py,$(shell grep -oE '^    "(engine|ledger)\.[a-z_]+",' \
+	ledger/compiled.py | tr -d '", ' | tr . /))
+
+$(STAMP): pyproject.toml constraints.txt setup.py $(COMPILED_SOURCES) | deps-system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
@@ -208,4 +218,5 @@ status: $(STAMP)
 # Removes the virtualenv and caches; keeps .state/ (the local stack's data).
 clean:
 	rm -rf $(VENV) $(PGLITE)/node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache build *.egg-info
+	rm -f *__mypyc.*.so engine/*.so ledger/*.so ledger/compiled.json
 	find . -path ./.state -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -2,7 +2,9 @@
 
 Each operation is what the exchange does for a command: lock funds (the api's rule), match,
 emit events, settle them in the reference ledger; depth is flushed every BATCH operations,
-as the service does once per batch. Writes bench/results/engine.json.
+as the service does once per batch. The same workload also runs through the minimal
+reference engine (bench/reference_engine.py): `ratio` is our throughput over its. `build`
+says whether the engine ran compiled (see ledger.compiled). Writes bench/results/engine.json.
 """
 
 import argparse
@@ -10,9 +12,11 @@ import gc
 import time
 from pathlib import Path
 
+from bench.reference_engine import ReferenceEngine
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
 from bench.workload import standard_workload
+from engine import BUILD
 from engine.commands import FundsRequest
 from engine.replay import ReplaySession
 from xch.market import Market, MarketRules
@@ -60,6 +64,15 @@ def run_throughput(
     return elapsed, len(engine.orders)
 
 
+def run_reference(commands: list[Place | Cancel]) -> float:
+    engine = ReferenceEngine()
+    process = engine.process
+    start = time.perf_counter()
+    for command in commands:
+        process(command)
+    return time.perf_counter() - start
+
+
 def run_latency(
     rules: MarketRules, commands: list[Place | Cancel], users: list[str]
 ) -> tuple[list[int], list[int]]:
@@ -98,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     runs = [run_throughput(rules, commands, workload.users) for _ in range(args.repeat)]
     best, resting = min(runs)
+    reference_best = min(run_reference(commands) for _ in range(args.repeat))
     samples, flushes = (sorted(values) for values in run_latency(rules, commands, workload.users))
     result = {
         "benchmark": "engine",
@@ -108,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             "users": len(workload.users),
             "depth_flush_every": BATCH,
         },
+        "build": BUILD,
         "ops_per_sec": round(len(commands) / best),
+        "reference_ops_per_sec": round(len(commands) / reference_best),
+        "ratio": round(reference_best / best, 2),
         "runs_seconds": [round(elapsed, 3) for elapsed, _ in runs],
         "p50_us": round(percentile(samples, 0.50), 2),
         "p99_us": round(percentile(samples, 0.99), 2),

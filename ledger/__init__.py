@@ -5,3 +5,8 @@ and the operator's side), `locks` is the rule for what an order locks (shared by
 the engine), and `reference` is the Python statement of the scripts' rules that tests hold
 them to (and that the engine uses to net a batch's balance moves).
 """
+
+from ledger.compiled import select_build
+
+BUILD = select_build()
+"""Which build of the engine's hot modules this process runs (see `ledger.compiled`)."""

@@ -39,7 +39,7 @@ class _Accounts(dict[str, _Assets]):
         return assets
 
 
-class LedgerError(RuntimeError):
+class LedgerError(Exception):
     """A settlement that would break the ledger's invariants: a bug, never an input error."""
 
 
