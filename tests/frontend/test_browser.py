@@ -30,7 +30,7 @@ import redis
 import redis.asyncio
 import yaml
 
-from api.orders import new_order_id
+from api.services.order_plans import new_order_id
 from engine.gateway import Gateway
 from tests.api.stack import (
     JWT_SECRET,
