@@ -12,7 +12,7 @@ from api.errors import ApiError, from_result_code
 from api.models import CancelOut, OrderIn, OrderOut, QuoteIn, QuoteOut
 from api.replies import Op
 from api.services import submit
-from api.services.idempotency import ORDER_CLAIMS
+from api.services.idempotency import ORDER_CLAIMS, Claims
 from api.services.order_plans import (
     Levels,
     market_of,
@@ -84,6 +84,12 @@ async def place(
         asks = (await read_depth(state.redis, body.market)).asks
     placement = OrderPlacement(rules, body, user, order_id or new_order_id(body.market), asks)
     return await submit.place(state, user, placement)
+
+
+async def claimed_order_id(state: AppState, user: str, client_order_id: str) -> str | None:
+    """The order a client_order_id names as soon as it is claimed (before dbproc stores it)."""
+    claims = Claims(state.redis, state.settings.client_order_id_ttl_seconds)
+    return await claims.order_id(user, client_order_id)
 
 
 async def check(state: AppState, user: str, body: OrderIn, order_id: str) -> None:

@@ -6,7 +6,6 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -46,7 +45,6 @@ from api.errors import ApiError
 from api.models import OrderIn, OrderOut
 from api.queries import order as stored_order
 from api.services import orders as service
-from api.services.idempotency import claim_key
 from api.state import AppState
 from storage.klines import utc_from_ms
 from xch.money import format_minor, format_units
@@ -159,11 +157,9 @@ async def _find(state: AppState, user: str, market: str, params: Params) -> str:
     except ValidationError as error:
         raise illegal("origClientOrderId") from error
     # The claim names the order at once; the stored order only once dbproc has it.
-    claimed = await state.redis.get(claim_key(user, client_id))
-    if claimed is not None:
-        order_id = str(orjson.loads(claimed)["order_id"])
-        if order_id.startswith(f"{market}."):
-            return order_id
+    order_id = await service.claimed_order_id(state, user, client_id)
+    if order_id is not None and order_id.startswith(f"{market}."):
+        return order_id
     stored = await bqueries.order_by_client_id(state.db, user, market, client_id)
     if stored is None:
         raise bad(NO_SUCH_ORDER, "Order does not exist.")
