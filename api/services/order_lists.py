@@ -23,6 +23,8 @@ def unknown_list() -> ApiError:
 
 
 class ListPlacement(submit.Placement[OrderListOut]):
+    """An OCO list, planned; the engine's reply is recognized by its first leg."""
+
     noun: ClassVar[str] = "order list"
     too_large: ClassVar[str] = "the list's value is too large"
     client_id_name: ClassVar[str] = "client_list_id"

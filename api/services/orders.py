@@ -29,6 +29,8 @@ from xch.schemas import BUY, MARKET, CancelAll, Event, OrderDone, OrderRejected,
 
 
 class OrderPlacement(submit.Placement[OrderOut]):
+    """A single order, planned (ApiError for what the engine would refuse by the request)."""
+
     noun: ClassVar[str] = "order"
     too_large: ClassVar[str] = "the order's value is too large"
     client_id_name: ClassVar[str] = "client_order_id"
