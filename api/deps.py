@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
-from api import accounts
-from api.accounts import ApiKeyRow
+from api import users
 from api.errors import ApiError
+from api.models import MarketName
 from api.security import signature, signature_matches
 from api.state import AppState
+from api.users import ApiKeyRow
 from xch.auth import InvalidToken, verify_token
 
 SESSION_SCOPES = frozenset({"read", "trade"})
@@ -28,6 +29,8 @@ async def get_state(request: Request) -> AppState:
 
 
 State = Annotated[AppState, Depends(get_state)]
+OptionalMarket = Annotated[MarketName | None, Query()]
+"""A query parameter narrowing a listing to one market."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ async def api_key_row(state: AppState, key: str) -> ApiKeyRow | None:
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached[0]
-    row = await accounts.api_key(state.db, key)
+    row = await users.api_key(state.db, key)
     if row is not None:
         state.api_keys[key] = (row, now + state.settings.api_key_cache_seconds)
     return row
@@ -120,7 +123,7 @@ async def _trader(principal: Annotated[Principal, Depends(authenticate)]) -> Pri
 async def _admin(principal: Annotated[Principal, Depends(authenticate)], state: State) -> Principal:
     if principal.by_api_key:
         _require(principal, "admin")
-    user = await accounts.user_by_id(state.db, principal.user_id)
+    user = await users.user_by_id(state.db, principal.user_id)
     if user is None or not user.is_admin:
         raise ApiError(403, "forbidden", "an admin account is needed")
     return principal

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.models import ErrorOut
 from xch.schemas import ResultCode
 
 log = logging.getLogger("api")
@@ -25,6 +26,11 @@ _STATUS_OF_CODE = {
     ResultCode.MARKET_HALTED: 409,
 }
 _STATUS_OF_RANGE = {1: 400, 2: 400, 3: 409}
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+}
+"""The error answers every native router documents."""
 
 
 class ApiError(Exception):

@@ -13,8 +13,9 @@ from fastapi.routing import APIRoute
 
 from api import errors
 from api.binance import errors as binance_errors
-from api.binance import order_list_routes as binance_lists
-from api.binance import routes as binance_routes
+from api.binance.routes import account, market, user_stream
+from api.binance.routes import order_lists as binance_lists
+from api.binance.routes import orders as binance_orders
 from api.config import Settings, get_settings
 from api.markets import Registry
 from api.middleware import RequestContext
@@ -83,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # second route resolution on every request.
     for module in (accounts, funds, orders, order_lists, marketdata, portfolio):
         app.include_router(module.router, prefix=API_V1)
-    app.include_router(binance_routes.router)
-    app.include_router(binance_lists.router)
+    for module in (market, binance_orders, account, user_stream, binance_lists):
+        app.include_router(module.router)
     app.include_router(health.router)
     app.add_middleware(
         CORSMiddleware,

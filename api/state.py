@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio
 
-from api.accounts import ApiKeyRow
 from api.config import Settings
 from api.markets import Registry
 from api.ratelimit import RateLimiter
 from api.replies import ReplyListener
 from api.security import Passwords
+from api.users import ApiKeyRow
 from ledger.gateway import Gateway
 
 

@@ -25,9 +25,11 @@ from api.binance.errors import (
     missing,
     translate,
 )
+from api.binance.symbols import market_of_symbol
 from api.deps import Principal
 from api.errors import ApiError
 from api.state import AppState
+from xch.market import Market, MarketRules
 
 MAX_RECV_WINDOW = 60_000
 DEFAULT_RECV_WINDOW = 5_000
@@ -157,3 +159,21 @@ async def signed(request: Request, state: AppState, scope: str) -> tuple[Princip
     if not fresh:
         raise bad(INVALID_SIGNATURE, "Signature for this request was already used.")
     return Principal(row.user_id, frozenset(row.scopes), by_api_key=True), params
+
+
+MAX_MS = 253_402_300_799_999
+"""The largest time in milliseconds a parameter may give (the end of year 9999)."""
+
+
+async def market_of_params(state: AppState, params: Params) -> tuple[Market, MarketRules, str]:
+    symbol = params.required("symbol")
+    market = await market_of_symbol(state.registry, symbol)
+    return market, market.rules(), symbol
+
+
+def query_limit(params: Params, default: int, high: int) -> int:
+    value = params.integer("limit", default)
+    assert value is not None
+    if not 1 <= value <= high:
+        raise illegal("limit")
+    return value

@@ -1,10 +1,13 @@
 """Our markets, orders and fills as Binance's JSON: every amount a decimal string."""
 
+import time
 from typing import Any
+
+from fastapi.responses import JSONResponse
 
 from api.binance.symbols import number_of, symbol_of
 from api.models import FillOut, OrderOut
-from api.orders import WAITING
+from api.services.order_plans import WAITING
 from xch.market import Market, MarketRules, Trading
 from xch.money import MAX_UNITS, format_minor, format_units
 from xch.order_lists import list_number
@@ -178,3 +181,29 @@ def fill(fill: FillOut) -> dict[str, Any]:
         "commissionAsset": fill.fee_asset,
         "tradeId": fill.trade_id,
     }
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def json_response(value: Any) -> JSONResponse:
+    return JSONResponse(value)
+
+
+def canceled_report(
+    rules: MarketRules,
+    symbol: str,
+    order_id: str,
+    stored: OrderOut | None,
+    filled: str,
+    list_id: str | None = None,
+) -> dict[str, Any]:
+    """A canceled order in Binance's answer; `list_id`: the OCO list it was canceled with."""
+    order = stored or OrderOut(order_id=order_id, market=rules.name, side="", status="canceled")
+    update: dict[str, Any] = {"status": "canceled", "filled_quantity": filled}
+    if list_id is not None:
+        update["list_id"] = list_id
+    order = order.model_copy(update=update)
+    out = order_result(rules, symbol, order)
+    return {"origClientOrderId": out["clientOrderId"], **out, "transactTime": now_ms()}

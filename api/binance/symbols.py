@@ -12,7 +12,7 @@ import redis.asyncio
 
 from api.binance.errors import BinanceError, illegal, invalid_symbol
 from api.markets import Registry
-from api.orders import ORDER_ID_SEPARATOR
+from api.services.order_plans import ORDER_ID_SEPARATOR
 from xch import keys
 from xch.market import Market
 

@@ -1,84 +1,31 @@
 """Balances, admin deposits and withdrawals, and the demo faucet."""
 
-from decimal import Decimal
-
 from fastapi import APIRouter
 
-from api import accounts
 from api.deps import Admin, Reader, State, Trader
-from api.errors import ApiError
+from api.errors import ERRORS
 from api.models import BalanceOut, FaucetIn, FundsIn, FundsOut
-from api.routes import ERRORS
-from api.state import AppState
-from ledger.gateway import FundsError
-from xch.money import AmountError, format_minor, to_minor
+from api.services import funds
 
 router = APIRouter(tags=["funds"], responses=ERRORS)
 
 
 @router.get("/balances")
 async def balances(user: Reader, state: State) -> list[BalanceOut]:
-    scales = await state.registry.asset_scales()
-    out = []
-    for asset, balance in (await state.gateway.balances(user.user_id)).items():
-        scale = scales.get(asset)
-        if scale is not None:
-            out.append(
-                BalanceOut(
-                    asset=asset,
-                    free=format_minor(balance.free, scale),
-                    locked=format_minor(balance.locked, scale),
-                )
-            )
-    return out
-
-
-async def _minor(state: AppState, asset: str, amount: str) -> tuple[int, int]:
-    """(amount in minor units, scale) of an asset some market trades."""
-    scale = (await state.registry.asset_scales()).get(asset)
-    if scale is None:
-        raise ApiError(400, "unknown_asset", f"no market trades {asset}")
-    try:
-        units = to_minor(amount, scale)
-    except AmountError as error:
-        raise ApiError(
-            400, "invalid_amount", f"amount must have at most {scale} decimals"
-        ) from error
-    if units <= 0:
-        raise ApiError(400, "invalid_amount", "amount must be positive")
-    return units, scale
-
-
-async def _move(state: AppState, body: FundsIn, sign: int) -> FundsOut:
-    units, scale = await _minor(state, body.asset, body.amount)
-    if await accounts.user_by_id(state.db, body.user_id) is None:
-        raise ApiError(404, "unknown_user", "no such user")
-    move = state.gateway.deposit if sign > 0 else state.gateway.withdraw
-    try:
-        free = await move(body.user_id, body.asset, units, body.reference)
-    except FundsError as error:
-        raise ApiError(400, error.reason, error.reason.replace("_", " ")) from error
-    return FundsOut(user_id=body.user_id, asset=body.asset, free=format_minor(free, scale))
+    return await funds.balances(state, user.user_id)
 
 
 @router.post("/admin/deposit")
 async def deposit(body: FundsIn, _: Admin, state: State) -> FundsOut:
-    return await _move(state, body, +1)
+    return await funds.deposit(state, body)
 
 
 @router.post("/admin/withdraw")
 async def withdraw(body: FundsIn, _: Admin, state: State) -> FundsOut:
-    return await _move(state, body, -1)
+    return await funds.withdraw(state, body)
 
 
 @router.post("/faucet")
 async def faucet(body: FaucetIn, user: Trader, state: State) -> FundsOut:
     """Free test funds, in local and demo mode only (EXCHANGE_API_FAUCET_ENABLED)."""
-    if not state.settings.faucet_enabled:
-        raise ApiError(403, "faucet_disabled", "the faucet is switched off here")
-    if Decimal(body.amount) > state.settings.faucet_max:
-        raise ApiError(400, "invalid_amount", f"at most {state.settings.faucet_max} per call")
-    request = FundsIn(
-        user_id=user.user_id, asset=body.asset, amount=body.amount, reference="faucet"
-    )
-    return await _move(state, request, +1)
+    return await funds.faucet(state, user.user_id, body)

@@ -9,10 +9,9 @@ from msgspec.structs import asdict
 
 from api import queries
 from api.deps import State, limit_ip
-from api.errors import ApiError
+from api.errors import ERRORS, ApiError
 from api.models import DepthOut, KlineOut, MarketName, MarketOut, TickerOut, TradeOut
-from api.orders import read_depth
-from api.routes import ERRORS
+from api.services.order_plans import read_depth
 from storage.klines import fetch_klines, utc_from_ms
 from xch import keys
 from xch.market import Market

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Reader, State
-from api.errors import ApiError
+from api.errors import ERRORS, ApiError
 from api.models import Asset, MarketName
-from api.routes import ERRORS
 from storage import portfolio as stored
 from storage.klines import fetch_klines
 from xch.market import Market

@@ -12,9 +12,9 @@ import yaml
 
 from api.errors import ApiError
 from api.models import OrderIn, OrderListIn, OrderOut
-from api.order_lists import leg_ids, list_status, placed_list, plan_list
-from api.orders import placed_order, plan
 from api.replies import wait_key_of
+from api.services.list_plans import leg_ids, list_status, placed_list, plan_list
+from api.services.order_plans import placed_order, plan
 from xch.market import Market
 from xch.schemas import Event, OrderAccepted, OrderRejected, OrderTriggered, PlaceList
 

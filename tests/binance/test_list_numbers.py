@@ -1,7 +1,7 @@
 """The OCO list records and numbers of the Binance-compatible routes (xch.order_lists): no
 stack needed."""
 
-from api.order_lists import leg_ids
+from api.services.list_plans import leg_ids
 from xch.order_lists import (
     MAX_LIST_NUMBER,
     ListRecord,

@@ -31,7 +31,7 @@ import redis
 import redis.asyncio
 import yaml
 
-from api.orders import new_order_id
+from api.services.order_plans import new_order_id
 from ledger.gateway import Gateway
 from tests.harness.api import JWT_SECRET, market_manifest
 from tests.harness.engine import load_rules, place

@@ -41,6 +41,11 @@ class Claims:
         recorded: dict[str, Any] = orjson.loads(cast(bytes, previous))
         return recorded
 
+    async def order_id(self, user: str, client_order_id: str) -> str | None:
+        """The order id the client id names, if it is claimed."""
+        claimed = await self.client.get(claim_key(user, client_order_id, self.namespace))
+        return None if claimed is None else str(orjson.loads(claimed)["order_id"])
+
     async def record(
         self, user: str, client_order_id: str, order_id: str, status: int, body: dict[str, Any]
     ) -> None:

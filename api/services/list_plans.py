@@ -20,8 +20,8 @@ from api.models import (
     OrderType,
     TimeInForce,
 )
-from api.orders import WAITING, executes_as, placed_order, plan, raise_rejection
 from api.queries import StoredList
+from api.services.order_plans import WAITING, executes_as, placed_order, plan, raise_rejection
 from ledger.locks import list_lock, spent_asset
 from xch.market import MarketRules
 from xch.schemas import (

@@ -1,6 +1,6 @@
 """The /api/v3 OCO routes: `POST /orderList/oco`, `GET` and `DELETE /orderList`,
 `GET /openOrderList`, `GET /allOrderList`. A list is placed with the shared planning and
-placing of api.order_lists; its record and numbering are api.binance.lists'."""
+placing of api.services.order_lists; its record and numbering are api.binance.lists'."""
 
 import secrets
 from typing import Any
@@ -22,27 +22,23 @@ from api.binance.errors import (
     illegal,
     translate,
 )
-from api.binance.params import Params, signed
-from api.binance.routes import (
+from api.binance.order_params import (
     ClientOrderIdCheck,
     Order,
-    canceled_report,
-    json_response,
-    market_of_params,
-    now_ms,
-    query_limit,
     refuse_unsupported,
     respond_type,
     side_of,
     stp_of,
 )
+from api.binance.params import Params, market_of_params, query_limit, signed
+from api.binance.render import canceled_report, json_response, now_ms
 from api.binance.symbols import symbol_of
 from api.deps import State
 from api.errors import ApiError
 from api.models import OrderListIn, OrderListLegIn, OrderOut
-from api.order_lists import LEG_TYPES, LIMIT_MAKER, leg_ids
 from api.queries import order as stored_order
-from api.routes.order_lists import cancel_list, place_list
+from api.services.list_plans import LEG_TYPES, LIMIT_MAKER, leg_ids
+from api.services.order_lists import cancel_list, place_list
 from api.state import AppState
 from xch.market import MarketRules
 from xch.order_lists import ListRecord, list_number
