@@ -76,7 +76,8 @@ test: lint deps-system deps-chromium envtest-bin helm-bin $(PGLITE_STAMP) fronte
 
 # The inner loop: lint, then the tests that need neither Go (the envtest control plane, helm)
 # nor Chromium, i.e. all but the `kube` and `browser` markers (tests/conftest.py sets them).
-test-fast: lint deps-system $(PGLITE_STAMP)
+# The system test serves the built trading page, so Node builds it first.
+test-fast: lint deps-system $(PGLITE_STAMP) frontend
 	$(BIN)/pytest -m "not kube and not browser"
 
 # ---- frontend/: Next.js static export (Node 20 from the machine, packages from package-lock.json)
