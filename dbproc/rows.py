@@ -5,9 +5,8 @@ row is folded from the events of one read (`OrderFold`); the writer adds folds u
 the order in which replicas store batches does not matter.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
@@ -94,193 +93,159 @@ class Units:
 @dataclass
 class OrderFold:
     """What one read of events says about one order: its description (from its
-    acceptance or refusal), its trigger, and fills, fees and end to add to what is stored."""
+    acceptance or refusal), its trigger, and fills, fees and end to add to what is stored.
+    Integers as the engine reports them (ticks, lots, minor units, Unix ms); None for what
+    this read does not say (fills: none yet, stored as 0)."""
 
     user_id: str
     side: str
-    updated_at: datetime
+    updated_at: int
     client_order_id: str | None = None
     type: str | None = None
     tif: str | None = None
     stp: str | None = None
-    price: Decimal | None = None
-    qty: Decimal | None = None
-    quote_qty: Decimal | None = None
-    filled_qty: Decimal = Decimal(0)
-    filled_quote: Decimal = Decimal(0)
-    fee: Decimal = Decimal(0)
+    price: int | None = None
+    qty: int | None = None
+    quote_qty: int | None = None
+    filled_qty: int | None = None
+    filled_quote: int | None = None
+    base_fee: int | None = None
+    """Fees paid as a buyer, in base; as a seller, in quote (an order id is one side, but
+    the fold does not rely on it)."""
+    quote_fee: int | None = None
     final_status: str | None = None
     reason: str | None = None
-    created_at: datetime | None = None
-    stop_price: Decimal | None = None
+    created_at: int | None = None
+    stop_price: int | None = None
     list_id: str | None = None
     client_list_id: str | None = None
-    triggered_at: datetime | None = None
+    triggered_at: int | None = None
+
+
+TRADE_FIELDS = (
+    "trade_id", "ms", "seq", "price", "qty", "quote_qty", "maker_order", "maker_user",
+    "taker_order", "taker_user", "taker_side", "maker_fee", "taker_fee", "taker_unlocked",
+)  # fmt: skip
+"""A trade as the writer sends it (`MarketRows.trades`): the event's integers."""
+ORDER_EVENT_FIELDS = (
+    "seq", "order_id", "user_id", "kind", "status", "reason", "code", "ms", "last_price", "side",
+    "moved",
+)  # fmt: skip
+"""An order event as the writer sends it: `moved` is the free balance it moves (minus the
+lock an acceptance takes, plus what an end unlocks), the one journal leg it has if not 0."""
 
 
 @dataclass
 class MarketRows:
-    """The rows one read of a market's events adds."""
+    """What one read of a market's events adds, as integers: PostgreSQL derives the rows of
+    trades, candles, order events and journal from them (dbproc/writer.py)."""
 
     trades: list[Row] = field(default_factory=list)
     order_events: list[Row] = field(default_factory=list)
-    journal: list[Row] = field(default_factory=list)
     orders: dict[str, OrderFold] = field(default_factory=dict)
 
 
-def market_rows(units: Units, events: Iterable[Event]) -> MarketRows:
+def market_rows(events: Iterable[Event]) -> MarketRows:
     rows = MarketRows()
-    last_ms, ts = 0, utc_from_ms(0)
     for event in events:
-        # The events of one command share its timestamp: convert it once.
-        if event.ts != last_ms:
-            last_ms, ts = event.ts, utc_from_ms(event.ts)
-        if isinstance(event, Trade):
-            _add_trade(rows, units, event, ts)
-        elif isinstance(event, OrderAccepted):
-            _add_accepted(rows, units, event, ts)
-        elif isinstance(event, OrderRejected):
-            _add_rejected(rows, event, ts)
-        elif isinstance(event, OrderTriggered):
-            _add_triggered(rows, units, event, ts)
-        elif isinstance(event, OrderDone):
-            _add_done(rows, event, ts)
-        else:
-            continue
-        _add_journal(rows, units, event, ts)
+        add = _ADDERS.get(type(event))
+        if add is not None:
+            add(rows, event)
     return rows
 
 
-def _fold(rows: MarketRows, order_id: str, user: str, side: str, ts: datetime) -> OrderFold:
+def _fold(rows: MarketRows, order_id: str, user: str, side: str, ms: int) -> OrderFold:
     fold = rows.orders.get(order_id)
     if fold is None:
-        fold = rows.orders[order_id] = OrderFold(user_id=user, side=side, updated_at=ts)
-    fold.updated_at = max(fold.updated_at, ts)
+        fold = rows.orders[order_id] = OrderFold(user_id=user, side=side, updated_at=ms)
+    elif ms > fold.updated_at:
+        fold.updated_at = ms
     return fold
 
 
-def _add_trade(rows: MarketRows, units: Units, trade: Trade, ts: datetime) -> None:
-    taker_buys = trade.taker_side == BUY
-    # The buyer's fee is in base minor units, the seller's in quote minor units.
-    maker_fee = units.quote(trade.maker_fee) if taker_buys else units.base(trade.maker_fee)
-    taker_fee = units.base(trade.taker_fee) if taker_buys else units.quote(trade.taker_fee)
-    qty, quote_qty = units.qty(trade.qty), units.quote(trade.quote_qty)
+def _add_trade(rows: MarketRows, trade: Trade) -> None:
     rows.trades.append(
         (
-            trade.market,
-            trade.trade_id,
-            ts,
-            trade.seq,
-            units.price(trade.price),
-            qty,
-            quote_qty,
-            trade.maker_order,
-            trade.maker_user,
-            trade.taker_order,
-            trade.taker_user,
-            trade.taker_side,
-            maker_fee,
-            taker_fee,
+            trade.trade_id, trade.ts, trade.seq, trade.price, trade.qty, trade.quote_qty,
+            trade.maker_order, trade.maker_user, trade.taker_order, trade.taker_user,
+            trade.taker_side, trade.maker_fee, trade.taker_fee, trade.taker_unlocked,
         )
-    )
+    )  # fmt: skip
+    taker_buys = trade.taker_side == BUY
     maker_side = "sell" if taker_buys else BUY
     for order_id, user, side, fee in (
-        (trade.maker_order, trade.maker_user, maker_side, maker_fee),
-        (trade.taker_order, trade.taker_user, trade.taker_side, taker_fee),
+        (trade.maker_order, trade.maker_user, maker_side, trade.maker_fee),
+        (trade.taker_order, trade.taker_user, trade.taker_side, trade.taker_fee),
     ):
-        fold = _fold(rows, order_id, user, side, ts)
-        fold.filled_qty += qty
-        fold.filled_quote += quote_qty
-        fold.fee += fee
+        fold = _fold(rows, order_id, user, side, trade.ts)
+        fold.filled_qty = (fold.filled_qty or 0) + trade.qty
+        fold.filled_quote = (fold.filled_quote or 0) + trade.quote_qty
+        if side == BUY:
+            fold.base_fee = (fold.base_fee or 0) + fee
+        else:
+            fold.quote_fee = (fold.quote_fee or 0) + fee
 
 
 def _order_event(
     rows: MarketRows,
     event: OrderAccepted | OrderRejected | OrderTriggered | OrderDone,
+    kind: str,
     status: str,
-    ts: datetime,
     reason: str = "",
     code: int = 0,
-    last_price: Decimal | None = None,
+    last_price: int | None = None,
+    moved: int = 0,
 ) -> None:
     rows.order_events.append(
         (
-            event.market,
-            event.seq,
-            event.order_id,
-            event.user,
-            kind_of(event),
-            status,
-            reason,
-            code,
-            ts,
-            last_price,
+            event.seq, event.order_id, event.user, kind, status, reason, code, event.ts,
+            last_price, event.side, moved,
         )
-    )
+    )  # fmt: skip
 
 
-def _add_accepted(rows: MarketRows, units: Units, event: OrderAccepted, ts: datetime) -> None:
-    _order_event(rows, event, "new", ts)
-    fold = _fold(rows, event.order_id, event.user, event.side, ts)
+def _add_accepted(rows: MarketRows, event: OrderAccepted) -> None:
+    _order_event(rows, event, "order_accepted", "new", moved=-event.locked)
+    fold = _fold(rows, event.order_id, event.user, event.side, event.ts)
     fold.client_order_id = event.client_order_id or None
     fold.type, fold.tif, fold.stp = event.type, event.tif, event.stp
-    fold.price = units.price(event.price) if event.price else None
-    fold.qty = units.qty(event.qty) if event.qty else None
-    fold.quote_qty = units.quote(event.quote_qty) if event.quote_qty else None
-    fold.stop_price = units.price(event.stop_price) if event.stop_price else None
+    fold.price = event.price or None
+    fold.qty = event.qty or None
+    fold.quote_qty = event.quote_qty or None
+    fold.stop_price = event.stop_price or None
     fold.list_id = event.list_id or None
     fold.client_list_id = event.client_list_id or None
-    fold.created_at = ts
+    fold.created_at = event.ts
 
 
-def _add_triggered(rows: MarketRows, units: Units, event: OrderTriggered, ts: datetime) -> None:
-    _order_event(rows, event, TRIGGERED, ts, last_price=units.price(event.last_price))
-    _fold(rows, event.order_id, event.user, event.side, ts).triggered_at = ts
+def _add_triggered(rows: MarketRows, event: OrderTriggered) -> None:
+    _order_event(rows, event, "order_triggered", TRIGGERED, last_price=event.last_price)
+    _fold(rows, event.order_id, event.user, event.side, event.ts).triggered_at = event.ts
 
 
-def _add_rejected(rows: MarketRows, event: OrderRejected, ts: datetime) -> None:
-    _order_event(rows, event, "rejected", ts, event.reason, event.code)
+def _add_rejected(rows: MarketRows, event: OrderRejected) -> None:
+    # A refused place's lock and unlock cancel out: it moves nothing.
+    _order_event(rows, event, "order_rejected", "rejected", event.reason, event.code)
     # A place refused as a duplicate names someone else's order: it leaves that one alone.
     if event.op in PLACING_OPS and event.code != ResultCode.DUPLICATE_ORDER:
-        fold = _fold(rows, event.order_id, event.user, event.side, ts)
+        fold = _fold(rows, event.order_id, event.user, event.side, event.ts)
         fold.final_status, fold.reason = "rejected", event.reason
-        fold.created_at = fold.created_at or ts
+        fold.created_at = fold.created_at or event.ts
 
 
-def _add_done(rows: MarketRows, event: OrderDone, ts: datetime) -> None:
-    _order_event(rows, event, event.status, ts, event.reason)
-    fold = _fold(rows, event.order_id, event.user, event.side, ts)
+def _add_done(rows: MarketRows, event: OrderDone) -> None:
+    _order_event(rows, event, "order_done", event.status, event.reason, moved=event.unlocked)
+    fold = _fold(rows, event.order_id, event.user, event.side, event.ts)
     fold.final_status, fold.reason = event.status, event.reason
 
 
-def kind_of(event: Event) -> str:
-    """The event's `kind` tag, as encoded on the wire."""
-    return str(type(event).__struct_config__.tag)
-
-
-def _reference(event: Event) -> str:
-    if isinstance(event, Trade):
-        return str(event.trade_id)
-    return getattr(event, "order_id", "")
-
-
-def _add_journal(rows: MarketRows, units: Units, event: Event, ts: datetime) -> None:
-    ref = _reference(event)
-    for leg, move in enumerate(balance_moves(event, units.rules)):
-        rows.journal.append(
-            (
-                event.market,
-                event.seq,
-                leg,
-                kind_of(event),
-                ref,
-                move.user,
-                move.asset,
-                units.minor(move.asset, move.free),
-                units.minor(move.asset, move.locked),
-                ts,
-            )
-        )
+_ADDERS: dict[type, Callable[[MarketRows, Any], None]] = {
+    Trade: _add_trade,
+    OrderAccepted: _add_accepted,
+    OrderRejected: _add_rejected,
+    OrderTriggered: _add_triggered,
+    OrderDone: _add_done,
+}
 
 
 @dataclass

@@ -19,12 +19,12 @@ from storage.klines import ORIGIN
 CandleTrade = tuple[int, datetime, Decimal, Decimal, Decimal]
 """(trade id, time, price, quantity, quote quantity)."""
 
-UPSERT = (
+INSERT = (
     "INSERT INTO candles_1m AS c (market, bucket, open_trade, open, high, low, close_trade, "
     "close, volume, quote_volume, trades) "
-    "SELECT $1, * FROM unnest($2::timestamptz[], $3::bigint[], $4::numeric[], $5::numeric[], "
-    "$6::numeric[], $7::bigint[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[]) "
-    "ON CONFLICT (market, bucket) DO UPDATE SET "
+)
+ON_CONFLICT = (
+    " ON CONFLICT (market, bucket) DO UPDATE SET "
     "open = CASE WHEN excluded.open_trade < c.open_trade THEN excluded.open ELSE c.open END, "
     "open_trade = least(c.open_trade, excluded.open_trade), "
     "close = CASE WHEN excluded.close_trade > c.close_trade THEN excluded.close ELSE c.close END, "
@@ -33,6 +33,21 @@ UPSERT = (
     "volume = c.volume + excluded.volume, quote_volume = c.quote_volume + excluded.quote_volume, "
     "trades = c.trades + excluded.trades"
 )
+"""Adds a batch's candles to the stored ones (in any order, by any replica)."""
+UPSERT = (
+    INSERT
+    + "SELECT $1, * FROM unnest($2::timestamptz[], $3::bigint[], $4::numeric[], $5::numeric[], "
+    "$6::numeric[], $7::bigint[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[])"
+    + ON_CONFLICT
+)
+MINUTES = (
+    f"SELECT market, date_bin(INTERVAL '1 minute', ts, {ORIGIN}) AS b, "
+    "min(trade_id), (array_agg(price ORDER BY trade_id))[1], max(price), min(price), "
+    "max(trade_id), (array_agg(price ORDER BY trade_id DESC))[1], "
+    "sum(qty), sum(quote_qty), count(*) "
+)
+"""The one-minute candles of trades (rows with market, trade_id, ts, price, qty, quote_qty):
+add `FROM … GROUP BY market, b`."""
 
 
 @dataclass
@@ -95,14 +110,7 @@ async def add_trades(conn: asyncpg.Connection, market: str, trades: Iterable[Can
     await conn.execute(UPSERT, market, *columns)
 
 
-REBUILD = (
-    "INSERT INTO candles_1m "
-    f"SELECT market, date_bin(INTERVAL '1 minute', ts, {ORIGIN}) AS b, "
-    "min(trade_id), (array_agg(price ORDER BY trade_id))[1], max(price), min(price), "
-    "max(trade_id), (array_agg(price ORDER BY trade_id DESC))[1], "
-    "sum(qty), sum(quote_qty), count(*) "
-    "FROM trades WHERE market = $1 GROUP BY market, b"
-)
+REBUILD = "INSERT INTO candles_1m " + MINUTES + "FROM trades WHERE market = $1 GROUP BY market, b"
 
 
 async def rebuild(conn: asyncpg.Connection, market: str) -> None:
