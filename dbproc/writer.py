@@ -11,7 +11,6 @@ journal from them (INSERT … SELECT over unnest); orders are upserted from fold
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
@@ -69,13 +68,27 @@ _TRADE_KINDS = (
     "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text",
     "text", "bigint", "bigint", "bigint",
 )  # fmt: skip
+_ORDER_EVENT_KINDS = (
+    "bigint", "text", "text", "text", "text", "text", "int", "bigint", "bigint", "text", "bigint",
+)  # fmt: skip
+STAGE = "; ".join(
+    f"CREATE TEMP TABLE IF NOT EXISTS {table} "
+    f"({', '.join(f'{name} {kind}' for name, kind in zip(names, kinds, strict=True))}) "
+    "ON COMMIT DELETE ROWS"
+    for table, names, kinds in (
+        ("staged_trades", TRADE_FIELDS, _TRADE_KINDS),
+        ("staged_order_events", ORDER_EVENT_FIELDS, _ORDER_EVENT_KINDS),
+    )
+)
+"""The connection's staging tables: a read's events are copied there (binary COPY of
+integers and text), derived into the stored tables, and emptied at COMMIT."""
 # $1 market, $2 tick, $3 lot, $4 base unit, $5 quote unit, $6 base asset, $7 quote asset,
-# $8 base minor units per lot, then the trades' arrays (TRADE_FIELDS).
+# $8 base minor units per lot; the trades in staged_trades.
 _BASE_IF_BUYER = "CASE WHEN u.taker_side = 'buy' THEN $4::numeric ELSE $5::numeric END"
 _QUOTE_IF_BUYER = "CASE WHEN u.taker_side = 'buy' THEN $5::numeric ELSE $4::numeric END"
 _UNIT_OF_ASSET = "CASE WHEN c.asset = $6::text THEN $4::numeric ELSE $5::numeric END"
 STORE_TRADES = (
-    f"WITH u AS (SELECT * FROM {_unnest(TRADE_FIELDS, _TRADE_KINDS, 9)}), "
+    "WITH u AS (SELECT * FROM staged_trades), "
     "t AS (SELECT $1::text AS market, u.trade_id, "
     + _timestamp("u.ms")
     + " AS ts, u.seq, u.price * $2::numeric AS price, u.qty * $3::numeric AS qty, "
@@ -123,13 +136,10 @@ STORE_TRADES = (
 )
 """A read's trades, their journal legs and their candles, from the trades' integers."""
 
-_ORDER_EVENT_KINDS = (
-    "bigint", "text", "text", "text", "text", "text", "int", "bigint", "bigint", "text", "bigint",
-)  # fmt: skip
-# $1 market, $2 tick, $3 base unit, $4 quote unit, $5 base asset, $6 quote asset, then the
-# order events' arrays (ORDER_EVENT_FIELDS).
+# $1 market, $2 tick, $3 base unit, $4 quote unit, $5 base asset, $6 quote asset; the order
+# events in staged_order_events.
 STORE_ORDER_EVENTS = (
-    f"WITH u AS (SELECT * FROM {_unnest(ORDER_EVENT_FIELDS, _ORDER_EVENT_KINDS, 7)}), "
+    "WITH u AS (SELECT * FROM staged_order_events), "
     f"stored AS (INSERT INTO order_events ({', '.join(ORDER_EVENT_COLUMNS)}) "
     "SELECT $1, seq, order_id, user_id, kind, status, reason, code, "
     + _timestamp("ms")
@@ -221,20 +231,16 @@ async def _copy(
         await conn.copy_records_to_table(table, records=rows, columns=list(columns))
 
 
-def _columns(rows: list[Row], width: int) -> list[list[Any]]:
-    """Rows as one list per column (the arrays unnest reads)."""
-    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
-
-
 async def _store_trades(
     conn: asyncpg.Connection, market: str, units: Units, trades: list[Row]
 ) -> None:
     if not trades:
         return
     rules = units.rules
+    await conn.copy_records_to_table("staged_trades", records=trades)
     await conn.execute(
         STORE_TRADES, market, units.tick, units.lot, units.base_unit, units.quote_unit,
-        rules.base, rules.quote, rules.base_per_lot, *_columns(trades, len(TRADE_FIELDS)),
+        rules.base, rules.quote, rules.base_per_lot,
     )  # fmt: skip
 
 
@@ -244,9 +250,10 @@ async def _store_order_events(
     if not events:
         return
     rules = units.rules
+    await conn.copy_records_to_table("staged_order_events", records=events)
     await conn.execute(
         STORE_ORDER_EVENTS, market, units.tick, units.base_unit, units.quote_unit,
-        rules.base, rules.quote, *_columns(events, len(ORDER_EVENT_FIELDS)),
+        rules.base, rules.quote,
     )  # fmt: skip
 
 
@@ -274,6 +281,8 @@ async def store_market_batches(
     async with conn.transaction():
         claimed = await _claim(conn, market, [(b.first_seq, b.last_seq) for b in batches])
         rows = market_rows(e for b in batches if b.first_seq in claimed for e in b.events)
+        if rows.trades or rows.order_events:
+            await conn.execute(STAGE)
         await _store_trades(conn, market, units, rows.trades)
         await _store_order_events(conn, market, units, rows.order_events)
         await _upsert_orders(conn, market, units, rows.orders)
