@@ -11,6 +11,7 @@ journal from them (INSERT … SELECT over unnest); orders are upserted from fold
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter
 
 import asyncpg
 
@@ -59,11 +60,6 @@ def _timestamp(ms: str) -> str:
     return f"('epoch'::timestamptz + {ms} * INTERVAL '1 millisecond')"
 
 
-def _unnest(names: Sequence[str], kinds: Sequence[str], first: int) -> str:
-    arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(kinds, start=first))
-    return f"unnest({arrays}) AS u({', '.join(names)})"
-
-
 _TRADE_KINDS = (
     "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text",
     "text", "bigint", "bigint", "bigint",
@@ -71,17 +67,6 @@ _TRADE_KINDS = (
 _ORDER_EVENT_KINDS = (
     "bigint", "text", "text", "text", "text", "text", "int", "bigint", "bigint", "text", "bigint",
 )  # fmt: skip
-STAGE = "; ".join(
-    f"CREATE TEMP TABLE IF NOT EXISTS {table} "
-    f"({', '.join(f'{name} {kind}' for name, kind in zip(names, kinds, strict=True))}) "
-    "ON COMMIT DELETE ROWS"
-    for table, names, kinds in (
-        ("staged_trades", TRADE_FIELDS, _TRADE_KINDS),
-        ("staged_order_events", ORDER_EVENT_FIELDS, _ORDER_EVENT_KINDS),
-    )
-)
-"""The connection's staging tables: a read's events are copied there (binary COPY of
-integers and text), derived into the stored tables, and emptied at COMMIT."""
 # $1 market, $2 tick, $3 lot, $4 base unit, $5 quote unit, $6 base asset, $7 quote asset,
 # $8 base minor units per lot; the trades in staged_trades.
 _BASE_IF_BUYER = "CASE WHEN u.taker_side = 'buy' THEN $4::numeric ELSE $5::numeric END"
@@ -163,7 +148,7 @@ _FOLD_FIELDS = (
     ("stop_price", "bigint"), ("list_id", "text"), ("client_list_id", "text"),
     ("triggered_at", "bigint"),
 )  # fmt: skip
-"""An OrderFold's fields, as the arrays the upsert reads."""
+"""An OrderFold's fields, as the columns of `staged_orders`."""
 # Each column from the fold's integers: $2 tick, $3 lot, $4 base unit, $5 quote unit. What
 # this read did not fill adds a plain 0 (as the writer always did: the API shows the scale).
 _ORDER_VALUES = (
@@ -194,17 +179,26 @@ _KEPT_FIRST = (
 )  # fmt: skip
 _ADDED = ("filled_qty", "filled_quote", "fee")
 
+_FOLD_NAMES = [name for name, _ in _FOLD_FIELDS]
+STAGE = "; ".join(
+    f"CREATE TEMP TABLE IF NOT EXISTS {table} "
+    f"({', '.join(f'{name} {kind}' for name, kind in zip(names, kinds, strict=True))}) "
+    "ON COMMIT DELETE ROWS"
+    for table, names, kinds in (
+        ("staged_trades", TRADE_FIELDS, _TRADE_KINDS),
+        ("staged_order_events", ORDER_EVENT_FIELDS, _ORDER_EVENT_KINDS),
+        ("staged_orders", ["order_id", *_FOLD_NAMES], ["text", *(k for _, k in _FOLD_FIELDS)]),
+    )
+)
+"""The connection's staging tables: a read's events and order folds are copied there (binary
+COPY of integers and text), derived into the stored tables, and emptied at COMMIT."""
 UPSERT_ORDERS = (
     "INSERT INTO orders AS o (market, order_id, "
     + ", ".join(name for name, _ in _ORDER_VALUES)
     + ") SELECT $1, u.order_id, "
     + ", ".join(value for _, value in _ORDER_VALUES)
-    + " FROM "
-    + _unnest(
-        ["order_id", *(name for name, _ in _FOLD_FIELDS)],
-        ["text", *(kind for _, kind in _FOLD_FIELDS)],
-        6,
-    )
+    # Ordered, so that replicas upserting the same orders lock them in the same order.
+    + ' FROM staged_orders u ORDER BY u.order_id COLLATE "C"'
     + " ON CONFLICT (market, order_id) DO UPDATE SET "
     + ", ".join(f"{name} = coalesce(o.{name}, excluded.{name})" for name in _KEPT_FIRST)
     + ", "
@@ -262,13 +256,12 @@ async def _upsert_orders(
 ) -> None:
     if not folds:
         return
-    # Sorted, so that replicas upserting the same orders lock them in the same order.
-    ordered = sorted(folds.items())
-    columns = [[getattr(fold, name) for _, fold in ordered] for name, _ in _FOLD_FIELDS]
+    fold_values = attrgetter(*_FOLD_NAMES)
+    records = [(order_id, *fold_values(fold)) for order_id, fold in folds.items()]
+    await conn.copy_records_to_table("staged_orders", records=records)
     await conn.execute(
-        UPSERT_ORDERS, market, units.tick, units.lot, units.base_unit, units.quote_unit,
-        [order_id for order_id, _ in ordered], *columns,
-    )  # fmt: skip
+        UPSERT_ORDERS, market, units.tick, units.lot, units.base_unit, units.quote_unit
+    )
 
 
 async def store_market_batches(
@@ -281,7 +274,7 @@ async def store_market_batches(
     async with conn.transaction():
         claimed = await _claim(conn, market, [(b.first_seq, b.last_seq) for b in batches])
         rows = market_rows(e for b in batches if b.first_seq in claimed for e in b.events)
-        if rows.trades or rows.order_events:
+        if rows.trades or rows.order_events or rows.orders:
             await conn.execute(STAGE)
         await _store_trades(conn, market, units, rows.trades)
         await _store_order_events(conn, market, units, rows.order_events)
