@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
+from dbproc.writer import Batch, store_market_batches
 from storage.klines import (
     compute_ticker,
     drop_on,
@@ -22,6 +23,7 @@ from storage.klines import (
     provision_on,
     relation_name,
 )
+from tests.dbproc.test_writer import UNITS, oco_and_stop_events
 from tests.storage.trades import (
     MARKET,
     START,
@@ -165,3 +167,27 @@ async def test_drop_removes_the_aggregates_their_policies_and_the_trades(
     assert await ts.fetchval("SELECT count(*) FROM trades") == 0
     assert await ts.fetchval("SELECT count(*) FROM markets") == 0
     await drop_on(ts, MARKET.name)  # idempotent
+
+
+async def test_dbproc_stores_into_the_hypertable_the_rows_it_stores_on_plain_postgresql(
+    ts: asyncpg.Connection, db: asyncpg.Connection
+) -> None:
+    """The writer's derivation (INSERT … SELECT from its staging tables, in one statement with
+    the journal legs and the candles) works on a hypertable."""
+    events = oco_and_stop_events()
+    for conn in (ts, db):
+        await store_market_batches(conn, MARKET.name, UNITS, [Batch(events[:3]), Batch(events[3:])])
+    try:
+        for query in (
+            "SELECT * FROM trades ORDER BY trade_id",
+            "SELECT * FROM orders ORDER BY order_id",
+            "SELECT * FROM order_events ORDER BY seq",
+            "SELECT * FROM journal ORDER BY seq, leg",
+            "SELECT * FROM candles_1m ORDER BY bucket",
+        ):
+            stored = [tuple(row) for row in await ts.fetch(query)]
+            assert stored, query
+            assert stored == [tuple(row) for row in await db.fetch(query)], query
+    finally:
+        # The module shares one database; drop_on (the fixture) leaves the journal.
+        await ts.execute("DELETE FROM journal; DELETE FROM stored_batches; DELETE FROM candles_1m")
