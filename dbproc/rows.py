@@ -1,8 +1,9 @@
 """Engine events and funds movements as rows of the storage tables (no I/O).
 
-Integers (ticks, lots, minor units) become exact Decimals for NUMERIC columns. An order's
-row is folded from the events of one read (`OrderFold`); the writer adds folds up in SQL, so
-the order in which replicas store batches does not matter.
+A market's events stay integers (ticks, lots, minor units, Unix ms): PostgreSQL scales them
+into exact NUMERICs as it derives the stored rows (dbproc/writer.py). An order's row is folded
+from the events of one read (`OrderFold`); the writer adds folds up in SQL, so the order in
+which replicas store batches does not matter. Funds movements become rows here, as Decimals.
 """
 
 from collections.abc import Callable, Iterable
@@ -78,16 +79,6 @@ class Units:
 
     def quote(self, minor: int) -> Decimal:
         return EXACT.multiply(minor, self.quote_unit)
-
-    def base(self, minor: int) -> Decimal:
-        return EXACT.multiply(minor, self.base_unit)
-
-    def minor(self, asset: str, amount: int) -> Decimal:
-        return self.base(amount) if asset == self.rules.base else self.quote(amount)
-
-    def spent(self, side: str, amount: int) -> Decimal:
-        """An amount of the asset an order on `side` spends (quote for a buy)."""
-        return self.quote(amount) if side == BUY else self.base(amount)
 
 
 @dataclass
