@@ -3,7 +3,8 @@
 The `make bench-api` stack (bench.api.running_stack) with one api worker; a fixed number of
 signed orders, native `POST /api/v1/order` then Binance `POST /api/v3/order`, from a few
 connections in closed loop. What is reported is the api process's user plus system CPU time
-(/proc) per answered order: unlike a rate, it hardly moves when other work shares the cores.
+(/proc) per answered order, and every other component's: unlike a rate, it hardly moves when
+other work shares the cores.
 `--profile DIR` records py-spy collapsed stacks of the api for each route while it runs
 (`DIR/api-{route}.txt`; flamegraph.pl or speedscope draw them).
 """
@@ -41,9 +42,10 @@ def py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
 
 
 async def measure(
-    connections: list[Connection], route: str, orders: int, api: list[int]
+    connections: list[Connection], route: str, orders: int, components: dict[str, list[int]]
 ) -> dict[str, Any]:
-    """`orders` orders of `route` spread over the connections; api CPU ms per answered one."""
+    """`orders` orders of `route` spread over the connections; each component's CPU ms per
+    answered one."""
     make = ROUTES[route]
     statuses: Counter[int] = Counter()
 
@@ -51,27 +53,29 @@ async def measure(
         for _ in range(count):
             statuses[await connection.send(make(connection))] += 1
 
-    before = cpu_seconds(api)
+    before = {name: cpu_seconds(pids) for name, pids in components.items()}
     share = orders // len(connections)
     await asyncio.gather(*(loop(c, share) for c in connections))
-    spent = cpu_seconds(api) - before
+    spent = {name: cpu_seconds(pids) - before[name] for name, pids in components.items()}
     answered = sum(statuses.values())
     return {
         "orders": answered,
-        "api_cpu_ms_per_order": round(spent * 1000 / max(answered, 1), 3),
+        "cpu_ms_per_order": {
+            name: round(cpu * 1000 / max(answered, 1), 3) for name, cpu in spent.items()
+        },
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     async with running_stack(workdir, 1, args.connections) as stack:
-        api = stack.components["api"]
+        api = stack.components["api"][0]
         connections = [await Connection.open(stack.port, key) for key in stack.keys]
         result: dict[str, Any] = {}
         for route in ROUTES:
-            await measure(connections, route, args.orders // 5, api)  # warm-up
-            recorder = args.profile and py_spy(api[0], args.profile / f"api-{route}.txt")
-            result[route] = await measure(connections, route, args.orders, api)
+            await measure(connections, route, args.orders // 5, stack.components)  # warm-up
+            recorder = args.profile and py_spy(api, args.profile / f"api-{route}.txt")
+            result[route] = await measure(connections, route, args.orders, stack.components)
             if recorder:
                 recorder.send_signal(2)
                 recorder.wait(30)
