@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,7 +77,8 @@ async def place_order(request: Request, route: APIRoute) -> Response | None:
     user = deps.require(await deps.authenticate(request, state), "trade")
     status, placed = await order_service.place(state, user.user_id, order)
     answer, errors = response_field.validate(placed, loc=("response",))
-    assert not errors
+    if errors:
+        raise ResponseValidationError(errors, body=placed)
     content = response_field.serialize_json(answer, by_alias=True)
     return Response(content, status, media_type="application/json")
 
