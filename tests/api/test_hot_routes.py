@@ -1,6 +1,6 @@
 """The hot order routes (api.hot_routes) answer exactly as the framework does: an order, a
-malformed one and a refusal, sent the hot way and the framework's way (a browser's Origin
-takes the framework's path)."""
+malformed one, a refusal and a cancel, sent the hot way and the framework's way (a browser's
+Origin takes the framework's path)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ VOLATILE = ("order_id", "created_at")
 
 def test_both_hot_routes_are_found() -> None:
     app = create_app(Settings(jwt_secret=JWT_SECRET))
-    assert set(hot_routes(app)) == {("POST", "/api/v1/order"), ("POST", "/api/v3/order")}
+    assert {(method, pattern.pattern) for method, pattern, _, _ in hot_routes(app)} == {
+        ("POST", "^/api/v1/order$"),
+        ("DELETE", "^/api/v1/order/(?P<order_id>[^/]+)$"),
+        ("POST", "^/api/v3/order$"),
+    }
 
 
 async def _both(
@@ -75,6 +79,27 @@ async def test_refusals_are_answered_alike(http: httpx.AsyncClient) -> None:
     assert [a.status_code for a in answers] == [401, 401]
     assert answers[0].json() == answers[1].json()
     assert answers[0].headers["www-authenticate"] == "Bearer"
+
+
+async def test_cancels_are_answered_alike(http: httpx.AsyncClient) -> None:
+    trader = await funded(http, USD="1000")
+    placed = [(await trader.place(**limit("buy", "100.00", "1.0000"))).json() for _ in "ab"]
+    hot, framework = [
+        await trader.http.delete(f"/api/v1/order/{order['order_id']}", headers=trader.auth | extra)
+        for order, extra in zip(placed, ({}, ORIGIN), strict=True)
+    ]
+    assert hot.status_code == framework.status_code == 200, (hot.text, framework.text)
+    assert _stable(hot) == _stable(framework)
+    assert hot.json()["status"] == "canceled"
+    assert await trader.balances() == {"USD": ("1000.000000", "0.000000")}
+    other = await funded(http, USD="1")
+    for order_id in ("not-an-id", placed[0]["order_id"]):  # invalid; another user's
+        answers = [
+            await other.http.delete(f"/api/v1/order/{order_id}", headers=other.auth | extra)
+            for extra in ({}, ORIGIN)
+        ]
+        assert answers[0].status_code == answers[1].status_code in (404, 422)
+        assert answers[0].json() == answers[1].json()
 
 
 async def test_binance_orders_take_the_hot_path_too(http: httpx.AsyncClient) -> None:
