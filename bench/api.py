@@ -63,34 +63,48 @@ class Connection:
     key: Key
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    answer: bytes = b""
+    """The last answer's body."""
+    resting: list[str] = field(default_factory=list)
+    """Ids of orders placed to be canceled."""
 
     @classmethod
     async def open(cls, port: int, key: Key) -> "Connection":
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         return cls(reader, writer, key)
 
-    def order(self) -> bytes:
-        """The next signed order: alternately a buy and a sell; the varying size keeps any two
-        bodies (and so signatures) of one key apart."""
+    def order(self, price: str = "100.00", alternate: bool = True) -> bytes:
+        """The next signed order: alternately a buy and a sell (or a buy), the varying size
+        keeps any two bodies (and so signatures) of one key apart."""
         self.sent += 1
         body = orjson.dumps(
             {
                 "market": "bench-usd",
-                "side": "buy" if self.sent % 2 else "sell",
+                "side": "sell" if alternate and not self.sent % 2 else "buy",
                 "type": "limit",
-                "price": "100.00",
+                "price": price,
                 "quantity": f"{1 + self.sent % 97}.0000",
             }
         )
+        return self._signed("POST", "/api/v1/order", body)
+
+    def resting_order(self) -> bytes:
+        """A buy far below the book: it rests until canceled."""
+        return self.order(price="1.00", alternate=False)
+
+    def cancel(self) -> bytes:
+        """The signed cancel of the last of `resting`."""
+        return self._signed("DELETE", f"/api/v1/order/{self.resting.pop()}", b"")
+
+    def _signed(self, method: str, path: str, body: bytes) -> bytes:
         stamp = str(time.time_ns() // 1_000_000)
-        path = "/api/v1/order"
         signature = hmac.new(
             self.key.secret.encode(),
-            stamp.encode() + b"POST" + path.encode() + body,
+            stamp.encode() + method.encode() + path.encode() + body,
             hashlib.sha256,
         ).hexdigest()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-API-KEY: {self.key.key}\r\n"
             f"X-API-TIMESTAMP: {stamp}\r\nX-API-SIGNATURE: {signature}\r\n\r\n"
         )
@@ -123,7 +137,7 @@ class Connection:
         for line in head.split(b"\r\n"):
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
-        await self.reader.readexactly(length)
+        self.answer = await self.reader.readexactly(length)
         self.statuses[status] += 1
         return status
 

@@ -1,10 +1,10 @@
 """The api's CPU time per signed order, for comparing changes on a busy machine.
 
 The `make bench-api` stack (bench.api.running_stack) with one api worker; a fixed number of
-signed orders, native `POST /api/v1/order` then Binance `POST /api/v3/order`, from a few
-connections in closed loop. What is reported is the api process's user plus system CPU time
-(/proc) per answered order, and every other component's: unlike a rate, it hardly moves when
-other work shares the cores.
+signed orders, native `POST /api/v1/order`, Binance `POST /api/v3/order`, then cancels of
+resting orders (`DELETE /api/v1/order/{id}`), from a few connections in closed loop. What is
+reported is the api process's user plus system CPU time (/proc) per answered request, and
+every other component's: unlike a rate, it hardly moves when other work shares the cores.
 `--profile DIR` records py-spy collapsed stacks of the api for each route while it runs
 (`DIR/api-{route}.txt`; flamegraph.pl or speedscope draw them).
 """
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvloop
 
 from bench.api import Connection, cpu_seconds, running_stack
@@ -28,6 +29,7 @@ from bench.api import Connection, cpu_seconds, running_stack
 ROUTES: dict[str, Callable[[Connection], bytes]] = {
     "native": Connection.order,
     "binance": Connection.binance_order,
+    "cancel": Connection.cancel,
 }
 
 
@@ -67,12 +69,25 @@ async def measure(
     }
 
 
+async def place_resting(connections: list[Connection], orders: int) -> None:
+    """`orders` resting orders spread over the connections, for the cancels to cancel."""
+
+    async def loop(connection: Connection) -> None:
+        for _ in range(orders // len(connections)):
+            assert await connection.send(connection.resting_order()) == 200
+            connection.resting.append(orjson.loads(connection.answer)["order_id"])
+
+    await asyncio.gather(*(loop(c) for c in connections))
+
+
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     async with running_stack(workdir, 1, args.connections) as stack:
         api = stack.components["api"][0]
         connections = [await Connection.open(stack.port, key) for key in stack.keys]
         result: dict[str, Any] = {}
         for route in ROUTES:
+            if route == "cancel":
+                await place_resting(connections, args.orders + args.orders // 5)
             await measure(connections, route, args.orders // 5, stack.components)  # warm-up
             recorder = args.profile and py_spy(api, args.profile / f"api-{route}.txt")
             result[route] = await measure(connections, route, args.orders, stack.components)
