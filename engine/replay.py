@@ -29,6 +29,7 @@ from xch.schemas import (
     BUY,
     MARKET,
     SIDES,
+    Cancel,
     Event,
     OrderAccepted,
     OrderDone,
@@ -65,6 +66,8 @@ class ReplaySession:
         start = len(engine.out)
         if isinstance(command, Place):
             self._place(command, input_id, ts)
+        elif type(command) is Cancel:  # an isinstance that misses calls the metaclass
+            engine.cancel(command, input_id, ts)
         elif isinstance(command, PlaceList):
             self._place_list(command, input_id, ts)
         elif isinstance(command, FundsRequest):
@@ -77,7 +80,7 @@ class ReplaySession:
         if order.side not in SIDES:
             self.engine.reject(order, ResultCode.INVALID_COMMAND, input_id, ts)
             return
-        amount = lock_amount(self.rules, order, self.engine.asks.totals())
+        amount = lock_amount(self.rules, order, self.engine.asks)
         if self.ledger.lock(order.user, self._quote if order.side == BUY else self._base, amount):
             self.engine.place_locked(order, amount, input_id, ts)
         else:
