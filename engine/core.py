@@ -318,22 +318,25 @@ class Engine:
         return None
 
     def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
-        code = self._limit_terms(cmd)
+        # Each field read once: compiled, every read of a struct field is a generic getattr.
+        tif, price, qty = cmd.tif, cmd.price, cmd.qty
+        code = self._limit_terms(tif, cmd.quote_qty, price, qty)
         if code is not None:
             return code
-        side, price, qty = cmd.side, cmd.price, cmd.qty
+        side = cmd.side
         needed = qty * (price * self._quote_per_tick_lot if side == BUY else self._base_per_lot)
         if locked != needed:
             return _lock_mismatch(locked, needed)
-        if cmd.tif == POST_ONLY and self._crosses(side, price):
+        if tif == POST_ONLY and self._crosses(side, price):
             return ResultCode.POST_ONLY_WOULD_CROSS
         return None
 
-    def _limit_terms(self, cmd: Place) -> ResultCode | None:
+    def _limit_terms(
+        self, tif: TimeInForce, quote_qty: int, price: int, qty: int
+    ) -> ResultCode | None:
         """The terms of a limit order (or of a stop-limit's limit), its lock aside."""
-        if cmd.tif not in TIMES_IN_FORCE or cmd.quote_qty:
+        if tif not in TIMES_IN_FORCE or quote_qty:
             return ResultCode.INVALID_COMMAND
-        price, qty = cmd.price, cmd.qty
         if price <= 0:
             return ResultCode.INVALID_PRICE
         if qty <= 0:
@@ -371,7 +374,7 @@ class Engine:
         if stop_price <= 0:
             return ResultCode.INVALID_STOP_PRICE
         if cmd.type in STOP_LIMIT_TYPES:
-            code = self._limit_terms(cmd)
+            code = self._limit_terms(cmd.tif, cmd.quote_qty, cmd.price, cmd.qty)
         else:
             code = self._market_terms(cmd)
             at_stop = stop_price * cmd.qty * self._quote_per_tick_lot
@@ -848,9 +851,12 @@ class Engine:
 
 def _effective_tif(cmd: Place) -> TimeInForce:
     """A market or stop-market order never rests: GTC means IOC for it."""
-    if cmd.tif == GTC and cmd.type != LIMIT and cmd.type not in STOP_LIMIT_TYPES:
-        return IOC
-    return cmd.tif
+    tif = cmd.tif
+    if tif == GTC:
+        order_type = cmd.type
+        if order_type != LIMIT and order_type not in STOP_LIMIT_TYPES:
+            return IOC
+    return tif
 
 
 def _lock_mismatch(locked: int, needed: int) -> ResultCode:

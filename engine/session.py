@@ -49,11 +49,12 @@ class ReplaySession:
         self.ledger.settle_from(engine.out, start)
 
     def _place(self, order: Place, input_id: str, ts: int) -> None:
-        if order.side not in SIDES:
+        side = order.side
+        if side not in SIDES:
             self.engine.reject(order, ResultCode.INVALID_COMMAND, input_id, ts)
             return
         amount = lock_amount(self.rules, order, self.engine.asks)
-        if self.ledger.lock(order.user, self._quote if order.side == BUY else self._base, amount):
+        if self.ledger.lock(order.user, self._quote if side == BUY else self._base, amount):
             self.engine.place_locked(order, amount, input_id, ts)
         else:
             self.engine.reject(order, ResultCode.INSUFFICIENT_FUNDS, input_id, ts)

@@ -55,10 +55,16 @@ class Ledger:
         self.strict = strict
         self.accounts = _Accounts()
         self.net_deposits: dict[str, int] = {}
-        self.markets: dict[str, MarketRules] = {rules.name: rules for rules in markets}
+        self.markets: dict[str, MarketRules] = {}
+        self._assets: dict[str, tuple[str, str, int]] = {}
+        """Market -> (base, quote, base minor units per lot): all settling reads of its rules,
+        in one lookup (compiled, each read of a rules field is a generic getattr)."""
+        for rules in markets:
+            self.add_market(rules)
 
     def add_market(self, rules: MarketRules) -> None:
         self.markets[rules.name] = rules
+        self._assets[rules.name] = (rules.base, rules.quote, rules.base_per_lot)
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -170,8 +176,8 @@ class Ledger:
             raise LedgerError(f"lock beyond free funds: {event!r}")
 
     def _spent_asset(self, event: OrderAccepted | OrderRejected | OrderDone) -> str:
-        rules = self.markets[event.market]
-        return rules.quote if event.side == BUY else rules.base
+        base, quote, _ = self._assets[event.market]
+        return quote if event.side == BUY else base
 
     def _unlock(self, user: str, asset: str, amount: int) -> None:
         if not amount:
@@ -183,9 +189,8 @@ class Ledger:
         cell[0] += amount
 
     def _settle_trade(self, trade: Trade) -> None:
-        rules = self.markets[trade.market]
-        base_asset, quote_asset = rules.base, rules.quote
-        base = trade.qty * rules.base_per_lot
+        base_asset, quote_asset, base_per_lot = self._assets[trade.market]
+        base = trade.qty * base_per_lot
         quote = trade.quote_qty
         if trade.taker_side == BUY:
             buyer, buyer_fee, buyer_refund = trade.taker_user, trade.taker_fee, trade.taker_unlocked
