@@ -113,23 +113,23 @@ async def authenticate(request: Request, state: State) -> Principal:
 
 
 async def _reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    return _require(principal, "read")
+    return require(principal, "read")
 
 
 async def _trader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    return _require(principal, "trade")
+    return require(principal, "trade")
 
 
 async def _admin(principal: Annotated[Principal, Depends(authenticate)], state: State) -> Principal:
     if principal.by_api_key:
-        _require(principal, "admin")
+        require(principal, "admin")
     user = await users.user_by_id(state.db, principal.user_id)
     if user is None or not user.is_admin:
         raise ApiError(403, "forbidden", "an admin account is needed")
     return principal
 
 
-def _require(principal: Principal, scope: str) -> Principal:
+def require(principal: Principal, scope: str) -> Principal:
     if scope not in principal.scopes:
         raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
     return principal

@@ -17,6 +17,7 @@ from api.binance.routes import account, market, user_stream
 from api.binance.routes import order_lists as binance_lists
 from api.binance.routes import orders as binance_orders
 from api.config import Settings, get_settings
+from api.hot_routes import HotRoutes, hot_routes
 from api.markets import Registry
 from api.middleware import RequestContext
 from api.ratelimit import RateLimiter
@@ -102,5 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         expose_headers=["Retry-After", "X-Request-ID"],
     )
+    # Inside RequestContext, outside CORS (a browser's request goes the framework's way).
+    app.add_middleware(HotRoutes, routes=hot_routes(app), exception_handlers=app.exception_handlers)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,7 +1,8 @@
 """Fixed-window request limits kept in Redis, so every api process shares them.
 
-One INCR per request and counter (the window's first request also sets the expiry), all of a
-request's counters in one round trip; over a limit the request is refused with 429 and
+One INCR per request and counter (the first of a window also sets the expiry), all of a
+request's counters, and a signed request's replay claim, in one Lua call: one command to send
+and one reply to parse per request. Over a limit the request is refused with 429 and
 `Retry-After`, the seconds until the window ends.
 """
 
@@ -15,28 +16,42 @@ from api.errors import ApiError
 Counter = tuple[str, str, int]
 """(kind, who, limit): e.g. ("ip", "203.0.113.9", 100)."""
 
+# KEYS: the counters, then the claim if there is one. ARGV: the counters' expiry (s), how
+# many counters, the claim's expiry (ms). Returns the counts, then 1 if the claim was fresh
+# (or there is none).
+_HIT = """
+local counters = tonumber(ARGV[2])
+local out = {}
+for i = 1, counters do
+  out[i] = redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[1], 'NX')
+end
+local fresh = 1
+if #KEYS > counters and not redis.call('SET', KEYS[#KEYS], '', 'NX', 'PX', ARGV[3]) then
+  fresh = 0
+end
+out[counters + 1] = fresh
+return out
+"""
+
 
 class RateLimiter:
     def __init__(self, client: redis.asyncio.Redis, window_seconds: int) -> None:
-        self.client = client
         self.window = window_seconds
+        self.script = client.register_script(_HIT)
 
     async def hit(self, *counters: Counter, claim: str = "", claim_ms: int = 0) -> bool:
         """Count one request against each counter. `claim` (a key to SET NX for `claim_ms`,
-        as a signed request's signature is) rides along in the same round trip; returns
-        whether it was fresh (True when there is none). ApiError 429 over a limit."""
+        as a signed request's signature is) rides along in the same call; returns whether
+        it was fresh (True when there is none). ApiError 429 over a limit."""
         now = time.time()
         window = int(now // self.window)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for kind, who, _ in counters:
-                key = f"xch:rl:{kind}:{who}:{window}"
-                pipe.incr(key)
-                pipe.expire(key, self.window + 1, nx=True)
-            if claim:
-                pipe.set(claim, b"", nx=True, px=claim_ms)
-            results = await pipe.execute()
-        for n, (kind, _, limit) in enumerate(counters):
-            if int(results[2 * n]) > limit:
+        keys = [f"xch:rl:{kind}:{who}:{window}" for kind, who, _ in counters]
+        if claim:
+            keys.append(claim)
+        results = await self.script(keys, [self.window + 1, len(counters), claim_ms])
+        for count, (kind, _, limit) in zip(results, counters, strict=False):
+            if int(count) > limit:
                 retry_after = max(1, math.ceil((window + 1) * self.window - now))
                 raise ApiError(
                     429,
@@ -44,4 +59,4 @@ class RateLimiter:
                     f"more than {limit} requests per {self.window} s for this {kind}",
                     headers={"Retry-After": str(retry_after)},
                 )
-        return bool(results[-1]) if claim else True
+        return bool(results[-1])

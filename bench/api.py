@@ -15,6 +15,7 @@ Writes bench/results/api.json.
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -23,6 +24,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,48 +63,81 @@ class Connection:
     key: Key
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    answer: bytes = b""
+    """The last answer's body."""
+    resting: list[str] = field(default_factory=list)
+    """Ids of orders placed to be canceled."""
 
     @classmethod
     async def open(cls, port: int, key: Key) -> "Connection":
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         return cls(reader, writer, key)
 
-    def order(self) -> bytes:
-        """The next signed order: alternately a buy and a sell; the varying size keeps any two
-        bodies (and so signatures) of one key apart."""
+    def order(self, price: str = "100.00", alternate: bool = True) -> bytes:
+        """The next signed order: alternately a buy and a sell (or a buy), the varying size
+        keeps any two bodies (and so signatures) of one key apart."""
         self.sent += 1
         body = orjson.dumps(
             {
                 "market": "bench-usd",
-                "side": "buy" if self.sent % 2 else "sell",
+                "side": "sell" if alternate and not self.sent % 2 else "buy",
                 "type": "limit",
-                "price": "100.00",
+                "price": price,
                 "quantity": f"{1 + self.sent % 97}.0000",
             }
         )
+        return self._signed("POST", "/api/v1/order", body)
+
+    def resting_order(self) -> bytes:
+        """A buy far below the book: it rests until canceled."""
+        return self.order(price="1.00", alternate=False)
+
+    def cancel(self) -> bytes:
+        """The signed cancel of the last of `resting`."""
+        return self._signed("DELETE", f"/api/v1/order/{self.resting.pop()}", b"")
+
+    def _signed(self, method: str, path: str, body: bytes) -> bytes:
         stamp = str(time.time_ns() // 1_000_000)
-        path = "/api/v1/order"
         signature = hmac.new(
             self.key.secret.encode(),
-            stamp.encode() + b"POST" + path.encode() + body,
+            stamp.encode() + method.encode() + path.encode() + body,
             hashlib.sha256,
         ).hexdigest()
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-API-KEY: {self.key.key}\r\n"
             f"X-API-TIMESTAMP: {stamp}\r\nX-API-SIGNATURE: {signature}\r\n\r\n"
         )
         return head.encode() + body
 
-    async def send(self) -> int:
-        self.writer.write(self.order())
+    def binance_order(self) -> bytes:
+        """The next Binance `POST /api/v3/order`, its parameters in the body and signed as
+        python-binance signs them (HMAC-SHA256 of the query string and body)."""
+        self.sent += 1
+        params = (
+            f"symbol=BENCHUSD&side={'BUY' if self.sent % 2 else 'SELL'}&type=LIMIT"
+            f"&timeInForce=GTC&price=100.00&quantity={1 + self.sent % 97}.0000"
+            f"&newOrderRespType=RESULT&timestamp={time.time_ns() // 1_000_000}"
+        )
+        signature = hmac.new(self.key.secret.encode(), params.encode(), hashlib.sha256)
+        body = f"{params}&signature={signature.hexdigest()}".encode()
+        head = (
+            "POST /api/v3/order HTTP/1.1\r\nHost: bench\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nX-MBX-APIKEY: {self.key.key}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def send(self, request: bytes | None = None) -> int:
+        """Send `request` (the next native order by default) and read the answer."""
+        self.writer.write(request or self.order())
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n"):
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
-        await self.reader.readexactly(length)
+        self.answer = await self.reader.readexactly(length)
         self.statuses[status] += 1
         return status
 
@@ -211,7 +246,21 @@ async def make_keys(url: str, redis_url: str, count: int) -> list[Key]:
     return made
 
 
-async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+@dataclass
+class Running:
+    """The started stack: the api's port, each user's key, and each component's pids."""
+
+    port: int
+    keys: list[Key]
+    components: dict[str, list[int]]
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    workdir: Path, workers: int, users: int, env: dict[str, str] | None = None
+) -> AsyncIterator[Running]:
+    """Redis, PostgreSQL, one engine of bench-usd, dbproc and `python -m api` with `workers`
+    workers (rate limits out of the way), and `users` funded users with a trade key each."""
     redis_server = start_redis(workdir / "redis")
     redis_pid = redis_server.pid
     # Its own directory: as root, PostgreSQL runs as another user, who must own it.
@@ -232,10 +281,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             database_url,
             workdir / "api.log",
             env={
-                "EXCHANGE_API_WORKERS": str(args.workers),
+                "EXCHANGE_API_WORKERS": str(workers),
                 "EXCHANGE_API_LOG_LEVEL": "warning",
                 "EXCHANGE_API_RATE_LIMIT_USER": "1000000",
                 "EXCHANGE_API_RATE_LIMIT_IP": "1000000",
+                **(env or {}),
             },
         )
         processes += [engine, dbproc, api]
@@ -245,8 +295,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await engine.wait_ready()
         await dbproc.wait_ready()
         await api.wait_ready()
-        made = await make_keys(api.url, redis_server.url, args.connections)
-        connections = [await Connection.open(api.port, key) for key in made]
+        made = await make_keys(api.url, redis_server.url, users)
         assert api.process and engine.process and dbproc.process
         components = {
             "api": child_pids(api.process.pid) or [api.process.pid],
@@ -255,11 +304,23 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "redis": [redis_pid],
             "load_generator": [os.getpid()],
         }
-        await throughput(connections, 2, components)  # warm-up
+        yield Running(api.port, made, components)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        postgres.stop()
+        shutil.rmtree(postgres.base_dir, ignore_errors=True)
+        redis_server.stop()
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    async with running_stack(workdir, args.workers, args.connections) as stack:
+        connections = [await Connection.open(stack.port, key) for key in stack.keys]
+        await throughput(connections, 2, stack.components)  # warm-up
         result = {
             "workers": args.workers,
             "connections": args.connections,
-            "throughput": await throughput(connections, args.seconds, components),
+            "throughput": await throughput(connections, args.seconds, stack.components),
             "latency": await latency(connections, args.rate, args.seconds),
         }
         statuses: Counter[int] = Counter()
@@ -268,12 +329,6 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             connection.close()
         result["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
         return result
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        postgres.stop()
-        shutil.rmtree(postgres.base_dir, ignore_errors=True)
-        redis_server.stop()
 
 
 def main() -> None:

@@ -2,16 +2,23 @@
 
 Each level is a FIFO of orders. Cancels are lazy: a canceled order is marked empty and left
 in its level's queue until matching reaches it, so a cancel is O(1); the level's `total` and
-`live` counts always reflect only live orders, and an empty level is removed at once.
+`live` counts always reflect only live orders, and an empty level leaves `levels` at once.
+
+The best price comes from a binary heap of level keys (`heapq`, in C), not a sorted container:
+prices come and go at the same few ticks, and a level that empties away from the top of the
+heap keeps its key there, parked, for the next order at its price to reuse; keys of empty
+levels are dropped only when they reach the top, or all at once when they outnumber the live
+ones. Ordered walks (depth, a market buy's cost) sort the live levels when asked.
 """
 
 from collections import deque
 from collections.abc import Iterator
-from itertools import islice
-
-from sortedcontainers import SortedList
+from heapq import heapify, heappop, heappush, nsmallest
 
 from xch.schemas import Side
+
+PARKED_SLACK = 64
+"""Empty levels kept beyond as many as there are live ones, before the heap is rebuilt."""
 
 
 class Order:
@@ -55,23 +62,30 @@ class Level:
 
 
 class BookSide:
-    """One side of the book. Bids are kept under negated keys so that, on both sides,
-    index 0 of the sorted key list is the best price."""
+    """One side of the book. Bids are keyed by negated price so that, on both sides, the
+    smallest key (`heap[0]`) is the best price; `best` is the best live price."""
 
-    __slots__ = ("best", "keys", "levels", "sign")
+    __slots__ = ("best", "heap", "levels", "parked", "sign")
 
     def __init__(self, is_bid: bool) -> None:
         self.sign = -1 if is_bid else 1
-        self.keys = SortedList()
         self.levels: dict[int, Level] = {}
+        """The live levels by price."""
+        self.heap: list[int] = []
+        """Keys of the live levels and of the parked ones, each once."""
+        self.parked: dict[int, Level] = {}
+        """Empty levels whose key is still in the heap, by price."""
         self.best: int | None = None
 
     def add(self, order: Order) -> None:
         price = order.price
         level = self.levels.get(price)
         if level is None:
-            level = self.levels[price] = Level()
-            self.keys.add(price * self.sign)
+            level = self.parked.pop(price, None)
+            if level is None:
+                level = Level()
+                heappush(self.heap, price * self.sign)
+            self.levels[price] = level
             best = self.best
             if best is None or (price - best) * self.sign < 0:
                 self.best = price
@@ -80,11 +94,29 @@ class BookSide:
         level.live += 1
 
     def remove_level(self, price: int) -> None:
-        del self.levels[price]
-        keys = self.keys
-        keys.remove(price * self.sign)
-        if price == self.best:
-            self.best = keys[0] * self.sign if keys else None
+        """Take the emptied level at `price` out of the live ones."""
+        level = self.levels.pop(price)
+        level.orders.clear()  # only canceled orders are left in it
+        self.parked[price] = level
+        if len(self.parked) > len(self.levels) + PARKED_SLACK:
+            self._rebuild()
+        elif price == self.best:
+            self._drop_parked_top()
+
+    def _drop_parked_top(self) -> None:
+        """Pop parked keys off the top of the heap until a live one (the best) is there."""
+        heap, parked, sign = self.heap, self.parked, self.sign
+        while heap and heap[0] * sign in parked:
+            del parked[heappop(heap) * sign]
+        self.best = heap[0] * sign if heap else None
+
+    def _rebuild(self) -> None:
+        """Forget every parked level: the heap holds the live keys only."""
+        sign = self.sign
+        self.parked.clear()
+        self.heap = [price * sign for price in self.levels]
+        heapify(self.heap)
+        self.best = self.heap[0] * sign if self.heap else None
 
     def withdraw(self, order: Order) -> None:
         """Take a live order out (cancel or expiry): O(1), the queue entry goes lazily."""
@@ -95,21 +127,30 @@ class BookSide:
         if level.live == 0:
             self.remove_level(order.price)
 
-    def prices(self) -> Iterator[int]:
-        """Prices from best to worst."""
+    def prices(self, limit: int | None = None) -> Iterator[int]:
+        """Live prices from best to worst (the best `limit` of them)."""
         sign = self.sign
-        for key in self.keys:
+        if limit is None:
+            keys = sorted(price * sign for price in self.levels)
+        else:
+            keys = nsmallest(limit, [price * sign for price in self.levels])
+        for key in keys:
             yield key * sign
 
-    def totals(self) -> Iterator[tuple[int, int]]:
+    def totals(self, limit: int | None = None) -> Iterator[tuple[int, int]]:
         """(price, total lots) from best to worst."""
         levels = self.levels
-        for price in self.prices():
+        for price in self.prices(limit):
             yield price, levels[price].total
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """(price, total lots) from best to worst, read only as far as the reader goes: what
+        `ledger.locks.lock_amount` takes as the asks, at no cost when it needs none."""
+        return self.totals()
 
     def depth(self, limit: int | None = None) -> list[tuple[int, int]]:
         """[(price, total lots)] from best to worst."""
-        return list(islice(self.totals(), limit))
+        return list(self.totals(limit))
 
     def live_orders(self, price: int) -> Iterator[Order]:
         """The live orders of one level in time priority."""

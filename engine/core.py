@@ -106,12 +106,14 @@ class Engine:
     # ---- dispatch -----------------------------------------------------------------------
 
     def process(self, command: Command, input_id: str, ts: int) -> None:
-        if isinstance(command, Place):
+        # A cancel by its exact type, before an isinstance that would miss: a miss calls the
+        # struct's metaclass.
+        if type(command) is Cancel:
+            self.cancel(command, input_id, ts)
+        elif isinstance(command, Place):
             self.place(command, input_id, ts)
         elif isinstance(command, PlaceList):
             self.place_list(command, command.locked, input_id, ts)
-        elif isinstance(command, Cancel):
-            self.cancel(command, input_id, ts)
         elif isinstance(command, CancelAll):
             self.cancel_all(command.user, input_id, ts)
         elif isinstance(command, SetTrading):
@@ -290,9 +292,10 @@ class Engine:
             return code
         if cmd.stop_price:
             return ResultCode.INVALID_STOP_PRICE
-        if cmd.type == LIMIT:
+        order_type = cmd.type
+        if order_type == LIMIT:
             code = self._check_limit(cmd, locked)
-        elif cmd.type == MARKET:
+        elif order_type == MARKET:
             code = self._check_market(cmd, locked)
         else:
             code = ResultCode.INVALID_COMMAND
@@ -307,35 +310,38 @@ class Engine:
         side = cmd.side
         if (side != BUY and side != SELL) or cmd.stp not in STP_MODES:
             return ResultCode.INVALID_COMMAND
-        if not cmd.order_id or not cmd.user:
+        order_id = cmd.order_id
+        if not order_id or not cmd.user:
             return ResultCode.INVALID_COMMAND
-        if cmd.order_id in self.orders or cmd.order_id in self.stops.by_id:
+        if order_id in self.orders or order_id in self.stops.by_id:
             return ResultCode.DUPLICATE_ORDER
         return None
 
     def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
-        code = self._limit_terms(cmd)
+        # Each field read once: compiled, every read of a struct field is a generic getattr.
+        tif, price, qty = cmd.tif, cmd.price, cmd.qty
+        code = self._limit_terms(tif, cmd.quote_qty, price, qty)
         if code is not None:
             return code
-        if cmd.side == BUY:
-            needed = cmd.price * cmd.qty * self._quote_per_tick_lot
-        else:
-            needed = cmd.qty * self._base_per_lot
+        side = cmd.side
+        needed = qty * (price * self._quote_per_tick_lot if side == BUY else self._base_per_lot)
         if locked != needed:
             return _lock_mismatch(locked, needed)
-        if cmd.tif == POST_ONLY and self._crosses(cmd.side, cmd.price):
+        if tif == POST_ONLY and self._crosses(side, price):
             return ResultCode.POST_ONLY_WOULD_CROSS
         return None
 
-    def _limit_terms(self, cmd: Place) -> ResultCode | None:
+    def _limit_terms(
+        self, tif: TimeInForce, quote_qty: int, price: int, qty: int
+    ) -> ResultCode | None:
         """The terms of a limit order (or of a stop-limit's limit), its lock aside."""
-        if cmd.tif not in TIMES_IN_FORCE or cmd.quote_qty:
+        if tif not in TIMES_IN_FORCE or quote_qty:
             return ResultCode.INVALID_COMMAND
-        if cmd.price <= 0:
+        if price <= 0:
             return ResultCode.INVALID_PRICE
-        if cmd.qty <= 0:
+        if qty <= 0:
             return ResultCode.INVALID_QTY
-        if cmd.price * cmd.qty * self._quote_per_tick_lot < self._min_notional:
+        if price * qty * self._quote_per_tick_lot < self._min_notional:
             return ResultCode.BELOW_MIN_NOTIONAL
         return None
 
@@ -368,7 +374,7 @@ class Engine:
         if stop_price <= 0:
             return ResultCode.INVALID_STOP_PRICE
         if cmd.type in STOP_LIMIT_TYPES:
-            code = self._limit_terms(cmd)
+            code = self._limit_terms(cmd.tif, cmd.quote_qty, cmd.price, cmd.qty)
         else:
             code = self._market_terms(cmd)
             at_stop = stop_price * cmd.qty * self._quote_per_tick_lot
@@ -745,13 +751,14 @@ class Engine:
 
     def cancel(self, cmd: Cancel, input_id: str, ts: int) -> None:
         """Cancel an open or waiting order; canceling a leg of an OCO list cancels both."""
-        order = self.orders.get(cmd.order_id) or self.stops.get(cmd.order_id)
+        order_id, user = cmd.order_id, cmd.user
+        order = self.orders.get(order_id) or self.stops.get(order_id)
         if order is None:
-            self.reject(cmd, ResultCode.UNKNOWN_ORDER, input_id, ts)
-        elif order.user != cmd.user:
-            self.reject(cmd, ResultCode.NOT_OWNER, input_id, ts)
+            self.refuse(order_id, user, "", "cancel", ResultCode.UNKNOWN_ORDER, 0, input_id, ts)
+        elif order.user != user:
+            self.refuse(order_id, user, "", "cancel", ResultCode.NOT_OWNER, 0, input_id, ts)
         else:
-            self._cancel(cmd.order_id, REASON_USER, input_id, ts)
+            self._cancel(order_id, REASON_USER, input_id, ts)
 
     def cancel_all(self, user: str, input_id: str, ts: int) -> None:
         """Cancel every open order of `user`, oldest first, then its waiting stops."""
@@ -844,9 +851,12 @@ class Engine:
 
 def _effective_tif(cmd: Place) -> TimeInForce:
     """A market or stop-market order never rests: GTC means IOC for it."""
-    if cmd.tif == GTC and cmd.type != LIMIT and cmd.type not in STOP_LIMIT_TYPES:
-        return IOC
-    return cmd.tif
+    tif = cmd.tif
+    if tif == GTC:
+        order_type = cmd.type
+        if order_type != LIMIT and order_type not in STOP_LIMIT_TYPES:
+            return IOC
+    return tif
 
 
 def _lock_mismatch(locked: int, needed: int) -> ResultCode:

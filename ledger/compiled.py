@@ -34,10 +34,12 @@ MODULES = (
     "engine.core",
     "engine.stops",
     "engine.snapshot",
+    "engine.session",
     "ledger.locks",
     "ledger.reference",
 )
-"""What setup.py compiles. Not engine.replay: `python -m` cannot run an extension module."""
+"""What setup.py compiles. Not engine.replay: `python -m` cannot run an extension module (its
+ReplaySession is engine.session's)."""
 MANIFEST = Path(__file__).with_name("compiled.json")
 INTERPRETED_ENV = "EXCHANGE_ENGINE_INTERPRETED"
 

@@ -27,6 +27,12 @@ TESTS = Path(__file__).resolve().parent
 FOLDER_MARKERS = {"operator": "kube", "helm": "kube", "frontend": "browser"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The shared engine-load verification module reports its assertions' operands as test
+    # modules do; registered before collection, since dbproc's tests import it too.
+    pytest.register_assert_rewrite("tests.engine_service.load")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(TESTS):

@@ -62,6 +62,23 @@ async def test_ip_limiter_counts_per_window(stack: Stack) -> None:
         await client.aclose()
 
 
+async def test_limiter_counters_and_claims_expire(stack: Stack) -> None:
+    """One Lua call counts, sets each counter's expiry once, and claims."""
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        limiter = RateLimiter(client, window_seconds=3600)
+        counters = (("ip", "203.0.113.20", 10), ("user", "expiry-test", 10))
+        assert await limiter.hit(*counters, claim="xch:test-expiry", claim_ms=5000)
+        assert not await limiter.hit(*counters, claim="xch:test-expiry", claim_ms=5000)
+        for kind, who, _ in counters:
+            [key] = await client.keys(f"xch:rl:{kind}:{who}:*")
+            assert await client.get(key) == b"2"
+            assert 0 < await client.ttl(key) <= 3601
+        assert 0 < await client.pttl("xch:test-expiry") <= 5000
+    finally:
+        await client.aclose()
+
+
 async def test_request_id_and_body_limit(http: httpx.AsyncClient) -> None:
     echoed = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"

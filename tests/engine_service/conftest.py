@@ -10,9 +10,6 @@ import pytest
 from tests.harness.engine import EngineProcess, write_manifest
 from tests.harness.servers import RedisServer
 
-# Assertions in the shared verification module report their operands, as in test modules.
-pytest.register_assert_rewrite("tests.engine_service.load")
-
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
