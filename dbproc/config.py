@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     consumer: str = Field(default_factory=_default_consumer, min_length=1)
     read_count: int = Field(default=200, ge=1)
     """Stream entries (engine batches) read, stored in one transaction and acknowledged."""
+    writers: int = Field(default=2, ge=1)
+    """Reads of one market being stored at once, each in its own transaction: PostgreSQL
+    derives the rows of one while dbproc reads and decodes the next."""
     block_ms: int = Field(default=500, ge=1)
     claim_idle_ms: int = Field(default=30_000, ge=1000)
     """Entries another consumer read but left unacknowledged this long are taken over."""

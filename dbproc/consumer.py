@@ -2,7 +2,9 @@
 
 A consumer first re-reads its own pending entries (read before a crash, never acknowledged),
 then takes over entries other consumers left pending too long, then reads new ones. Storing
-is retried with backoff until it succeeds: an entry is never acknowledged unstored.
+is retried with backoff until it succeeds: an entry is never acknowledged unstored. Several
+reads may be stored at once, in their own transactions: the writer's claims make each entry
+stored once, and its rows add up in any order (dbproc/writer.py).
 """
 
 import asyncio
@@ -101,25 +103,56 @@ async def consume(
     store: Callable[[list[Entry]], Awaitable[None]],
     retry_max_seconds: float,
     on_error: Callable[[], None],
+    writers: int = 1,
 ) -> None:
-    """Read, store, acknowledge, forever; every failure is retried with backoff."""
+    """Read, store, acknowledge, forever; every failure is retried with backoff. Up to
+    `writers` reads are being stored at once (each acknowledged when its own store is done),
+    so the database works on one while the next is read and decoded."""
     delay = 0.05
     ready = False
+    storing: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            try:
+                if not ready:
+                    await reader.ensure_group()
+                    ready = True
+                await _settle(storing, 1 if reader.own_pending else writers)
+                entries = await reader.read()
+                if entries:
+                    storing.add(asyncio.create_task(_store_and_ack(reader, store, entries)))
+                delay = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                on_error()
+                # What failed is pending: once the other stores are done, it is read again.
+                await asyncio.gather(*storing, return_exceptions=True)
+                storing.clear()
+                reader.own_pending = True
+                log.exception("dbproc: %s failed; retrying in %.2f s", reader.stream, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, retry_max_seconds)
+    finally:
+        for task in storing:
+            task.cancel()
+
+
+async def _store_and_ack(
+    reader: GroupReader, store: Callable[[list[Entry]], Awaitable[None]], entries: list[Entry]
+) -> None:
+    await store(entries)
+    await reader.ack(entries)
+
+
+async def _settle(storing: set[asyncio.Task[None]], room: int) -> None:
+    """Wait until fewer than `room` stores are running; a failed one raises its error.
+    (Re-reading the consumer's own pending entries waits for every store: entries still
+    being stored are pending too.)"""
     while True:
-        try:
-            if not ready:
-                await reader.ensure_group()
-                ready = True
-            entries = await reader.read()
-            if entries:
-                await store(entries)
-                await reader.ack(entries)
-            delay = 0.05
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            on_error()
-            reader.own_pending = True  # what failed is pending: read it again first
-            log.exception("dbproc: %s failed; retrying in %.2f s", reader.stream, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, retry_max_seconds)
+        for task in [task for task in storing if task.done()]:
+            storing.discard(task)
+            task.result()
+        if len(storing) < room:
+            return
+        await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)

@@ -33,10 +33,11 @@ FUNDS_MARKET = "@funds"
 
 TRADE_COLUMNS = (
     "market", "trade_id", "ts", "seq", "price", "qty", "quote_qty", "maker_order",
-    "maker_user", "taker_order", "taker_user", "taker_side", "maker_fee", "taker_fee",
+    "maker_user", "taker_order", "taker_user", "taker_side", "maker_fee", "taker_fee", "refund",
 )  # fmt: skip
 ORDER_EVENT_COLUMNS = (
     "market", "seq", "order_id", "user_id", "kind", "status", "reason", "code", "ts", "last_price",
+    "moved_asset", "moved",
 )  # fmt: skip
 TRIGGERED = "triggered"
 """The `order_events` status of a stop order's trigger."""
@@ -54,6 +55,7 @@ Row = tuple[Any, ...]
 class Units:
     """How one market's integers read as decimals."""
 
+    market: Market
     rules: MarketRules
     tick: Decimal
     lot: Decimal
@@ -64,6 +66,7 @@ class Units:
     def of(cls, market: Market) -> "Units":
         spec = market.spec
         return cls(
+            market=market,
             rules=market.rules(),
             tick=Decimal(spec.tick_size),
             lot=Decimal(spec.lot_size),

@@ -95,9 +95,13 @@ class Dbproc:
             group.create_task(self._refresh_tickers())
             self.ready = True
 
-    async def _consume(self, stream: str, store: StoreFn) -> None:
+    async def _consume(self, stream: str, store: StoreFn, writers: int = 1) -> None:
         await consume(
-            self._reader(stream), store, self.settings.retry_max_seconds, self.metrics.errors.inc
+            self._reader(stream),
+            store,
+            self.settings.retry_max_seconds,
+            self.metrics.errors.inc,
+            writers,
         )
 
     # ---- markets ------------------------------------------------------------------------
@@ -142,7 +146,7 @@ class Dbproc:
         async def store(entries: list[Entry]) -> None:
             await self._store_market(name, entries)
 
-        await self._consume(keys.market_events(name), store)
+        await self._consume(keys.market_events(name), store, self.settings.writers)
 
     async def _store_market(self, name: str, entries: list[Entry]) -> None:
         state = self.markets[name]

@@ -3,9 +3,11 @@
 Each entry is claimed first in `stored_batches` (INSERT … ON CONFLICT DO NOTHING RETURNING):
 only the entries this transaction claimed are written, so a retry after a lost COMMIT reply,
 a restart that re-reads unacknowledged entries, or two replicas handed the same entry
-store it once. The claimed events go to PostgreSQL as arrays of their integers, a handful of
-values per event, and PostgreSQL derives the rows of trades, candles, order events and the
-journal from them (INSERT … SELECT over unnest); orders are upserted from folds that add up.
+store it once. The claimed events go to PostgreSQL as their integers, a handful of values per
+event (binary COPY into staging tables), and PostgreSQL derives the rows of trades, candles
+and order events from them (INSERT … SELECT); orders are upserted from folds that add up. The
+journal's legs of trades and locks are not rows of their own: views derive them from the
+trades and order events (migration 0004, docs/storage.md).
 """
 
 from collections.abc import Sequence
@@ -30,7 +32,8 @@ from dbproc.rows import (
     market_rows,
 )
 from storage import candles
-from xch.schemas import FEE_ACCOUNT, Event, Funds
+from storage.klines import record_market
+from xch.schemas import Event, Funds
 
 
 @dataclass(frozen=True)
@@ -67,77 +70,49 @@ _TRADE_KINDS = (
 _ORDER_EVENT_KINDS = (
     "bigint", "text", "text", "text", "text", "text", "int", "bigint", "bigint", "text", "bigint",
 )  # fmt: skip
-# $1 market, $2 tick, $3 lot, $4 base unit, $5 quote unit, $6 base asset, $7 quote asset,
-# $8 base minor units per lot; the trades in staged_trades.
+# $1 market, $2 tick, $3 lot, $4 base unit, $5 quote unit; the trades in staged_trades. A
+# trade's journal legs are not stored: the view journal_trade_legs derives them from its row.
 _BASE_IF_BUYER = "CASE WHEN u.taker_side = 'buy' THEN $4::numeric ELSE $5::numeric END"
 _QUOTE_IF_BUYER = "CASE WHEN u.taker_side = 'buy' THEN $5::numeric ELSE $4::numeric END"
-_UNIT_OF_ASSET = "CASE WHEN c.asset = $6::text THEN $4::numeric ELSE $5::numeric END"
 STORE_TRADES = (
-    "WITH u AS (SELECT * FROM staged_trades), "
-    "t AS (SELECT $1::text AS market, u.trade_id, "
+    f"INSERT INTO trades ({', '.join(TRADE_COLUMNS)}) SELECT $1, u.trade_id, "
     + _timestamp("u.ms")
-    + " AS ts, u.seq, u.price * $2::numeric AS price, u.qty * $3::numeric AS qty, "
-    "u.quote_qty * $5::numeric AS quote_qty, u.maker_order, u.maker_user, u.taker_order, "
-    f"u.taker_user, u.taker_side, u.maker_fee * {_QUOTE_IF_BUYER} AS maker_fee, "
-    f"u.taker_fee * {_BASE_IF_BUYER} AS taker_fee FROM u), "
-    f"stored AS (INSERT INTO trades ({', '.join(TRADE_COLUMNS)}) "
-    f"SELECT {', '.join(TRADE_COLUMNS)} FROM t), "
-    # Each trade's balance moves, as ledger.reference._trade_moves makes them: one leg per
-    # user and asset (a self-trade's buyer and seller cells are one), numbered in cell order,
-    # the ones that move nothing left out. Computed row by row, without grouping or sorting;
-    # no user is the fee account, so only a self-trade merges cells.
-    f"legs AS (INSERT INTO journal ({', '.join(JOURNAL_COLUMNS)}) "
-    "SELECT $1, u.seq, c.leg, 'trade', u.trade_id::text, c.who, c.asset, "
-    f"c.free * {_UNIT_OF_ASSET}, c.locked * {_UNIT_OF_ASSET}, "
-    + _timestamp("u.ms")
-    + " FROM u CROSS JOIN LATERAL (SELECT u.qty * $8::bigint AS base, "
-    "CASE WHEN u.taker_side = 'buy' THEN u.taker_user ELSE u.maker_user END AS buyer, "
-    "CASE WHEN u.taker_side = 'buy' THEN u.taker_fee ELSE u.maker_fee END AS buyer_fee, "
-    "CASE WHEN u.taker_side = 'buy' THEN u.taker_unlocked ELSE 0 END AS refund, "
-    "CASE WHEN u.taker_side = 'buy' THEN u.maker_user ELSE u.taker_user END AS seller, "
-    "CASE WHEN u.taker_side = 'buy' THEN u.maker_fee ELSE u.taker_fee END AS seller_fee, "
-    "u.maker_user = u.taker_user AS own) b "
-    "CROSS JOIN LATERAL (SELECT "
-    "b.refund + CASE WHEN b.own THEN u.quote_qty - b.seller_fee ELSE 0 END AS f1, "
-    "-(u.quote_qty + b.refund) AS l1, b.base - b.buyer_fee AS f2, "
-    "CASE WHEN b.own THEN -b.base ELSE 0 END AS l2, "
-    "CASE WHEN b.own THEN 0 ELSE -b.base END AS l3, "
-    "CASE WHEN b.own THEN 0 ELSE u.quote_qty - b.seller_fee END AS f4) m "
-    "CROSS JOIN LATERAL (SELECT (m.f1 <> 0 OR m.l1 <> 0)::int AS n1, "
-    "(m.f2 <> 0 OR m.l2 <> 0)::int AS n2, (m.l3 <> 0)::int AS n3, (m.f4 <> 0)::int AS n4, "
-    "(b.buyer_fee <> 0)::int AS n5) n "
-    "CROSS JOIN LATERAL (VALUES "
-    "(0, b.buyer, $7::text, m.f1, m.l1), "
-    "(n.n1, b.buyer, $6::text, m.f2, m.l2), "
-    "(n.n1 + n.n2, b.seller, $6::text, 0, m.l3), "
-    "(n.n1 + n.n2 + n.n3, b.seller, $7::text, m.f4, 0), "
-    f"(n.n1 + n.n2 + n.n3 + n.n4, '{FEE_ACCOUNT}', $6::text, b.buyer_fee, 0), "
-    f"(n.n1 + n.n2 + n.n3 + n.n4 + n.n5, '{FEE_ACCOUNT}', $7::text, b.seller_fee, 0)) "
-    "AS c(leg, who, asset, free, locked) WHERE c.free <> 0 OR c.locked <> 0) "
+    + ", u.seq, u.price * $2::numeric, u.qty * $3::numeric, u.quote_qty * $5::numeric, "
+    "u.maker_order, u.maker_user, u.taker_order, u.taker_user, u.taker_side, "
+    f"u.maker_fee * {_QUOTE_IF_BUYER}, u.taker_fee * {_BASE_IF_BUYER}, "
+    "CASE WHEN u.taker_side = 'buy' THEN u.taker_unlocked ELSE 0 END * $5::numeric "
+    "FROM staged_trades u"
+)
+"""A read's trades, from their integers."""
+
+# $1 market, $2 tick, $3 lot, $4 quote unit; the trades in staged_trades.
+STORE_CANDLES = (
+    "WITH t AS (SELECT $1::text AS market, trade_id, "
+    + _timestamp("ms")
+    + " AS ts, price * $2::numeric AS price, qty * $3::numeric AS qty, "
+    "quote_qty * $4::numeric AS quote_qty FROM staged_trades) "
     + candles.INSERT
     + candles.MINUTES
     + "FROM t GROUP BY market, b ORDER BY b"  # one lock order for concurrent writers
     + candles.ON_CONFLICT
 )
-"""A read's trades, their journal legs and their candles, from the trades' integers."""
+"""A read's trades added to their one-minute candles. Last in the transaction: the current
+minute's candle is a row every writer updates, and its lock is held until COMMIT."""
 
 # $1 market, $2 tick, $3 base unit, $4 quote unit, $5 base asset, $6 quote asset; the order
-# events in staged_order_events.
+# events in staged_order_events. The lock an event moves is its one journal leg, derived by
+# the view journal_order_legs.
 STORE_ORDER_EVENTS = (
-    "WITH u AS (SELECT * FROM staged_order_events), "
-    f"stored AS (INSERT INTO order_events ({', '.join(ORDER_EVENT_COLUMNS)}) "
+    f"INSERT INTO order_events ({', '.join(ORDER_EVENT_COLUMNS)}) "
     "SELECT $1, seq, order_id, user_id, kind, status, reason, code, "
     + _timestamp("ms")
-    + ", last_price * $2::numeric FROM u) "
-    f"INSERT INTO journal ({', '.join(JOURNAL_COLUMNS)}) "
-    "SELECT $1, seq, 0, kind, order_id, user_id, "
-    "CASE WHEN side = 'buy' THEN $6::text ELSE $5::text END, "
-    "moved * CASE WHEN side = 'buy' THEN $4::numeric ELSE $3::numeric END, "
-    "-moved * CASE WHEN side = 'buy' THEN $4::numeric ELSE $3::numeric END, "
-    + _timestamp("ms")
-    + " FROM u WHERE moved <> 0"
+    + ", last_price * $2::numeric, "
+    "CASE WHEN moved = 0 THEN NULL WHEN side = 'buy' THEN $6::text ELSE $5::text END, "
+    "CASE WHEN moved = 0 THEN NULL "
+    "ELSE moved * CASE WHEN side = 'buy' THEN $4::numeric ELSE $3::numeric END END "
+    "FROM staged_order_events"
 )
-"""A read's order events, and the one journal leg of each lock taken or released."""
+"""A read's order events, each with the lock it moved."""
 
 _FOLD_FIELDS = (
     ("user_id", "text"), ("client_order_id", "text"), ("side", "text"), ("type", "text"),
@@ -230,12 +205,15 @@ async def _store_trades(
 ) -> None:
     if not trades:
         return
-    rules = units.rules
+    await record_market(conn, units.market)
     await conn.copy_records_to_table("staged_trades", records=trades)
     await conn.execute(
-        STORE_TRADES, market, units.tick, units.lot, units.base_unit, units.quote_unit,
-        rules.base, rules.quote, rules.base_per_lot,
-    )  # fmt: skip
+        STORE_TRADES, market, units.tick, units.lot, units.base_unit, units.quote_unit
+    )
+
+
+async def _add_candles(conn: asyncpg.Connection, market: str, units: Units) -> None:
+    await conn.execute(STORE_CANDLES, market, units.tick, units.lot, units.quote_unit)
 
 
 async def _store_order_events(
@@ -276,9 +254,13 @@ async def store_market_batches(
         rows = market_rows(e for b in batches if b.first_seq in claimed for e in b.events)
         if rows.trades or rows.order_events or rows.orders:
             await conn.execute(STAGE)
+        # Rows no other writer touches first; then the ones concurrent writers share (an
+        # order filled across reads, the current minute's candle), each in one lock order.
         await _store_trades(conn, market, units, rows.trades)
         await _store_order_events(conn, market, units, rows.order_events)
         await _upsert_orders(conn, market, units, rows.orders)
+        if rows.trades:
+            await _add_candles(conn, market, units)
     return len(rows.trades)
 
 
@@ -292,4 +274,4 @@ async def store_funds(
         claimed = await _claim(conn, FUNDS_MARKET, [(f.seq, f.seq) for f, _, _ in movements])
         rows = funds_rows(m for m in movements if m[0].seq in claimed)
         await _copy(conn, "transfers", TRANSFER_COLUMNS, rows.transfers)
-        await _copy(conn, "journal", JOURNAL_COLUMNS, rows.journal)
+        await _copy(conn, "journal_stored", JOURNAL_COLUMNS, rows.journal)

@@ -150,14 +150,16 @@ async def existing_relations(conn: asyncpg.Connection, market: str) -> list[str]
     return [row["relname"] for row in rows]
 
 
-async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
-    """Create (or bring up to date) the market's row and klines relations. Idempotent;
-    intervals removed from the spec keep their relations (history is never dropped here)."""
+_MARKET_ROW = (
+    "INSERT INTO markets (name, base_asset, base_scale, quote_asset, quote_scale, "
+    "tick_size, lot_size, spec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
+)
+
+
+async def _insert_market_row(conn: asyncpg.Connection, market: Market, on_conflict: str) -> None:
     spec = market.spec
     await conn.execute(
-        "INSERT INTO markets (name, base_asset, base_scale, quote_asset, quote_scale, "
-        "tick_size, lot_size, spec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
-        "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, deleted_at = NULL",
+        _MARKET_ROW + on_conflict,
         market.name,
         spec.base.asset,
         spec.base.scale,
@@ -167,6 +169,22 @@ async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
         Decimal(spec.lot_size),
         orjson.dumps(spec.model_dump(by_alias=True, mode="json")).decode(),
     )
+
+
+async def record_market(conn: asyncpg.Connection, market: Market) -> None:
+    """The market's row if it has none: the journal's trade legs read their assets and
+    scales there (dbproc records it before it stores a trade of a market the operator has
+    not provisioned yet)."""
+    await _insert_market_row(conn, market, "ON CONFLICT (name) DO NOTHING")
+
+
+async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
+    """Create (or bring up to date) the market's row and klines relations. Idempotent;
+    intervals removed from the spec keep their relations (history is never dropped here)."""
+    await _insert_market_row(
+        conn, market, "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, deleted_at = NULL"
+    )
+    spec = market.spec
     levels = hierarchy(spec.klines.intervals)
     if await has_timescale(conn):
         for level in levels:
@@ -183,7 +201,8 @@ async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
 async def drop_on(conn: asyncpg.Connection, name: str) -> None:
     """Drop the market's klines relations (longest interval first, as continuous aggregates
     built on others require) and its trading history. The ledger journal and transfers
-    stay: they are the record of where everyone's funds went."""
+    stay: they are the record of where everyone's funds went (the legs derived from the
+    market's trades and order events are stored before those rows go)."""
     relations = await existing_relations(conn, name)
     longest_first = sorted(relations, key=lambda rel: -interval_seconds(_interval_of(rel, name)))
     aggregates = await _continuous_aggregates(conn) if await has_timescale(conn) else set()
@@ -191,6 +210,10 @@ async def drop_on(conn: asyncpg.Connection, name: str) -> None:
         kind = "MATERIALIZED VIEW" if relation in aggregates else "VIEW"
         await conn.execute(f"DROP {kind} IF EXISTS {relation}")
     async with conn.transaction():
+        for legs in ("journal_trade_legs", "journal_order_legs"):
+            await conn.execute(
+                f"INSERT INTO journal_stored SELECT * FROM {legs} WHERE market = $1", name
+            )
         for table in ("trades", "candles_1m", "orders", "order_events", "stored_batches"):
             await conn.execute(f"DELETE FROM {table} WHERE market = $1", name)
         await conn.execute("DELETE FROM markets WHERE name = $1", name)

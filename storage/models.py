@@ -154,8 +154,17 @@ class OrderEvent(Base):
     code: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_price: Mapped[Decimal | None] = mapped_column(Numeric)
+    moved_asset: Mapped[str | None] = mapped_column(Text)
+    moved: Mapped[Decimal | None] = mapped_column(Numeric)
+    """The free balance of `moved_asset` this event moved (negative into the order's lock,
+    positive out of it): its journal leg (`journal_order_legs`). NULL when it moved none."""
 
-    __table_args__ = (Index("order_events_order", "market", "order_id"),)
+    __table_args__ = (
+        Index("order_events_order", "market", "order_id"),
+        Index(
+            "order_events_user_moves", "user_id", "ts", postgresql_where=text("moved IS NOT NULL")
+        ),
+    )
 
 
 class Trade(Base):
@@ -177,6 +186,10 @@ class Trade(Base):
     taker_side: Mapped[str] = mapped_column(Text)
     maker_fee: Mapped[Decimal] = mapped_column(Numeric)
     taker_fee: Mapped[Decimal] = mapped_column(Numeric)
+    refund: Mapped[Decimal | None] = mapped_column(Numeric)
+    """Quote released from a buying taker's lock beyond what it paid (0 when the taker sells),
+    the one amount the trade's journal legs (`journal_trade_legs`) need besides the others.
+    NULL in trades stored before those legs were derived: theirs are stored rows."""
 
     __table_args__ = (
         Index("trades_market_time", "market", "ts"),
@@ -204,11 +217,14 @@ class Candle1m(Base):
 
 
 class JournalEntry(Base):
-    """The double-entry ledger journal: every balance movement, one row per event, account
-    and asset, with the event that caused it. The rows of one event sum to zero per asset;
-    deposits and withdrawals balance against the account '@external'."""
+    """The stored legs of the double-entry ledger journal: deposits and withdrawals, the
+    legs of trades and order events stored before they were derived, and those of deleted
+    markets. The view `journal` is these and the legs derived from `trades` and
+    `order_events` (migration 0004, docs/storage.md): every balance movement, one row per
+    event, account and asset, with the event that caused it. The rows of one event sum to
+    zero per asset; deposits and withdrawals balance against the account '@external'."""
 
-    __tablename__ = "journal"
+    __tablename__ = "journal_stored"
     market: Mapped[str] = mapped_column(Text, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     leg: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
@@ -220,7 +236,7 @@ class JournalEntry(Base):
     locked_delta: Mapped[Decimal] = mapped_column(Numeric)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("journal_user_time", "user_id", "ts"),)
+    __table_args__ = (Index("journal_stored_user_time", "user_id", "ts"),)
 
 
 class Transfer(Base):

@@ -304,13 +304,20 @@ GOLDEN_TABLES = {
     "orders": "order_id",
     "candles_1m": "bucket",
 }
+ADDED_COLUMNS = {"trades": ["refund"], "order_events": ["moved_asset", "moved"]}
+"""Columns added since the golden tables were stored (each checked by the tests of what it
+is for: the journal's legs derived from them are in the golden journal)."""
 
 
 async def stored_tables(conn: asyncpg.Connection) -> dict[str, list[list[str | None]]]:
     """Every row the writer stores for a market's events, as text."""
     return {
         table: [
-            [None if value is None else str(value) for value in row.values()]
+            [
+                None if value is None else str(value)
+                for name, value in row.items()
+                if name not in ADDED_COLUMNS.get(table, [])
+            ]
             for row in await conn.fetch(f"SELECT * FROM {table} ORDER BY {key}")
         ]
         for table, key in GOLDEN_TABLES.items()

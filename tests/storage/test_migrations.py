@@ -82,3 +82,48 @@ async def test_0003_keeps_the_orders_adds_the_waiting_status_and_goes_back(
         assert {"stop_price", "list_id", "triggered_at"}.isdisjoint(r[0] for r in columns)
     finally:
         await conn.close()
+
+
+async def test_0004_derives_new_legs_keeps_the_stored_ones_and_goes_back(
+    empty_database: str,
+) -> None:
+    await upgrade(empty_database, "0003")
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    trade = (
+        "INSERT INTO trades (market, trade_id, ts, seq, price, qty, quote_qty, maker_order, "
+        "maker_user, taker_order, taker_user, taker_side, maker_fee, taker_fee{}) VALUES "
+        "('m', {}, $1, {}, 10, 0.5, 5.00, 'm.1', '1', 'm.2', '2', 'buy', 0.01, 0.0001{})"
+    )
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute(
+            "INSERT INTO markets (name, base_asset, base_scale, quote_asset, quote_scale, "
+            "tick_size, lot_size, spec) VALUES ('m', 'B', 4, 'Q', 2, 1, 0.1, '{}')"
+        )
+        # A trade stored before 0004, with its legs as rows: they stay, none is derived.
+        await conn.execute(trade.format("", 1, 1, ""), now)
+        await conn.execute(
+            "INSERT INTO journal VALUES ('m', 1, 0, 'trade', '1', '2', 'Q', 0, -5, $1)", now
+        )
+        await upgrade(empty_database, "0004")
+        await conn.reload_schema_state()
+        journal = "SELECT seq, leg, user_id, asset, free_delta, locked_delta FROM journal"
+        assert len(await conn.fetch(journal)) == 1
+        # A trade stored after: its six legs are derived from its row, at each asset's scale.
+        await conn.execute(trade.format(", refund", 2, 2, ", 0.25"), now)
+        legs = [tuple(r) for r in await conn.fetch(journal + " WHERE seq = 2 ORDER BY leg")]
+        assert [(leg, user, asset, str(free), str(locked)) for _, leg, user, asset, free, locked
+                in legs] == [
+            (0, "2", "Q", "0.25", "-5.25"),
+            (1, "2", "B", "0.4999", "0.0000"),
+            (2, "1", "B", "0.0000", "-0.5000"),
+            (3, "1", "Q", "4.99", "0.00"),
+            (4, "@fees", "B", "0.0001", "0.0000"),
+            (5, "@fees", "Q", "0.01", "0.00"),
+        ]  # fmt: skip
+        before = await conn.fetch(journal + " ORDER BY seq, leg")
+        await asyncio.to_thread(command.downgrade, alembic_config(empty_database), "0003")
+        await conn.reload_schema_state()
+        assert await conn.fetch(journal + " ORDER BY seq, leg") == before
+    finally:
+        await conn.close()

@@ -40,11 +40,13 @@ WINDOW = (START - timedelta(days=2), START + timedelta(days=3))
 
 @pytest.fixture
 async def ts(tsdb: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
-    """The PGlite connection; the module shares one database, so each test drops MARKET."""
+    """The PGlite connection; the module shares one database, so each test drops MARKET,
+    and the journal legs the drop keeps (the tests' trades reuse seqs)."""
     try:
         yield tsdb
     finally:
         await drop_on(tsdb, MARKET.name)
+        await tsdb.execute("DELETE FROM journal_stored WHERE market = $1", MARKET.name)
 
 
 async def refresh(conn: asyncpg.Connection, market: Market, end: datetime | None = None) -> None:
@@ -190,4 +192,6 @@ async def test_dbproc_stores_into_the_hypertable_the_rows_it_stores_on_plain_pos
             assert stored == [tuple(row) for row in await db.fetch(query)], query
     finally:
         # The module shares one database; drop_on (the fixture) leaves the journal.
-        await ts.execute("DELETE FROM journal; DELETE FROM stored_batches; DELETE FROM candles_1m")
+        await ts.execute(
+            "DELETE FROM journal_stored; DELETE FROM stored_batches; DELETE FROM candles_1m"
+        )

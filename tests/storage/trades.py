@@ -44,8 +44,9 @@ def random_trades(
 
 def trade_records(market: str, trades: list[Trade]) -> list[tuple[object, ...]]:
     """Rows in TRADE_COLUMNS order."""
+    zero = Decimal(0)
     return [
-        (market, tid, ts, tid, p, q, qq, "m", "1", "t", "2", "buy", Decimal(0), Decimal(0))
+        (market, tid, ts, tid, p, q, qq, "m", "1", "t", "2", "buy", zero, zero, zero)
         for tid, ts, p, q, qq in trades
     ]
 
