@@ -8,7 +8,10 @@
    then `python -m dbproc` is started and timed until its consumer group has acknowledged
    every entry (it acknowledges only after COMMIT). The rate counts from the first
    acknowledged entry, so the process start is not in it (it is reported).
-2. Klines latency. KLINES_TRADES trades of one market spread evenly over 100 days are loaded
+2. Replicas. Two markets, each with half the orders of (1), stored by one dbproc, then
+   (a fresh database and Redis) by two replicas sharing the consumer group: trades/s of
+   each and their ratio (`two_over_one`).
+3. Klines latency. KLINES_TRADES trades of one market spread evenly over 100 days are loaded
    with one INSERT … SELECT over generate_series and their one-minute candles computed (what
    dbproc keeps as it stores trades), the market is provisioned (plain PostgreSQL: views over
    the stored candles), the tables vacuumed and
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,7 @@ from storage.klines import fetch_klines, provision_on, relation_name
 from storage.migrate import upgrade
 from tests.harness.servers import PostgresServer, start_postgres, start_redis
 from xch import keys
+from xch.market import Market
 from xch.schemas import Trade
 from xch.wire import FIELD_EVENT, encode_events
 
@@ -60,10 +65,10 @@ KLINES_TRADES = 10_000_000
 # ---- 1. store rate ----------------------------------------------------------------------
 
 
-def engine_batches(orders: int) -> tuple[list[bytes], int]:
+def engine_batches(orders: int, market: Market = MARKET) -> tuple[list[bytes], int]:
     """The workload's engine batches as events-stream entries, and how many trades they hold.
     Timestamps advance a millisecond per command."""
-    rules = MARKET.rules()
+    rules = market.rules()
     workload = standard_workload(orders)
     session = funded_session(rules, workload.users)
     entries: list[bytes] = []
@@ -78,9 +83,9 @@ def engine_batches(orders: int) -> tuple[list[bytes], int]:
     return entries, trades
 
 
-def preload(client: redis.Redis, entries: list[bytes]) -> None:
-    client.hset(keys.MARKETS, MARKET.name, MARKET.registry_entry())
-    stream = keys.market_events(MARKET.name)
+def preload(client: redis.Redis, entries: list[bytes], market: Market = MARKET) -> None:
+    client.hset(keys.MARKETS, market.name, market.registry_entry())
+    stream = keys.market_events(market.name)
     for start in range(0, len(entries), 1000):
         pipe = client.pipeline(transaction=False)
         for entry in entries[start : start + 1000]:
@@ -88,9 +93,9 @@ def preload(client: redis.Redis, entries: list[bytes]) -> None:
         pipe.execute()
 
 
-def group_progress(client: redis.Redis) -> tuple[int, int]:
+def group_progress(client: redis.Redis, market: Market = MARKET) -> tuple[int, int]:
     """Entries the dbproc group has read, and how many of those are not acknowledged yet."""
-    for group in client.xinfo_groups(keys.market_events(MARKET.name)):
+    for group in client.xinfo_groups(keys.market_events(market.name)):
         if group["name"] == keys.DBPROC_GROUP.encode():
             return int(group["entries-read"] or 0), int(group["pending"])
     return 0, 0
@@ -114,50 +119,73 @@ def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
 
 
 def run_dbproc(
-    redis_url: str, database_url: str, total: int, workdir: Path, profile: Path | None
+    redis_url: str,
+    database_url: str,
+    totals: dict[Market, int],
+    workdir: Path,
+    profile: Path | None,
+    replicas: int = 1,
 ) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "EXCHANGE_DBPROC_REDIS_URL": redis_url,
-        "EXCHANGE_DBPROC_DATABASE_URL": database_url,
-        "EXCHANGE_DBPROC_CONSUMER": "bench",
-        "EXCHANGE_DBPROC_HEALTH_PORT": "0",
-    }
+    """Start `replicas` dbproc processes and time them until every market's entries
+    (`totals`) are acknowledged."""
     client = redis.Redis.from_url(redis_url)
-    log = (workdir / "dbproc.log").open("wb")
+    logs = [(workdir / f"dbproc-{n}.log").open("wb") for n in range(replicas)]
     spawned = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "dbproc"], env=env, stdout=log, stderr=log)
-    profiler = None if profile is None else start_profiler(process.pid, profile)
+    command = [sys.executable, "-m", "dbproc"]
+    envs = [_dbproc_env(redis_url, database_url, n) for n in range(replicas)]
+    processes = [
+        subprocess.Popen(command, env=env, stdout=out, stderr=out)
+        for env, out in zip(envs, logs, strict=True)
+    ]
+    profiler = None if profile is None else start_profiler(processes[0].pid, profile)
     first: tuple[float, int] | None = None
     try:
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"dbproc exited with {process.returncode}; see {log.name}")
-            read, pending = group_progress(client)
-            acked = read - pending
+            for process, log in zip(processes, logs, strict=True):
+                if process.poll() is not None:
+                    raise RuntimeError(f"dbproc exited with {process.returncode}; see {log.name}")
+            acked = sum(_acked(client, market) for market in totals)
             now = time.perf_counter()
             if first is None and acked > 0:
                 first = (now, acked)
-            if acked == total:
+            if acked == sum(totals.values()):
                 break
             time.sleep(0.01)
         done = time.perf_counter()
-        cpu = cpu_seconds(process.pid)
+        cpu = sum(cpu_seconds(process.pid) for process in processes)
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+        for log in logs:
+            log.close()
         client.close()
     assert first is not None
     return {
         "start_to_first_commit_s": round(first[0] - spawned, 3),
         "first_to_last_commit_s": round(done - first[0], 3),
-        "entries_in_rate": total - first[1],
+        "entries_in_rate": sum(totals.values()) - first[1],
         "dbproc_cpu_s": round(cpu, 2),
     }
+
+
+def _dbproc_env(redis_url: str, database_url: str, replica: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "EXCHANGE_DBPROC_REDIS_URL": redis_url,
+        "EXCHANGE_DBPROC_DATABASE_URL": database_url,
+        "EXCHANGE_DBPROC_CONSUMER": f"bench-{replica}",
+        "EXCHANGE_DBPROC_HEALTH_PORT": "0",
+    }
+
+
+def _acked(client: redis.Redis, market: Market) -> int:
+    read, pending = group_progress(client, market)
+    return read - pending
 
 
 def profile_summary(raw: Path, top: int = 20) -> dict[str, Any]:
@@ -191,12 +219,13 @@ def _frame_name(frame: str) -> str:
     return f"{function} ({where.split(':')[0].rsplit('/', 1)[-1]})" if where else function
 
 
-async def prepare_database(url: str) -> None:
-    """The schema, and the market's klines views, which dbproc's ticker refresh reads."""
+async def prepare_database(url: str, markets: Sequence[Market] = (MARKET,)) -> None:
+    """The schema, and the markets' klines views, which dbproc's ticker refresh reads."""
     await upgrade(url)
     conn = await asyncpg.connect(url)
     try:
-        await provision_on(conn, MARKET)
+        for market in markets:
+            await provision_on(conn, market)
     finally:
         await conn.close()
 
@@ -222,7 +251,7 @@ def bench_store(orders: int, pg: PostgresServer, workdir: Path, profile: bool) -
         client.close()
         asyncio.run(prepare_database(pg.url))
         raw = workdir / "profile.txt" if profile else None
-        timing = run_dbproc(server.url, pg.url, len(entries), workdir, raw)
+        timing = run_dbproc(server.url, pg.url, {MARKET: len(entries)}, workdir, raw)
     finally:
         server.stop()
     rows = asyncio.run(count_rows(pg.url))
@@ -247,7 +276,45 @@ def bench_store(orders: int, pg: PostgresServer, workdir: Path, profile: bool) -
     return result
 
 
-# ---- 2. klines latency ------------------------------------------------------------------
+# ---- 2. replicas ------------------------------------------------------------------------
+
+SECOND_MARKET = Market.model_validate(
+    {"metadata": {"name": "bench-b"}, "spec": MARKET.spec.model_dump(mode="json", by_alias=True)}
+)
+"""A second market with the first one's spec: two markets' streams to share."""
+
+
+def bench_replicas(orders: int, pg: PostgresServer, workdir: Path) -> dict[str, Any]:
+    """Two markets' streams (the standard workload each) stored by one dbproc, then, into a
+    fresh database from a fresh Redis, by two replicas sharing the consumer group."""
+    markets = (MARKET, SECOND_MARKET)
+    batches = {market: engine_batches(orders, market) for market in markets}
+    trades = sum(count for _, count in batches.values())
+    result: dict[str, Any] = {"markets": len(markets), "orders_per_market": orders}
+    for replicas in (1, 2):
+        url = asyncio.run(fresh_database(pg, f"replicas_{replicas}"))
+        asyncio.run(prepare_database(url, markets))
+        server = start_redis(workdir / f"redis-replicas-{replicas}")
+        try:
+            client = redis.Redis.from_url(server.url)
+            for market, (entries, _) in batches.items():
+                preload(client, entries, market)
+            client.close()
+            totals = {market: len(entries) for market, (entries, _) in batches.items()}
+            timing = run_dbproc(server.url, url, totals, workdir, None, replicas)
+        finally:
+            server.stop()
+        ratio = timing["entries_in_rate"] / sum(totals.values())
+        result[f"replicas_{replicas}"] = {
+            **timing,
+            "trades_per_sec": round(trades * ratio / timing["first_to_last_commit_s"]),
+        }
+    one, two = (result[f"replicas_{n}"]["trades_per_sec"] for n in (1, 2))
+    result["two_over_one"] = round(two / one, 2)
+    return result
+
+
+# ---- 3. klines latency ------------------------------------------------------------------
 
 LOAD = """
 INSERT INTO trades (market, trade_id, ts, seq, price, qty, quote_qty, maker_order, maker_user,
@@ -343,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--profile", action="store_true", help="run dbproc under py-spy")
     parser.add_argument("--skip-klines", action="store_true")
+    parser.add_argument("--skip-replicas", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     load_start = os.getloadavg()[0]
@@ -354,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             store = bench_store(args.orders, pg, workdir, args.profile)
             print(store, file=sys.stderr)
+            replicas = None
+            if not args.skip_replicas:
+                replicas = bench_replicas(args.orders // 2, pg, workdir)
+                print(replicas, file=sys.stderr)
             klines = None
             if not args.skip_klines:
                 url = asyncio.run(fresh_database(pg, "klines"))
@@ -366,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "dbproc",
         "store": store,
+        "replicas": replicas,
         "klines": klines,
         # The machine is shared: its load says how much of it the figures had.
         "load_average_1m_at_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],

@@ -1,0 +1,54 @@
+"""The consumer with several stores at once, on a real Redis: each read is acknowledged only
+once its own store is done, and a failed store is read again and stored once."""
+
+import asyncio
+
+import redis.asyncio
+
+from dbproc.consumer import Entry, GroupReader, consume
+from xch.keys import DBPROC_GROUP
+from xch.wire import as_text
+
+STREAM = "xch:test:events"
+
+
+async def test_concurrent_stores_acknowledge_only_what_they_stored(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    ids = [await redis_client.xadd(STREAM, {b"n": str(n).encode()}) for n in range(60)]
+    reader = GroupReader(redis_client, STREAM, "c1", count=5, block_ms=20, claim_idle_ms=60_000)
+    stored: list[str] = []
+    running: set[int] = set()
+    most_at_once = 0
+    failures = 0
+
+    async def store(entries: list[Entry]) -> None:
+        nonlocal most_at_once, failures
+        pending = await redis_client.xpending_range(STREAM, DBPROC_GROUP, "-", "+", 100)
+        assert {entry_id for entry_id, _ in entries} <= {as_text(p["message_id"]) for p in pending}
+        running.add(id(entries))
+        most_at_once = max(most_at_once, len(running))
+        try:
+            await asyncio.sleep(0.01)
+            if entries[0][1][b"n"] == b"20" and not failures:
+                failures += 1
+                raise RuntimeError("PostgreSQL is away")
+            stored.extend(entry_id for entry_id, _ in entries)
+        finally:
+            running.discard(id(entries))
+
+    task = asyncio.create_task(consume(reader, store, 0.05, lambda: None, writers=2))
+    try:
+        async with asyncio.timeout(10):
+            while len(stored) < len(ids) or await _pending(redis_client):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert failures == 1
+    assert most_at_once == 2
+    assert sorted(stored) == sorted(as_text(entry_id) for entry_id in ids)  # each once
+
+
+async def _pending(client: redis.asyncio.Redis) -> int:
+    summary = await client.xpending(STREAM, DBPROC_GROUP)
+    return int(summary["pending"])
