@@ -93,9 +93,9 @@ def preload(client: redis.Redis, entries: list[bytes], market: Market = MARKET) 
         pipe.execute()
 
 
-def group_progress(client: redis.Redis, market: Market = MARKET) -> tuple[int, int]:
+def group_progress(client: redis.Redis, market: str = MARKET.name) -> tuple[int, int]:
     """Entries the dbproc group has read, and how many of those are not acknowledged yet."""
-    for group in client.xinfo_groups(keys.market_events(market.name)):
+    for group in client.xinfo_groups(keys.market_events(market)):
         if group["name"] == keys.DBPROC_GROUP.encode():
             return int(group["entries-read"] or 0), int(group["pending"])
     return 0, 0
@@ -121,13 +121,13 @@ def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
 def run_dbproc(
     redis_url: str,
     database_url: str,
-    totals: dict[Market, int],
+    totals: dict[str, int],
     workdir: Path,
     profile: Path | None,
     replicas: int = 1,
 ) -> dict[str, Any]:
     """Start `replicas` dbproc processes and time them until every market's entries
-    (`totals`) are acknowledged."""
+    (`totals`, by market name) are acknowledged."""
     client = redis.Redis.from_url(redis_url)
     logs = [(workdir / f"dbproc-{n}.log").open("wb") for n in range(replicas)]
     spawned = time.perf_counter()
@@ -144,7 +144,7 @@ def run_dbproc(
             for process, log in zip(processes, logs, strict=True):
                 if process.poll() is not None:
                     raise RuntimeError(f"dbproc exited with {process.returncode}; see {log.name}")
-            acked = sum(_acked(client, market) for market in totals)
+            acked = sum(_acked(client, name) for name in totals)
             now = time.perf_counter()
             if first is None and acked > 0:
                 first = (now, acked)
@@ -183,7 +183,7 @@ def _dbproc_env(redis_url: str, database_url: str, replica: int) -> dict[str, st
     }
 
 
-def _acked(client: redis.Redis, market: Market) -> int:
+def _acked(client: redis.Redis, market: str) -> int:
     read, pending = group_progress(client, market)
     return read - pending
 
@@ -251,7 +251,7 @@ def bench_store(orders: int, pg: PostgresServer, workdir: Path, profile: bool) -
         client.close()
         asyncio.run(prepare_database(pg.url))
         raw = workdir / "profile.txt" if profile else None
-        timing = run_dbproc(server.url, pg.url, {MARKET: len(entries)}, workdir, raw)
+        timing = run_dbproc(server.url, pg.url, {MARKET.name: len(entries)}, workdir, raw)
     finally:
         server.stop()
     rows = asyncio.run(count_rows(pg.url))
@@ -288,8 +288,8 @@ def bench_replicas(orders: int, pg: PostgresServer, workdir: Path) -> dict[str, 
     """Two markets' streams (the standard workload each) stored by one dbproc, then, into a
     fresh database from a fresh Redis, by two replicas sharing the consumer group."""
     markets = (MARKET, SECOND_MARKET)
-    batches = {market: engine_batches(orders, market) for market in markets}
-    trades = sum(count for _, count in batches.values())
+    batches = [engine_batches(orders, market) for market in markets]
+    trades = sum(count for _, count in batches)
     result: dict[str, Any] = {"markets": len(markets), "orders_per_market": orders}
     for replicas in (1, 2):
         url = asyncio.run(fresh_database(pg, f"replicas_{replicas}"))
@@ -297,10 +297,11 @@ def bench_replicas(orders: int, pg: PostgresServer, workdir: Path) -> dict[str, 
         server = start_redis(workdir / f"redis-replicas-{replicas}")
         try:
             client = redis.Redis.from_url(server.url)
-            for market, (entries, _) in batches.items():
+            totals: dict[str, int] = {}
+            for market, (entries, _) in zip(markets, batches, strict=True):
                 preload(client, entries, market)
+                totals[market.name] = len(entries)
             client.close()
-            totals = {market: len(entries) for market, (entries, _) in batches.items()}
             timing = run_dbproc(server.url, url, totals, workdir, None, replicas)
         finally:
             server.stop()
