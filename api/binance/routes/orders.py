@@ -257,12 +257,16 @@ async def open_orders(request: Request, state: State) -> JSONResponse:
 
 async def _rendered(state: AppState, orders: list[OrderOut]) -> list[dict[str, Any]]:
     markets = await state.registry.all()
-    out = []
-    for order in orders:
-        market = markets.get(order.market)
-        if market is not None:
-            out.append(render.queried_order(market.rules(), symbol_of(market), order))
-    return out
+    # Each market's rules and symbol made once, not once per order (a bot may have hundreds).
+    named = {
+        name: (markets[name].rules(), symbol_of(markets[name]))
+        for name in markets.keys() & {o.market for o in orders}
+    }
+    return [
+        render.queried_order(*named[order.market], order)
+        for order in orders
+        if order.market in named
+    ]
 
 
 @router.get("/allOrders")
