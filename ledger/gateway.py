@@ -2,7 +2,8 @@
 
 `deposit` / `withdraw` move free funds; `submit` checks and locks what a command needs and
 appends it to its market's input stream, atomically, so every command an engine reads is
-funded and a user's balance is shared safely by every market.
+funded and a user's balance is shared safely by every market. The api's client order ids are
+claimed in the same step (`Claim`): a command is enqueued if and only if its id was free.
 """
 
 import time
@@ -31,6 +32,24 @@ class FundsError(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A key `submit` sets to `value` (expiring after `ttl_seconds`) in the same atomic step
+    as the lock and the enqueue, unless it is set already: then nothing is done."""
+
+    key: str
+    value: bytes
+    ttl_seconds: int
+
+
+class ClaimTaken(Exception):
+    """`submit`'s claim was set already (`value`): nothing was locked or enqueued."""
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__("claimed already")
+        self.value = value
 
 
 class Gateway:
@@ -68,29 +87,41 @@ class Gateway:
         return int(value)
 
     async def submit(
-        self, market: str, command: Command, user: str, asset: str = "", amount: int = 0
+        self,
+        market: str,
+        command: Command,
+        user: str,
+        asset: str = "",
+        amount: int = 0,
+        claim: Claim | None = None,
     ) -> str | None:
-        """Lock `amount` of `asset` for `user` and enqueue `command` for `market`.
+        """Lock `amount` of `asset` for `user` and enqueue `command` for `market`, and set
+        `claim` along with them.
 
         Returns the input stream entry id, or None (nothing changed) if free funds do not
         cover the lock. FundsError('amount_too_large') if the lock, or the locked balance it
-        makes, does not fit a 64-bit balance (nothing changed either)."""
+        makes, does not fit a 64-bit balance, ClaimTaken if the claim is set already
+        (nothing changed either)."""
         if amount < 0:
             raise ValueError("a lock cannot be negative")
         if amount > MAX_UNITS:
             raise FundsError(AMOUNT_TOO_LARGE)
-        done, value = await self.scripts.enqueue(
-            keys=[keys.balances(user), keys.market_input(market)],
-            args=[
-                encode_command(command),
-                user,
-                asset if amount else "",
-                str(amount),
-                self.reply_to,
-            ],
-        )
-        if done:
+        script_keys = [keys.balances(user), keys.market_input(market)]
+        args: list[str | bytes | int] = [
+            encode_command(command),
+            user,
+            asset if amount else "",
+            str(amount),
+            self.reply_to,
+        ]
+        if claim is not None:
+            script_keys.append(claim.key)
+            args += [claim.value, claim.ttl_seconds]
+        done, value = await self.scripts.enqueue(keys=script_keys, args=args)
+        if done == 1:
             return as_text(value)
+        if done == 2:
+            raise ClaimTaken(value)
         if as_text(value) == "overflow":
             raise FundsError(AMOUNT_TOO_LARGE)
         return None
