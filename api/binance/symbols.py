@@ -11,6 +11,7 @@ digits: their `orderId` is a 64-bit number.
 import redis.asyncio
 
 from api.binance.errors import BinanceError, illegal, invalid_symbol
+from api.digits import ascii_digits
 from api.markets import Registry
 from api.services.order_plans import ORDER_ID_SEPARATOR
 from xch import keys
@@ -44,7 +45,7 @@ def number_of(order_id: str) -> int:
 
 
 def parse_order_number(text: str) -> int:
-    if not text.isdigit() or len(text) > 20 or not 0 < int(text) <= MAX_ORDER_ID:
+    if not ascii_digits(text, 20) or not 0 < int(text) <= MAX_ORDER_ID:
         raise illegal("orderId")
     return int(text)
 
