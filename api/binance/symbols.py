@@ -9,6 +9,7 @@ Orders placed through the native api have random digits: their `orderId` is a 64
 """
 
 from api.binance.errors import BinanceError, illegal, invalid_symbol
+from api.digits import ascii_digits
 from api.markets import Registry
 from api.services.order_plans import ORDER_ID_SEPARATOR
 from xch.market import Market
@@ -41,7 +42,7 @@ def number_of(order_id: str) -> int:
 
 
 def parse_order_number(text: str) -> int:
-    if not text.isdigit() or len(text) > 20 or not 0 < int(text) <= MAX_ORDER_ID:
+    if not ascii_digits(text, 20) or not 0 < int(text) <= MAX_ORDER_ID:
         raise illegal("orderId")
     return int(text)
 
