@@ -753,10 +753,10 @@ class Engine:
         """Cancel an open or waiting order; canceling a leg of an OCO list cancels both."""
         order_id, user = cmd.order_id, cmd.user
         order = self.orders.get(order_id) or self.stops.get(order_id)
-        if order is None:
+        # Another user's order is refused as an unknown one: a different answer would tell
+        # anyone which order ids are live orders.
+        if order is None or order.user != user:
             self.refuse(order_id, user, "", "cancel", ResultCode.UNKNOWN_ORDER, 0, input_id, ts)
-        elif order.user != user:
-            self.refuse(order_id, user, "", "cancel", ResultCode.NOT_OWNER, 0, input_id, ts)
         else:
             self._cancel(order_id, REASON_USER, input_id, ts)
 

@@ -1,4 +1,5 @@
-"""Hostile headers and bodies against the real api: a clear 4xx JSON error, never a 500.
+"""Hostile clients against the real api: a clear 4xx JSON error, never a 500, and nothing
+learnt about other users' orders.
 
 Non-ASCII digits ('²', '٣') pass `str.isdigit()` and then break `int()`: every parser takes
 ASCII digits only. The fuzz sends arbitrary bytes in the authentication headers, seeded."""
@@ -9,7 +10,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness.api import funded, signed_headers
+from tests.harness.api import funded, limit, signed_headers
 from tests.harness.stacks import Stack
 
 PATH = "/api/v1/balances"
@@ -57,3 +58,27 @@ def test_fuzzed_authentication_headers_never_get_a_500(stack: Stack) -> None:
                 assert set(answer.json()) >= {"code", "message"}, described
 
         probe()
+
+
+async def test_cancelling_another_users_order_reads_as_an_unknown_one(
+    http: httpx.AsyncClient,
+) -> None:
+    """No order-existence oracle: a live order of someone else and an id nobody has answer
+    alike, so ids cannot be probed for live orders."""
+    owner = await funded(http, USD="1000")
+    placed = (await owner.place(**limit("buy", "100.00", "1.0000"))).json()
+    live = placed["order_id"]
+    prefix, _, number = live.rpartition(".")
+    unknown = f"{prefix}.{int(number, 16) + 1_000_000:0{len(number)}x}"
+    prober = await funded(http, USD="1")
+    answers = [await prober.delete(f"/api/v1/order/{order_id}") for order_id in (live, unknown)]
+    assert answers[0].status_code == answers[1].status_code == 404, [a.text for a in answers]
+    assert (
+        answers[0].json()
+        == answers[1].json()
+        == {
+            "code": "unknown_order",
+            "message": "no such open order",
+        }
+    )
+    assert (await owner.get(f"/api/v1/order/{live}")).json()["status"] == "new"

@@ -85,3 +85,24 @@ def test_fuzzed_query_parameters_never_get_a_500(stack: Stack, accounts: Account
                     assert_binance_refusal(answer)
 
         probe()
+
+
+def test_cancelling_another_users_order_reads_as_an_unknown_one(
+    stack: Stack, accounts: Accounts
+) -> None:
+    owner = accounts(USD="1000")
+    live = owner.client.order_limit_buy(symbol="BTCUSD", quantity="1.0000", price="100.00")
+    prober = accounts(USD="1")
+    headers = {"X-MBX-APIKEY": prober.key}
+    with httpx.Client(base_url=stack.api.url, timeout=10) as http:
+        answers = [
+            http.delete(
+                "/api/v3/order?" + signed_query(prober, {"symbol": "BTCUSD", "orderId": str(n)}),
+                headers=headers,
+            )
+            for n in (live["orderId"], live["orderId"] + 1_000_000)
+        ]
+    assert [a.status_code for a in answers] == [400, 400], [a.text for a in answers]
+    assert answers[0].json() == answers[1].json() == {"code": -2011, "msg": "Unknown order sent."}
+    order = owner.client.get_order(symbol="BTCUSD", orderId=live["orderId"])
+    assert order["status"] == "NEW"

@@ -197,12 +197,15 @@ class BruteMatcher:
 
     def cancel(self, order_id: str, user: str) -> None:
         found = self.find(order_id)
-        if found is None:
+        owner = (
+            None
+            if found is None
+            else found.user
+            if isinstance(found, Resting)
+            else found.order.user
+        )
+        if owner != user:  # unknown, or another user's: the same answer
             self.out.append(("rejected", order_id, "unknown_order"))
-            return
-        owner = found.user if isinstance(found, Resting) else found.order.user
-        if owner != user:
-            self.out.append(("rejected", order_id, "not_owner"))
             return
         self.cancel_with_partner(order_id, "user")
 

@@ -549,10 +549,14 @@ def count_cases(case: MarketCase, commands: list[ParsedCommand]) -> Counter[str]
     driver = Driver(case.rules, batch=1)
     events = driver.run(commands)
     seen: Counter[str] = Counter()
+    owners: dict[str, str] = {}  # live orders' users
     for event in events:
         if isinstance(event, OrderRejected):
             seen[event.reason] += 1
+            if event.op == "cancel" and owners.get(event.order_id, event.user) != event.user:
+                seen["unknown_order/not_owner"] += 1
         elif isinstance(event, OrderDone):
+            owners.pop(event.order_id, None)
             seen[f"{event.status}/{event.reason}"] += 1
         elif isinstance(event, Trade):
             seen["trade"] += 1
@@ -563,6 +567,7 @@ def count_cases(case: MarketCase, commands: list[ParsedCommand]) -> Counter[str]
         elif isinstance(event, OrderTriggered):
             seen["triggered"] += 1
         elif isinstance(event, OrderAccepted):
+            owners[event.order_id] = event.user
             seen[f"accepted/{event.type}/{event.tif}/{event.stp}"] += 1
             seen[f"accepted/{event.type}"] += 1
             if event.list_id:
@@ -594,7 +599,7 @@ def test_generated_sequences_reach_every_case(market: str) -> None:
         "post_only_would_cross",
         "fok_unfillable",
         "unknown_order",
-        "not_owner",
+        "unknown_order/not_owner",  # another user's live order: refused as unknown
         "market_halted",
         "accepted/quote_qty",
         "triggered",

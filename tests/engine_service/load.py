@@ -271,7 +271,7 @@ class Load:
         roll = rng.random()
         if roll < 0.05:
             return "no-such-order"
-        owner = rng.choice(self.names) if roll < 0.15 else user  # not_owner now and then
+        owner = rng.choice(self.names) if roll < 0.15 else user  # another user's order now and then
         recent = self.recent.get(owner) or ["no-such-order"]
         return rng.choice(recent)
 

@@ -277,7 +277,7 @@ REFUSED: list[tuple[str, Any, OrderRejected]] = [
     (
         "cancel not owner",
         {"op": "cancel", "id": "s1", "user": "bob"},
-        rejected("s1", "bob", "", ResultCode.NOT_OWNER, op="cancel"),
+        rejected("s1", "bob", "", ResultCode.UNKNOWN_ORDER, op="cancel"),
     ),
     (
         "cancel unknown",
