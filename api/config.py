@@ -28,8 +28,6 @@ class Settings(BaseSettings):
     faucet_enabled: bool = True
     faucet_max: Decimal = Field(default=Decimal("100000"), gt=0)
     """Most whole units of an asset one faucet call may hand out (local and demo mode)."""
-    admin_emails: list[str] = Field(default_factory=list)
-    """Accounts signing up with these emails are admins (deposits and withdrawals)."""
     rate_limit_user: int = Field(default=50, ge=1)
     rate_limit_ip: int = Field(default=100, ge=1)
     rate_limit_window_seconds: int = Field(default=1, ge=1)

@@ -7,9 +7,18 @@ import time
 
 import httpx
 import orjson
+import pytest
 import redis.asyncio
 
-from tests.harness.api import ADMIN_EMAIL, JWT_SECRET, funded, signed_headers, signup
+from tests.harness.api import (
+    FORMER_ADMIN_EMAIL,
+    JWT_SECRET,
+    funded,
+    new_admin,
+    set_admin,
+    signed_headers,
+    signup,
+)
 from tests.harness.stacks import Stack
 from xch import keys
 from xch.auth import issue_token
@@ -184,8 +193,32 @@ async def test_trade_key_places_and_revocation_ends_it(http: httpx.AsyncClient) 
     assert revoked.status_code == 401
 
 
-async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient) -> None:
-    admin = await signup(http, ADMIN_EMAIL)
+async def test_admin_is_granted_by_the_operator_never_by_sign_up(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The api runs with the retired EXCHANGE_API_ADMIN_EMAILS naming FORMER_ADMIN_EMAIL:
+    whoever signs up with that address first gets no admin rights. `python -m api.admin`
+    (the database's credentials) grants and revokes them."""
+    squatter = await signup(http, FORMER_ADMIN_EMAIL)
+    user = await signup(http)
+    body = {"user_id": user.user_id, "asset": "USD", "amount": "1000000", "reference": "sq-1"}
+    refused = await squatter.post("/api/v1/admin/deposit", body)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert (await squatter.post("/api/v1/api-keys", {"scopes": ["admin"]})).status_code == 403
+
+    set_admin(stack.database_url, FORMER_ADMIN_EMAIL.upper())
+    granted = await squatter.post("/api/v1/admin/deposit", body)
+    assert granted.status_code == 200, granted.text
+    set_admin(stack.database_url, FORMER_ADMIN_EMAIL, "revoke")
+    again = {**body, "reference": "sq-2"}
+    assert (await squatter.post("/api/v1/admin/deposit", again)).status_code == 403
+    assert await user.balances() == {"USD": ("1000000.000000", "0.000000")}
+    with pytest.raises(AssertionError, match="no account with the email"):
+        set_admin(stack.database_url, "nobody-here@example.com")
+
+
+async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient, stack: Stack) -> None:
+    admin = await new_admin(http, stack.database_url)
     user = await signup(http)
     body = {"user_id": user.user_id, "asset": "USD", "amount": "250.5"}
     assert (await user.post("/api/v1/admin/deposit", body)).status_code == 403
