@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import orjson
@@ -22,6 +23,7 @@ from tests.harness.api import (
 from tests.harness.stacks import Stack
 from xch import keys
 from xch.auth import issue_token
+from xch.wire import decode_funds_entry
 
 
 async def test_signup_signin_refresh(http: httpx.AsyncClient) -> None:
@@ -220,7 +222,7 @@ async def test_admin_is_granted_by_the_operator_never_by_sign_up(
 async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient, stack: Stack) -> None:
     admin = await new_admin(http, stack.database_url)
     user = await signup(http)
-    body = {"user_id": user.user_id, "asset": "USD", "amount": "250.5"}
+    body = {"user_id": user.user_id, "asset": "USD", "amount": "250.5", "reference": "wire-1"}
     assert (await user.post("/api/v1/admin/deposit", body)).status_code == 403
     deposited = await admin.post("/api/v1/admin/deposit", body)
     assert deposited.status_code == 200, deposited.text
@@ -234,6 +236,7 @@ async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient, stack: St
         ({**body, "amount": "0.0000001"}, "invalid_amount"),
         ({**body, "amount": "0"}, "invalid_amount"),
         ({**body, "user_id": "999999999"}, "unknown_user"),
+        ({**body, "reference": ""}, "invalid_request"),
     ):
         response = await admin.post("/api/v1/admin/deposit", bad)
         assert response.json()["code"] == code
@@ -266,3 +269,59 @@ async def test_listen_key_names_the_user_for_ws(http: httpx.AsyncClient, stack: 
         assert 3500 < await client.ttl(key) <= 3600
     finally:
         await client.aclose()
+
+
+async def test_an_admin_reference_moves_funds_once(http: httpx.AsyncClient, stack: Stack) -> None:
+    """`reference` is the idempotency key of a deposit (and, in its own namespace, of a
+    withdrawal): a retry, or many at once, get the first answer and move nothing again; another
+    request under a used reference is refused (409) and moves nothing."""
+    admin = await new_admin(http, stack.database_url)
+    user, other = await signup(http), await signup(http)
+    body = {"user_id": user.user_id, "asset": "USD", "amount": "100", "reference": "pay-1"}
+    first = await admin.post("/api/v1/admin/deposit", body)
+    assert first.status_code == 200, first.text
+    assert first.json()["free"] == "100.000000"
+    retried = await admin.post("/api/v1/admin/deposit", {**body, "amount": "100.00"})
+    assert (retried.status_code, retried.json()) == (200, first.json())
+
+    concurrent = {**body, "amount": "50", "reference": "pay-2"}
+    answers = await asyncio.gather(
+        *(admin.post("/api/v1/admin/deposit", concurrent) for _ in range(8))
+    )
+    assert {(a.status_code, a.json()["free"]) for a in answers} == {(200, "150.000000")}
+
+    for changed in (
+        {**body, "amount": "101"},
+        {**body, "asset": "BTC"},
+        {**body, "user_id": other.user_id},
+    ):
+        reused = await admin.post("/api/v1/admin/deposit", changed)
+        assert reused.status_code == 409, reused.text
+        assert reused.json() == {
+            "code": "reference_reused",
+            "message": "reference 'pay-1' was used by another deposit",
+        }
+
+    # Withdrawals have their own references: one may name the payment it reverses.
+    payout = {**body, "amount": "30"}
+    withdrawn = await admin.post("/api/v1/admin/withdraw", payout)
+    assert withdrawn.json()["free"] == "120.000000"
+    again = await admin.post("/api/v1/admin/withdraw", payout)
+    assert (again.status_code, again.json()) == (200, withdrawn.json())
+    reused = await admin.post("/api/v1/admin/withdraw", {**payout, "amount": "1"})
+    assert reused.status_code == 409 and reused.json()["code"] == "reference_reused"
+
+    assert await user.balances() == {"USD": ("120.000000", "0.000000")}
+    assert await other.balances() == {}
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        stream: Any = await client.xrange(keys.FUNDS)
+        entries = [decode_funds_entry(fields) for _, fields in stream]
+    finally:
+        await client.aclose()
+    journaled = [e for e in entries if e.user in (user.user_id, other.user_id)]
+    assert [(e.amount, e.reference) for e in journaled] == [
+        (100_000_000, "pay-1"),
+        (50_000_000, "pay-2"),
+        (-30_000_000, "pay-1"),
+    ]
