@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api import users
+from api.digits import ascii_digits
 from api.errors import ApiError
 from api.models import MarketName
 from api.security import signature, signature_matches
@@ -69,7 +70,7 @@ async def _signed(request: Request, state: AppState, key: str) -> tuple[Principa
     """The key's principal and the replay-guard key of this request's signature."""
     timestamp = request.headers.get("x-api-timestamp", "")
     given = request.headers.get("x-api-signature", "")
-    if not timestamp.isdigit() or len(timestamp) > 16 or not given:
+    if not ascii_digits(timestamp, 16) or not given:
         raise _unauthorized("signed requests need X-API-TIMESTAMP and X-API-SIGNATURE")
     window = state.settings.recv_window_ms
     if abs(int(timestamp) - time.time() * 1000) > window:

@@ -1,16 +1,18 @@
-"""The order routes a trading bot calls most, served without the framework's per-request work.
+"""The routes a trading bot calls most, served without the framework's per-request work.
 
 FastAPI answers a request through five more middleware layers, a route search and its
 dependency solver; for placing and canceling an order (`POST /api/v1/order`,
-`DELETE /api/v1/order/{id}`, `POST /api/v3/order`) that was most of the api's CPU time.
-`HotRoutes` sits inside `RequestContext` (request id, body limit, metrics and log stay as they
-are) and outside CORS, and answers these routes itself with the routes' own pieces: the same
-fields validate the order or its id, the same dependency authenticates, the same service
-places or cancels, the same response field serializes the answer and the app's own exception
-handlers answer its errors. Whatever it does not handle exactly as the framework would (a
-browser's Origin, another content type, a body or id that does not validate) it passes to the
-framework untouched, before it has done anything with side effects; the framework then
-answers as it always did (the 422, or the CORS headers).
+`DELETE /api/v1/order/{id}`, `POST /api/v3/order`) and for the reads a bot makes between
+orders (`GET /api/v1/orders/open`, `/api/v1/balances`, `/api/v1/depth`, `/api/v3/openOrders`)
+that was most of the api's CPU time. `HotRoutes` sits inside `RequestContext` (request id,
+body limit, metrics and log stay as they are) and outside CORS, and answers these routes
+itself with the routes' own pieces: the same fields validate the order, its id or the query,
+the same dependencies authenticate and count, the same endpoint or service answers, the same
+response field serializes the answer and the app's own exception handlers answer its errors.
+Whatever it does not handle exactly as the framework would (a browser's Origin, another
+content type, a body, id or query that does not validate) it passes to the framework
+untouched, before it has done anything with side effects; the framework then answers as it
+always did (the 422, or the CORS headers).
 
 The routes stay registered as they were, so the OpenAPI document is the same.
 """
@@ -18,9 +20,11 @@ The routes stay registered as they were, so the OpenAPI document is the same.
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, get_args
 
-from fastapi import FastAPI
+from fastapi import FastAPI, params
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
@@ -30,8 +34,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import deps
 from api.binance.routes import orders as binance_orders
-from api.routes import orders
+from api.routes import funds, marketdata, orders
 from api.services import orders as order_service
+from api.state import AppState
 
 Handler = Callable[[Request, APIRoute], Awaitable[Response | None]]
 """Answers a hot route's request, or None (before any side effect) to leave it to FastAPI."""
@@ -105,9 +110,70 @@ def _answer(route: APIRoute, status: int, content: Any) -> Response:
     return Response(content, status, media_type="application/json")
 
 
-async def binance_order(request: Request, _: APIRoute) -> Response | None:
-    """`api.binance.routes.orders.new_order`: its parameters are its own to read."""
-    return await binance_orders.new_order(request, request.state.app)
+def _dependency(alias: Any) -> Callable[..., Any]:
+    """The function behind an `Annotated[..., Depends(f)]` alias."""
+    depends: params.Depends = get_args(alias)[1]
+    assert depends.dependency is not None
+    return depends.dependency
+
+
+async def _state(_: Request, state: AppState) -> AppState:
+    return state
+
+
+async def _reader(request: Request, state: AppState) -> deps.Principal:
+    return deps.require(await deps.authenticate(request, state), "read")
+
+
+_DEPENDENCIES: dict[Callable[..., Any], Callable[[Request, AppState], Awaitable[Any]]] = {
+    deps.get_state: _state,
+    _dependency(deps.Reader): _reader,
+    deps.limit_ip: deps.limit_ip,
+}
+"""What `solved` knows to solve, each as the framework solves it."""
+
+
+async def solved(request: Request, route: APIRoute) -> Response | None:
+    """The endpoint called as the framework calls it: its dependencies solved in order, the
+    request and the query's fields (`solvable` checked it needs nothing else). The framework
+    validates the query after the dependencies (their side effects: counting, authenticating);
+    a query that does not validate goes to the framework."""
+    dependant = route.dependant
+    values, errors = request_params_to_args(dependant.query_params, request.query_params)
+    if errors:
+        return None
+    state = request.state.app
+    for dependency in dependant.dependencies:
+        assert dependency.call is not None
+        value = await _DEPENDENCIES[dependency.call](request, state)
+        if dependency.name is not None:
+            values[dependency.name] = value
+    if dependant.request_param_name is not None:
+        values[dependant.request_param_name] = request
+    content = await route.endpoint(**values)
+    return content if isinstance(content, Response) else _answer(route, 200, content)
+
+
+def solvable(route: APIRoute) -> bool:
+    """Whether `solved` answers `route` as the framework would: it takes nothing but query
+    fields, the request and dependencies in `_DEPENDENCIES`, and answers 200."""
+    dependant = route.dependant
+    return (
+        route.status_code is None
+        and isinstance(route.response_class, DefaultPlaceholder)
+        and all(dependency.call in _DEPENDENCIES for dependency in dependant.dependencies)
+        and not (
+            dependant.path_params
+            or dependant.header_params
+            or dependant.cookie_params
+            or dependant.body_params
+            or dependant.response_param_name
+            or dependant.background_tasks_param_name
+            or dependant.security_scopes_param_name
+            or dependant.websocket_param_name
+            or dependant.http_connection_param_name
+        )
+    )
 
 
 HotRoute = tuple[str, re.Pattern[str], APIRoute, Handler]
@@ -119,15 +185,22 @@ def hot_routes(app: FastAPI) -> list[HotRoute]:
     handlers: dict[Callable[..., Any], Handler] = {
         orders.place_order: place_order,
         orders.cancel_order: cancel_order,
-        binance_orders.new_order: binance_order,
+        binance_orders.new_order: solved,
+        orders.open_orders: solved,
+        funds.balances: solved,
+        marketdata.depth: solved,
+        binance_orders.open_orders: solved,
     }
     found = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route  # what the framework runs, and sets as scope["route"]
         if isinstance(route, APIRoute) and route.endpoint in handlers and context.path:
+            handler = handlers[route.endpoint]
+            assert handler is not solved or solvable(route), f"{context.path} is not solvable"
             pattern = compile_path(context.path)[0]
-            for method in route.methods or ():
-                found.append((method, pattern, route, handlers[route.endpoint]))
+            # HEAD (which GET routes take too) goes to the framework: it sends no body.
+            for method in (route.methods or set()) - {"HEAD"}:
+                found.append((method, pattern, route, handler))
     assert len(found) == len(handlers), "a hot route is not registered"
     return found
 

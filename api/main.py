@@ -36,12 +36,19 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
+async def keep_session(_: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection, after asyncpg's own (which rolls back a
+    transaction left open): nothing more. The api never changes a session's state (no SET,
+    LISTEN, advisory lock or held cursor), so asyncpg's default reset query (RESET ALL,
+    UNLISTEN *, ...: a round trip to PostgreSQL after every read) has nothing to reset."""
+
+
 @contextlib.asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     # from_url clients do not retry a command whose reply was lost (see ledger.gateway).
     client = redis.asyncio.Redis.from_url(settings.redis_url)
     db = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=settings.db_pool_size
+        settings.database_url, min_size=1, max_size=settings.db_pool_size, reset=keep_session
     )
     listener = ReplyListener(client, settings.instance)
     task = asyncio.create_task(listener.run(), name="replies")

@@ -1,9 +1,9 @@
 """Fixed-window request limits kept in Redis, so every api process shares them.
 
 One INCR per request and counter (the first of a window also sets the expiry), all of a
-request's counters, and a signed request's replay claim, in one Lua call: one command to send
-and one reply to parse per request. Over a limit the request is refused with 429 and
-`Retry-After`, the seconds until the window ends.
+request's counters, a signed request's replay claim and, for a Binance order, its order
+number, in one Lua call: one command to send and one reply to parse per request. Over a
+limit the request is refused with 429 and `Retry-After`, the seconds until the window ends.
 """
 
 import math
@@ -16,21 +16,27 @@ from api.errors import ApiError
 Counter = tuple[str, str, int]
 """(kind, who, limit): e.g. ("ip", "203.0.113.9", 100)."""
 
-# KEYS: the counters, then the claim if there is one. ARGV: the counters' expiry (s), how
-# many counters, the claim's expiry (ms). Returns the counts, then 1 if the claim was fresh
-# (or there is none).
+# KEYS: the counters, then the claim if there is one, then the sequence if there is one.
+# ARGV: the counters' expiry (s), how many counters, the claim's expiry (ms), 1 if there is
+# a sequence (else 0). Returns the counts, then 1 if the claim was fresh (or there is none),
+# then the sequence's next number if there is one.
 _HIT = """
 local counters = tonumber(ARGV[2])
+local sequences = tonumber(ARGV[4])
 local out = {}
 for i = 1, counters do
   out[i] = redis.call('INCR', KEYS[i])
   redis.call('EXPIRE', KEYS[i], ARGV[1], 'NX')
 end
 local fresh = 1
-if #KEYS > counters and not redis.call('SET', KEYS[#KEYS], '', 'NX', 'PX', ARGV[3]) then
+if #KEYS - sequences > counters
+    and not redis.call('SET', KEYS[counters + 1], '', 'NX', 'PX', ARGV[3]) then
   fresh = 0
 end
 out[counters + 1] = fresh
+if sequences == 1 then
+  out[counters + 2] = redis.call('INCR', KEYS[#KEYS])
+end
 return out
 """
 
@@ -44,12 +50,24 @@ class RateLimiter:
         """Count one request against each counter. `claim` (a key to SET NX for `claim_ms`,
         as a signed request's signature is) rides along in the same call; returns whether
         it was fresh (True when there is none). ApiError 429 over a limit."""
+        fresh, _ = await self.hit_numbered(*counters, claim=claim, claim_ms=claim_ms)
+        return fresh
+
+    async def hit_numbered(
+        self, *counters: Counter, claim: str = "", claim_ms: int = 0, sequence: str = ""
+    ) -> tuple[bool, int]:
+        """`hit`, and the next number of the counter `sequence` (INCR; 0 if none is given)
+        drawn in the same call, whatever the verdict: a number may go unused."""
         now = time.time()
         window = int(now // self.window)
         keys = [f"xch:rl:{kind}:{who}:{window}" for kind, who, _ in counters]
         if claim:
             keys.append(claim)
-        results = await self.script(keys, [self.window + 1, len(counters), claim_ms])
+        if sequence:
+            keys.append(sequence)
+        results = await self.script(
+            keys, [self.window + 1, len(counters), claim_ms, 1 if sequence else 0]
+        )
         for count, (kind, _, limit) in zip(results, counters, strict=False):
             if int(count) > limit:
                 retry_after = max(1, math.ceil((window + 1) * self.window - now))
@@ -59,4 +77,5 @@ class RateLimiter:
                     f"more than {limit} requests per {self.window} s for this {kind}",
                     headers={"Retry-After": str(retry_after)},
                 )
-        return bool(results[-1])
+        number = int(results[len(counters) + 1]) if sequence else 0
+        return bool(results[len(counters)]), number

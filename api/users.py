@@ -5,6 +5,8 @@ from datetime import datetime
 
 import asyncpg
 
+from api.digits import ascii_digits
+
 
 @dataclass(frozen=True, slots=True)
 class UserRow:
@@ -62,7 +64,7 @@ async def user_by_email(db: asyncpg.Pool, email: str) -> UserRow | None:
 
 
 async def user_by_id(db: asyncpg.Pool, user_id: str) -> UserRow | None:
-    if not user_id.isdigit() or len(user_id) > 18:
+    if not ascii_digits(user_id, 18):
         return None
     row = await db.fetchrow(
         "SELECT id, email, password_hash, is_admin FROM users WHERE id = $1", int(user_id)

@@ -1,13 +1,20 @@
-"""`make bench-api`: signed order placement over HTTP against the real stack.
+"""`make bench-api`: signed order placement and a bot's reads over HTTP against the real stack.
 
 Redis (AOF everysec), PostgreSQL, one engine process, dbproc, and `python -m api` with
 `--workers` uvicorn workers, all on this machine. The load generator is this process: raw
 HTTP/1.1 keep-alive connections (one API key each), every request signed as a bot signs it.
 
-1. throughput: `--connections` connections each sending its next order as soon as the
-   previous one is answered, for `--seconds`; orders answered 200 per second.
-2. latency: orders paced at `--rate` per second (open loop: latency counts from the moment a
-   request was due, so a stalled server is not hidden); p50, p90, p99, max.
+1. throughput: `--connections` connections each sending its next native order
+   (`POST /api/v1/order`) as soon as the previous one is answered, for `--seconds`; orders
+   answered 200 per second.
+2. latency: native orders paced at `--rate` per second (open loop: latency counts from the
+   moment a request was due, so a stalled server is not hidden); p50, p90, p99, max.
+3. binance: the same two for Binance's `POST /api/v3/order`, its parameters in the query
+   string with their HMAC `signature` and the key in `X-MBX-APIKEY`.
+4. reads: the reads a bot makes between orders (`GET /api/v1/orders/open`,
+   `GET /api/v3/openOrders`, `GET /api/v1/balances`, `GET /api/v1/depth`), in turn, paced at
+   `--read-rate` requests per second (open loop); the rate achieved, and the latencies of all
+   and of each.
 
 Orders alternate buy and sell at one price, so half of them trade and the book stays small.
 Writes bench/results/api.json.
@@ -24,7 +31,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +74,8 @@ class Connection:
     """The last answer's body."""
     resting: list[str] = field(default_factory=list)
     """Ids of orders placed to be canceled."""
+    stamp: int = 0
+    """The last request's timestamp (ms)."""
 
     @classmethod
     async def open(cls, port: int, key: Key) -> "Connection":
@@ -96,8 +105,24 @@ class Connection:
         """The signed cancel of the last of `resting`."""
         return self._signed("DELETE", f"/api/v1/order/{self.resting.pop()}", b"")
 
+    def open_orders(self) -> bytes:
+        return self._signed("GET", "/api/v1/orders/open", b"")
+
+    def balances(self) -> bytes:
+        return self._signed("GET", "/api/v1/balances", b"")
+
+    def depth(self) -> bytes:
+        """Public: no key, no signature."""
+        return b"GET /api/v1/depth?market=bench-usd HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+    def _timestamp(self) -> int:
+        """Now in ms, and later than this connection's last request: no two requests of one
+        key share a signature, which the replay guard would refuse."""
+        self.stamp = max(time.time_ns() // 1_000_000, self.stamp + 1)
+        return self.stamp
+
     def _signed(self, method: str, path: str, body: bytes) -> bytes:
-        stamp = str(time.time_ns() // 1_000_000)
+        stamp = str(self._timestamp())
         signature = hmac.new(
             self.key.secret.encode(),
             stamp.encode() + method.encode() + path.encode() + body,
@@ -111,22 +136,28 @@ class Connection:
         return head.encode() + body
 
     def binance_order(self) -> bytes:
-        """The next Binance `POST /api/v3/order`, its parameters in the body and signed as
-        python-binance signs them (HMAC-SHA256 of the query string and body)."""
+        """The next Binance `POST /api/v3/order`: alternately a buy and a sell."""
         self.sent += 1
-        params = (
+        return self._binance_signed(
+            "POST",
+            "/api/v3/order",
             f"symbol=BENCHUSD&side={'BUY' if self.sent % 2 else 'SELL'}&type=LIMIT"
             f"&timeInForce=GTC&price=100.00&quantity={1 + self.sent % 97}.0000"
-            f"&newOrderRespType=RESULT&timestamp={time.time_ns() // 1_000_000}"
+            "&newOrderRespType=RESULT",
         )
-        signature = hmac.new(self.key.secret.encode(), params.encode(), hashlib.sha256)
-        body = f"{params}&signature={signature.hexdigest()}".encode()
-        head = (
-            "POST /api/v3/order HTTP/1.1\r\nHost: bench\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\n"
-            f"Content-Length: {len(body)}\r\nX-MBX-APIKEY: {self.key.key}\r\n\r\n"
-        )
-        return head.encode() + body
+
+    def binance_open_orders(self) -> bytes:
+        return self._binance_signed("GET", "/api/v3/openOrders", "symbol=BENCHUSD")
+
+    def _binance_signed(self, method: str, path: str, params: str) -> bytes:
+        """A request signed as Binance's own connector signs it: the parameters and the
+        timestamp in the query string, followed by the HMAC-SHA256 `signature` of it."""
+        query = f"{params}&timestamp={self._timestamp()}"
+        signature = hmac.new(self.key.secret.encode(), query.encode(), hashlib.sha256)
+        return (
+            f"{method} {path}?{query}&signature={signature.hexdigest()} HTTP/1.1\r\n"
+            f"Host: bench\r\nContent-Length: 0\r\nX-MBX-APIKEY: {self.key.key}\r\n\r\n"
+        ).encode()
 
     async def send(self, request: bytes | None = None) -> int:
         """Send `request` (the next native order by default) and read the answer."""
@@ -154,8 +185,23 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+Request = Callable[[Connection], bytes]
+"""Makes a connection's next request."""
+
+ORDERS: dict[str, Request] = {"native": Connection.order, "binance": Connection.binance_order}
+READS: dict[str, Request] = {
+    "orders_open": Connection.open_orders,
+    "binance_open_orders": Connection.binance_open_orders,
+    "balances": Connection.balances,
+    "depth": Connection.depth,
+}
+
+
 async def throughput(
-    connections: list[Connection], seconds: float, components: dict[str, list[int]]
+    connections: list[Connection],
+    seconds: float,
+    components: dict[str, list[int]],
+    request: Request = Connection.order,
 ) -> dict[str, Any]:
     """Orders answered 200 per second, and what each component spent on one in CPU time:
     on a machine shared with other work the CPU cost says more than the rate."""
@@ -167,7 +213,7 @@ async def throughput(
     async def loop(connection: Connection) -> None:
         nonlocal done
         while time.perf_counter() < stop:
-            if await connection.send() == 200:
+            if await connection.send(request(connection)) == 200:
                 done += 1
 
     started = time.perf_counter()
@@ -184,37 +230,44 @@ async def throughput(
     }
 
 
-async def latency(connections: list[Connection], rate: int, seconds: float) -> dict[str, Any]:
+async def paced(
+    connections: list[Connection], rate: int, seconds: float, requests: dict[str, Request]
+) -> tuple[float, dict[str, list[float]], dict[str, Counter[int]]]:
+    """`requests` in turn, paced at `rate` a second over the idle connections for `seconds`
+    (open loop): the seconds it took, each one's latencies (counted from when it was due)
+    and each one's answers' statuses."""
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for connection in connections:
         idle.put_nowait(connection)
-    samples: list[float] = []
-    total = int(rate * seconds)
+    samples: dict[str, list[float]] = {name: [] for name in requests}
+    statuses: dict[str, Counter[int]] = {name: Counter() for name in requests}
+    kinds = list(requests.items())
     start = time.perf_counter()
 
-    async def one(due: float) -> None:
+    async def one(due: float, name: str, request: Request) -> None:
         connection = await idle.get()
-        await connection.send()
-        samples.append(time.perf_counter() - due)
+        statuses[name][await connection.send(request(connection))] += 1
+        samples[name].append(time.perf_counter() - due)
         idle.put_nowait(connection)
 
     tasks = []
-    for n in range(total):
+    for n in range(int(rate * seconds)):
         due = start + n / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
+        tasks.append(asyncio.create_task(one(due, *kinds[n % len(kinds)])))
     await asyncio.gather(*tasks)
-    samples.sort()
+    return time.perf_counter() - start, samples, statuses
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
 
     def ms(q: float) -> float:
         return round(samples[min(len(samples) - 1, int(len(samples) * q))] * 1000, 3)
 
     return {
-        "rate": rate,
-        "orders": total,
-        "achieved_rate": round(total / (time.perf_counter() - start)),
         "p50_ms": ms(0.5),
         "p90_ms": ms(0.9),
         "p99_ms": ms(0.99),
@@ -222,8 +275,41 @@ async def latency(connections: list[Connection], rate: int, seconds: float) -> d
     }
 
 
+async def latency(
+    connections: list[Connection], rate: int, seconds: float, request: Request = Connection.order
+) -> dict[str, Any]:
+    elapsed, samples, _ = await paced(connections, rate, seconds, {"order": request})
+    total = len(samples["order"])
+    return {
+        "rate": rate,
+        "orders": total,
+        "achieved_rate": round(total / elapsed),
+        **percentiles(samples["order"]),
+    }
+
+
+async def reads(connections: list[Connection], rate: int, seconds: float) -> dict[str, Any]:
+    """A bot's reads between orders, in turn, at `rate` requests a second offered."""
+    elapsed, samples, statuses = await paced(connections, rate, seconds, READS)
+    total = sum(len(latencies) for latencies in samples.values())
+    return {
+        "rate": rate,
+        "requests": total,
+        "requests_per_second": round(total / elapsed),
+        **percentiles([latency for latencies in samples.values() for latency in latencies]),
+        "endpoints": {
+            name: {
+                **percentiles(latencies),
+                "statuses": {str(k): v for k, v in sorted(statuses[name].items())},
+            }
+            for name, latencies in samples.items()
+        },
+    }
+
+
 async def make_keys(url: str, redis_url: str, count: int) -> list[Key]:
-    """`count` users, each signed up, funded (straight into the ledger) and with a trade key."""
+    """`count` users, each signed up, funded (straight into the ledger) and with a key to
+    read and trade."""
     made: list[Key] = []
     client = redis.asyncio.Redis.from_url(redis_url)
     gateway = Gateway(client)
@@ -236,9 +322,8 @@ async def make_keys(url: str, redis_url: str, count: int) -> list[Key]:
                 )
             ).json()
             auth = {"Authorization": f"Bearer {tokens['access_token']}"}
-            created = (
-                await http.post("/api/v1/api-keys", json={"scopes": ["trade"]}, headers=auth)
-            ).json()
+            scopes = {"scopes": ["read", "trade"]}
+            created = (await http.post("/api/v1/api-keys", json=scopes, headers=auth)).json()
             await gateway.deposit(tokens["user_id"], "USD", AMPLE)
             await gateway.deposit(tokens["user_id"], "BENCH", AMPLE)
             made.append(Key(tokens["user_id"], created["key"], created["secret"]))
@@ -260,7 +345,7 @@ async def running_stack(
     workdir: Path, workers: int, users: int, env: dict[str, str] | None = None
 ) -> AsyncIterator[Running]:
     """Redis, PostgreSQL, one engine of bench-usd, dbproc and `python -m api` with `workers`
-    workers (rate limits out of the way), and `users` funded users with a trade key each."""
+    workers (rate limits out of the way), and `users` funded users with a key each."""
     redis_server = start_redis(workdir / "redis")
     redis_pid = redis_server.pid
     # Its own directory: as root, PostgreSQL runs as another user, who must own it.
@@ -316,13 +401,25 @@ async def running_stack(
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     async with running_stack(workdir, args.workers, args.connections) as stack:
         connections = [await Connection.open(stack.port, key) for key in stack.keys]
-        await throughput(connections, 2, stack.components)  # warm-up
-        result = {
+        await throughput(connections, args.warm_up, stack.components)
+        result: dict[str, Any] = {
             "workers": args.workers,
             "connections": args.connections,
             "throughput": await throughput(connections, args.seconds, stack.components),
             "latency": await latency(connections, args.rate, args.seconds),
         }
+        binance = ORDERS["binance"]
+        await throughput(connections, args.warm_up, stack.components, binance)
+        placed = await throughput(connections, args.seconds, stack.components, binance)
+        paced_binance = await latency(connections, args.rate, args.seconds, binance)
+        result["binance"] = {
+            "orders_per_second": placed["orders_per_second"],
+            "p99_ms": paced_binance["p99_ms"],
+            "throughput": placed,
+            "latency": paced_binance,
+        }
+        await reads(connections, args.read_rate, args.warm_up)
+        result["reads"] = await reads(connections, args.read_rate, args.seconds)
         statuses: Counter[int] = Counter()
         for connection in connections:
             statuses.update(connection.statuses)
@@ -336,7 +433,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=1000, help="orders a second, paced")
+    parser.add_argument("--read-rate", type=int, default=3000, help="reads a second, paced")
+    parser.add_argument("--warm-up", type=float, default=2, help="seconds before each part")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="xch-bench-api-"))

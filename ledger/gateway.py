@@ -2,7 +2,8 @@
 
 `deposit` / `withdraw` move free funds; `submit` checks and locks what a command needs and
 appends it to its market's input stream, atomically, so every command an engine reads is
-funded and a user's balance is shared safely by every market.
+funded and a user's balance is shared safely by every market. The api's client order ids are
+claimed in the same step (`Claim`): a command is enqueued if and only if its id was free.
 """
 
 import time
@@ -26,7 +27,7 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class ReferenceClaim:
     """Makes a deposit or withdrawal idempotent: the first movement under `key`
     (`xch.keys.funds_claim`) records its request and reply for `ttl_seconds`; the same request
     again gets that reply and moves nothing, any other FundsError('reference_reused')."""
@@ -43,6 +44,24 @@ class FundsError(ValueError):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A key `submit` sets to `value` (expiring after `ttl_seconds`) in the same atomic step
+    as the lock and the enqueue, unless it is set already: then nothing is done."""
+
+    key: str
+    value: bytes
+    ttl_seconds: int
+
+
+class ClaimTaken(Exception):
+    """`submit`'s claim was set already (`value`): nothing was locked or enqueued."""
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__("claimed already")
+        self.value = value
+
+
 class Gateway:
     """The funds and enqueue scripts on one client. The client must not retry commands by
     itself (`Redis.from_url` clients do not): a retried `enqueue` whose first reply was lost
@@ -54,7 +73,12 @@ class Gateway:
         self.scripts = Scripts(client)
 
     async def deposit(
-        self, user: str, asset: str, amount: int, reference: str = "", claim: Claim | None = None
+        self,
+        user: str,
+        asset: str,
+        amount: int,
+        reference: str = "",
+        claim: ReferenceClaim | None = None,
     ) -> int:
         """Add `amount` minor units to `user`'s free `asset`; returns the new free balance.
         `reference` (say, the payment it records) is journaled with the movement."""
@@ -65,7 +89,12 @@ class Gateway:
         return await self._move(user, asset, amount, reference, claim)
 
     async def withdraw(
-        self, user: str, asset: str, amount: int, reference: str = "", claim: Claim | None = None
+        self,
+        user: str,
+        asset: str,
+        amount: int,
+        reference: str = "",
+        claim: ReferenceClaim | None = None,
     ) -> int:
         """Take `amount` from free funds; FundsError('insufficient_funds') if not covered."""
         if amount <= 0:
@@ -73,7 +102,7 @@ class Gateway:
         return await self._move(user, asset, -amount, reference, claim)
 
     async def _move(
-        self, user: str, asset: str, amount: int, reference: str, claim: Claim | None
+        self, user: str, asset: str, amount: int, reference: str, claim: ReferenceClaim | None
     ) -> int:
         names = [keys.balances(user), keys.SUPPLY, keys.FUNDS, keys.FUNDS_SEQ]
         args = [asset, str(amount), user, reference, str(time.time_ns() // 1_000_000)]
@@ -86,29 +115,41 @@ class Gateway:
         return int(value)
 
     async def submit(
-        self, market: str, command: Command, user: str, asset: str = "", amount: int = 0
+        self,
+        market: str,
+        command: Command,
+        user: str,
+        asset: str = "",
+        amount: int = 0,
+        claim: Claim | None = None,
     ) -> str | None:
-        """Lock `amount` of `asset` for `user` and enqueue `command` for `market`.
+        """Lock `amount` of `asset` for `user` and enqueue `command` for `market`, and set
+        `claim` along with them.
 
         Returns the input stream entry id, or None (nothing changed) if free funds do not
         cover the lock. FundsError('amount_too_large') if the lock, or the locked balance it
-        makes, does not fit a 64-bit balance (nothing changed either)."""
+        makes, does not fit a 64-bit balance, ClaimTaken if the claim is set already
+        (nothing changed either)."""
         if amount < 0:
             raise ValueError("a lock cannot be negative")
         if amount > MAX_UNITS:
             raise FundsError(AMOUNT_TOO_LARGE)
-        done, value = await self.scripts.enqueue(
-            keys=[keys.balances(user), keys.market_input(market)],
-            args=[
-                encode_command(command),
-                user,
-                asset if amount else "",
-                str(amount),
-                self.reply_to,
-            ],
-        )
-        if done:
+        script_keys = [keys.balances(user), keys.market_input(market)]
+        args: list[str | bytes | int] = [
+            encode_command(command),
+            user,
+            asset if amount else "",
+            str(amount),
+            self.reply_to,
+        ]
+        if claim is not None:
+            script_keys.append(claim.key)
+            args += [claim.value, claim.ttl_seconds]
+        done, value = await self.scripts.enqueue(keys=script_keys, args=args)
+        if done == 1:
             return as_text(value)
+        if done == 2:
+            raise ClaimTaken(value)
         if as_text(value) == "overflow":
             raise FundsError(AMOUNT_TOO_LARGE)
         return None

@@ -25,10 +25,11 @@ from api.binance.errors import (
     missing,
     translate,
 )
-from api.binance.symbols import market_of_symbol
+from api.binance.symbols import by_symbol, market_of_symbol
 from api.deps import Principal
 from api.errors import ApiError
 from api.state import AppState
+from xch import keys
 from xch.market import Market, MarketRules
 
 MAX_RECV_WINDOW = 60_000
@@ -121,6 +122,25 @@ async def keyed(request: Request, state: AppState) -> tuple[str, Params]:
 async def signed(request: Request, state: AppState, scope: str) -> tuple[Principal, Params]:
     """The API key's user and the request's parameters, after checking the key, its scope,
     the timestamp and the signature, and counting the request against the rate limits."""
+    principal, params, _ = await _signed(request, state, scope, numbered=False)
+    return principal, params
+
+
+async def signed_order(request: Request, state: AppState) -> tuple[Principal, Params, int]:
+    """`signed` for placing an order, and the next order number of the market `symbol`
+    names, drawn in the limiter's call (0 if `symbol` names none: the route refuses it)."""
+    return await _signed(request, state, "trade", numbered=True)
+
+
+async def _sequence(state: AppState, params: Params) -> str:
+    """The order counter of the market `symbol` names, "" if none."""
+    market = (await by_symbol(state.registry)).get(params.text("symbol") or "")
+    return keys.market_order_seq(market.name) if market else ""
+
+
+async def _signed(
+    request: Request, state: AppState, scope: str, numbered: bool
+) -> tuple[Principal, Params, int]:
     params = await read_params(request)
     key = _api_key(request)
     timestamp = params.integer("timestamp")
@@ -147,18 +167,19 @@ async def signed(request: Request, state: AppState, scope: str) -> tuple[Princip
     if scope not in row.scopes:
         raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
     try:
-        fresh = await state.limiter.hit(
+        fresh, number = await state.limiter.hit_numbered(
             deps.ip_counter(request, state),
             ("user", row.user_id, state.settings.rate_limit_user),
             # A signature can only be used once while its timestamp is valid: no replays.
             claim=f"xch:sig:{expected}",
             claim_ms=2 * MAX_RECV_WINDOW,
+            sequence=await _sequence(state, params) if numbered else "",
         )
     except ApiError as error:
         raise translate(error) from error
     if not fresh:
         raise bad(INVALID_SIGNATURE, "Signature for this request was already used.")
-    return Principal(row.user_id, frozenset(row.scopes), by_api_key=True), params
+    return Principal(row.user_id, frozenset(row.scopes), by_api_key=True), params, number
 
 
 MAX_MS = 253_402_300_799_999
@@ -168,7 +189,7 @@ MAX_MS = 253_402_300_799_999
 async def market_of_params(state: AppState, params: Params) -> tuple[Market, MarketRules, str]:
     symbol = params.required("symbol")
     market = await market_of_symbol(state.registry, symbol)
-    return market, market.rules(), symbol
+    return market, await state.registry.rules(market.name), symbol
 
 
 def query_limit(params: Params, default: int, high: int) -> int:

@@ -3,17 +3,15 @@
 A market with base BTC and quote USD is the symbol `BTCUSD`. Binance order ids are integers;
 ours are `{market}.{16 hex digits}`, so an order's `orderId` is that hex number and the
 symbol gives the market back. Orders placed here take the hex digits from a per-market
-counter (`xch:{M}:order_seq`): small, increasing, unique numbers, as Binance's are, that
-even JavaScript clients read exactly. Orders placed through the native api have random
-digits: their `orderId` is a 64-bit number.
+counter (`xch:{M}:order_seq`, drawn in the rate limiter's call: params.signed_order): small,
+increasing, unique numbers, as Binance's are, that even JavaScript clients read exactly.
+Orders placed through the native api have random digits: their `orderId` is a 64-bit number.
 """
 
-import redis.asyncio
-
 from api.binance.errors import BinanceError, illegal, invalid_symbol
+from api.digits import ascii_digits
 from api.markets import Registry
 from api.services.order_plans import ORDER_ID_SEPARATOR
-from xch import keys
 from xch.market import Market
 
 MAX_ORDER_ID = 2**64 - 1
@@ -44,13 +42,13 @@ def number_of(order_id: str) -> int:
 
 
 def parse_order_number(text: str) -> int:
-    if not text.isdigit() or len(text) > 20 or not 0 < int(text) <= MAX_ORDER_ID:
+    if not ascii_digits(text, 20) or not 0 < int(text) <= MAX_ORDER_ID:
         raise illegal("orderId")
     return int(text)
 
 
-async def next_order_id(client: redis.asyncio.Redis, market: str) -> str:
-    number = int(await client.incr(keys.market_order_seq(market)))
+def numbered_order_id(market: str, number: int) -> str:
+    """The order id of a number drawn from the market's counter (params.signed_order)."""
     if number > MAX_ORDER_ID:
         raise BinanceError(503, -1000, "Order ids exhausted.")
     return order_id_of(market, number)

@@ -6,7 +6,7 @@ from api import users
 from api.errors import ApiError
 from api.models import BalanceOut, FaucetIn, FundsIn, FundsOut
 from api.state import AppState
-from ledger.gateway import Claim, FundsError
+from ledger.gateway import FundsError, ReferenceClaim
 from xch import keys
 from xch.money import AmountError, format_minor, to_minor
 
@@ -59,7 +59,7 @@ async def _move(state: AppState, body: FundsIn, kind: str, idempotent: bool) -> 
     claim = None
     if idempotent:
         ttl = state.settings.funds_reference_ttl_seconds
-        claim = Claim(keys.funds_claim(kind, body.reference), ttl)
+        claim = ReferenceClaim(keys.funds_claim(kind, body.reference), ttl)
     try:
         free = await move(body.user_id, body.asset, units, body.reference, claim)
     except FundsError as error:

@@ -1,17 +1,19 @@
-"""`client_order_id` makes placing idempotent: the first request with an id claims it (SET NX,
-before anything is enqueued), and every later one gets the first one's order. An OCO list's
-`client_list_id` works the same way, in its own namespace (`LIST_CLAIMS`); its record's
-`order_id` is then the list id.
+"""`client_order_id` makes placing idempotent: the first request with an id claims it, and
+every later one gets the first one's order. An OCO list's `client_list_id` works the same way,
+in its own namespace (`LIST_CLAIMS`); its record's `order_id` is then the list id.
 
-The claim is released only when nothing was enqueued (a refusal before the engine); once
-enqueued, the claim records the order id and, when the engine answers, the answer itself.
+The claim is set by the enqueue itself (`enqueued`, ledger.gateway.Claim), in the same atomic
+step as the lock: a placement is enqueued if and only if its id was free, and a refused one
+(funds) claims nothing. The claim records the order id and, when the engine answers, the
+answer itself.
 """
 
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import redis.asyncio
 
+from ledger.gateway import Claim, ClaimTaken
 from xch.keys import PREFIX
 
 ORDER_CLAIMS = "coid"
@@ -30,15 +32,15 @@ class Claims:
         self.ttl = ttl_seconds
         self.namespace = namespace
 
-    async def claim(self, user: str, client_order_id: str, order_id: str) -> dict[str, Any] | None:
-        """None if the id was free (it is now ours), else what the first request recorded."""
+    def enqueued(self, user: str, client_order_id: str, order_id: str) -> Claim:
+        """The claim the enqueue of `order_id` sets: the id is ours if it was free."""
         key = claim_key(user, client_order_id, self.namespace)
-        record = orjson.dumps({"order_id": order_id})
-        # SET NX GET: one atomic step that either claims or returns the earlier claim.
-        previous = await self.client.set(key, record, nx=True, ex=self.ttl, get=True)
-        if previous is None:
-            return None
-        recorded: dict[str, Any] = orjson.loads(cast(bytes, previous))
+        return Claim(key, orjson.dumps({"order_id": order_id}), self.ttl)
+
+    @staticmethod
+    def recorded(taken: ClaimTaken) -> dict[str, Any]:
+        """What the first request with the id recorded."""
+        recorded: dict[str, Any] = orjson.loads(taken.value)
         return recorded
 
     async def order_id(self, user: str, client_order_id: str) -> str | None:
@@ -52,6 +54,3 @@ class Claims:
         key = claim_key(user, client_order_id, self.namespace)
         value = orjson.dumps({"order_id": order_id, "status": status, "body": body})
         await self.client.set(key, value, xx=True, keepttl=True)
-
-    async def release(self, user: str, client_order_id: str) -> None:
-        await self.client.delete(claim_key(user, client_order_id, self.namespace))

@@ -1,6 +1,7 @@
 """The one way a command reaches a market's engine: claim the client id (idempotency), lock
-the funds and enqueue through the gateway, map a refusal or a lost connection, wait for the
-engine's reply on this instance's channel, and record the answer for a repeated request.
+the funds and enqueue, all three in the gateway's one atomic step, map a refusal or a lost
+connection, wait for the engine's reply on this instance's channel, and record the answer
+for a repeated request.
 
 A place or cancel waits up to the reply timeout; after that it answers 202 with status
 `pending`: the command is in the market's input and will be applied, it is only not
@@ -20,7 +21,7 @@ from api.metrics import ENGINE_REPLY, ORDERS
 from api.replies import Op
 from api.services.idempotency import Claims
 from api.state import AppState
-from ledger.gateway import FundsError
+from ledger.gateway import ClaimTaken, FundsError
 from xch.schemas import Cancel, Event, Place, PlaceList, ResultCode
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -103,12 +104,6 @@ async def _repeat(
     return 202, placement.pending(first_id)
 
 
-async def _release(claims: Claims, user: str, client_id: str | None) -> None:
-    """Nothing was enqueued: the client id is free again."""
-    if client_id is not None:
-        await claims.release(user, client_id)
-
-
 def _unknown_outcome(placement: Placement[Any]) -> ApiError:
     return ApiError(
         503,
@@ -118,36 +113,46 @@ def _unknown_outcome(placement: Placement[Any]) -> ApiError:
     )
 
 
+async def _enqueue(
+    state: AppState, user: str, placement: Placement[Any], claims: Claims
+) -> dict[str, Any] | None:
+    """Claim the client id, lock and enqueue, in one step: None if done, else what the first
+    request with the client id recorded (nothing done); ApiError for a refusal."""
+    client_id = placement.client_id
+    claim = None if client_id is None else claims.enqueued(user, client_id, placement.id)
+    try:
+        entry = await state.gateway.submit(
+            placement.market, placement.command, user, placement.asset, placement.lock, claim
+        )
+    except ClaimTaken as taken:
+        return claims.recorded(taken)
+    except FundsError as error:
+        ORDERS.labels("refused").inc()
+        raise ApiError(400, error.reason, placement.too_large) from error
+    except redis.exceptions.ConnectionError as error:
+        # Outcome unknown: claimed and enqueued, or neither; a retry with the same id
+        # either finds the claim or places it.
+        ORDERS.labels("unknown").inc()
+        raise _unknown_outcome(placement) from error
+    if entry is None:
+        ORDERS.labels("refused").inc()
+        raise from_result_code(ResultCode.INSUFFICIENT_FUNDS)
+    return None
+
+
 async def place(state: AppState, user: str, placement: Placement[Out]) -> tuple[int, Out]:
     """Place and wait for the engine: (200, the answer) or (202, pending); ApiError for a
     refusal."""
     claims = Claims(state.redis, state.settings.client_order_id_ttl_seconds, placement.claims)
-    client_id = placement.client_id
-    if client_id is not None:
-        recorded = await claims.claim(user, client_id, placement.id)
-        if recorded is not None:
-            return await _repeat(state, user, placement, recorded)
     with state.replies.expect(placement.op, placement.reply_id) as reply:
-        try:
-            entry = await state.gateway.submit(
-                placement.market, placement.command, user, placement.asset, placement.lock
-            )
-        except FundsError as error:
-            ORDERS.labels("refused").inc()
-            await _release(claims, user, client_id)
-            raise ApiError(400, error.reason, placement.too_large) from error
-        except redis.exceptions.ConnectionError as error:
-            # Outcome unknown: the claim stays, so a retry with the same id cannot double it.
-            ORDERS.labels("unknown").inc()
-            raise _unknown_outcome(placement) from error
-        if entry is None:
-            ORDERS.labels("refused").inc()
-            await _release(claims, user, client_id)
-            raise from_result_code(ResultCode.INSUFFICIENT_FUNDS)
-        events = await wait_reply(state, reply)
+        recorded = await _enqueue(state, user, placement, claims)
+        events = None if recorded is not None else await wait_reply(state, reply)
+    if recorded is not None:
+        return await _repeat(state, user, placement, recorded)
     if events is None:
         ORDERS.labels("pending").inc()
         return 202, placement.pending(placement.id)
+    client_id = placement.client_id
     try:
         answer = placement.answer(events)
     except ApiError as error:

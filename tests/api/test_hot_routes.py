@@ -1,9 +1,10 @@
-"""The hot order routes (api.hot_routes) answer exactly as the framework does: an order, a
-malformed one, a refusal and a cancel, sent the hot way and the framework's way (a browser's
-Origin takes the framework's path)."""
+"""The hot routes (api.hot_routes) answer exactly as the framework does: an order, a malformed
+one, a refusal, a cancel and a bot's reads, sent the hot way and the framework's way (a
+browser's Origin takes the framework's path)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -23,6 +24,10 @@ def test_both_hot_routes_are_found() -> None:
         ("POST", "^/api/v1/order$"),
         ("DELETE", "^/api/v1/order/(?P<order_id>[^/]+)$"),
         ("POST", "^/api/v3/order$"),
+        ("GET", "^/api/v1/orders/open$"),
+        ("GET", "^/api/v1/balances$"),
+        ("GET", "^/api/v1/depth$"),
+        ("GET", "^/api/v3/openOrders$"),
     }
 
 
@@ -110,3 +115,45 @@ async def test_binance_orders_take_the_hot_path_too(http: httpx.AsyncClient) -> 
     assert [a.status_code for a in unkeyed] == [401, 401]
     assert unkeyed[0].json() == unkeyed[1].json()
     assert unkeyed[0].json()["code"] == -2015
+
+
+async def _stored(trader: Trader, order_id: str) -> None:
+    """Wait until dbproc has stored the order (reads come from its tables)."""
+    for _ in range(100):
+        listed = (await trader.get("/api/v1/orders/open")).json()
+        if any(order["order_id"] == order_id for order in listed):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{order_id} was not stored")
+
+
+async def test_reads_are_answered_alike(http: httpx.AsyncClient) -> None:
+    trader = await funded(http, USD="1000")
+    placed = (await trader.place(**limit("buy", "100.00", "1.0000"))).json()
+    await _stored(trader, placed["order_id"])
+    for path, query, status in (
+        ("/api/v1/orders/open", {}, 200),
+        ("/api/v1/orders/open", {"market": "btc-usd", "limit": "1"}, 200),
+        ("/api/v1/orders/open", {"limit": "0"}, 422),
+        ("/api/v1/orders/open", {"market": "no-such-market"}, 200),
+        ("/api/v1/balances", {}, 200),
+        ("/api/v1/depth", {"market": "btc-usd"}, 200),
+        ("/api/v1/depth", {"market": "btc-usd", "limit": "1"}, 200),
+        ("/api/v1/depth", {"market": "no-such-market"}, 404),
+        ("/api/v1/depth", {}, 422),
+    ):
+        hot, framework = [
+            await http.get(path, params=query, headers=trader.auth | extra)
+            for extra in ({}, ORIGIN)
+        ]
+        assert hot.status_code == framework.status_code == status, (path, query, hot.text)
+        assert hot.json() == framework.json()
+        assert hot.headers["content-type"] == framework.headers["content-type"]
+    for path in ("/api/v1/orders/open", "/api/v1/balances", "/api/v3/openOrders"):
+        unauthenticated = [await http.get(path, headers=extra) for extra in ({}, ORIGIN)]
+        assert unauthenticated[0].status_code == unauthenticated[1].status_code == 401
+        assert unauthenticated[0].json() == unauthenticated[1].json()
+    heads = [
+        await http.head("/api/v1/depth?market=btc-usd", headers=extra) for extra in ({}, ORIGIN)
+    ]
+    assert heads[0].status_code == heads[1].status_code and not heads[0].content

@@ -70,6 +70,20 @@ async def test_client_order_id_places_once(http: httpx.AsyncClient) -> None:
     assert mine.status_code == 200 and mine.json()["order_id"] != answers[0].json()["order_id"]
 
 
+async def test_a_refused_order_leaves_its_client_order_id_free(http: httpx.AsyncClient) -> None:
+    """The client id is claimed in the lock-and-enqueue step: an order refused for want of
+    funds claims nothing, and the same id places once the funds are there."""
+    trader = await funded(http, USD="10")
+    order = limit("buy", "100.00", "1.0000", client_order_id="refused-then-placed")
+    refused = await trader.place(**order)
+    assert refused.status_code == 400, refused.text
+    topped_up = await trader.post("/api/v1/faucet", {"asset": "USD", "amount": "1000"})
+    assert topped_up.status_code == 200, topped_up.text
+    placed = await trader.place(**order)
+    assert placed.status_code == 200, placed.text
+    assert await trader.balances() == {"USD": ("910.000000", "100.000000")}
+
+
 async def test_refusals_change_nothing(http: httpx.AsyncClient) -> None:
     trader = await funded(http, USD="100", BTC="1")
     before = await trader.balances()

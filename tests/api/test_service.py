@@ -79,6 +79,30 @@ async def test_limiter_counters_and_claims_expire(stack: Stack) -> None:
         await client.aclose()
 
 
+async def test_limiter_draws_a_sequence_number_in_the_same_call(stack: Stack) -> None:
+    """A Binance order's number comes with the limiter's verdict, with or without a claim;
+    a replayed claim still draws one (numbers may go unused, never repeat)."""
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        limiter = RateLimiter(client, window_seconds=60)
+        counter = ("user", "sequence-test", 10)
+        sequence = "xch:test-sequence"
+        first = await limiter.hit_numbered(
+            counter, claim="xch:test-seq", claim_ms=1000, sequence=sequence
+        )
+        assert first == (True, 1)
+        again = await limiter.hit_numbered(
+            counter, claim="xch:test-seq", claim_ms=1000, sequence=sequence
+        )
+        assert again == (False, 2)
+        assert await limiter.hit_numbered(counter, sequence=sequence) == (True, 3)
+        assert await limiter.hit_numbered(counter) == (True, 0)
+        [key] = await client.keys("xch:rl:user:sequence-test:*")
+        assert await client.get(key) == b"4"
+    finally:
+        await client.aclose()
+
+
 async def test_request_id_and_body_limit(http: httpx.AsyncClient) -> None:
     echoed = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"

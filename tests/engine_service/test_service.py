@@ -6,11 +6,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis.asyncio
 
 from engine.commands import FundsRequest
 from engine.replay import ReplaySession
-from ledger.gateway import Gateway
+from ledger.gateway import Claim, ClaimTaken, Gateway
 from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
 from tests.harness.processes import http_get
 from xch import keys
@@ -99,6 +100,29 @@ async def test_a_refused_lock_enqueues_nothing(
     assert await redis_client.exists(keys.market_input(rules.name)) == 0
     balances = await gateway.balances("carol")
     assert (balances["USD"].free, balances["USD"].locked) == (1_000_000, 0)
+
+
+async def test_a_claim_is_set_with_the_enqueue_or_not_at_all(
+    redis_client: redis.asyncio.Redis, manifest: Path
+) -> None:
+    """The api's client id claim rides in the lock-and-enqueue step: a refused lock sets no
+    claim, and a claim set already locks and enqueues nothing."""
+    rules = load_rules(manifest)
+    gateway = Gateway(redis_client)
+    await gateway.deposit("frank", "USD", 1_000_000)
+    claim = Claim("xch:test-claim", b"first", 60)
+    order = limit("c1", "frank", BUY, 100, 1)
+    assert await gateway.submit(rules.name, order, "frank", "USD", 2_000_000, claim) is None
+    assert await redis_client.exists(claim.key) == 0
+    assert await gateway.submit(rules.name, order, "frank", "USD", 1_000, claim) is not None
+    assert await redis_client.get(claim.key) == b"first"
+    assert 0 < await redis_client.ttl(claim.key) <= 60
+    with pytest.raises(ClaimTaken) as taken:
+        await gateway.submit(rules.name, order, "frank", "USD", 1_000, Claim(claim.key, b"2", 60))
+    assert taken.value.value == b"first"
+    assert await redis_client.xlen(keys.market_input(rules.name)) == 1
+    balances = await gateway.balances("frank")
+    assert (balances["USD"].free, balances["USD"].locked) == (999_000, 1_000)
 
 
 async def test_bad_entries_are_refused_with_their_funds_given_back(

@@ -30,12 +30,19 @@ from api.binance.order_params import (
     side_of,
     stp_of,
 )
-from api.binance.params import MAX_MS, Params, market_of_params, query_limit, signed
+from api.binance.params import (
+    MAX_MS,
+    Params,
+    market_of_params,
+    query_limit,
+    signed,
+    signed_order,
+)
 from api.binance.render import canceled_report, json_response, now_ms
 from api.binance.symbols import (
     by_symbol,
-    next_order_id,
     number_of,
+    numbered_order_id,
     order_id_of,
     parse_order_number,
     symbol_of,
@@ -84,12 +91,12 @@ def _order_in(market: str, params: Params) -> OrderIn:
 
 @router.post("/order")
 async def new_order(request: Request, state: State) -> JSONResponse:
-    principal, params = await signed(request, state, "trade")
+    principal, params, number = await signed_order(request, state)
     market, rules, symbol = await market_of_params(state, params)
     body = _order_in(market.name, params)
     kind = params.required("type")
     respond = respond_type(params, "FULL" if kind in ("LIMIT", "MARKET") else "ACK")
-    order_id = await next_order_id(state.redis, market.name)
+    order_id = numbered_order_id(market.name, number)
     try:
         status, order = await service.place(state, principal.user_id, body, order_id)
     except ApiError as error:
@@ -250,12 +257,16 @@ async def open_orders(request: Request, state: State) -> JSONResponse:
 
 async def _rendered(state: AppState, orders: list[OrderOut]) -> list[dict[str, Any]]:
     markets = await state.registry.all()
-    out = []
-    for order in orders:
-        market = markets.get(order.market)
-        if market is not None:
-            out.append(render.queried_order(market.rules(), symbol_of(market), order))
-    return out
+    # Each market's rules and symbol made once, not once per order (a bot may have hundreds).
+    named = {
+        name: (markets[name].rules(), symbol_of(markets[name]))
+        for name in markets.keys() & {o.market for o in orders}
+    }
+    return [
+        render.queried_order(*named[order.market], order)
+        for order in orders
+        if order.market in named
+    ]
 
 
 @router.get("/allOrders")
