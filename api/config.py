@@ -26,10 +26,11 @@ class Settings(BaseSettings):
     reply_timeout_seconds: float = Field(default=2.0, gt=0)
     """How long a place or cancel waits for the engine's commit before answering 202."""
     faucet_enabled: bool = True
+    funds_reference_ttl_seconds: int = Field(default=90 * 86400, ge=3600)
+    """How long an admin deposit's or withdrawal's reference stays claimed: a retry within it
+    moves nothing again, another request under it is refused (409)."""
     faucet_max: Decimal = Field(default=Decimal("100000"), gt=0)
     """Most whole units of an asset one faucet call may hand out (local and demo mode)."""
-    admin_emails: list[str] = Field(default_factory=list)
-    """Accounts signing up with these emails are admins (deposits and withdrawals)."""
     rate_limit_user: int = Field(default=50, ge=1)
     rate_limit_ip: int = Field(default=100, ge=1)
     rate_limit_window_seconds: int = Field(default=1, ge=1)

@@ -86,7 +86,8 @@ class FundsIn(In):
     user_id: str = Field(pattern=r"^[0-9]{1,18}$")
     asset: Asset
     amount: Amount
-    reference: str = Field(default="", max_length=128, pattern=PRINTABLE)
+    reference: str = Field(min_length=1, max_length=128, pattern=PRINTABLE)
+    """The idempotency key: the payment the movement records (docs/api.md)."""
 
 
 class FaucetIn(In):

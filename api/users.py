@@ -45,16 +45,13 @@ def _key(row: asyncpg.Record) -> ApiKeyRow:
     )
 
 
-async def create_user(
-    db: asyncpg.Pool, *, email: str, password_hash: str, is_admin: bool
-) -> UserRow | None:
-    """The new user, or None if the email is taken."""
+async def create_user(db: asyncpg.Pool, *, email: str, password_hash: str) -> UserRow | None:
+    """The new user, never an admin (`set_admin`), or None if the email is taken."""
     row = await db.fetchrow(
-        "INSERT INTO users (email, password_hash, is_admin) VALUES ($1, $2, $3) "
+        "INSERT INTO users (email, password_hash) VALUES ($1, $2) "
         "ON CONFLICT (email) DO NOTHING RETURNING id, email, password_hash, is_admin",
         email,
         password_hash,
-        is_admin,
     )
     return None if row is None else _user(row)
 
@@ -113,5 +110,14 @@ async def revoke_api_key(db: asyncpg.Pool, *, user_id: str, key_id: int) -> bool
         "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
         key_id,
         int(user_id),
+    )
+    return row is not None
+
+
+async def set_admin(db: asyncpg.Connection | asyncpg.Pool, email: str, is_admin: bool) -> bool:
+    """Make the account with this email an admin or not; whether it exists. Only an operator
+    with the database's credentials calls this (`python -m api.admin`), never a request."""
+    row = await db.fetchrow(
+        "UPDATE users SET is_admin = $2 WHERE email = $1 RETURNING id", email, is_admin
     )
     return row is not None

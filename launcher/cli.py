@@ -7,6 +7,7 @@ exchange status                   each component's health, engine lag, last trad
 exchange markets                  the markets and their trading state
 exchange market apply -f FILE     add or change a market while the stack runs
 exchange market delete NAME       halt, close (funds unlocked) and remove a market
+exchange admin grant|revoke EMAIL make an account an admin (deposits, withdrawals) or not
 exchange bench                    run the benchmarks and print their figures
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
+from api import admin
 from launcher import markets, servers
 from launcher.config import LocalConfig
 from mm.client import ApiClient, ApiError
@@ -296,6 +298,11 @@ def market_delete(config: LocalConfig, name: str) -> int:
     return 0
 
 
+def admin_set(config: LocalConfig, action: str, email: str) -> int:
+    """`python -m api.admin` against the local database: the only way to an admin account."""
+    return admin.main([action, email, "--database-url", config.database_url])
+
+
 # ---- bench -------------------------------------------------------------------------------
 
 
@@ -331,6 +338,9 @@ def parser() -> argparse.ArgumentParser:
     market = commands.add_parser("market").add_subparsers(dest="action", required=True)
     market.add_parser("apply").add_argument("-f", "--file", type=Path, required=True)
     market.add_parser("delete").add_argument("name")
+    account = commands.add_parser("admin")
+    account.add_argument("action", choices=("grant", "revoke"))
+    account.add_argument("email")
     return top
 
 
@@ -348,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             return list_markets(config)
         if args.command == "bench":
             return bench()
+        if args.command == "admin":
+            return admin_set(config, args.action, args.email)
         if args.action == "apply":
             return market_apply(config, args.file)
         return market_delete(config, args.name)

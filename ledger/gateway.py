@@ -26,6 +26,16 @@ class Balance:
     locked: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReferenceClaim:
+    """Makes a deposit or withdrawal idempotent: the first movement under `key`
+    (`xch.keys.funds_claim`) records its request and reply for `ttl_seconds`; the same request
+    again gets that reply and moves nothing, any other FundsError('reference_reused')."""
+
+    key: str
+    ttl_seconds: int
+
+
 class FundsError(ValueError):
     """A refused deposit or withdrawal (`reason` is a result code's reason string)."""
 
@@ -62,26 +72,44 @@ class Gateway:
         self.reply_to = reply_to
         self.scripts = Scripts(client)
 
-    async def deposit(self, user: str, asset: str, amount: int, reference: str = "") -> int:
+    async def deposit(
+        self,
+        user: str,
+        asset: str,
+        amount: int,
+        reference: str = "",
+        claim: ReferenceClaim | None = None,
+    ) -> int:
         """Add `amount` minor units to `user`'s free `asset`; returns the new free balance.
         `reference` (say, the payment it records) is journaled with the movement."""
         if amount <= 0:
             raise FundsError("invalid_amount")
         if amount > MAX_UNITS:
             raise FundsError(AMOUNT_TOO_LARGE)
-        return await self._move(user, asset, amount, reference)
+        return await self._move(user, asset, amount, reference, claim)
 
-    async def withdraw(self, user: str, asset: str, amount: int, reference: str = "") -> int:
+    async def withdraw(
+        self,
+        user: str,
+        asset: str,
+        amount: int,
+        reference: str = "",
+        claim: ReferenceClaim | None = None,
+    ) -> int:
         """Take `amount` from free funds; FundsError('insufficient_funds') if not covered."""
         if amount <= 0:
             raise FundsError("invalid_amount")
-        return await self._move(user, asset, -amount, reference)
+        return await self._move(user, asset, -amount, reference, claim)
 
-    async def _move(self, user: str, asset: str, amount: int, reference: str) -> int:
-        done, value = await self.scripts.funds(
-            keys=[keys.balances(user), keys.SUPPLY, keys.FUNDS, keys.FUNDS_SEQ],
-            args=[asset, str(amount), user, reference, str(time.time_ns() // 1_000_000)],
-        )
+    async def _move(
+        self, user: str, asset: str, amount: int, reference: str, claim: ReferenceClaim | None
+    ) -> int:
+        names = [keys.balances(user), keys.SUPPLY, keys.FUNDS, keys.FUNDS_SEQ]
+        args = [asset, str(amount), user, reference, str(time.time_ns() // 1_000_000)]
+        if claim is not None:
+            names.append(claim.key)
+            args += [f"{user}|{asset}|{amount}", str(claim.ttl_seconds)]
+        done, value = await self.scripts.funds(keys=names, args=args)
         if not done:
             raise FundsError(as_text(value))
         return int(value)

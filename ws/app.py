@@ -198,7 +198,7 @@ class Connection:
         if token is None and listen_key is None:
             return
         try:
-            self.client.user = await self.authenticate(token, listen_key, None)
+            self.accept(await self.authenticate(token, listen_key, None))
         except ProtocolError as exc:
             self.hub.send(self.client, protocol.error(exc))
         except RedisError:
@@ -213,8 +213,10 @@ class Connection:
                 'params must be {"token": JWT} or {"listen_key": KEY}',
                 request.id,
             )
-        user = await self.authenticate(params.get("token"), params.get("listen_key"), request.id)
-        if self.client.user not in (None, user) and any(
+        credential = await self.authenticate(
+            params.get("token"), params.get("listen_key"), request.id
+        )
+        if self.client.user not in (None, credential.user) and any(
             stream.private for stream in self.client.streams.values()
         ):
             raise ProtocolError(
@@ -222,11 +224,18 @@ class Connection:
                 "unsubscribe the private streams before switching users",
                 request.id,
             )
-        self.client.user = user
-        return {"user": user}
+        self.accept(credential)
+        return {"user": credential.user}
 
-    async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> str:
-        """The user; also remembers what vouched for it (`watch_credential` re-checks it)."""
+    def accept(self, credential: "Credential") -> None:
+        """The connection is now `credential`'s user, and `watch_credential` re-checks it.
+        Only an accepted credential is kept: a refused one must not replace the credential
+        whose revocation ends the current user's private streams."""
+        self.credential = credential
+        self.client.user = credential.user
+
+    async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> "Credential":
+        """What vouches for a user (a valid JWT or listen key); changes nothing."""
         if isinstance(token, str) and token:
             secret = self.settings.jwt_secret
             try:
@@ -237,14 +246,11 @@ class Connection:
                 message = f"invalid token: {exc}"
                 raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id) from exc
             expires = jwt.decode(token, options={"verify_signature": False})["exp"]
-            self.credential = Credential(user, expires_at=float(expires))
-            return user
+            return Credential(user, expires_at=float(expires))
         if isinstance(listen_key, str) and 0 < len(listen_key) <= 256:
             raw = await self.service.client.get(keys.listen_key(listen_key))
             if raw is not None:
-                user = _text(raw)
-                self.credential = Credential(user, listen_key=listen_key)
-                return user
+                return Credential(_text(raw), listen_key=listen_key)
             raise ProtocolError(ErrorCode.AUTH_FAILED, "unknown or expired listen key", request_id)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "a token or a listen key is needed", request_id)
 

@@ -93,12 +93,12 @@ class BinanceConnection(Connection):
         if not self.raw:
             raise BinanceError(2, "Invalid request: user data streams are served at /ws/<key>")
         try:
-            user = await self.authenticate(None, listen_key, None)
+            credential = await self.authenticate(None, listen_key, None)
         except ProtocolError as exc:
             raise BinanceError(2, "Invalid request: unknown or expired listen key") from exc
-        if self.client.user not in (None, user):
+        if self.client.user not in (None, credential.user):
             raise BinanceError(2, "Invalid request: the connection serves another user")
-        self.client.user = user
+        self.accept(credential)
         return user_stream(listen_key)
 
     def deauthenticate(self) -> None:

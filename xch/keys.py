@@ -87,6 +87,12 @@ FUNDS_SEQ = f"{PREFIX}funds:seq"
 """Counter behind the funds stream's gap-free sequence numbers."""
 
 
+def funds_claim(kind: str, reference: str) -> str:
+    """An admin deposit's or withdrawal's reference, once a movement used it (string
+    `user|asset|amount|free`, with a TTL): the funds script's idempotency key."""
+    return f"{PREFIX}funds-ref:{kind}:{reference}"
+
+
 def market_order_seq(market: str) -> str:
     """Counter behind the order ids the Binance-compatible routes give out in `market`."""
     return f"{PREFIX}{market}:order_seq"

@@ -32,12 +32,7 @@ def _tokens(state: AppState, user_id: str) -> TokensOut:
 async def sign_up(state: AppState, body: Credentials) -> TokensOut:
     email = body.email.lower()
     password_hash = await state.passwords.hash(body.password)
-    user = await users.create_user(
-        state.db,
-        email=email,
-        password_hash=password_hash,
-        is_admin=email in {e.lower() for e in state.settings.admin_emails},
-    )
+    user = await users.create_user(state.db, email=email, password_hash=password_hash)
     if user is None:
         raise ApiError(409, "email_taken", "an account with this email exists")
     return _tokens(state, user.id)

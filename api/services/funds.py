@@ -6,8 +6,13 @@ from api import users
 from api.errors import ApiError
 from api.models import BalanceOut, FaucetIn, FundsIn, FundsOut
 from api.state import AppState
-from ledger.gateway import FundsError
+from ledger.gateway import FundsError, ReferenceClaim
+from xch import keys
 from xch.money import AmountError, format_minor, to_minor
+
+DEPOSIT, WITHDRAW = "deposit", "withdraw"
+"""The namespaces of admin references (`xch.keys.funds_claim`)."""
+REFERENCE_REUSED = "reference_reused"
 
 
 async def balances(state: AppState, user: str) -> list[BalanceOut]:
@@ -43,24 +48,34 @@ async def _minor(state: AppState, asset: str, amount: str) -> tuple[int, int]:
     return units, scale
 
 
-async def _move(state: AppState, body: FundsIn, sign: int) -> FundsOut:
+async def _move(state: AppState, body: FundsIn, kind: str, idempotent: bool) -> FundsOut:
+    """A deposit or withdrawal (`kind`). An admin's (`idempotent`) claims its reference in
+    `kind`'s namespace: a retry gets the first reply and moves nothing, another request under
+    the same reference is refused (409)."""
     units, scale = await _minor(state, body.asset, body.amount)
     if await users.user_by_id(state.db, body.user_id) is None:
         raise ApiError(404, "unknown_user", "no such user")
-    move = state.gateway.deposit if sign > 0 else state.gateway.withdraw
+    move = state.gateway.deposit if kind == DEPOSIT else state.gateway.withdraw
+    claim = None
+    if idempotent:
+        ttl = state.settings.funds_reference_ttl_seconds
+        claim = ReferenceClaim(keys.funds_claim(kind, body.reference), ttl)
     try:
-        free = await move(body.user_id, body.asset, units, body.reference)
+        free = await move(body.user_id, body.asset, units, body.reference, claim)
     except FundsError as error:
+        if error.reason == REFERENCE_REUSED:
+            message = f"reference {body.reference!r} was used by another {kind}"
+            raise ApiError(409, REFERENCE_REUSED, message) from error
         raise ApiError(400, error.reason, error.reason.replace("_", " ")) from error
     return FundsOut(user_id=body.user_id, asset=body.asset, free=format_minor(free, scale))
 
 
 async def deposit(state: AppState, body: FundsIn) -> FundsOut:
-    return await _move(state, body, +1)
+    return await _move(state, body, DEPOSIT, idempotent=True)
 
 
 async def withdraw(state: AppState, body: FundsIn) -> FundsOut:
-    return await _move(state, body, -1)
+    return await _move(state, body, WITHDRAW, idempotent=True)
 
 
 async def faucet(state: AppState, user: str, body: FaucetIn) -> FundsOut:
@@ -70,4 +85,4 @@ async def faucet(state: AppState, user: str, body: FaucetIn) -> FundsOut:
     if Decimal(body.amount) > state.settings.faucet_max:
         raise ApiError(400, "invalid_amount", f"at most {state.settings.faucet_max} per call")
     request = FundsIn(user_id=user, asset=body.asset, amount=body.amount, reference="faucet")
-    return await deposit(state, request)
+    return await _move(state, request, DEPOSIT, idempotent=False)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from tests.harness.api import market_manifest
+from tests.harness.api import FORMER_ADMIN_EMAIL, market_manifest
 from tests.harness.servers import PostgresServer
 from tests.harness.stacks import Stack, running_stack
 
@@ -38,7 +39,12 @@ def stack(
             "EXCHANGE_DBPROC_REGISTRY_POLL_SECONDS": "0.2",
             "EXCHANGE_DBPROC_BLOCK_MS": "50",
         },
-        api_env={"EXCHANGE_API_RATE_LIMIT_USER": "200", "EXCHANGE_API_RATE_LIMIT_IP": "100000"},
+        api_env={
+            "EXCHANGE_API_RATE_LIMIT_USER": "200",
+            "EXCHANGE_API_RATE_LIMIT_IP": "100000",
+            # A former release's setting, left in the environment: it must grant nothing.
+            "EXCHANGE_API_ADMIN_EMAILS": json.dumps([FORMER_ADMIN_EMAIL]),
+        },
     ) as running:
         yield running
 

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import orjson
+import pytest
 import redis.asyncio
 
-from tests.harness.api import ADMIN_EMAIL, JWT_SECRET, funded, signed_headers, signup
+from tests.harness.api import (
+    FORMER_ADMIN_EMAIL,
+    JWT_SECRET,
+    funded,
+    new_admin,
+    set_admin,
+    signed_headers,
+    signup,
+)
 from tests.harness.stacks import Stack
 from xch import keys
 from xch.auth import issue_token
+from xch.wire import decode_funds_entry
 
 
 async def test_signup_signin_refresh(http: httpx.AsyncClient) -> None:
@@ -184,10 +195,34 @@ async def test_trade_key_places_and_revocation_ends_it(http: httpx.AsyncClient) 
     assert revoked.status_code == 401
 
 
-async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient) -> None:
-    admin = await signup(http, ADMIN_EMAIL)
+async def test_admin_is_granted_by_the_operator_never_by_sign_up(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The api runs with the retired EXCHANGE_API_ADMIN_EMAILS naming FORMER_ADMIN_EMAIL:
+    whoever signs up with that address first gets no admin rights. `python -m api.admin`
+    (the database's credentials) grants and revokes them."""
+    squatter = await signup(http, FORMER_ADMIN_EMAIL)
     user = await signup(http)
-    body = {"user_id": user.user_id, "asset": "USD", "amount": "250.5"}
+    body = {"user_id": user.user_id, "asset": "USD", "amount": "1000000", "reference": "sq-1"}
+    refused = await squatter.post("/api/v1/admin/deposit", body)
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert (await squatter.post("/api/v1/api-keys", {"scopes": ["admin"]})).status_code == 403
+
+    set_admin(stack.database_url, FORMER_ADMIN_EMAIL.upper())
+    granted = await squatter.post("/api/v1/admin/deposit", body)
+    assert granted.status_code == 200, granted.text
+    set_admin(stack.database_url, FORMER_ADMIN_EMAIL, "revoke")
+    again = {**body, "reference": "sq-2"}
+    assert (await squatter.post("/api/v1/admin/deposit", again)).status_code == 403
+    assert await user.balances() == {"USD": ("1000000.000000", "0.000000")}
+    with pytest.raises(AssertionError, match="no account with the email"):
+        set_admin(stack.database_url, "nobody-here@example.com")
+
+
+async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient, stack: Stack) -> None:
+    admin = await new_admin(http, stack.database_url)
+    user = await signup(http)
+    body = {"user_id": user.user_id, "asset": "USD", "amount": "250.5", "reference": "wire-1"}
     assert (await user.post("/api/v1/admin/deposit", body)).status_code == 403
     deposited = await admin.post("/api/v1/admin/deposit", body)
     assert deposited.status_code == 200, deposited.text
@@ -201,6 +236,7 @@ async def test_admin_deposits_and_withdrawals(http: httpx.AsyncClient) -> None:
         ({**body, "amount": "0.0000001"}, "invalid_amount"),
         ({**body, "amount": "0"}, "invalid_amount"),
         ({**body, "user_id": "999999999"}, "unknown_user"),
+        ({**body, "reference": ""}, "invalid_request"),
     ):
         response = await admin.post("/api/v1/admin/deposit", bad)
         assert response.json()["code"] == code
@@ -233,3 +269,59 @@ async def test_listen_key_names_the_user_for_ws(http: httpx.AsyncClient, stack: 
         assert 3500 < await client.ttl(key) <= 3600
     finally:
         await client.aclose()
+
+
+async def test_an_admin_reference_moves_funds_once(http: httpx.AsyncClient, stack: Stack) -> None:
+    """`reference` is the idempotency key of a deposit (and, in its own namespace, of a
+    withdrawal): a retry, or many at once, get the first answer and move nothing again; another
+    request under a used reference is refused (409) and moves nothing."""
+    admin = await new_admin(http, stack.database_url)
+    user, other = await signup(http), await signup(http)
+    body = {"user_id": user.user_id, "asset": "USD", "amount": "100", "reference": "pay-1"}
+    first = await admin.post("/api/v1/admin/deposit", body)
+    assert first.status_code == 200, first.text
+    assert first.json()["free"] == "100.000000"
+    retried = await admin.post("/api/v1/admin/deposit", {**body, "amount": "100.00"})
+    assert (retried.status_code, retried.json()) == (200, first.json())
+
+    concurrent = {**body, "amount": "50", "reference": "pay-2"}
+    answers = await asyncio.gather(
+        *(admin.post("/api/v1/admin/deposit", concurrent) for _ in range(8))
+    )
+    assert {(a.status_code, a.json()["free"]) for a in answers} == {(200, "150.000000")}
+
+    for changed in (
+        {**body, "amount": "101"},
+        {**body, "asset": "BTC"},
+        {**body, "user_id": other.user_id},
+    ):
+        reused = await admin.post("/api/v1/admin/deposit", changed)
+        assert reused.status_code == 409, reused.text
+        assert reused.json() == {
+            "code": "reference_reused",
+            "message": "reference 'pay-1' was used by another deposit",
+        }
+
+    # Withdrawals have their own references: one may name the payment it reverses.
+    payout = {**body, "amount": "30"}
+    withdrawn = await admin.post("/api/v1/admin/withdraw", payout)
+    assert withdrawn.json()["free"] == "120.000000"
+    again = await admin.post("/api/v1/admin/withdraw", payout)
+    assert (again.status_code, again.json()) == (200, withdrawn.json())
+    reused = await admin.post("/api/v1/admin/withdraw", {**payout, "amount": "1"})
+    assert reused.status_code == 409 and reused.json()["code"] == "reference_reused"
+
+    assert await user.balances() == {"USD": ("120.000000", "0.000000")}
+    assert await other.balances() == {}
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        stream: Any = await client.xrange(keys.FUNDS)
+        entries = [decode_funds_entry(fields) for _, fields in stream]
+    finally:
+        await client.aclose()
+    journaled = [e for e in entries if e.user in (user.user_id, other.user_id)]
+    assert [(e.amount, e.reference) for e in journaled] == [
+        (100_000_000, "pay-1"),
+        (50_000_000, "pay-2"),
+        (-30_000_000, "pay-1"),
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import secrets
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,12 @@ import yaml
 from storage.klines import provision_market_storage
 from storage.migrate import upgrade
 from tests.harness.engine import EXAMPLE
-from tests.harness.processes import ServiceProcess, free_port
+from tests.harness.processes import ROOT, ServiceProcess, free_port
 
 JWT_SECRET = "test-secret-" + "x" * 24
-ADMIN_EMAIL = "admin@example.com"
+FORMER_ADMIN_EMAIL = "admin@example.com"
+"""Named by EXCHANGE_API_ADMIN_EMAILS, the retired setting that made whoever signed up with
+it an admin: the api tests' stack still sets it, and it must grant nothing."""
 
 
 def market_manifest(directory: Path, name: str, base: str, trading: str = "Enabled") -> Path:
@@ -58,7 +61,7 @@ async def prepare_database(dsn: str, manifests: list[Path]) -> None:
 @dataclass
 class ApiProcess(ServiceProcess):
     """`python -m api` on its own port (health on the same), with test settings: a known JWT
-    secret and admin, fast password hashing."""
+    secret, fast password hashing."""
 
     redis_url: str
     database_url: str
@@ -85,7 +88,6 @@ class ApiProcess(ServiceProcess):
             "EXCHANGE_API_DATABASE_URL": self.database_url,
             "EXCHANGE_JWT_SECRET": JWT_SECRET,
             "EXCHANGE_API_PORT": str(self.port),
-            "EXCHANGE_API_ADMIN_EMAILS": json.dumps([ADMIN_EMAIL]),
             "EXCHANGE_API_ARGON2_TIME_COST": "1",
             "EXCHANGE_API_ARGON2_MEMORY_KIB": "8192",
             **self.env,
@@ -159,6 +161,27 @@ async def signup(http: httpx.AsyncClient, email: str | None = None) -> Trader:
     assert response.status_code == 201, response.text
     body = response.json()
     return Trader(http, body["user_id"], body["access_token"])
+
+
+def set_admin(database_url: str, email: str, action: str = "grant") -> None:
+    """What an operator does to make an account an admin: `python -m api.admin`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "api.admin", action, email],
+        cwd=ROOT,
+        env={**os.environ, "EXCHANGE_API_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def new_admin(http: httpx.AsyncClient, database_url: str) -> Trader:
+    """A new user made an admin by the operator's command."""
+    email = f"admin-{secrets.token_hex(6)}@example.com"
+    trader = await signup(http, email)
+    set_admin(database_url, email)
+    return trader
 
 
 async def funded(http: httpx.AsyncClient, **amounts: str) -> Trader:

@@ -46,6 +46,7 @@ def test_lint_strict(helm: Helm, production: bool) -> None:
         ("operator.watchNamespaces[0]=Not_A_Namespace", "operator/watchNamespaces/0"),
         ("api.corsOrigins[0]=example.com", "api/corsOrigins/0"),
         ("api.replicaCount=2", "replicaCount"),
+        ("api.adminEmails[0]=admin@example.com", "adminEmails"),  # retired: no admin by email
         ("redis.enabled=false", "redis/externalUrl"),
         ("timescaledb.enabled=false", "externalDatabase"),
     ],

@@ -298,6 +298,23 @@ async def test_the_trading_page_is_served_with_the_api_behind_it(stack: LocalSta
         assert sorted(m["name"] for m in markets.json()) == sorted(MARKETS)
 
 
+async def test_an_operator_makes_an_admin_with_the_exchange_command(stack: LocalStack) -> None:
+    """Sign-up makes no admin; `exchange admin grant` (the local database) does."""
+    async with httpx.AsyncClient() as client:
+        account = Trader(client, stack.api, "operator-made-admin@example.com")
+        await account.sign_up()
+        body = {"user_id": "1", "asset": "XYZ", "amount": "1", "reference": "local-admin"}
+        refused = await account.call("POST", "/admin/deposit", body)
+        assert refused.status_code == 403, refused.text
+        granted = stack.exchange("admin", "grant", account.email)
+        assert granted.returncode == 0, granted.stderr
+        # Past the admin check: refused for the unknown asset, nothing moved.
+        admitted = await account.call("POST", "/admin/deposit", body)
+        assert admitted.status_code == 400 and admitted.json()["code"] == "unknown_asset"
+        assert stack.exchange("admin", "revoke", account.email).returncode == 0
+        assert (await account.call("POST", "/admin/deposit", body)).status_code == 403
+
+
 async def test_trading_survives_every_component_dying_once(
     stack: LocalStack, watcher: TradeWatcher
 ) -> None:

@@ -141,3 +141,55 @@ async def test_authentication(
     finally:
         for client in (by_query, by_key, by_message):
             await client.close()
+
+
+async def test_a_refused_switch_of_users_keeps_the_first_users_credential(
+    redis_client: redis.asyncio.Redis, manifest: Path, ws_servers: Callable[..., WsProcess]
+) -> None:
+    """A connection under alice's listen key tries bob's (refused: alice's private streams are
+    on). Revoking alice's key still ends her streams: the refused key replaced nothing."""
+    await register(redis_client, manifest)
+    await redis_client.set(keys.listen_key("lk-alice"), "alice", ex=60)
+    await redis_client.set(keys.listen_key("lk-bob"), "bob", ex=60)
+    server = ws_servers({"EXCHANGE_JWT_SECRET": SECRET, "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.1"})
+    await server.wait_ready()
+    client = await WsClient.open(f"{server.url}?listen_key=lk-alice")
+    try:
+        await client.subscribe("orders")
+        reply = await client.request("AUTH", {"listen_key": "lk-bob"})
+        assert reply["error"]["code"] == 3
+        bob_token = issue_token("bob", "access", SECRET, 60)
+        reply = await client.request("AUTH", {"token": bob_token})
+        assert reply["error"]["code"] == 3
+
+        await redis_client.delete(keys.listen_key("lk-alice"))
+        notice = await client.recv(timeout=5)
+        assert notice == {"event": "auth_expired", "streams": ["orders"]}
+        assert (await client.request("LIST_SUBSCRIPTIONS"))["result"] == []
+    finally:
+        await client.close()
+
+
+async def test_a_refused_binance_user_stream_keeps_the_first_listen_key(
+    redis_client: redis.asyncio.Redis, manifest: Path, ws_servers: Callable[..., WsProcess]
+) -> None:
+    """The same on a Binance raw connection: subscribing to another user's listen key is
+    refused, and closing the first key still ends its user-data stream."""
+    await register(redis_client, manifest)
+    alice_key, bob_key = "a" * 60, "b" * 60
+    await redis_client.set(keys.listen_key(alice_key), "alice", ex=60)
+    await redis_client.set(keys.listen_key(bob_key), "bob", ex=60)
+    server = ws_servers({"EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.1"})
+    await server.wait_ready()
+    client = await WsClient.open(f"{server.url}/{alice_key}")
+    try:
+        reply = await client.request("SUBSCRIBE", [bob_key])
+        assert reply["msg"] == "Invalid request: the connection serves another user"
+        assert (await client.request("LIST_SUBSCRIPTIONS"))["result"] == [alice_key]
+
+        await redis_client.delete(keys.listen_key(alice_key))
+        expired = await client.recv(timeout=5)
+        assert (expired["e"], expired["listenKey"]) == ("listenKeyExpired", alice_key)
+        assert (await client.request("LIST_SUBSCRIPTIONS"))["result"] == []
+    finally:
+        await client.close()

@@ -672,10 +672,7 @@ export interface components {
              * @example USD
              */
             asset: string;
-            /**
-             * Reference
-             * @default
-             */
+            /** Reference */
             reference: string;
             /** User Id */
             user_id: string;
