@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -26,17 +27,25 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from engine import stages
 from engine.core import Engine
 from engine.metrics import EngineMetrics
 from engine.snapshot import dump_engine, load_engine
-from engine.store import BatchRecord, InputEntry, MarketStore, Snapshot, stream_id_key
+from engine.store import (
+    BatchRecord,
+    InputEntry,
+    MarketStore,
+    Snapshot,
+    new_entries,
+    stream_id_key,
+)
 from ledger.reference import Ledger
 from ledger.scripts import script_source
 from runtime.pause import pause
 from xch import keys
 from xch.market import MarketRules
 from xch.marketdata import DepthValue, encode_depth
-from xch.schemas import BUY, SELL, Event, Place, PlaceList, ResultCode
+from xch.schemas import BUY, SELL, Command, Event, Place, PlaceList, ResultCode
 from xch.wire import Reply, decode_command, encode_events, encode_reply
 
 log = logging.getLogger("engine")
@@ -59,6 +68,25 @@ class CommitUncertain(RuntimeError):
 
 class RecoveryMismatch(RuntimeError):
     """Replaying the committed input did not reproduce the committed sequence numbers."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A matched batch: its commit's arguments, and what the service notes once committed."""
+
+    record: BatchRecord
+    last_ts: int
+    commands: int
+    book_orders: int
+    args: list[str | bytes | int]
+
+
+def decoded(payload: bytes) -> Command | None:
+    """An input entry's command; None if it does not decode."""
+    try:
+        return decode_command(payload)
+    except msgspec.DecodeError:
+        return None
 
 
 class EngineService:
@@ -183,12 +211,25 @@ class EngineService:
         await self.recover()
         self.ready = True
         while not (self._stopping.is_set() or over.is_set()):
-            entries = await self.store.read_new(self.applied, self.batch_max, self.block_ms)
+            entries = await self._read(self.applied, self.block_ms)
             if entries:
                 await self._run_batch(token, entries)
             self._reap_snapshot()
             if self._snapshot_due():
                 await self.snapshot(token)
+
+    async def _read(self, after: str, block_ms: int | None) -> list[InputEntry]:
+        """The next batch's entries after `after` (timed only when there are some: an empty
+        read is idle time, not a batch's)."""
+        clock = self.metrics.stages
+        clock.start()
+        reply = await self.store.read_new_reply(after, self.batch_max, block_ms)
+        if not reply:
+            return []
+        clock.lap(stages.READ)
+        entries = new_entries(reply)
+        clock.lap(stages.PARSE)
+        return entries
 
     # ---- recovery -----------------------------------------------------------------------
 
@@ -210,7 +251,7 @@ class EngineService:
             if not entries:
                 raise RecoveryMismatch(f"input after {cursor} up to {applied} is missing")
             for entry in entries:
-                self._apply(entry)
+                self._apply(entry, decoded(entry.payload))
                 seq = boundaries.get(entry.entry_id)
                 if seq is not None:
                     engine.flush_depth(entry.entry_id, entry.ts)
@@ -238,26 +279,38 @@ class EngineService:
     # ---- one batch ----------------------------------------------------------------------
 
     async def _run_batch(self, token: int, entries: list[InputEntry]) -> None:
+        """Match and commit one batch."""
+        await self._commit(self._match_batch(token, self.applied, entries))
+
+    def _match_batch(self, token: int, previous: str, entries: list[InputEntry]) -> PreparedBatch:
+        """Apply a batch that follows input `previous`; what its commit will send."""
+        clock = self.metrics.stages
+        commands = [decoded(entry.payload) for entry in entries]
+        clock.lap(stages.DECODE)
         engine = self.engine
         replies: list[tuple[InputEntry, int, int]] = []
-        for entry in entries:
+        for entry, command in zip(entries, commands, strict=True):
             start = len(engine.out)
-            self._apply(entry)
+            self._apply(entry, command)
             if entry.reply_to:
                 replies.append((entry, start, len(engine.out)))
+        clock.lap(stages.MATCH)
         last = entries[-1]
         depth_changed = bool(engine.dirty_bids or engine.dirty_asks)
         engine.flush_depth(last.entry_id, last.ts)
-        events = engine.out
+        depth = self._depth_value() if depth_changed else b""
+        clock.lap(stages.DEPTH)
+        events, engine.out = engine.out, []
+        moves = balance_moves(self.rules, events)
+        clock.lap(stages.SETTLE)
         record = BatchRecord(last.entry_id, engine.seq)
-        started = time.perf_counter()
-        result = await self.store.commit(
+        args = self.store.commit_args(
             token,
-            self.applied,
+            previous,
             record,
-            balance_moves(self.rules, events),
+            moves,
             encode_events(events) if events else b"",
-            self._depth_value() if depth_changed else b"",
+            depth,
             self.events_maxlen,
             [
                 (
@@ -267,28 +320,33 @@ class EngineService:
                 for entry, a, b in replies
             ],
         )
+        clock.lap(stages.ENCODE)
+        return PreparedBatch(record, last.ts, len(entries), len(engine.orders), args)
+
+    async def _commit(self, batch: PreparedBatch) -> None:
+        """Commit a matched batch; raises unless it is committed."""
+        clock = self.metrics.stages
+        clock.start()
+        result = await self.store.commit_with(batch.args)
+        clock.lap(stages.COMMIT)
+        self.metrics.commit_seconds.observe(clock.last_seconds)
         if result == "fenced":
             raise LeaseLost(self.rules.name)
         if result == "stale":
             raise CommitUncertain(f"applied is no longer {self.applied}: state unknown")
         if result != "ok":
-            raise LedgerBroken(f"commit of {record} refused: {result}")
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.applied = last.entry_id
-        self._since_snapshot += len(entries)
-        engine.out = []
-        self.metrics.commands.inc(len(entries))
-        self.metrics.batch_size.observe(len(entries))
-        self.metrics.book_orders.set(len(engine.orders))
-        self.metrics.lag_seconds.set(max(0.0, time.time() - last.ts / 1000))
+            raise LedgerBroken(f"commit of {batch.record} refused: {result}")
+        self.applied = batch.record.last_input_id
+        self._since_snapshot += batch.commands
+        self.metrics.commands.inc(batch.commands)
+        self.metrics.batch_size.observe(batch.commands)
+        self.metrics.book_orders.set(batch.book_orders)
+        self.metrics.lag_seconds.set(max(0.0, time.time() - batch.last_ts / 1000))
 
-    def _apply(self, entry: InputEntry) -> None:
-        """Apply one input entry; anything wrong with it is refused, never raised."""
+    def _apply(self, entry: InputEntry, command: Command | None) -> None:
+        """Apply one input entry (`command`: its payload decoded, None if it does not decode);
+        anything wrong with it is refused, never raised."""
         engine = self.engine
-        try:
-            command = decode_command(entry.payload)
-        except msgspec.DecodeError:
-            command = None
         if (
             isinstance(command, Place)
             and command.user == entry.user
@@ -349,7 +407,8 @@ class EngineService:
         if self._snapshot_child is not None:
             return
         snapshot_input, seq = self.applied, self.engine.seq
-        started = time.perf_counter()
+        clock = self.metrics.stages
+        clock.start()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -362,7 +421,8 @@ class EngineService:
                 )
             finally:
                 os._exit(code)
-        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        clock.lap(stages.SNAPSHOT)
+        self.metrics.snapshot_seconds.observe(clock.last_seconds)
         self._snapshot_child = pid
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()

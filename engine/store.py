@@ -84,6 +84,15 @@ def _entry(entry_id: bytes, flat: list[bytes]) -> InputEntry:
     )
 
 
+def new_entries(reply: Any) -> list[InputEntry]:
+    """The entries of a raw XREAD reply of one stream (none for a reply that timed out)."""
+    if not reply:
+        return []
+    # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+    streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
+    return _entries(streams[0])
+
+
 def _int(raw: bytes) -> int:
     try:
         return max(0, int(raw))
@@ -131,15 +140,17 @@ class MarketStore:
 
     # ---- input --------------------------------------------------------------------------
 
-    async def read_new(self, after: str, count: int, block_ms: int) -> list[InputEntry]:
-        reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
-            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self.input, after
+    async def read_new(self, after: str, count: int, block_ms: int | None) -> list[InputEntry]:
+        """Up to `count` entries after `after`, waiting up to `block_ms` for the first (None:
+        not at all)."""
+        return new_entries(await self.read_new_reply(after, count, block_ms))
+
+    async def read_new_reply(self, after: str, count: int, block_ms: int | None) -> Any:
+        """`read_new`'s raw XREAD reply, for `new_entries` (so that the two can be timed)."""
+        block = () if block_ms is None else ("BLOCK", block_ms)
+        return await self.raw.execute_command(  # type: ignore[no-untyped-call]
+            "XREAD", "COUNT", count, *block, "STREAMS", self.input, after
         )
-        if not reply:
-            return []
-        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
-        streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
-        return _entries(streams[0])
 
     async def read_range(self, after: str, until: str, count: int) -> list[InputEntry]:
         """Entries after `after` up to and including `until`."""
@@ -179,7 +190,23 @@ class MarketStore:
         `replies` (channel, message) from the same script; `previous` is the applied input id
         the batch follows. 'ok', or 'fenced', 'stale', 'negative:…', 'overflow:…' with nothing
         written and nothing published."""
-        keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
+        args = self.commit_args(
+            token, previous, batch, moves, events, depth, events_maxlen, replies
+        )
+        return await self.commit_with(args)
+
+    def commit_args(
+        self,
+        token: int,
+        previous: str,
+        batch: BatchRecord,
+        moves: list[tuple[str, str, int]],
+        events: bytes,
+        depth: bytes,
+        events_maxlen: int,
+        replies: Sequence[tuple[str, bytes]] = (),
+    ) -> list[str | bytes | int]:
+        """The arguments of `commit`'s script, for `commit_with`."""
         flat_moves: list[str] = []
         for user, field, delta in moves:
             flat_moves += (keys.balances(user), field, str(delta))
@@ -189,8 +216,12 @@ class MarketStore:
         ]  # fmt: skip
         for channel, message in replies:
             args += (channel, message)
-        result = await self.scripts.commit(keys=keys_, args=args)
-        return as_text(result)
+        return args
+
+    async def commit_with(self, args: list[str | bytes | int]) -> str:
+        """Run the commit script with `commit_args`' arguments; what `commit` returns."""
+        keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
+        return as_text(await self.scripts.commit(keys=keys_, args=args))
 
     async def save_snapshot(self, token: int, snapshot: Snapshot) -> str:
         """Store `snapshot` and drop the input and batch records it covers; 'ok' or 'fenced'.
