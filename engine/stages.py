@@ -29,11 +29,17 @@ SETTLE = 5
 ENCODE = 6
 """The events, the replies and the moves into the commit's arguments."""
 COMMIT = 7
-"""Waiting for the commit script's answer."""
-SNAPSHOT = 8
+"""The commit script's round trip, from sending it to its answer (while the next batch is read
+and matched)."""
+WAIT = 8
+"""The loop waiting for the commit in flight once the next batch is matched: the part of the
+commit's round trip the pipeline did not hide."""
+SNAPSHOT = 9
 """Matching standing still for a snapshot's fork."""
 
-STAGES = ("read", "parse", "decode", "match", "depth", "settle", "encode", "commit", "snapshot")
+STAGES = (
+    "read", "parse", "decode", "match", "depth", "settle", "encode", "commit", "wait", "snapshot"
+)  # fmt: skip
 
 BOUNDS_NS = tuple(
     micros * 1000

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 import redis.asyncio
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 
 from ledger.scripts import Scripts
 from xch import keys
@@ -220,8 +222,26 @@ class MarketStore:
 
     async def commit_with(self, args: list[str | bytes | int]) -> str:
         """Run the commit script with `commit_args`' arguments; what `commit` returns."""
-        keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
-        return as_text(await self.scripts.commit(keys=keys_, args=args))
+        return as_text(await self.scripts.commit(keys=self._commit_keys(), args=args))
+
+    async def send_commit(self, args: list[str | bytes | int]) -> "PendingCommit":
+        """Send a commit (`commit_args`' arguments) without waiting for its answer."""
+        pool = self.raw.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        commit = self.scripts.commit
+        commit_keys = self._commit_keys()
+        try:
+            await connection.send_command(
+                "EVALSHA", commit.sha, len(commit_keys), *commit_keys, *args
+            )
+        except BaseException:
+            await connection.disconnect()
+            await pool.release(connection)
+            raise
+        return PendingCommit(self, connection, args)
+
+    def _commit_keys(self) -> list[str]:
+        return [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
 
     async def save_snapshot(self, token: int, snapshot: Snapshot) -> str:
         """Store `snapshot` and drop the input and batch records it covers; 'ok' or 'fenced'.
@@ -231,3 +251,31 @@ class MarketStore:
             args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id],
         )
         return as_text(result)
+
+
+class PendingCommit:
+    """A commit sent by `MarketStore.send_commit`: `result` waits for its answer, `close` hands
+    the connection back (dropping it if the answer was not read)."""
+
+    def __init__(
+        self, store: MarketStore, connection: AbstractConnection, args: list[str | bytes | int]
+    ) -> None:
+        self.store = store
+        self.connection = connection
+        self.args = args
+        self.answered = False
+
+    async def result(self) -> str:
+        """What `MarketStore.commit` returns."""
+        try:
+            reply = await self.connection.read_response()
+        except NoScriptError:  # Redis lost its scripts (a restart): nothing ran, so run it now
+            self.answered = True
+            return await self.store.commit_with(self.args)
+        self.answered = True
+        return as_text(reply)
+
+    async def close(self) -> None:
+        if not self.answered:
+            await self.connection.disconnect()
+        await self.store.raw.connection_pool.release(self.connection)
