@@ -51,11 +51,6 @@ from xch.wire import Reply, decode_command, encode_events, encode_reply
 log = logging.getLogger("engine")
 
 REPLAY_CHUNK = 5000
-READ_AHEAD_MIN = 50
-"""A batch this large is committed while the next one is matched (`_commit_and_match_next`);
-a smaller one alone: the read ahead costs the commit a round trip first, which only a batch
-whose successor takes a while to match pays back (measured: the drain's 2,000-command batches
-gain a fifth; batches of 3-6 at 5,000 commands/s lost latency)."""
 REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -215,54 +210,54 @@ class EngineService:
     async def _lead(self, token: int, over: asyncio.Event) -> None:
         await self.recover()
         self.ready = True
-        entries: list[InputEntry] = []
-        batch: PreparedBatch | None = None
+        batch: PreparedBatch | None = None  # matched, not committed
+        entries: list[InputEntry] = []  # read, not matched: after `batch`, else after applied
         while not (self._stopping.is_set() or over.is_set()):
             self._reap_snapshot()
             if batch is None:
                 if self._snapshot_due():
                     await self.snapshot(token)
+                # Input that came in during the last commit says more is coming: read what
+                # follows it too, so that its matching hides the next commit's round trip.
+                busy = bool(entries)
                 entries = entries or await self._read(self.applied, self.block_ms)
                 if not entries:
                     continue
                 batch = self._match_batch(token, self.applied, entries)
-            if batch.commands < READ_AHEAD_MIN:
-                await self._commit_alone(batch)
-                entries, batch = [], None
-            else:
-                entries, batch = await self._commit_and_match_next(token, batch)
+                entries = await self._read(batch.record.last_input_id, None) if busy else []
+            batch, entries = await self._commit_and_match_next(token, batch, entries)
 
     async def _commit_and_match_next(
-        self, token: int, batch: PreparedBatch
-    ) -> tuple[list[InputEntry], PreparedBatch | None]:
-        """Commit `batch`, and match the input after it while the commit runs: read what is
-        there, send the commit, match what was read (unless a snapshot is due: it forks the
-        committed state only), then wait for the commit's answer. (The read goes first and
-        alone: Redis sends the answers to one write together, after the last command ran.)
-        The next batch's commit is sent only after this one answered 'ok', and names the input
-        this one ended at; a refused commit throws the state away, the batch matched ahead
-        with it, and nothing of that batch was visible. (entries still to match, the next
-        batch matched.)"""
+        self, token: int, batch: PreparedBatch, entries: list[InputEntry]
+    ) -> tuple[PreparedBatch | None, list[InputEntry]]:
+        """Commit `batch` and, while the commit runs, match `entries` (what was read after
+        it), unless a snapshot is due: a snapshot forks the committed state only. The commit
+        goes with the read of what follows, one round trip for both (Redis answers the two
+        together, once both ran). The next batch's commit is sent only after this one answered
+        'ok', and names the input this one ended at; a refused commit throws the state away,
+        the batch matched ahead with it, and nothing of that batch was visible. (The next
+        batch matched, the entries read after it, or all the entries read if none was.)"""
         clock = self.metrics.stages
-        after = batch.record.last_input_id
-        clock.start()
-        reply = await self.store.read_new_reply(after, self.batch_max, None)
-        clock.lap(stages.READ)
         sent = time.perf_counter_ns()
-        pending = await self.store.send_commit(batch.args)
+        snapshot_due = self._snapshot_due()
+        read_after = entries[-1].entry_id if entries else batch.record.last_input_id
+        pending = await self.store.send_commit(
+            batch.args, None if snapshot_due else read_after, self.batch_max
+        )
         try:
-            entries = new_entries(reply)
-            clock.lap(stages.PARSE)
-            ahead = None
-            if entries and not self._snapshot_due():
-                ahead, entries = self._match_batch(token, after, entries), []
             clock.start()
-            result = await pending.result()
+            ahead = None
+            if entries and not snapshot_due:
+                ahead, entries = self._match_batch(token, batch.record.last_input_id, entries), []
+                clock.start()
+            result, read = await pending.answers()
             clock.lap(stages.WAIT)
         finally:
             await pending.close()
+        more = new_entries(read)
+        clock.lap(stages.PARSE)
         self._committed(batch, result, time.perf_counter_ns() - sent)
-        return entries, ahead
+        return ahead, entries + more
 
     async def _read(self, after: str, block_ms: int | None) -> list[InputEntry]:
         """The next batch's entries after `after` (timed only when there are some: an empty
@@ -326,9 +321,7 @@ class EngineService:
 
     async def _run_batch(self, token: int, entries: list[InputEntry]) -> None:
         """Match and commit one batch (alone: no read ahead)."""
-        await self._commit_alone(self._match_batch(token, self.applied, entries))
-
-    async def _commit_alone(self, batch: PreparedBatch) -> None:
+        batch = self._match_batch(token, self.applied, entries)
         started = time.perf_counter_ns()
         result = await self.store.commit_with(batch.args)
         self._committed(batch, result, time.perf_counter_ns() - started)

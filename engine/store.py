@@ -224,21 +224,28 @@ class MarketStore:
         """Run the commit script with `commit_args`' arguments; what `commit` returns."""
         return as_text(await self.scripts.commit(keys=self._commit_keys(), args=args))
 
-    async def send_commit(self, args: list[str | bytes | int]) -> "PendingCommit":
-        """Send a commit (`commit_args`' arguments) without waiting for its answer."""
-        pool = self.raw.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    async def send_commit(
+        self, args: list[str | bytes | int], read_after: str | None, count: int
+    ) -> "PendingCommit":
+        """Send a commit (`commit_args`' arguments) without waiting for its answer, and in the
+        same write, unless `read_after` is None, the read of up to `count` entries after
+        `read_after` (waiting for none): one round trip for both."""
         commit = self.scripts.commit
         commit_keys = self._commit_keys()
+        commands: list[tuple[str | bytes | int, ...]] = [
+            ("EVALSHA", commit.sha, len(commit_keys), *commit_keys, *args)
+        ]
+        if read_after is not None:
+            commands.append(("XREAD", "COUNT", count, "STREAMS", self.input, read_after))
+        pool = self.raw.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await connection.send_command(
-                "EVALSHA", commit.sha, len(commit_keys), *commit_keys, *args
-            )
+            await connection.send_packed_command(connection.pack_commands(commands))
         except BaseException:
             await connection.disconnect()
             await pool.release(connection)
             raise
-        return PendingCommit(self, connection, args)
+        return PendingCommit(self, connection, args, len(commands))
 
     def _commit_keys(self) -> list[str]:
         return [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
@@ -254,28 +261,39 @@ class MarketStore:
 
 
 class PendingCommit:
-    """A commit sent by `MarketStore.send_commit`: `result` waits for its answer, `close` hands
-    the connection back (dropping it if the answer was not read)."""
+    """What `MarketStore.send_commit` sent: `answers` waits for them; `close` hands the
+    connection back (dropping it if an answer was left unread)."""
 
     def __init__(
-        self, store: MarketStore, connection: AbstractConnection, args: list[str | bytes | int]
+        self,
+        store: MarketStore,
+        connection: AbstractConnection,
+        args: list[str | bytes | int],
+        commands: int,
     ) -> None:
         self.store = store
         self.connection = connection
         self.args = args
-        self.answered = False
+        self.unread = commands
 
-    async def result(self) -> str:
-        """What `MarketStore.commit` returns."""
+    async def answers(self) -> tuple[str, Any]:
+        """What `MarketStore.commit` returns, and the read's raw XREAD reply (`new_entries`
+        parses it; None if no read was sent)."""
+        lost_scripts = False
         try:
-            reply = await self.connection.read_response()
-        except NoScriptError:  # Redis lost its scripts (a restart): nothing ran, so run it now
-            self.answered = True
-            return await self.store.commit_with(self.args)
-        self.answered = True
-        return as_text(reply)
+            result = as_text(await self._answer())
+        except NoScriptError:  # Redis lost its scripts (a restart): the commit did not run
+            lost_scripts, result = True, ""
+        read = await self._answer() if self.unread else None
+        if lost_scripts:
+            result = await self.store.commit_with(self.args)
+        return result, read
+
+    async def _answer(self) -> Any:
+        self.unread -= 1
+        return await self.connection.read_response()
 
     async def close(self) -> None:
-        if not self.answered:
+        if self.unread:
             await self.connection.disconnect()
         await self.store.raw.connection_pool.release(self.connection)
