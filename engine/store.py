@@ -110,6 +110,7 @@ class MarketStore:
         self.raw = redis.asyncio.Redis(connection_pool=client.connection_pool)
         for command in ("XREAD", "XRANGE"):
             self.raw.response_callbacks.pop(command, None)
+        self._connection: AbstractConnection | None = None
         self.market = market
         self.scripts = Scripts(client)
         self.input = keys.market_input(market)
@@ -150,9 +151,15 @@ class MarketStore:
     async def read_new_reply(self, after: str, count: int, block_ms: int | None) -> Any:
         """`read_new`'s raw XREAD reply, for `new_entries` (so that the two can be timed)."""
         block = () if block_ms is None else ("BLOCK", block_ms)
-        return await self.raw.execute_command(  # type: ignore[no-untyped-call]
-            "XREAD", "COUNT", count, *block, "STREAMS", self.input, after
-        )
+        connection = await self._loop_connection()
+        try:
+            await connection.send_command(
+                "XREAD", "COUNT", count, *block, "STREAMS", self.input, after
+            )
+            return await connection.read_response()
+        except BaseException:
+            await self._drop_loop_connection()
+            raise
 
     async def read_range(self, after: str, until: str, count: int) -> list[InputEntry]:
         """Entries after `after` up to and including `until`."""
@@ -237,15 +244,28 @@ class MarketStore:
         ]
         if read_after is not None:
             commands.append(("XREAD", "COUNT", count, "STREAMS", self.input, read_after))
-        pool = self.raw.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        connection = await self._loop_connection()
         try:
             await connection.send_packed_command(connection.pack_commands(commands))
         except BaseException:
-            await connection.disconnect()
-            await pool.release(connection)
+            await self._drop_loop_connection()
             raise
         return PendingCommit(self, connection, args, len(commands))
+
+    async def _loop_connection(self) -> AbstractConnection:
+        """The engine loop's own connection, for its reads and commits: taken from the pool
+        once, not per call (redis-py's client and pool cost more per call than matching a
+        small batch)."""
+        if self._connection is None:
+            self._connection = await self.raw.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        return self._connection
+
+    async def _drop_loop_connection(self) -> None:
+        """Close the loop's connection (an answer on it may be unread) and hand it back."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.disconnect()
+            await self.raw.connection_pool.release(connection)
 
     def _commit_keys(self) -> list[str]:
         return [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
@@ -261,8 +281,8 @@ class MarketStore:
 
 
 class PendingCommit:
-    """What `MarketStore.send_commit` sent: `answers` waits for them; `close` hands the
-    connection back (dropping it if an answer was left unread)."""
+    """What `MarketStore.send_commit` sent: `answers` waits for them; `close` drops the
+    connection if an answer was left unread."""
 
     def __init__(
         self,
@@ -295,5 +315,4 @@ class PendingCommit:
 
     async def close(self) -> None:
         if self.unread:
-            await self.connection.disconnect()
-        await self.store.raw.connection_pool.release(self.connection)
+            await self.store._drop_loop_connection()
