@@ -4,6 +4,10 @@
         XREAD a batch ─► match ─► one commit script (moves, events, applied id, depth,
         then the replies published) ─► maybe snapshot
 
+Under load the loop is a pipeline of two batches: each commit goes out with the read of
+what follows, and the batch read before is matched while the commit runs (see
+`_commit_and_match_next`); commits still go one at a time, in input order.
+
 Nothing the engine decided is visible before its commit, and a commit only lands while the
 engine holds the market's lease (fencing token checked by the script). Any Redis error
 throws the in-memory state away: the engine rebuilds it from what was committed, so a crash
@@ -320,7 +324,8 @@ class EngineService:
     # ---- one batch ----------------------------------------------------------------------
 
     async def _run_batch(self, token: int, entries: list[InputEntry]) -> None:
-        """Match and commit one batch (alone: no read ahead)."""
+        """Match and commit one batch, alone (no read ahead): a batch at a time, as tests
+        drive the service."""
         batch = self._match_batch(token, self.applied, entries)
         started = time.perf_counter_ns()
         result = await self.store.commit_with(batch.args)

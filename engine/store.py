@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import redis.asyncio
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ledger.scripts import Scripts
 from xch import keys
@@ -310,8 +310,13 @@ class PendingCommit:
         return result, read
 
     async def _answer(self) -> Any:
+        try:
+            answer = await self.connection.read_response()
+        except ResponseError:  # an error answer, read whole
+            self.unread -= 1
+            raise
         self.unread -= 1
-        return await self.connection.read_response()
+        return answer
 
     async def close(self) -> None:
         if self.unread:
