@@ -2,8 +2,12 @@
 
 1. drain: the standard workload preloaded into a market's input stream; time from the engine
    being ready until everything is committed.
-2. latency: commands paced at a fixed rate; enqueue (lock script) to reply, p50/p99.
+2. latency: commands paced at a fixed rate (5,000/s, then 20,000/s); enqueue (lock script) to
+   reply, p50/p99.
 3. recovery: kill -9 of an engine with a long history; time from restart to ready.
+
+`stages` says where each run's batches spent their time: the engine's stage histograms
+(`engine/stages.py`) and batch sizes, read from its /metrics as the run ends.
 
 Writes bench/results/engine_service.json.
 """
@@ -11,6 +15,7 @@ Writes bench/results/engine_service.json.
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import random
 import tempfile
@@ -21,13 +26,16 @@ from typing import Any
 import redis
 import redis.asyncio
 import uvloop
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.report import RESULTS as RESULTS_DIR
 from bench.report import write_result
 from bench.workload import USERS, standard_workload
+from engine.stages import STAGES
 from ledger.gateway import Gateway
 from ledger.scripts import script_source
 from tests.harness.engine import EngineProcess
+from tests.harness.processes import http_get
 from tests.harness.servers import RedisServer, start_redis
 from xch import keys
 from xch.market import Market
@@ -51,6 +59,8 @@ MANIFEST = {
 RULES = Market.model_validate(MANIFEST).rules()
 AMPLE = 10**15
 PIPELINE = 2000
+FAST_BURST = 40
+"""At most this many enqueue calls in one pipeline in the 20,000/s run (2 ms of orders)."""
 
 
 def lock_for(command: Place | Cancel) -> tuple[str, str, int]:
@@ -106,6 +116,76 @@ async def wait_lease(client: redis.asyncio.Redis, timeout: float = 60) -> float:
     raise TimeoutError("the engine took no lease")
 
 
+def histogram(
+    metrics: str, name: str, labels: dict[str, str]
+) -> tuple[list[tuple[float, float]], float]:
+    """The cumulative buckets (upper bound, count) and the sum of one histogram in a /metrics
+    text."""
+    buckets: list[tuple[float, float]] = []
+    total = 0.0
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name not in (f"{name}_bucket", f"{name}_sum"):
+                continue
+            if any(sample.labels.get(key) != value for key, value in labels.items()):
+                continue
+            if sample.name.endswith("_sum"):
+                total = sample.value
+            else:
+                buckets.append((float(sample.labels["le"]), sample.value))
+    return sorted(buckets), total
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """`histogram_quantile`: the q-quantile by linear interpolation within its bucket (the
+    highest finite bound when it falls in +Inf)."""
+    count = buckets[-1][1]
+    rank, lower, below = q * count, 0.0, 0.0
+    for bound, cumulative in buckets:
+        if cumulative >= rank:
+            if math.isinf(bound):
+                return lower
+            inside = cumulative - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, cumulative
+    return lower
+
+
+def summary(buckets: list[tuple[float, float]], total: float, scale: float) -> dict[str, float]:
+    """count, mean and p50/p99 (interpolated in buckets) of one histogram, times `scale`."""
+    count = buckets[-1][1] if buckets else 0
+    if not count:
+        return {"count": 0}
+    return {
+        "count": int(count),
+        "mean": round(total / count * scale, 1),
+        "p50": round(quantile(buckets, 0.5) * scale, 1),
+        "p99": round(quantile(buckets, 0.99) * scale, 1),
+    }
+
+
+async def stage_profile(engine: EngineProcess) -> dict[str, Any]:
+    """Where the engine's batches spent their time so far: per stage the batches timed, the
+    mean and p50/p99 µs per batch; the batch sizes."""
+    status, body = await http_get(engine.health_port, "/metrics")
+    if status != 200:
+        return {"error": f"/metrics answered {status}"}
+    metrics = body.decode()
+    stage_us = {
+        stage: summary(*histogram(metrics, "engine_stage_seconds", {"stage": stage}), 1e6)
+        for stage in STAGES
+    }
+    sizes, total = histogram(metrics, "engine_batch_size", {})
+    return {
+        "us_per_batch": stage_us,
+        "batch_size": {
+            **summary(sizes, total, 1.0),
+            "at_most": {f"{bound:g}": int(count) for bound, count in sizes},
+        },
+        "note": "p50/p99 interpolated within the histogram's buckets, as histogram_quantile",
+    }
+
+
 async def drain(server: RedisServer, workdir: Path, orders: int) -> dict[str, Any]:
     client = redis.asyncio.Redis.from_url(server.url)
     await client.flushall()
@@ -117,6 +197,7 @@ async def drain(server: RedisServer, workdir: Path, orders: int) -> dict[str, An
     try:
         started = await wait_lease(client)
         finished = await wait_applied(client, last, timeout=600)
+        stages = await stage_profile(engine)
     finally:
         engine.kill()
     events = await client.xlen(keys.market_events("bench"))  # one entry per committed batch
@@ -128,6 +209,7 @@ async def drain(server: RedisServer, workdir: Path, orders: int) -> dict[str, An
         "ops_per_sec": round(len(workload.commands) / seconds),
         "event_entries": events,
         "note": "from the engine taking its lease (recovery of an empty market included)",
+        "stages": stages,
     }
 
 
@@ -141,7 +223,9 @@ async def fresh_funded_users(url: str) -> list[str]:
     return users
 
 
-async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float) -> dict[str, Any]:
+async def latency(
+    server: RedisServer, workdir: Path, rate: int, seconds: float, burst: int = 1
+) -> dict[str, Any]:
     """Orders paced at `rate`/s from a plain synchronous sender; the replies are received by a
     separate process, so that neither side waits for the other's turn on an event loop. Both
     stamp with CLOCK_MONOTONIC (time.perf_counter), which is one clock for the whole machine."""
@@ -156,8 +240,11 @@ async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float)
         await engine.wait_ready()
         listener.start()
         await asyncio.sleep(0.5)  # the listener subscribes
-        sent = send_paced(server.url, users, rate, total)
+        sending = time.perf_counter()
+        sent = send_paced(server.url, users, rate, total, burst)
+        sending = time.perf_counter() - sending
         arrivals = received.get(timeout=seconds + 30)
+        stages = await stage_profile(engine)
     finally:
         engine.kill()
         listener.join(timeout=5)
@@ -171,7 +258,9 @@ async def latency(server: RedisServer, workdir: Path, rate: int, seconds: float)
         "p50_ms": round(samples[len(samples) // 2] * 1000, 3),
         "p99_ms": round(samples[int(len(samples) * 0.99)] * 1000, 3),
         "max_ms": round(samples[-1] * 1000, 3),
+        "sent_per_sec": round(total / sending),
         "note": "from calling the lock-and-enqueue script to receiving the engine's reply",
+        "stages": stages,
     }
 
 
@@ -223,18 +312,11 @@ def round_trips(url: str, users: list[str], total: int) -> tuple[list[float], fl
     return samples, seconds
 
 
-def send_paced(url: str, users: list[str], rate: int, total: int) -> dict[str, float]:
-    """Lock-and-enqueue `total` random limit orders at `rate`/s; entry id -> send time."""
-    client = redis.Redis.from_url(url)
-    enqueue = client.register_script(script_source("enqueue"))
-    stream = keys.market_input("bench")
+def paced_orders(users: list[str], total: int) -> list[tuple[str, list[str | bytes]]]:
+    """`total` random limit orders as lock-and-enqueue calls: (user, the script's args)."""
     rng = random.Random(7)
-    sent: dict[str, float] = {}
-    begin = time.perf_counter()
+    calls: list[tuple[str, list[str | bytes]]] = []
     for n in range(total):
-        delay = begin + n / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
         side: Side = BUY if rng.random() < 0.5 else SELL
         price = 10_000 + rng.randint(-50, 50)
         user = users[rng.randrange(len(users))]
@@ -242,13 +324,42 @@ def send_paced(url: str, users: list[str], rate: int, total: int) -> dict[str, f
             f"o{n}", user, side, LIMIT, price, rng.randint(1, 100), 0, GTC, DEFAULT_STP, 0
         )
         _, asset, amount = lock_for(order)
+        calls.append((user, [encode_command(order), user, asset, str(amount), "bench-api"]))
+    return calls
+
+
+def send_paced(
+    url: str, users: list[str], rate: int, total: int, burst: int = 1
+) -> dict[str, float]:
+    """Lock-and-enqueue `total` random limit orders at `rate`/s; entry id -> send time. The
+    orders are built beforehand; a sender behind its schedule sends what is due, up to `burst`
+    calls, in one pipeline (one synchronous client alone cannot make 20,000 calls a second)."""
+    client = redis.Redis.from_url(url)
+    enqueue = client.register_script(script_source("enqueue"))
+    stream = keys.market_input("bench")
+    calls = paced_orders(users, total)
+    sent: dict[str, float] = {}
+    begin = time.perf_counter()
+    n = 0
+    while n < total:
+        delay = begin + n / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        due = int((time.perf_counter() - begin) * rate) + 1
+        group = calls[n : max(n + 1, min(due, n + burst, total))]
         started = time.perf_counter()
-        done, entry = enqueue(
-            keys=[keys.balances(user), stream],
-            args=[encode_command(order), user, asset, str(amount), "bench-api"],
-        )
-        if done:
-            sent[as_text(entry)] = started
+        if len(group) == 1:
+            user, args = group[0]
+            results = [enqueue(keys=[keys.balances(user), stream], args=args)]
+        else:
+            pipe = client.pipeline(transaction=False)
+            for user, args in group:
+                enqueue(keys=[keys.balances(user), stream], args=args, client=pipe)
+            results = pipe.execute()
+        for done, entry in results:
+            if done:
+                sent[as_text(entry)] = started
+        n += len(group)
     client.close()
     return sent
 
@@ -328,6 +439,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "redis": "appendonly yes, appendfsync everysec",
                 "drain": await drain(server, workdir, args.orders),
                 "latency": await latency(server, workdir, args.rate, args.seconds),
+                "latency_20k": await latency(
+                    server, workdir, args.fast_rate, args.seconds, burst=FAST_BURST
+                ),
                 "latency_one_in_flight": await one_in_flight(server, workdir, args.round_trips),
                 "recovery": await recovery(server, workdir, args.history),
             }
@@ -339,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--fast-rate", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--round-trips", type=int, default=5000)
     parser.add_argument("--history", type=int, default=1_000_000)

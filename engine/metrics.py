@@ -2,6 +2,8 @@
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from engine.stages import StageClock
+
 
 class EngineMetrics:
     def __init__(self, market: str) -> None:
@@ -12,7 +14,7 @@ class EngineMetrics:
             "engine_batch_size",
             "Commands per committed batch",
             registry=self.registry,
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
         )
         self.commit_seconds = Histogram(
             "engine_commit_seconds",
@@ -39,6 +41,8 @@ class EngineMetrics:
             "engine_info", "The market this engine runs", list(labels), registry=self.registry
         )
         self.market_info.labels(**labels).set(1)
+        self.stages = StageClock()
+        self.registry.register(self.stages)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,6 +4,10 @@
         XREAD a batch ─► match ─► one commit script (moves, events, applied id, depth,
         then the replies published) ─► maybe snapshot
 
+Under load the loop is a pipeline of two batches: each commit goes out with the read of
+what follows, and the batch read before is matched while the commit runs (see
+`_commit_and_match_next`); commits still go one at a time, in input order.
+
 Nothing the engine decided is visible before its commit, and a commit only lands while the
 engine holds the market's lease (fencing token checked by the script). Any Redis error
 throws the in-memory state away: the engine rebuilds it from what was committed, so a crash
@@ -17,6 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -26,17 +31,25 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from engine import stages
 from engine.core import Engine
 from engine.metrics import EngineMetrics
 from engine.snapshot import dump_engine, load_engine
-from engine.store import BatchRecord, InputEntry, MarketStore, Snapshot, stream_id_key
+from engine.store import (
+    BatchRecord,
+    InputEntry,
+    MarketStore,
+    Snapshot,
+    new_entries,
+    stream_id_key,
+)
 from ledger.reference import Ledger
 from ledger.scripts import script_source
 from runtime.pause import pause
 from xch import keys
 from xch.market import MarketRules
 from xch.marketdata import DepthValue, encode_depth
-from xch.schemas import BUY, SELL, Event, Place, PlaceList, ResultCode
+from xch.schemas import BUY, SELL, Command, Event, Place, PlaceList, ResultCode
 from xch.wire import Reply, decode_command, encode_events, encode_reply
 
 log = logging.getLogger("engine")
@@ -59,6 +72,25 @@ class CommitUncertain(RuntimeError):
 
 class RecoveryMismatch(RuntimeError):
     """Replaying the committed input did not reproduce the committed sequence numbers."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A matched batch: its commit's arguments, and what the service notes once committed."""
+
+    record: BatchRecord
+    last_ts: int
+    commands: int
+    book_orders: int
+    args: list[str | bytes | int]
+
+
+def decoded(payload: bytes) -> Command | None:
+    """An input entry's command; None if it does not decode."""
+    try:
+        return decode_command(payload)
+    except msgspec.DecodeError:
+        return None
 
 
 class EngineService:
@@ -182,13 +214,67 @@ class EngineService:
     async def _lead(self, token: int, over: asyncio.Event) -> None:
         await self.recover()
         self.ready = True
+        batch: PreparedBatch | None = None  # matched, not committed
+        entries: list[InputEntry] = []  # read, not matched: after `batch`, else after applied
         while not (self._stopping.is_set() or over.is_set()):
-            entries = await self.store.read_new(self.applied, self.batch_max, self.block_ms)
-            if entries:
-                await self._run_batch(token, entries)
             self._reap_snapshot()
-            if self._snapshot_due():
-                await self.snapshot(token)
+            if batch is None:
+                if self._snapshot_due():
+                    await self.snapshot(token)
+                # Input that came in during the last commit says more is coming: read what
+                # follows it too, so that its matching hides the next commit's round trip.
+                busy = bool(entries)
+                entries = entries or await self._read(self.applied, self.block_ms)
+                if not entries:
+                    continue
+                batch = self._match_batch(token, self.applied, entries)
+                entries = await self._read(batch.record.last_input_id, None) if busy else []
+            batch, entries = await self._commit_and_match_next(token, batch, entries)
+
+    async def _commit_and_match_next(
+        self, token: int, batch: PreparedBatch, entries: list[InputEntry]
+    ) -> tuple[PreparedBatch | None, list[InputEntry]]:
+        """Commit `batch` and, while the commit runs, match `entries` (what was read after
+        it), unless a snapshot is due: a snapshot forks the committed state only. The commit
+        goes with the read of what follows, one round trip for both (Redis answers the two
+        together, once both ran). The next batch's commit is sent only after this one answered
+        'ok', and names the input this one ended at; a refused commit throws the state away,
+        the batch matched ahead with it, and nothing of that batch was visible. (The next
+        batch matched, the entries read after it, or all the entries read if none was.)"""
+        clock = self.metrics.stages
+        sent = time.perf_counter_ns()
+        snapshot_due = self._snapshot_due()
+        read_after = entries[-1].entry_id if entries else batch.record.last_input_id
+        pending = await self.store.send_commit(
+            batch.args, None if snapshot_due else read_after, self.batch_max
+        )
+        try:
+            clock.start()
+            ahead = None
+            if entries and not snapshot_due:
+                ahead, entries = self._match_batch(token, batch.record.last_input_id, entries), []
+                clock.start()
+            result, read = await pending.answers()
+            clock.lap(stages.WAIT)
+        finally:
+            await pending.close()
+        more = new_entries(read)
+        clock.lap(stages.PARSE)
+        self._committed(batch, result, time.perf_counter_ns() - sent)
+        return ahead, entries + more
+
+    async def _read(self, after: str, block_ms: int | None) -> list[InputEntry]:
+        """The next batch's entries after `after` (timed only when there are some: an empty
+        read is idle time, not a batch's)."""
+        clock = self.metrics.stages
+        clock.start()
+        reply = await self.store.read_new_reply(after, self.batch_max, block_ms)
+        if not reply:
+            return []
+        clock.lap(stages.READ)
+        entries = new_entries(reply)
+        clock.lap(stages.PARSE)
+        return entries
 
     # ---- recovery -----------------------------------------------------------------------
 
@@ -210,7 +296,7 @@ class EngineService:
             if not entries:
                 raise RecoveryMismatch(f"input after {cursor} up to {applied} is missing")
             for entry in entries:
-                self._apply(entry)
+                self._apply(entry, decoded(entry.payload))
                 seq = boundaries.get(entry.entry_id)
                 if seq is not None:
                     engine.flush_depth(entry.entry_id, entry.ts)
@@ -238,26 +324,42 @@ class EngineService:
     # ---- one batch ----------------------------------------------------------------------
 
     async def _run_batch(self, token: int, entries: list[InputEntry]) -> None:
+        """Match and commit one batch, alone (no read ahead): a batch at a time, as tests
+        drive the service."""
+        batch = self._match_batch(token, self.applied, entries)
+        started = time.perf_counter_ns()
+        result = await self.store.commit_with(batch.args)
+        self._committed(batch, result, time.perf_counter_ns() - started)
+
+    def _match_batch(self, token: int, previous: str, entries: list[InputEntry]) -> PreparedBatch:
+        """Apply a batch that follows input `previous`; what its commit will send."""
+        clock = self.metrics.stages
+        commands = [decoded(entry.payload) for entry in entries]
+        clock.lap(stages.DECODE)
         engine = self.engine
         replies: list[tuple[InputEntry, int, int]] = []
-        for entry in entries:
+        for entry, command in zip(entries, commands, strict=True):
             start = len(engine.out)
-            self._apply(entry)
+            self._apply(entry, command)
             if entry.reply_to:
                 replies.append((entry, start, len(engine.out)))
+        clock.lap(stages.MATCH)
         last = entries[-1]
         depth_changed = bool(engine.dirty_bids or engine.dirty_asks)
         engine.flush_depth(last.entry_id, last.ts)
-        events = engine.out
+        depth = self._depth_value() if depth_changed else b""
+        clock.lap(stages.DEPTH)
+        events, engine.out = engine.out, []
+        moves = balance_moves(self.rules, events)
+        clock.lap(stages.SETTLE)
         record = BatchRecord(last.entry_id, engine.seq)
-        started = time.perf_counter()
-        result = await self.store.commit(
+        args = self.store.commit_args(
             token,
-            self.applied,
+            previous,
             record,
-            balance_moves(self.rules, events),
+            moves,
             encode_events(events) if events else b"",
-            self._depth_value() if depth_changed else b"",
+            depth,
             self.events_maxlen,
             [
                 (
@@ -267,28 +369,30 @@ class EngineService:
                 for entry, a, b in replies
             ],
         )
+        clock.lap(stages.ENCODE)
+        return PreparedBatch(record, last.ts, len(entries), len(engine.orders), args)
+
+    def _committed(self, batch: PreparedBatch, result: str, round_trip_ns: int) -> None:
+        """Note a batch's commit; raises unless it is committed."""
+        self.metrics.stages.observe(stages.COMMIT, round_trip_ns)
+        self.metrics.commit_seconds.observe(round_trip_ns / 1e9)
         if result == "fenced":
             raise LeaseLost(self.rules.name)
         if result == "stale":
             raise CommitUncertain(f"applied is no longer {self.applied}: state unknown")
         if result != "ok":
-            raise LedgerBroken(f"commit of {record} refused: {result}")
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.applied = last.entry_id
-        self._since_snapshot += len(entries)
-        engine.out = []
-        self.metrics.commands.inc(len(entries))
-        self.metrics.batch_size.observe(len(entries))
-        self.metrics.book_orders.set(len(engine.orders))
-        self.metrics.lag_seconds.set(max(0.0, time.time() - last.ts / 1000))
+            raise LedgerBroken(f"commit of {batch.record} refused: {result}")
+        self.applied = batch.record.last_input_id
+        self._since_snapshot += batch.commands
+        self.metrics.commands.inc(batch.commands)
+        self.metrics.batch_size.observe(batch.commands)
+        self.metrics.book_orders.set(batch.book_orders)
+        self.metrics.lag_seconds.set(max(0.0, time.time() - batch.last_ts / 1000))
 
-    def _apply(self, entry: InputEntry) -> None:
-        """Apply one input entry; anything wrong with it is refused, never raised."""
+    def _apply(self, entry: InputEntry, command: Command | None) -> None:
+        """Apply one input entry (`command`: its payload decoded, None if it does not decode);
+        anything wrong with it is refused, never raised."""
         engine = self.engine
-        try:
-            command = decode_command(entry.payload)
-        except msgspec.DecodeError:
-            command = None
         if (
             isinstance(command, Place)
             and command.user == entry.user
@@ -336,7 +440,7 @@ class EngineService:
     # ---- snapshots ----------------------------------------------------------------------
 
     def _snapshot_due(self) -> bool:
-        if not self._since_snapshot:
+        if not self._since_snapshot or self._snapshot_child is not None:
             return False
         return self._since_snapshot >= self.snapshot_every or (
             time.monotonic() - self._snapshot_at >= self.snapshot_seconds
@@ -349,7 +453,8 @@ class EngineService:
         if self._snapshot_child is not None:
             return
         snapshot_input, seq = self.applied, self.engine.seq
-        started = time.perf_counter()
+        clock = self.metrics.stages
+        clock.start()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -362,7 +467,8 @@ class EngineService:
                 )
             finally:
                 os._exit(code)
-        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        clock.lap(stages.SNAPSHOT)
+        self.metrics.snapshot_seconds.observe(clock.last_seconds)
         self._snapshot_child = pid
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 import redis.asyncio
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError, ResponseError
 
 from ledger.scripts import Scripts
 from xch import keys
@@ -84,6 +86,15 @@ def _entry(entry_id: bytes, flat: list[bytes]) -> InputEntry:
     )
 
 
+def new_entries(reply: Any) -> list[InputEntry]:
+    """The entries of a raw XREAD reply of one stream (none for a reply that timed out)."""
+    if not reply:
+        return []
+    # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+    streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
+    return _entries(streams[0])
+
+
 def _int(raw: bytes) -> int:
     try:
         return max(0, int(raw))
@@ -99,6 +110,7 @@ class MarketStore:
         self.raw = redis.asyncio.Redis(connection_pool=client.connection_pool)
         for command in ("XREAD", "XRANGE"):
             self.raw.response_callbacks.pop(command, None)
+        self._connection: AbstractConnection | None = None
         self.market = market
         self.scripts = Scripts(client)
         self.input = keys.market_input(market)
@@ -131,15 +143,23 @@ class MarketStore:
 
     # ---- input --------------------------------------------------------------------------
 
-    async def read_new(self, after: str, count: int, block_ms: int) -> list[InputEntry]:
-        reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
-            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self.input, after
-        )
-        if not reply:
-            return []
-        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
-        streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
-        return _entries(streams[0])
+    async def read_new(self, after: str, count: int, block_ms: int | None) -> list[InputEntry]:
+        """Up to `count` entries after `after`, waiting up to `block_ms` for the first (None:
+        not at all)."""
+        return new_entries(await self.read_new_reply(after, count, block_ms))
+
+    async def read_new_reply(self, after: str, count: int, block_ms: int | None) -> Any:
+        """`read_new`'s raw XREAD reply, for `new_entries` (so that the two can be timed)."""
+        block = () if block_ms is None else ("BLOCK", block_ms)
+        connection = await self._loop_connection()
+        try:
+            await connection.send_command(
+                "XREAD", "COUNT", count, *block, "STREAMS", self.input, after
+            )
+            return await connection.read_response()
+        except BaseException:
+            await self._drop_loop_connection()
+            raise
 
     async def read_range(self, after: str, until: str, count: int) -> list[InputEntry]:
         """Entries after `after` up to and including `until`."""
@@ -179,7 +199,23 @@ class MarketStore:
         `replies` (channel, message) from the same script; `previous` is the applied input id
         the batch follows. 'ok', or 'fenced', 'stale', 'negative:…', 'overflow:…' with nothing
         written and nothing published."""
-        keys_ = [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
+        args = self.commit_args(
+            token, previous, batch, moves, events, depth, events_maxlen, replies
+        )
+        return await self.commit_with(args)
+
+    def commit_args(
+        self,
+        token: int,
+        previous: str,
+        batch: BatchRecord,
+        moves: list[tuple[str, str, int]],
+        events: bytes,
+        depth: bytes,
+        events_maxlen: int,
+        replies: Sequence[tuple[str, bytes]] = (),
+    ) -> list[str | bytes | int]:
+        """The arguments of `commit`'s script, for `commit_with`."""
         flat_moves: list[str] = []
         for user, field, delta in moves:
             flat_moves += (keys.balances(user), field, str(delta))
@@ -189,8 +225,50 @@ class MarketStore:
         ]  # fmt: skip
         for channel, message in replies:
             args += (channel, message)
-        result = await self.scripts.commit(keys=keys_, args=args)
-        return as_text(result)
+        return args
+
+    async def commit_with(self, args: list[str | bytes | int]) -> str:
+        """Run the commit script with `commit_args`' arguments; what `commit` returns."""
+        return as_text(await self.scripts.commit(keys=self._commit_keys(), args=args))
+
+    async def send_commit(
+        self, args: list[str | bytes | int], read_after: str | None, count: int
+    ) -> "PendingCommit":
+        """Send a commit (`commit_args`' arguments) without waiting for its answer, and in the
+        same write, unless `read_after` is None, the read of up to `count` entries after
+        `read_after` (waiting for none): one round trip for both."""
+        commit = self.scripts.commit
+        commit_keys = self._commit_keys()
+        commands: list[tuple[str | bytes | int, ...]] = [
+            ("EVALSHA", commit.sha, len(commit_keys), *commit_keys, *args)
+        ]
+        if read_after is not None:
+            commands.append(("XREAD", "COUNT", count, "STREAMS", self.input, read_after))
+        connection = await self._loop_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+        except BaseException:
+            await self._drop_loop_connection()
+            raise
+        return PendingCommit(self, connection, args, len(commands))
+
+    async def _loop_connection(self) -> AbstractConnection:
+        """The engine loop's own connection, for its reads and commits: taken from the pool
+        once, not per call (redis-py's client and pool cost more per call than matching a
+        small batch)."""
+        if self._connection is None:
+            self._connection = await self.raw.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        return self._connection
+
+    async def _drop_loop_connection(self) -> None:
+        """Close the loop's connection (an answer on it may be unread) and hand it back."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.disconnect()
+            await self.raw.connection_pool.release(connection)
+
+    def _commit_keys(self) -> list[str]:
+        return [self.lease, self.applied_key, self.events, self.depth, self.batches_key]
 
     async def save_snapshot(self, token: int, snapshot: Snapshot) -> str:
         """Store `snapshot` and drop the input and batch records it covers; 'ok' or 'fenced'.
@@ -200,3 +278,46 @@ class MarketStore:
             args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id],
         )
         return as_text(result)
+
+
+class PendingCommit:
+    """What `MarketStore.send_commit` sent: `answers` waits for them; `close` drops the
+    connection if an answer was left unread."""
+
+    def __init__(
+        self,
+        store: MarketStore,
+        connection: AbstractConnection,
+        args: list[str | bytes | int],
+        commands: int,
+    ) -> None:
+        self.store = store
+        self.connection = connection
+        self.args = args
+        self.unread = commands
+
+    async def answers(self) -> tuple[str, Any]:
+        """What `MarketStore.commit` returns, and the read's raw XREAD reply (`new_entries`
+        parses it; None if no read was sent)."""
+        lost_scripts = False
+        try:
+            result = as_text(await self._answer())
+        except NoScriptError:  # Redis lost its scripts (a restart): the commit did not run
+            lost_scripts, result = True, ""
+        read = await self._answer() if self.unread else None
+        if lost_scripts:
+            result = await self.store.commit_with(self.args)
+        return result, read
+
+    async def _answer(self) -> Any:
+        try:
+            answer = await self.connection.read_response()
+        except ResponseError:  # an error answer, read whole
+            self.unread -= 1
+            raise
+        self.unread -= 1
+        return answer
+
+    async def close(self) -> None:
+        if self.unread:
+            await self.store._drop_loop_connection()

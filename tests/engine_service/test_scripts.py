@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from engine.commands import FundsRequest
 from engine.replay import ReplaySession
 from engine.service import EngineService
-from engine.store import BatchRecord, MarketStore
+from engine.store import BatchRecord, MarketStore, new_entries
 from ledger.gateway import FundsError, Gateway
 from ledger.locks import lock_amount
 from tests.harness.engine import EXAMPLE, load_rules
@@ -231,3 +231,29 @@ async def test_a_commit_repeated_after_a_lost_reply_is_refused_as_stale(
     assert (await Gateway(redis_client).balances("ann"))["USD"].free == 5
     assert await redis_client.xlen(keys.market_events(RULES.name)) == 1
     assert await redis_client.llen(keys.market_batches(RULES.name)) == 1
+
+
+async def test_a_commit_sent_with_a_read_answers_both_even_after_redis_lost_its_scripts(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    store = MarketStore(redis_client, RULES.name)
+    gateway = Gateway(redis_client)
+    token = await store.acquire_lease(10_000)
+    first = await gateway.submit(RULES.name, Cancel("x", "ann"), "ann")
+    second = await gateway.submit(RULES.name, Cancel("y", "ann"), "ann")
+    assert first is not None and second is not None
+    await redis_client.script_flush()  # as after a restart of Redis: the commit's SHA is unknown
+    args = store.commit_args(token, "0-0", BatchRecord(first, 1), [], b"e", b"", 1000)
+    pending = await store.send_commit(args, first, 10)
+    try:
+        result, read = await pending.answers()
+    finally:
+        await pending.close()
+    assert result == "ok"
+    assert [entry.entry_id for entry in new_entries(read)] == [second]
+    assert await redis_client.get(keys.market_applied(RULES.name)) == first.encode()
+    pending = await store.send_commit(args, None, 10)  # without a read: its answer alone
+    try:
+        assert await pending.answers() == ("stale", None)
+    finally:
+        await pending.close()

@@ -86,6 +86,10 @@ async def test_orders_are_matched_settled_and_answered(
     assert status == 200
     assert b"engine_commands_total 2.0" in body
     assert b"engine_book_orders 1.0" in body
+    for stage in ("read", "parse", "decode", "match", "depth", "settle", "encode", "commit"):
+        count = f'engine_stage_seconds_count{{stage="{stage}"}}'.encode()
+        assert count in body  # a batch or two were timed in every stage
+        assert count + b" 0.0" not in body
     await replies.aclose()  # type: ignore[no-untyped-call]
 
 
