@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     consumer: str = Field(default_factory=_default_consumer, min_length=1)
     read_count: int = Field(default=200, ge=1)
     """Stream entries (engine batches) read, stored in one transaction and acknowledged."""
-    writers: int = Field(default=2, ge=1)
+    writers: int = Field(default=3, ge=1)
     """Reads of one market being stored at once, each in its own transaction: PostgreSQL
     derives the rows of one while dbproc reads and decodes the next."""
     block_ms: int = Field(default=500, ge=1)
