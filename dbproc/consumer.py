@@ -105,11 +105,14 @@ async def consume(
     on_error: Callable[[], None],
     writers: int = 1,
 ) -> None:
-    """Read, store, acknowledge, forever; every failure is retried with backoff. Up to
-    `writers` reads are being stored at once (each acknowledged when its own store is done),
-    so the database works on one while the next is read and decoded."""
+    """Read, store, acknowledge, forever; every failure is retried with backoff. While the
+    consumer is behind (its reads come back full), up to `writers` reads are being stored at
+    once, each acknowledged when its own store is done, so the database works on one while
+    the next is read and decoded. Otherwise one at a time: what arrives meanwhile makes the
+    next read larger, instead of many small transactions each paying its fixed cost."""
     delay = 0.05
     ready = False
+    behind = False  # the last read was a full one: more is waiting
     storing: set[asyncio.Task[None]] = set()
     try:
         while True:
@@ -117,8 +120,9 @@ async def consume(
                 if not ready:
                     await reader.ensure_group()
                     ready = True
-                await _settle(storing, 1 if reader.own_pending else writers)
+                await _settle(storing, writers if behind and not reader.own_pending else 1)
                 entries = await reader.read()
+                behind = len(entries) >= reader.count
                 if entries:
                     storing.add(asyncio.create_task(_store_and_ack(reader, store, entries)))
                 delay = 0.05

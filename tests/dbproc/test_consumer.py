@@ -52,3 +52,36 @@ async def test_concurrent_stores_acknowledge_only_what_they_stored(
 async def _pending(client: redis.asyncio.Redis) -> int:
     summary = await client.xpending(STREAM, DBPROC_GROUP)
     return int(summary["pending"])
+
+
+async def test_a_consumer_that_keeps_up_stores_one_read_at_a_time(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    """Reads that are not full (entries trickle in) are stored one at a time: what comes in
+    meanwhile joins the next read instead of a transaction of its own."""
+    reader = GroupReader(redis_client, STREAM, "c1", count=50, block_ms=20, claim_idle_ms=60_000)
+    await reader.ensure_group()
+    stored: list[int] = []
+    running = 0
+    most_at_once = 0
+
+    async def store(entries: list[Entry]) -> None:
+        nonlocal running, most_at_once
+        running += 1
+        most_at_once = max(most_at_once, running)
+        await asyncio.sleep(0.02)
+        stored.append(len(entries))
+        running -= 1
+
+    task = asyncio.create_task(consume(reader, store, 0.05, lambda: None, writers=3))
+    try:
+        for n in range(40):
+            await redis_client.xadd(STREAM, {b"n": str(n).encode()})
+            await asyncio.sleep(0.002)
+        async with asyncio.timeout(10):
+            while sum(stored) < 40 or await _pending(redis_client):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert most_at_once == 1
+    assert len(stored) < 40  # entries that came in during a store were read together
