@@ -17,7 +17,9 @@ HTTP/1.1 keep-alive connections (one API key each), every request signed as a bo
    and of each.
 
 Orders alternate buy and sell at one price, so half of them trade and the book stays small.
-Writes bench/results/api.json.
+Before the native, Binance and reads parts the stack idles until the machine's 1-minute load
+average is below 1 (at most 3 minutes): each part would otherwise start with the previous
+part's load. Writes bench/results/api.json.
 """
 
 import argparse
@@ -43,7 +45,7 @@ import uvloop
 import yaml
 
 from bench.report import RESULTS as RESULTS_DIR
-from bench.report import write_result
+from bench.report import settled, write_result
 from ledger.gateway import Gateway
 from tests.harness.api import ApiProcess, create_database, market_manifest, prepare_database
 from tests.harness.dbproc import DbprocProcess
@@ -81,6 +83,11 @@ class Connection:
     async def open(cls, port: int, key: Key) -> "Connection":
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         return cls(reader, writer, key)
+
+    async def reopen(self, port: int) -> None:
+        """A new TCP connection (the server closes one that idled past its keep-alive)."""
+        self.writer.close()
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
 
     def order(self, price: str = "100.00", alternate: bool = True) -> bytes:
         """The next signed order: alternately a buy and a sell (or a buy), the varying size
@@ -174,6 +181,13 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+
+async def rested(connections: list[Connection], port: int) -> None:
+    """Idle until the machine is quiet (`bench.report.settled`), then reconnect."""
+    await settled()
+    for connection in connections:
+        await connection.reopen(port)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -401,6 +415,7 @@ async def running_stack(
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     async with running_stack(workdir, args.workers, args.connections) as stack:
         connections = [await Connection.open(stack.port, key) for key in stack.keys]
+        await rested(connections, stack.port)
         await throughput(connections, args.warm_up, stack.components)
         result: dict[str, Any] = {
             "workers": args.workers,
@@ -409,6 +424,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "latency": await latency(connections, args.rate, args.seconds),
         }
         binance = ORDERS["binance"]
+        await rested(connections, stack.port)
         await throughput(connections, args.warm_up, stack.components, binance)
         placed = await throughput(connections, args.seconds, stack.components, binance)
         paced_binance = await latency(connections, args.rate, args.seconds, binance)
@@ -418,6 +434,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "throughput": placed,
             "latency": paced_binance,
         }
+        await rested(connections, stack.port)
         await reads(connections, args.read_rate, args.warm_up)
         result["reads"] = await reads(connections, args.read_rate, args.seconds)
         statuses: Counter[int] = Counter()

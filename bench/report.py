@@ -1,5 +1,6 @@
 """What every benchmark records besides its figures, and where it writes them."""
 
+import asyncio
 import json
 import os
 import platform
@@ -20,6 +21,20 @@ def environment() -> dict[str, Any]:
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+QUIET_LOAD = 1.0
+SETTLE_SECONDS = 180.0
+
+
+async def settled(below: float = QUIET_LOAD, longest: float = SETTLE_SECONDS) -> float:
+    """Wait, up to `longest` seconds, until the 1-minute load average is below `below`, and
+    return it: a part measured right after another starts with the first one's load (the
+    load average decays over about a minute), which is the benchmark's own, not the code's."""
+    deadline = time.monotonic() + longest
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    return os.getloadavg()[0]
 
 
 def write_result(result: dict[str, Any], output: Path) -> None:

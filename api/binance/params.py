@@ -27,6 +27,7 @@ from api.binance.errors import (
 )
 from api.binance.symbols import by_symbol, market_of_symbol
 from api.deps import Principal
+from api.digits import ascii_digits
 from api.errors import ApiError
 from api.state import AppState
 from xch import keys
@@ -36,7 +37,6 @@ MAX_RECV_WINDOW = 60_000
 DEFAULT_RECV_WINDOW = 5_000
 FUTURE_TOLERANCE_MS = 1_000
 """How far ahead of the server's clock a timestamp may be (Binance: 1 s)."""
-INTEGER = re.compile(r"^[0-9]{1,19}$")
 _SIGNATURE = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -58,7 +58,7 @@ class Params:
         value = self.text(name)
         if value is None:
             return default
-        if not INTEGER.fullmatch(value) or int(value) > high:
+        if not ascii_digits(value, 19) or int(value) > high:
             raise illegal(name)
         return int(value)
 

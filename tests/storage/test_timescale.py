@@ -29,8 +29,8 @@ from tests.storage.trades import (
     START,
     Trade,
     expected_klines,
+    insert_trade_rows,
     insert_trades,
-    insert_trades_without_copy,
     random_trades,
 )
 from xch.market import Market
@@ -124,7 +124,7 @@ async def test_candles_equal_the_plain_views_materialized_and_in_real_time(
         await provision_on(conn, MARKET)
     assert not await has_timescale(db)
     trades = random_trades(seed=11, count=3000, span=timedelta(hours=30))
-    await insert_trades_without_copy(ts, MARKET.name, trades)
+    await insert_trade_rows(ts, MARKET.name, trades)
     await insert_trades(db, MARKET.name, trades)
     now = trades[-1][1] + timedelta(milliseconds=1)
     await refresh(ts, MARKET, now)
@@ -137,7 +137,7 @@ async def test_candles_equal_the_plain_views_materialized_and_in_real_time(
     later = random_trades(
         seed=12, count=800, span=timedelta(hours=10), start=now, first_id=trades[-1][0] + 1
     )
-    await insert_trades_without_copy(ts, MARKET.name, later)
+    await insert_trade_rows(ts, MARKET.name, later)
     await insert_trades(db, MARKET.name, later)
     await assert_same_klines(ts, db, trades + later)
 
@@ -150,7 +150,7 @@ async def test_drop_removes_the_aggregates_their_policies_and_the_trades(
     ts: asyncpg.Connection,
 ) -> None:
     await provision_on(ts, MARKET)
-    await insert_trades_without_copy(
+    await insert_trade_rows(
         ts, MARKET.name, random_trades(seed=2, count=300, span=timedelta(days=2))
     )
     await refresh(ts, MARKET)

@@ -21,8 +21,6 @@ MARKET = Market.model_validate(
 START = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
 
 Trade = tuple[int, datetime, Decimal, Decimal, Decimal]
-# Rows per INSERT round on PGlite: about 25 KB of Bind and Execute messages.
-PGLITE_ROUND = 100
 
 
 def random_trades(
@@ -53,26 +51,15 @@ def trade_records(market: str, trades: list[Trade]) -> list[tuple[object, ...]]:
 
 async def insert_trades(conn: asyncpg.Connection, market: str, trades: list[Trade]) -> None:
     """Store trades as dbproc does: the rows, and their one-minute candles."""
-    await conn.copy_records_to_table(
-        "trades", columns=list(TRADE_COLUMNS), records=trade_records(market, trades)
-    )
+    await insert_trade_rows(conn, market, trades)
     await candles.add_trades(conn, market, trades)
 
 
-async def insert_trades_without_copy(
-    conn: asyncpg.Connection, market: str, trades: list[Trade]
-) -> None:
-    """INSERTs in rounds well under 64 KiB: pglite-socket 0.0.19 hands each TCP read to PGlite
-    as if it held whole protocol messages, and a message split across reads (COPY data, a long
-    pipelined executemany) traps the WASM backend."""
-    columns = ", ".join(TRADE_COLUMNS)
-    values = ", ".join(f"${n}" for n in range(1, len(TRADE_COLUMNS) + 1))
-    records = trade_records(market, trades)
-    for start in range(0, len(records), PGLITE_ROUND):
-        await conn.executemany(
-            f"INSERT INTO trades ({columns}) VALUES ({values})",
-            records[start : start + PGLITE_ROUND],
-        )
+async def insert_trade_rows(conn: asyncpg.Connection, market: str, trades: list[Trade]) -> None:
+    """The trades' rows only (TimescaleDB's continuous aggregates read them directly)."""
+    await conn.copy_records_to_table(
+        "trades", columns=list(TRADE_COLUMNS), records=trade_records(market, trades)
+    )
 
 
 def expected_klines(trades: list[Trade], interval: str) -> list[Kline]:
