@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-import redis.asyncio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -26,6 +25,7 @@ from api.routes import accounts, funds, health, marketdata, order_lists, orders,
 from api.security import Passwords
 from api.state import AppState
 from ledger.gateway import Gateway
+from runtime.redis_client import redis_client
 
 API_V1 = "/api/v1"
 
@@ -46,7 +46,7 @@ async def keep_session(_: asyncpg.Connection) -> None:
 @contextlib.asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     # from_url clients do not retry a command whose reply was lost (see ledger.gateway).
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     db = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=settings.db_pool_size, reset=keep_session
     )
