@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api import users
+from api.bounded import put_newest
 from api.digits import ascii_digits
 from api.errors import ApiError
 from api.metrics import API_KEY_LOOKUPS
@@ -91,10 +92,8 @@ async def api_key_row(request: Request, state: AppState, key: str) -> ApiKeyRow 
     state.failures.check_here("ip", client_address(request, state))
     row = await users.api_key(state.db, key)
     API_KEY_LOOKUPS.labels("true" if row else "false").inc()
-    state.api_keys.pop(key, None)  # re-inserted last: the oldest go first
-    if len(state.api_keys) >= API_KEYS_CACHED:
-        del state.api_keys[next(iter(state.api_keys))]
-    state.api_keys[key] = (row, now + state.settings.api_key_cache_seconds)
+    expires = now + state.settings.api_key_cache_seconds
+    put_newest(state.api_keys, key, (row, expires), API_KEYS_CACHED)
     return row
 
 

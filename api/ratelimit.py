@@ -1,4 +1,5 @@
-"""Fixed-window request limits kept in Redis, so every api process shares them.
+"""Fixed-window request limits kept in Redis, so every api process shares them, and the
+back-off of failed authentication (`AuthFailures`).
 
 One INCR per request and counter (the first of a window also sets the expiry), all of a
 request's counters, a signed request's replay claim and, for a Binance order, its order
@@ -11,6 +12,7 @@ import time
 
 import redis.asyncio
 
+from api.bounded import put_newest
 from api.errors import ApiError
 from api.metrics import AUTH_FAILURES
 
@@ -153,7 +155,9 @@ class AuthFailures:
         now = time.monotonic()
         for (kind, who, _), wait_ms in zip(subjects, waits, strict=True):
             if int(wait_ms) > 0:
-                self._remember(_wait_key(kind, who), now + int(wait_ms) / 1000)
+                put_newest(
+                    self.waits, _wait_key(kind, who), now + int(wait_ms) / 1000, _LOCAL_WAITS
+                )
         longest = max(int(wait_ms) for wait_ms in waits)
         if longest > 0:
             AUTH_FAILURES.labels("throttled").inc()
@@ -174,12 +178,6 @@ class AuthFailures:
             left = until - time.monotonic()
             if left > 0:
                 raise _must_wait(int(left * 1000) + 1)
-
-    def _remember(self, key: str, until: float) -> None:
-        self.waits.pop(key, None)  # re-inserted last: the oldest go first
-        if len(self.waits) >= _LOCAL_WAITS:
-            del self.waits[next(iter(self.waits))]
-        self.waits[key] = until
 
 
 def _wait_key(kind: str, who: str) -> str:
