@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from api import errors
+from api.addresses import ClientAddresses
 from api.binance import errors as binance_errors
 from api.binance.routes import account, market, user_stream
 from api.binance.routes import order_lists as binance_lists
@@ -19,7 +20,7 @@ from api.config import Settings, get_settings
 from api.hot_routes import HotRoutes, hot_routes
 from api.markets import Registry
 from api.middleware import RequestContext
-from api.ratelimit import RateLimiter
+from api.ratelimit import AuthFailures, RateLimiter
 from api.replies import ReplyListener
 from api.routes import accounts, funds, health, marketdata, order_lists, orders, portfolio
 from api.security import Passwords
@@ -62,6 +63,10 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
             replies=listener,
             registry=Registry(client, settings.registry_cache_seconds),
             limiter=RateLimiter(client, settings.rate_limit_window_seconds),
+            failures=AuthFailures(
+                client, settings.auth_failure_memory_seconds, settings.auth_backoff_max_seconds
+            ),
+            addresses=ClientAddresses(settings.trusted_proxies),
             passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
         )
     finally:
