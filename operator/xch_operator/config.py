@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: tuple[str, ...] = ()
     """imagePullSecrets for the engine and mm Pods (Secrets in each Market's namespace)."""
+    eviction_seconds: int = Field(default=10, ge=0)
+    """Seconds an engine or mm Pod tolerates a not-ready or unreachable node."""
+    engine_priority_class: str = ""
+    """priorityClassName of the engine Pods; empty: none."""
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means every namespace."""
     drift_seconds: float = Field(default=30.0, gt=0)

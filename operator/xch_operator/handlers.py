@@ -307,6 +307,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             api_url=ours.api_url,
             mm_secret=ours.mm_secret,
             pull_secrets=ours.image_pull_secrets,
+            eviction_seconds=ours.eviction_seconds,
+            priority_class=ours.engine_priority_class,
         ),
     )
 

@@ -248,3 +248,21 @@ async def test_a_child_name_held_by_someone_else_is_reported_until_it_is_free(
     _ready_all(kube, namespace, "xrp-usd")
     kube.wait_phase(namespace, "xrp-usd", "Ready")
     assert kube.conditions(namespace, "xrp-usd")["Ready"] == "True"
+
+
+async def test_resources_the_server_rewrites_are_not_applied_again(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """`cpu: 0.5` is live as "500m": the drift check must see no difference (it once
+    re-applied such a Deployment, with an Updated event, every drift interval)."""
+    own = {"requests": {"cpu": 0.5, "memory": "1024Mi"}}
+    kube.create_market(namespace, market_manifest("dot-usd", engine={"resources": own}))
+    kube.wait_conditions(namespace, "dot-usd", QueueReady="True", StorageReady="True")
+    live = kube.deployment(namespace, "engine-dot-usd") or {}
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "500m", "memory": "1Gi"}  # fmt: skip
+    await asyncio.sleep(7)  # two drift checks (EXCHANGE_OPERATOR_DRIFT_SECONDS=3)
+    events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    updates = [e for e in events if e["involvedObject"]["name"] == "dot-usd"
+               and e["reason"] == "Updated"]  # fmt: skip
+    assert updates == [], "the drift check applied the engine again"
