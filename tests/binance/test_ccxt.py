@@ -4,7 +4,9 @@ real stack (api, engines, dbproc, Redis, PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import ccxt
 import httpx
@@ -55,3 +57,76 @@ def test_unknown_endpoint_is_ccxts_own_error(stack: Stack, accounts: Accounts) -
         keyed.sapi_get_margin_isolated_pair({"symbol": "BTCUSD"})
     with pytest.raises(ccxt.BadRequest, match="-1020"):
         keyed.public_get_historicaltrades({"symbol": "BTCUSD"})
+
+
+def test_load_markets_with_a_key(stack: Stack, accounts: Accounts) -> None:
+    """With a key ccxt also reads the margin pairs and the assets' flags (sapi), and the
+    futures exchanges' markets (none here) when it loads markets."""
+    exchange = ccxt_binance(stack, accounts(USD="100"))
+    markets = exchange.load_markets()
+    assert set(markets) == {"BTC/USD", "ETH/USD", "SOL/USD", "ADA/USD"}
+    btc = markets["BTC/USD"]
+    assert (btc["id"], btc["spot"], btc["active"]) == ("BTCUSD", True, True)
+    assert (btc["precision"]["price"], btc["precision"]["amount"]) == (0.01, 0.0001)
+    assert btc["limits"]["cost"]["min"] == 1.0
+    assert markets["SOL/USD"]["active"] is False
+    assert {"BTC", "ETH", "SOL", "ADA", "USD"} <= set(exchange.currencies)  # ccxt adds BNFCR
+    usd = exchange.currencies["USD"]
+    assert (usd["active"], usd["type"], usd["networks"]) == (True, "crypto", {})
+    assert (usd["info"]["depositAllEnable"], usd["info"]["withdrawAllEnable"]) == (False, False)
+    assert usd["info"]["free"] == "100.000000"
+    assert exchange.fetch_status()["status"] == "ok"
+
+    fee = exchange.fetch_trading_fee("BTC/USD")
+    assert (fee["symbol"], fee["maker"], fee["taker"]) == ("BTC/USD", 0.001, 0.002)
+    assert set(exchange.fetch_trading_fees()) == set(markets)
+    commission = exchange.private_get_account_commission({"symbol": "BTCUSD"})
+    assert commission["standardCommission"] == {
+        "maker": "0.00100000", "taker": "0.00200000", "buyer": "0.00000000",
+        "seller": "0.00000000",
+    }  # fmt: skip
+    with pytest.raises(ccxt.BadSymbol):
+        exchange.private_get_account_commission({"symbol": "NOPEUSD"})
+
+
+def test_aggregate_trades_and_average_price(stack: Stack, accounts: Accounts) -> None:
+    seller, buyer = accounts(ETH="1"), accounts(USD="1000")
+    seller.client.order_limit_sell(symbol="ETHUSD", quantity="0.3000", price="100.00")
+    for _ in range(3):
+        buyer.client.order_market_buy(symbol="ETHUSD", quantity="0.1000")
+    asyncio.run(stack.stored("eth-usd"))
+    exchange = ccxt_binance(stack)
+
+    def agg(**params: Any) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = exchange.public_get_aggtrades({"symbol": "ETHUSD", **params})
+        return answer
+
+    first, second, third = everything = agg()
+    ids = [trade["a"] for trade in everything]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert first == {
+        "a": ids[0], "p": "100.00", "q": "0.1000", "f": ids[0], "l": ids[0],
+        "T": first["T"], "m": False, "M": True,
+    }  # fmt: skip
+    assert agg(fromId=ids[1]) == [second, third]
+    assert agg(fromId=ids[0], limit=2) == [first, second]
+    assert agg(limit=1) == [third]
+    assert agg(startTime=first["T"], endTime=third["T"]) == everything
+    assert agg(startTime=third["T"] + 1) == []
+    assert agg(endTime=first["T"] - 1) == []
+    assert agg(endTime=third["T"], limit=2) == [second, third]
+    with pytest.raises(ccxt.BadRequest, match="-1128"):
+        agg(fromId=ids[0], startTime=first["T"])
+    with pytest.raises(ccxt.ExchangeError, match="-1023"):
+        agg(startTime=third["T"], endTime=first["T"])
+    with pytest.raises(ccxt.BadRequest, match="-1100"):
+        agg(limit=1001)
+
+    trades = exchange.fetch_trades("ETH/USD")
+    assert [t["id"] for t in trades] == [str(i) for i in ids]
+    assert {(t["side"], t["price"], t["amount"], t["cost"]) for t in trades} == {
+        ("buy", 100.0, 0.1, 10.0)
+    }
+    assert [t["id"] for t in exchange.fetch_trades("ETH/USD", since=second["T"])][-1] == str(ids[2])
+    average = exchange.public_get_avgprice({"symbol": "ETHUSD"})
+    assert average["mins"] == 5 and float(average["price"]) == 100.0
