@@ -130,3 +130,86 @@ def test_aggregate_trades_and_average_price(stack: Stack, accounts: Accounts) ->
     assert [t["id"] for t in exchange.fetch_trades("ETH/USD", since=second["T"])][-1] == str(ids[2])
     average = exchange.public_get_avgprice({"symbol": "ETHUSD"})
     assert average["mins"] == 5 and float(average["price"]) == 100.0
+
+
+def test_private_flow(stack: Stack, accounts: Accounts) -> None:
+    trader = ccxt_binance(stack, accounts(USD="10000", BTC="1"))
+    maker = ccxt_binance(stack, accounts(BTC="1"))
+    balance = trader.fetch_balance()
+    assert (balance["USD"]["free"], balance["BTC"]["free"]) == (10000.0, 1.0)
+
+    bid = trader.create_limit_buy_order("BTC/USD", 0.01, 20000)
+    assert (bid["status"], bid["type"], bid["side"], bid["price"], bid["amount"]) == (
+        "open", "limit", "buy", 20000.0, 0.01,
+    )  # fmt: skip
+    ask = maker.create_limit_sell_order("BTC/USD", 0.05, 30000)
+    bought = trader.create_market_buy_order("BTC/USD", 0.02)
+    assert (bought["status"], bought["filled"], bought["average"]) == ("closed", 0.02, 30000.0)
+    assert bought["fee"] == {"cost": 0.00004, "currency": "BTC"}  # the taker's 20 bps in base
+    stop = trader.create_order("BTC/USD", "limit", "sell", 0.01, 24000, {"stopLossPrice": 25000})
+    assert stop["info"]["type"] == "STOP_LOSS_LIMIT" and stop["status"] == "open"
+    oco = trader.private_post_orderlist_oco(
+        {
+            "symbol": "BTCUSD", "side": "SELL", "quantity": "0.0100",
+            "aboveType": "LIMIT_MAKER", "abovePrice": "40000.00",
+            "belowType": "STOP_LOSS_LIMIT", "belowStopPrice": "26000.00",
+            "belowPrice": "25900.00", "belowTimeInForce": "GTC",
+        }
+    )  # fmt: skip
+    assert oco["listStatusType"] == "EXEC_STARTED" and len(oco["orderReports"]) == 2
+    asyncio.run(stack.stored("btc-usd"))
+
+    assert trader.fetch_balance()["BTC"]["used"] == 0.02  # the stop; the list locks once
+    open_ids = {order["id"] for order in trader.fetch_open_orders("BTC/USD")}
+    legs = {str(report["orderId"]) for report in oco["orderReports"]}
+    assert open_ids == {bid["id"], stop["id"]} | legs
+    fetched = trader.fetch_order(bid["id"], "BTC/USD")
+    assert (fetched["status"], fetched["remaining"]) == ("open", 0.01)
+    trades = trader.fetch_my_trades("BTC/USD")
+    assert [(t["order"], t["side"], t["amount"], t["price"]) for t in trades] == [
+        (bought["id"], "buy", 0.02, 30000.0)
+    ]
+    assert (trades[0]["takerOrMaker"], trades[0]["fee"]["cost"]) == ("taker", 0.00004)
+    maker_trades = maker.fetch_my_trades("BTC/USD")
+    assert maker_trades[0]["takerOrMaker"] == "maker"
+    assert maker_trades[0]["fee"] == {"cost": 0.6, "currency": "USD"}  # the maker's 10 bps
+
+    canceled = trader.cancel_order(bid["id"], "BTC/USD")
+    assert canceled["status"] == "canceled"
+    trader.cancel_all_orders("BTC/USD")
+    asyncio.run(stack.stored("btc-usd"))
+    assert trader.fetch_open_orders("BTC/USD") == []
+    assert [order["id"] for order in trader.fetch_closed_orders("BTC/USD")] == [bought["id"]]
+    history = {order["id"]: order["status"] for order in trader.fetch_orders("BTC/USD")}
+    assert history == {bid["id"]: "canceled", bought["id"]: "closed", stop["id"]: "canceled"} | {
+        leg: "canceled" for leg in legs
+    }
+    assert trader.fetch_balance()["BTC"] == {"free": 1.01996, "used": 0.0, "total": 1.01996}
+    maker.cancel_order(ask["id"], "BTC/USD")
+
+
+def test_errors_are_ccxts_own(stack: Stack, accounts: Accounts) -> None:
+    account = accounts(USD="100")
+    trader = ccxt_binance(stack, account)
+    trader.load_markets()
+    with pytest.raises(ccxt.BadSymbol, match="-1121"):
+        trader.public_get_depth({"symbol": "NOPEUSD"})
+    with pytest.raises(ccxt.BadSymbol):
+        trader.fetch_order_book("NOPE/USD")  # ccxt's own check of the loaded markets
+    with pytest.raises(ccxt.InsufficientFunds, match="insufficient balance"):
+        trader.create_limit_buy_order("BTC/USD", 1, 30000)
+    with pytest.raises(ccxt.OrderNotFound, match="-2013"):
+        trader.fetch_order("123456789", "BTC/USD")
+    with pytest.raises(ccxt.InvalidOrder, match="LOT_SIZE"):
+        trader.private_post_order(
+            {"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.00001", "price": "1000.00"}
+        )  # fmt: skip
+    forger = ccxt_binance(stack, account)
+    forger.secret = "0" * len(account.secret)
+    with pytest.raises(ccxt.AuthenticationError, match="-1022"):
+        forger.fetch_balance()
+    stranger = ccxt_binance(stack, account)
+    stranger.apiKey = "A" * len(account.key)
+    with pytest.raises(ccxt.AuthenticationError, match="-2015"):
+        stranger.fetch_balance()
