@@ -82,6 +82,9 @@ class BinanceConnection(Connection):
         if found is None:
             raise BinanceError(2, f"Invalid request: unknown stream {text[:64]!r}")
         kind, match = found
+        every = kind.every_market(self.raw)
+        if every is not None:
+            return every
         feed = await self.feed_of(match["symbol"].upper())
         if feed is None:
             raise BinanceError(2, f"Invalid request: unknown symbol {match['symbol']!r}")
@@ -211,10 +214,16 @@ class BinanceConnection(Connection):
             )  # fmt: skip
 
 
+def _named(segment: str) -> bool:
+    """A path segment that names a stream or a listen key; any other (`/ws/0`, as ccxt.pro
+    numbers its connections before it SUBSCRIBEs) only labels the connection."""
+    return "@" in segment or bool(LISTEN_KEY.fullmatch(segment))
+
+
 def initial_streams(path: str, query: str) -> tuple[bool, list[str]] | None:
     """(raw, stream names) of a Binance connection's URL; None for other paths."""
     if path.startswith("/ws/"):
-        names = [name for name in path.removeprefix("/ws/").split("/") if name]
+        names = [name for name in path.removeprefix("/ws/").split("/") if _named(name)]
         return True, names
     if path in ("/stream", "/stream/"):
         streams = parse_qs(query).get("streams", [""])[0]
