@@ -25,7 +25,8 @@ from ws.streams.kind import BinanceError
 from xch import keys
 
 MAX_ID = 2**63 - 1
-_ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
+_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
+"""A string request id: up to 36 letters, digits and hyphens (Binance's SDKs send UUIDs)."""
 LISTEN_KEY = re.compile(r"^[A-Za-z0-9_-]{24,128}$")
 """A listen key (no `@`, unlike a stream name): the api's are 60 hex digits (Binance's
 length) or, from the native `/api/v1/listen-key`, 32 URL-safe characters."""
