@@ -60,7 +60,7 @@ class Connection:
         self.websocket = websocket
         self.writer = writer
         self.credential: Credential | None = None
-        self.client = Client(service.settings.queue_size)
+        self.client = Client(service.settings.queue_size, writer)
         self.hub = service.hub
 
     async def run(self) -> None:
@@ -86,22 +86,27 @@ class Connection:
                 await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
 
     async def send_loop(self) -> None:
-        """Write the queue out; whatever queued up meanwhile goes in one go, under one
-        timeout (a client that cannot take it within `send_timeout` is stalled: cut off)."""
-        queue, metrics = self.client.queue, self.service.metrics
+        """Write what the hub could not (the socket was full, or ASGI sends): whatever queued
+        up meanwhile goes in one go, under one timeout (a client that cannot take it within
+        `send_timeout` is stalled: cut off)."""
+        client, metrics = self.client, self.service.metrics
         while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                await self.write(batch, self.settings.send_timeout)
-            except TimeoutError:
-                metrics.slow_clients.labels("disconnect").inc()
-                self.client.cut_off.set()
-                return
-            except Exception:  # the peer is gone; the receiver sees the disconnect too
-                return
-            metrics.messages_out.inc(len(batch))
+            await client.wake.wait()
+            client.wake.clear()
+            while client.backlog:
+                batch = client.take()
+                client.sending = True
+                try:
+                    await self.write(batch, self.settings.send_timeout)
+                except TimeoutError:
+                    metrics.slow_clients.labels("disconnect").inc()
+                    client.cut_off.set()
+                    return
+                except Exception:  # the peer is gone; the receiver sees the disconnect too
+                    return
+                finally:
+                    client.sending = False
+                metrics.messages_out.inc(len(batch))
 
     async def write(self, batch: list[Outgoing], timeout: float) -> None:
         if self.writer is not None:
