@@ -23,6 +23,8 @@ import (
 	"time"
 )
 
+const openAttempts = 5
+
 type group struct {
 	Count      int      `json:"count"`
 	Binance    bool     `json:"binance"`
@@ -170,20 +172,28 @@ func (l *load) connect() {
 	done.Wait()
 }
 
-func (l *load) open(c *client, url string, streams []string) error {
-	conn, err := dial(url, 60*time.Second)
-	if err != nil {
-		return err
-	}
-	if streams != nil {
-		if err := subscribe(conn, streams); err != nil {
-			conn.close()
-			return err
+// open connects and subscribes the client, again after a pause if ws refused for now (what
+// a trading client does: a connection reset under a burst of connects, error code 9).
+func (l *load) open(c *client, url string, streams []string) (err error) {
+	for attempt := 0; attempt < openAttempts; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * time.Second)
 		}
+		var conn *wsConn
+		if conn, err = dial(url, 60*time.Second); err != nil {
+			continue
+		}
+		if streams != nil {
+			if err = subscribe(conn, streams); err != nil {
+				conn.close()
+				continue
+			}
+		}
+		current := l.windows[c.market]
+		go c.run(conn, current.Load, &l.lat)
+		return nil
 	}
-	current := l.windows[c.market]
-	go c.run(conn, current.Load, &l.lat)
-	return nil
+	return err
 }
 
 // follow reads the commit lines and control words until QUIT or the end of stdin.
