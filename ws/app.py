@@ -1,9 +1,9 @@
 """The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
 `/readyz` and `/metrics`.
 
-Each connection runs sibling tasks in one TaskGroup (the sender draining the client's bounded
-queue, the receiver answering requests, a watch for the hub cutting the client off, and one
-on its credential); whichever ends first ends the connection.
+Each connection runs sibling tasks in one TaskGroup (the sender writing what the hub could
+not and ending a client the hub cut off, the receiver answering requests, and, once it has
+one, a watch on its credential); whichever ends first ends the connection.
 """
 
 import asyncio
@@ -60,6 +60,8 @@ class Connection:
         self.websocket = websocket
         self.writer = writer
         self.credential: Credential | None = None
+        self.tasks: asyncio.TaskGroup | None = None
+        self.watching: asyncio.Task[None] | None = None
         self.client = Client(service.settings.queue_size, writer)
         self.hub = service.hub
 
@@ -67,16 +69,22 @@ class Connection:
         await self.auth_from_query()
         try:
             async with asyncio.TaskGroup() as group:
+                self.tasks = group
                 group.create_task(_then_end(self.send_loop()))
                 group.create_task(_then_end(self.receive_loop()))
-                group.create_task(_then_end(self.client.cut_off.wait()))
-                group.create_task(_then_end(self.watch_credential()))
+                self.watch()
         except* _Ended:
             pass
         finally:
             self.hub.remove(self.client)
-        if self.client.cut_off.is_set():
+        if self.client.cut_off:
             await self.close_slow()
+
+    def watch(self) -> None:
+        """Start `watch_credential` once the connection has a credential (a task fewer for
+        each anonymous connection)."""
+        if self.watching is None and self.tasks is not None and self.credential is not None:
+            self.watching = self.tasks.create_task(_then_end(self.watch_credential()))
 
     async def close_slow(self) -> None:
         """Tell a cut-off client why, unless its socket is full too: then just drop it."""
@@ -93,6 +101,8 @@ class Connection:
         while True:
             await client.wake.wait()
             client.wake.clear()
+            if client.cut_off:
+                return
             while client.backlog:
                 batch = client.take()
                 client.sending = True
@@ -100,7 +110,7 @@ class Connection:
                     await self.write(batch, self.settings.send_timeout)
                 except TimeoutError:
                     metrics.slow_clients.labels("disconnect").inc()
-                    client.cut_off.set()
+                    client.cut()
                     return
                 except Exception:  # the peer is gone; the receiver sees the disconnect too
                     return
@@ -238,6 +248,7 @@ class Connection:
         whose revocation ends the current user's private streams."""
         self.credential = credential
         self.client.user = credential.user
+        self.watch()
 
     async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> "Credential":
         """What vouches for a user (a valid JWT or listen key); changes nothing."""

@@ -43,16 +43,21 @@ class Client:
         self.streams: dict[str, Stream] = {}
         self.user: str | None = None
         self.resyncs = 0
-        self.cut_off = asyncio.Event()
+        self.cut_off = False
 
     def offer(self, message: Outgoing) -> bool:
         """Append `message`; False if the backlog is full (or the client is cut off)."""
-        if self.cut_off.is_set():
+        if self.cut_off:
             return True
         if len(self.backlog) >= self.queue_size:
             return False
         self.backlog.append(message)
         return True
+
+    def cut(self) -> None:
+        """Too slow: no more messages, and the sender task ends the connection."""
+        self.cut_off = True
+        self.wake.set()
 
     def take(self) -> list[Outgoing]:
         batch, self.backlog = self.backlog, []
@@ -94,7 +99,7 @@ class Hub:
 
     def subscribe(self, client: Client, stream: Stream) -> bool:
         """False if the client already had it (or was cut off)."""
-        if stream.name in client.streams or client.cut_off.is_set():
+        if stream.name in client.streams or client.cut_off:
             return False
         client.streams[stream.name] = stream
         self.topics.setdefault(topic_of(stream, client.user), set()).add(client)
@@ -159,7 +164,7 @@ class Hub:
         if client.resyncs >= self.max_resyncs:
             self.metrics.slow_clients.labels("disconnect").inc()
             self.remove(client)
-            client.cut_off.set()
+            client.cut()
             return
         client.resyncs += 1
         self.metrics.slow_clients.labels("resync").inc()
