@@ -563,9 +563,9 @@ async def run(args: argparse.Namespace, wsload: Path) -> dict[str, Any]:
         "one_replica": one,
         "two_replicas": two,
         "note": "latency: from the commit of the events entry that produced a message (its id, "
-        "ms resolution) to its arrival, over every trade, raw depth update and order update; "
-        "merged depth updates (@100ms, held back up to 100 ms by design) apart, from their "
-        "newest entry; undelivered: messages owed "
+        "ms resolution) to its arrival, over every trade, depth diff and order update; native "
+        "depth@M@100ms updates (held back up to 100 ms by design) apart, from their newest "
+        "entry; undelivered: messages owed "
         "in the window (trades, depth entries not covered by the update chain, order updates) "
         f"and not received {args.grace} s after the load, by clients never resynced (those are "
         "counted apart); ceiling: the highest doubled rate before p99 passed 100 ms; two "

@@ -65,7 +65,7 @@ type subscription struct {
 	name     []byte
 	kind     kind
 	received int64      // messages in the window
-	merged   bool       // depth@M@100ms and the like: updates held back by design
+	merged   bool       // depth@M@100ms: updates held back up to 100 ms by design
 	covered  int64      // depth: the update id the chain reached
 	gaps     [][2]int64 // depth: update ids (after, upTo] the chain skipped
 }

@@ -104,7 +104,7 @@ func newLoad(p plan) *load {
 			c := &client{market: m, user: -1}
 			for _, stream := range l.streams(g, i) {
 				c.subs = append(c.subs, subscription{name: []byte(stream), kind: kindOf(stream, g.Binance),
-					merged: strings.Contains(stream, "@100ms")})
+					merged: mergedDepth(stream, g.Binance)})
 			}
 			if g.ListenKeys != nil {
 				user := g.Users[i]
@@ -117,6 +117,12 @@ func newLoad(p plan) *load {
 		}
 	}
 	return l
+}
+
+// mergedDepth: ws holds the native depth@M@100ms updates back up to 100 ms by design (the
+// Binance @100ms diffs it sends per engine batch, docs/binance.md).
+func mergedDepth(stream string, binance bool) bool {
+	return !binance && strings.HasSuffix(stream, "@100ms")
 }
 
 func (l *load) streams(g group, i int) []string {
