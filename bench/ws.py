@@ -98,14 +98,14 @@ def build_wsload(output: Path) -> Path:
 class Options:
     clients: int
     replicas: int
-    rates: list[int]
+    rate: int
     seconds: float
     quiet_load: float | None = 1.0
     """Wait for the 1-minute load average to drop below this before each step; None: don't."""
     grace: float = 5.0
     """After the load, how long deliveries may take before what is missing is undelivered."""
-    stop_above_ms: float | None = None
-    """Stop raising the rate once p99 passes this (the ceiling search)."""
+    ceiling_within: tuple[int, int] | None = None
+    """Search the ceiling from `rate` between these rates (`next_rate`); None: one step."""
 
 
 @dataclass
@@ -472,7 +472,8 @@ class Run:
 
 
 async def measure(options: Options, wsload: Path) -> dict[str, Any]:
-    """Start a stack, connect `options.clients`, run a step per rate of `options.rates`."""
+    """Start a stack, connect `options.clients`, run a step at `options.rate` (and the ceiling
+    search's steps)."""
     mix = Mix(options.clients)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -493,12 +494,12 @@ async def measure(options: Options, wsload: Path) -> dict[str, Any]:
             ready = await load.answer(600)
             await asyncio.sleep(3)  # the snapshots are sent and the connections idle
             rss_idle = sum(rss_kib(pid) for pid in stack.pids())
-            steps = []
-            for seed, rate in enumerate(options.rates, start=1):
-                steps.append(await run.step(rate, seed))
-                limit = options.stop_above_ms
-                if limit is not None and steps[-1]["latency_p99_ms"] > limit:
-                    break
+            steps: list[dict[str, Any]] = []
+            rate: int | None = options.rate
+            while rate is not None:
+                steps.append(await run.step(rate, seed=len(steps) + 1))
+                within = options.ceiling_within
+                rate = next_rate(steps, within) if within is not None else None
             await load.send("QUIT")
             echo_missing(workdir / "wsload.log")
         finally:
@@ -525,25 +526,37 @@ def echo_missing(log: Path) -> None:
         print(line, file=sys.stderr)
 
 
+def passed(step: dict[str, Any]) -> bool:
+    """p99 within the limit, and every client got everything without a resync."""
+    return (
+        step["latency_p99_ms"] <= P99_LIMIT_MS
+        and not step["undelivered"]
+        and not step["resynced_clients"]
+    )
+
+
+def next_rate(steps: list[dict[str, Any]], within: tuple[int, int]) -> int | None:
+    """The ceiling search: the rate doubled while the steps pass, halved while they fail;
+    None once a step went the other way than the first or the next rate is out of `within`."""
+    first, last = steps[0], steps[-1]
+    if passed(last) != passed(first):
+        return None
+    rate = last["orders_per_sec"] * 2 if passed(first) else last["orders_per_sec"] // 2
+    return rate if within[0] <= rate <= within[1] else None
+
+
 def ceiling(steps: list[dict[str, Any]]) -> int | None:
-    """The highest rate of the steps up to the first whose p99 passed the limit or that left
-    something undelivered."""
-    best = None
-    for step in steps:
-        if step["latency_p99_ms"] > P99_LIMIT_MS or step["undelivered"]:
-            break
-        best = step["orders_per_sec"]
-    return best
+    """The highest rate that passed (None: none did, down to the search's lowest)."""
+    rates = [step["orders_per_sec"] for step in steps if passed(step)]
+    return max(rates) if rates else None
 
 
 async def run(args: argparse.Namespace, wsload: Path) -> dict[str, Any]:
-    rates = [args.rate]
-    while rates[-1] * 2 <= args.max_rate:
-        rates.append(rates[-1] * 2)
     timing = (args.seconds, args.quiet_load, args.grace)
-    one = await measure(Options(args.clients, 1, rates, *timing, P99_LIMIT_MS), wsload)
-    two = await measure(Options(args.clients * 2, 2, [args.rate], *timing), wsload)
-    main_step, crossed = one["steps"][0], one["steps"][-1]
+    search = (args.min_rate, args.max_rate)
+    one = await measure(Options(args.clients, 1, args.rate, *timing, search), wsload)
+    two = await measure(Options(args.clients * 2, 2, args.rate, *timing), wsload)
+    main_step = one["steps"][0]
     return {
         "benchmark": "ws",
         "clients": one["connected"],
@@ -557,7 +570,7 @@ async def run(args: argparse.Namespace, wsload: Path) -> dict[str, Any]:
         "ws_cpu_us_per_message_out": main_step["ws_cpu_us_per_message_out"],
         "rss_per_client_kib": one["rss_per_client_kib"],
         "ceiling_orders_per_sec": ceiling(one["steps"]),
-        "ceiling_crossed": crossed["latency_p99_ms"] > P99_LIMIT_MS,
+        "ceiling_crossed": not all(passed(step) for step in one["steps"]),
         "load_average_at_start": main_step["load_average_at_start"],
         "client_cpu_percent_of_one_core": main_step["client_cpu_percent_of_one"],
         "one_replica": one,
@@ -568,7 +581,8 @@ async def run(args: argparse.Namespace, wsload: Path) -> dict[str, Any]:
         "entry; undelivered: messages owed "
         "in the window (trades, depth entries not covered by the update chain, order updates) "
         f"and not received {args.grace} s after the load, by clients never resynced (those are "
-        "counted apart); ceiling: the highest doubled rate before p99 passed 100 ms; two "
+        "counted apart); ceiling: the highest rate of the search (doubling from --rate while p99 "
+        "stays within 100 ms with nothing undelivered and no resync, halving while not); two "
         "replicas: one shared port (SO_REUSEPORT), the kernel spreading connections",
     }
 
@@ -577,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=5000)
     parser.add_argument("--rate", type=int, default=300, help="orders per second")
-    parser.add_argument("--max-rate", type=int, default=9600, help="the ceiling search's last")
+    parser.add_argument("--min-rate", type=int, default=25, help="the ceiling search's lowest")
+    parser.add_argument("--max-rate", type=int, default=9600, help="the ceiling search's highest")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--grace", type=float, default=5)
     parser.add_argument("--quiet-load", type=float, default=QUIET_LOAD)
