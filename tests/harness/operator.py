@@ -15,6 +15,7 @@ import yaml
 
 from tests.harness.kube import ControlPlane, Rest
 from tests.harness.processes import ROOT, ServiceProcess, free_port
+from tests.harness.servers import as_user
 from xch.market import API_GROUP, API_VERSION
 
 CRD_FILE = ROOT / "charts" / "exchange" / "crds" / "markets.exchange.dev.yaml"
@@ -144,7 +145,7 @@ class OperatorProcess(ServiceProcess):
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "EXCHANGE_OPERATOR_NAMESPACES": f'["{self.namespace}"]',
-            "EXCHANGE_OPERATOR_REDIS_URL": self.redis_url,
+            "EXCHANGE_OPERATOR_REDIS_URL": as_user(self.redis_url, "operator"),
             "EXCHANGE_OPERATOR_POSTGRES_DSN": self.postgres_dsn,
             "EXCHANGE_OPERATOR_DRIFT_SECONDS": "3",
             "EXCHANGE_OPERATOR_RETRY_SECONDS": "0.5",
