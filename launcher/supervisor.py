@@ -142,7 +142,7 @@ class Supervisor:
         temporary.replace(path)
 
     async def run(self, stop: asyncio.Event) -> None:
-        client = redis.asyncio.Redis.from_url(self.config.redis_url)
+        client = redis.asyncio.Redis.from_url(self.config.redis_url("operator"))
         try:
             while not stop.is_set():
                 try:
