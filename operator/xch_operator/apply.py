@@ -14,7 +14,12 @@ import kopf
 
 from xch_operator.kube import KubeClient, KubeError, resource_path
 
-PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
+PLURALS = {
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "Service": "services",
+    "Deployment": "deployments",
+}
 
 
 class NotOurs(kopf.PermanentError):
