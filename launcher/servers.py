@@ -223,10 +223,10 @@ def redis_pid(layout: Layout) -> int | None:
     return pid if name.startswith("redis-server") and _pid_alive(pid) else None
 
 
-def redis_ping(port: int, health_password: str) -> bool:
+def redis_ping(port: int, health_password: str, host: str = HOST) -> bool:
     """True once Redis lets the health user in and answers PING (not while loading)."""
     try:
-        with socket.create_connection((HOST, port), timeout=1.0) as sock:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
             sock.sendall(f"AUTH health {health_password}\r\nPING\r\n".encode())
             answer = b""
             while answer.count(b"\r\n") < 2:

@@ -15,13 +15,13 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from launcher import redis_acl
+from launcher.servers import redis_ping
 from tests.harness.processes import (
     HOST,
     ROOT,
@@ -148,19 +148,7 @@ class RedisServer:
 
     def ping(self) -> bool:
         """True if the server answers PING with PONG (not while it is still loading)."""
-        auth = f"AUTH health {self.password('health')}\r\n".encode()
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
-                sock.sendall(auth + b"PING\r\n")
-                answer = b""
-                while answer.count(b"\r\n") < 2:
-                    chunk = sock.recv(64)
-                    if not chunk:
-                        return False
-                    answer += chunk
-                return answer == b"+OK\r\n+PONG\r\n"
-        except OSError:
-            return False
+        return redis_ping(self.port, self.password("health"), self.host)
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running:
