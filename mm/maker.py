@@ -2,7 +2,10 @@
 
 Each round reads the market's new trades, the maker's balances and open orders, builds the
 ladder and applies the difference to the live quotes: cancels first (they free funds), then
-post-only places. Failures back off and are retried; on shutdown every order it placed is
+post-only places, none at or through the best price of other traders on the opposite side
+(the engine would refuse such a post-only order; its default self-trade prevention,
+EXPIRE_MAKER, is never needed, since the maker's bids stay below its asks).
+Failures back off and are retried; on shutdown every order it placed is
 canceled, whether or not the api's order list shows it yet.
 """
 
@@ -16,7 +19,17 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from mm.client import ApiClient, ApiError
-from mm.strategy import Estimator, Holdings, LiveOrder, Params, Quote, ladder, requote
+from mm.strategy import (
+    Estimator,
+    Holdings,
+    LiveOrder,
+    Params,
+    Quote,
+    Touch,
+    ladder,
+    others_touch,
+    requote,
+)
 from runtime.pause import pause
 from xch.market import Market, MarketRules
 from xch.money import format_units, to_minor
@@ -27,6 +40,8 @@ LIVE = ("new", "partially_filled", "pending")
 STORE_GRACE_SECONDS = 5.0
 """How long an order placed may be missing from the api's open orders (stored by dbproc)
 before the maker takes it for ended."""
+TOUCH_DEPTH = 50
+"""Book levels read to find the best price of others (beyond the maker's own quotes)."""
 
 
 class MakerMetrics:
@@ -98,7 +113,8 @@ class Maker:
         assert self.estimator is not None
         holdings = await self._holdings()
         live = await self._live_orders()
-        desired = ladder(self.params, self.estimator, holdings)
+        touch = await self._others_touch(live)
+        desired = ladder(self.params, self.estimator, holdings, touch)
         plan = requote(live, desired, self.threshold_bps)
         for order_id in plan.cancel:
             await self._cancel(order_id)
@@ -154,6 +170,17 @@ class Maker:
         for order_id, (order, _) in self.placed.items():
             live.setdefault(order_id, order)
         return list(live.values())
+
+    async def _others_touch(self, live: list[LiveOrder]) -> Touch:
+        book = await self.client.depth(self.rules.name, limit=TOUCH_DEPTH)
+
+        def levels(side: str) -> list[tuple[int, int]]:
+            return [
+                (self.rules.price_to_ticks(price), self.rules.qty_to_lots(qty))
+                for price, qty in book[side]
+            ]
+
+        return others_touch(levels("bids"), levels("asks"), live)
 
     def _live(self, order: dict[str, Any]) -> LiveOrder:
         lots = self.rules.qty_to_lots(order["quantity"]) - self.rules.qty_to_lots(
