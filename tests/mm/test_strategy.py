@@ -1,4 +1,5 @@
-"""The market maker's pure decisions: ladder, skew, bounds, estimators, requoting."""
+"""The market maker's pure decisions: ladder, skew, bounds, estimators, requoting; and the
+book's shape it reports."""
 
 import math
 from pathlib import Path
@@ -7,6 +8,7 @@ import yaml
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
+from mm.book import BookShape, book_shape
 from mm.strategy import (
     SCALE,
     Estimator,
@@ -205,3 +207,13 @@ def test_requote_keeps_close_orders_and_replaces_drifted_ones() -> None:
     assert requote(
         [LiveOrder("a", BUY, 2_997_000, 100), LiveOrder("d", SELL, 3_003_000, 100)], desired, 5
     ) == type(plan)(cancel=[], place=[])
+
+
+def test_the_book_shape_measures_spread_and_depth_around_the_mid() -> None:
+    bids = [(9_990, 3), (9_960, 4), (9_900, 5), (9_800, 100)]  # ticks, lots
+    asks = [(10_010, 2), (10_050, 6), (10_100, 7)]
+    shape = book_shape(bids, asks)
+    assert shape.spread_bps == 20.0  # 20 ticks around a mid of 10,000
+    assert shape.bid_lots == {50: 7, 100: 12}  # 9,900 is exactly 1% below
+    assert shape.ask_lots == {50: 8, 100: 15}
+    assert book_shape(bids, []) == BookShape(None, {50: 0, 100: 0}, {50: 0, 100: 0})
