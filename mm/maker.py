@@ -1,12 +1,13 @@
 """The market maker's loop: observe, decide (mm.strategy), act through the api.
 
 Each round reads the market's new trades, the maker's balances, open orders and fills, and
-the book; builds the ladder and applies the difference to the live quotes: cancels first
-(they free funds), then post-only places, none at or through the best price of other
-traders on the opposite side (the engine would refuse such a post-only order; its default
-self-trade prevention, EXPIRE_MAKER, is never needed, since the maker's bids stay below its
-asks). Failures back off and are retried; on shutdown every order it placed is canceled,
-whether or not the api's order list shows it yet.
+the book; builds the ladder and applies the difference to the live quotes: first the new
+quotes its free balances cover (so requoting leaves no gap in the book), then the cancels
+(they free funds), then the other new quotes. All are post-only, none at or through the
+best price of other traders on the opposite side (the engine would refuse such a post-only
+order) nor crossing the maker's own (its default self-trade prevention, EXPIRE_MAKER, is
+never needed). Failures back off and are retried; on shutdown every order it placed is
+canceled, whether or not the api's order list shows it yet.
 """
 
 import asyncio
@@ -29,6 +30,7 @@ from mm.strategy import (
     Quote,
     ladder,
     others_touch,
+    place_before_cancel,
     requote,
 )
 from runtime.pause import pause
@@ -138,16 +140,20 @@ class Maker:
     async def round(self) -> None:
         await self._observe_trades()
         assert self.estimator is not None
-        holdings = await self._holdings()
+        holdings, free = await self._holdings()
         live = await self._live_orders()
         bids, asks = await self._book()
         touch = others_touch(bids, asks, live)
         desired = ladder(self.params, self.estimator, holdings, touch)
         plan = requote(live, desired, self.threshold_bps)
+        first = place_before_cancel(plan, live, holdings, free, self.params)
+        for quote in first:
+            await self._place(quote)
         for order_id in plan.cancel:
             await self._cancel(order_id)
         for quote in plan.place:
-            await self._place(quote)
+            if quote not in first:
+                await self._place(quote)
         await self._observe_fills()
         self._report(holdings, desired, book_shape(bids, asks))
 
@@ -173,17 +179,17 @@ class Maker:
             )
             self.last_trade_id = int(fresh[-1]["trade_id"])
 
-    async def _holdings(self) -> Holdings:
+    async def _holdings(self) -> tuple[Holdings, Holdings]:
+        """What the maker holds in all (free + locked), and free."""
         balances = await self.client.balances()
 
-        def total(asset: str, scale: int) -> int:
+        def amounts(asset: str, scale: int) -> tuple[int, int]:
             free, locked = balances.get(asset, ("0", "0"))
-            return to_minor(free, scale) + to_minor(locked, scale)
+            return to_minor(free, scale) + to_minor(locked, scale), to_minor(free, scale)
 
-        return Holdings(
-            base=total(self.rules.base, self.rules.base_scale),
-            quote=total(self.rules.quote, self.rules.quote_scale),
-        )
+        base, free_base = amounts(self.rules.base, self.rules.base_scale)
+        quote, free_quote = amounts(self.rules.quote, self.rules.quote_scale)
+        return Holdings(base, quote), Holdings(free_base, free_quote)
 
     async def _live_orders(self) -> list[LiveOrder]:
         """The api's open orders (stored by dbproc, a moment behind), plus the orders placed

@@ -309,3 +309,36 @@ def _closest(orders: list[LiveOrder], quote: Quote, threshold_bps: int) -> LiveO
         if best is None or abs(order.price - quote.price) < abs(best.price - quote.price):
             best = order
     return best
+
+
+def place_before_cancel(
+    plan: Plan, live: Sequence[LiveOrder], holdings: Holdings, free: Holdings, params: Params
+) -> list[Quote]:
+    """The new quotes that can go in before the stale ones leave, so that requoting never
+    leaves a gap in the book: those the free balances cover, that keep the inventory bound
+    even if every live bid fills too, and that cross none of the maker's live quotes."""
+    lowest_ask = min((o.price for o in live if o.side == SELL), default=None)
+    highest_bid = max((o.price for o in live if o.side == BUY), default=None)
+    quote_left, base_left = free.quote, free.base
+    room = None
+    if params.max_inventory is not None:
+        bidding = sum(o.lots for o in live if o.side == BUY) * params.base_per_lot
+        room = params.max_inventory - holdings.base - bidding
+    first: list[Quote] = []
+    for quote in plan.place:
+        base = quote.lots * params.base_per_lot
+        if quote.side == BUY:
+            cost = quote.price * quote.lots * params.quote_per_tick_lot
+            crosses = lowest_ask is not None and quote.price >= lowest_ask
+            if crosses or cost > quote_left or (room is not None and base > room):
+                continue
+            quote_left -= cost
+            if room is not None:
+                room -= base
+        else:
+            crosses = highest_bid is not None and quote.price <= highest_bid
+            if crosses or base > base_left:
+                continue
+            base_left -= base
+        first.append(quote)
+    return first

@@ -15,10 +15,12 @@ from mm.strategy import (
     Holdings,
     LiveOrder,
     Params,
+    Plan,
     Quote,
     Touch,
     ladder,
     others_touch,
+    place_before_cancel,
     requote,
     spread_bps,
 )
@@ -217,3 +219,26 @@ def test_the_book_shape_measures_spread_and_depth_around_the_mid() -> None:
     assert shape.bid_lots == {50: 7, 100: 12}  # 9,900 is exactly 1% below
     assert shape.ask_lots == {50: 8, 100: 15}
     assert book_shape(bids, []) == BookShape(None, {50: 0, 100: 0}, {50: 0, 100: 0})
+
+
+def test_new_quotes_go_in_before_the_stale_ones_leave_when_free_funds_allow() -> None:
+    live = [LiveOrder("b", BUY, 2_990_000, 100), LiveOrder("a", SELL, 3_010_000, 100)]
+    plan = Plan(
+        cancel=["b", "a"],
+        place=[
+            Quote(BUY, 2_995_000, 100),  # 299.50 USD
+            Quote(BUY, 3_010_000, 100),  # would cross the maker's own live ask
+            Quote(SELL, 3_005_000, 100),
+            Quote(SELL, 3_006_000, 300),  # more base than is free
+        ],
+    )
+    free = Holdings(base=3 * 10**6, quote=4_000 * 10**6)
+    first = place_before_cancel(plan, live, RICH, free, PARAMS)
+    assert first == [Quote(BUY, 2_995_000, 100), Quote(SELL, 3_005_000, 100)]
+    poor = Holdings(base=0, quote=200 * 10**6)
+    assert place_before_cancel(plan, live, RICH, poor, PARAMS) == []
+    assert PARAMS.max_inventory is not None
+    near_bound = Holdings(base=PARAMS.max_inventory - 15 * 10**5, quote=RICH.quote)
+    assert Quote(BUY, 2_995_000, 100) not in place_before_cancel(
+        plan, live, near_bound, free, PARAMS
+    ), "0.01 BTC live and 0.01 BTC more bid would pass the bound with 0.015 BTC left"
