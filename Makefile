@@ -12,7 +12,7 @@ PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
-	bench-ws bench-api up down status clean envtest-bin bench-operator helm-bin images kind-e2e
+	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
@@ -205,6 +205,9 @@ bench-ws: $(STAMP) deps-system
 	$(BIN)/python -m bench.ws
 bench-api: $(STAMP) deps-system
 	$(BIN)/python -m bench.api
+# The market maker's book under the taker simulator, 10 minutes (bench/mm.py): not in `bench`.
+bench-mm: $(STAMP) deps-system
+	$(BIN)/python -m bench.mm
 
 # The whole exchange on this machine (launcher/cli.py: `exchange up|down|status`): Redis and
 # PostgreSQL as processes with data under .state/, every market of examples/markets.

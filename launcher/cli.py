@@ -3,7 +3,8 @@
 exchange up                       Redis, PostgreSQL, migrations, the example markets, and
                                   every component under a supervisor; prints where to go
 exchange down                     stop everything (data stays in the state directory)
-exchange status                   each component's health, engine lag, last trade
+exchange status                   each component's health, engine lag, last trade, and
+                                  each market maker's spread, depth, inventory and P&L
 exchange markets                  the markets and their trading state
 exchange market apply -f FILE     add or change a market while the stack runs
 exchange market delete NAME       halt, close (funds unlocked) and remove a market
@@ -29,6 +30,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from api import admin
 from launcher import markets, servers
@@ -258,11 +260,53 @@ def status(config: LocalConfig) -> int:
         state = "healthy" if healthy else ("starting" if info["alive"] else "restarting")
         restarts = f"restarts {info['restarts']}  " if info["restarts"] else ""
         _line(name, state, f"{restarts}log {info['log']}", ok=healthy)
+    makers = {n: i["health"] for n, i in supervised.items() if n.startswith("mm ") and i["alive"]}
+    if makers:
+        print(_color("Market makers", "1"), flush=True)
+    for name, health in makers.items():
+        summary = _maker_summary(health.removesuffix("/readyz") + "/metrics")
+        _line(
+            name.removeprefix("mm "),
+            "quoting" if summary else "no metrics",
+            summary,
+            ok=bool(summary),
+        )
     if servers.redis_pid(config.layout):
         print(_color("Markets", "1"), flush=True)
         for name, trading, detail, ok in asyncio.run(_market_lines(config)):
             _line(name, trading, detail, ok=ok)
     return 0
+
+
+def _maker_summary(url: str) -> str:
+    """A market maker's spread, depth within 1% of the mid, inventory, fill ratio and P&L,
+    from its /metrics ("" if it does not answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return ""
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return values.get((name, tuple(sorted(labels.items()))), float("nan"))
+
+    inventory = " ".join(
+        f"{amount:g} {dict(labels)['asset']}"
+        for (name, labels), amount in values.items()
+        if name == "mm_inventory"
+    )
+    return (
+        f"spread {value('mm_spread_bps'):.1f} bps  "
+        f"depth ±1% {value('mm_depth_base', side='buy', within_bps='100'):g}"
+        f"/{value('mm_depth_base', side='sell', within_bps='100'):g}  "
+        f"holds {inventory}  fill ratio {value('mm_fill_ratio'):.1%}  "
+        f"P&L {value('mm_pnl_quote'):+.2f}"
+    )
 
 
 def list_markets(config: LocalConfig) -> int:

@@ -20,6 +20,7 @@ from runtime.health import serve_health
 from runtime.pause import pause
 from runtime.redis_client import redis_client
 from runtime.registry import load_market
+from xch.market import Market
 from xch.money import parse_decimal
 
 log = logging.getLogger("mm")
@@ -67,6 +68,12 @@ async def start_trading(
     return False
 
 
+def refresh_seconds(market: Market, settings: Settings) -> float:
+    """The Market's refreshMs if set, else EXCHANGE_MM_INTERVAL_SECONDS."""
+    refresh_ms = market.spec.market_maker.refresh_ms
+    return refresh_ms / 1000 if refresh_ms else settings.interval_seconds
+
+
 async def main(settings: Settings) -> None:
     registry = redis_client(settings.redis_url)
     try:
@@ -87,7 +94,7 @@ async def main(settings: Settings) -> None:
         )
     try:
         if await start_trading(client, settings, f"mm-{market.name}", stop):
-            await maker.run(stop, settings.interval_seconds)
+            await maker.run(stop, refresh_seconds(market, settings))
     finally:
         if health is not None:
             health.close()

@@ -137,6 +137,13 @@ class ApiClient:
         )
         return orders
 
+    async def fills(self, market: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The user's own fills in `market`, newest first."""
+        fills: list[dict[str, Any]] = await self.request(
+            "GET", "/fills", params={"market": market, "limit": limit}, signed=True
+        )
+        return fills
+
     async def place(self, order: dict[str, Any]) -> dict[str, Any]:
         placed: dict[str, Any] = await self.request("POST", "/order", body=order, signed=True)
         return placed

@@ -66,8 +66,10 @@ class Klines(_Model):
 
 class MarketMaker(_Model):
     """The market maker's quoting: `levels` orders a side, the innermost `spreadBps` apart
-    around the fair price, each further level `levelSpacingBps` out, `orderSize` (base) each
-    (the smallest size above minNotional if unset), holding at most `maxInventory` base."""
+    around the fair price (widened with volatility up to `maxSpreadBps`), each further level
+    `levelSpacingBps` out, the innermost `orderSize` (base; the smallest size above
+    minNotional if unset) and each further one `sizeGrowthPct` of it more, holding at most
+    `maxInventory` base, requoting every `refreshMs`. docs/market-maker.md has the model."""
 
     enabled: bool = False
     spread_bps: int = Field(default=20, ge=1, le=5000, alias="spreadBps")
@@ -78,6 +80,11 @@ class MarketMaker(_Model):
     reference_price: str | None = Field(
         default=None, pattern=DECIMAL_PATTERN, alias="referencePrice"
     )
+    # Optional without a default, so that older manifests (and the CRD's defaulting) stay
+    # as they were: mm.strategy.Params fills in what is unset.
+    max_spread_bps: int | None = Field(default=None, ge=1, le=5000, alias="maxSpreadBps")
+    size_growth_pct: int | None = Field(default=None, ge=0, le=1000, alias="sizeGrowthPct")
+    refresh_ms: int | None = Field(default=None, ge=100, le=60_000, alias="refreshMs")
 
 
 class EngineSpec(_Model):

@@ -31,3 +31,21 @@ class MakerProcess(ServiceProcess):
                 environment["EXCHANGE_MM_REDIS_URL"], "mm"
             )
         return environment
+
+
+@dataclass
+class TradersProcess(ServiceProcess):
+    """`python -m mm.traders` against the api at `api_url`: it has no health endpoint, so it
+    is started, never waited for."""
+
+    api_url: str
+    log_file: Path
+    arguments_after: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    health_port: int = 0
+
+    def arguments(self) -> list[str]:
+        return ["mm.traders", "--api-url", self.api_url, *self.arguments_after]
+
+    def environment(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin", **self.env}
