@@ -6,11 +6,15 @@ ASCII digits only. The fuzz sends arbitrary bytes in the authentication headers,
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness.api import funded, limit, signed_headers
+from tests.harness.api import Trader, funded, limit, signed_headers
 from tests.harness.stacks import Stack
 
 PATH = "/api/v1/balances"
@@ -81,4 +85,15 @@ async def test_cancelling_another_users_order_reads_as_an_unknown_one(
             "message": "no such open order",
         }
     )
-    assert (await owner.get(f"/api/v1/order/{live}")).json()["status"] == "new"
+    assert (await stored_order(owner, live))["status"] == "new"
+
+
+async def stored_order(trader: Trader, order_id: str, timeout: float = 20) -> dict[str, Any]:
+    """The order as GET /order reads it: from PostgreSQL, once dbproc has stored it."""
+    deadline = time.monotonic() + timeout
+    while (answer := await trader.get(f"/api/v1/order/{order_id}")).status_code == 404:
+        assert time.monotonic() < deadline, f"{order_id} was never stored"
+        await asyncio.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
