@@ -14,7 +14,7 @@ import redis.asyncio
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from dbproc.config import Settings
-from dbproc.consumer import Entry, GroupReader, consume
+from dbproc.consumer import Entry, GroupReader, consume, log_lost
 from dbproc.rows import Units
 from dbproc.writer import Batch, store_funds, store_market_batches
 from storage.klines import compute_ticker
@@ -43,6 +43,12 @@ class DbprocMetrics:
         )
         self.errors = Counter(
             "dbproc_store_errors", "Failed reads or stores (retried)", registry=self.registry
+        )
+        self.lost = Counter(
+            "dbproc_events_lost",
+            "Stream entries trimmed before they were stored: a gap in history",
+            ["stream"],
+            registry=self.registry,
         )
         self.store_seconds = Histogram(
             "dbproc_store_seconds",
@@ -83,8 +89,18 @@ class Dbproc:
     def _reader(self, stream: str) -> GroupReader:
         s = self.settings
         return GroupReader(
-            self.client, stream, s.consumer, s.read_count, s.block_ms, s.claim_idle_ms
+            self.client,
+            stream,
+            s.consumer,
+            s.read_count,
+            s.block_ms,
+            s.claim_idle_ms,
+            self._lost,
         )
+
+    def _lost(self, stream: str, count: int, how: str) -> None:
+        self.metrics.lost.labels(stream).inc(count)
+        log_lost(stream, count, how)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -150,10 +166,8 @@ class Dbproc:
 
     async def _store_market(self, name: str, entries: list[Entry]) -> None:
         state = self.markets[name]
+        # an entry trimmed while pending reads back empty (the reader reported it)
         batches = [Batch(decode_events(fields[FIELD_EVENT])) for _, fields in entries if fields]
-        lost = len(entries) - len(batches)
-        if lost:
-            log.error("dbproc: %d entries of %s were trimmed before being stored", lost, name)
         started = time.perf_counter()
         async with self.pool.acquire() as conn:
             trades = await store_market_batches(conn, name, state.units, batches)
@@ -175,8 +189,7 @@ class Dbproc:
     async def _store_funds(self, entries: list[Entry]) -> None:
         movements = []
         for entry_id, fields in entries:
-            if not fields:
-                log.error("dbproc: funds entry %s was trimmed before being stored", entry_id)
+            if not fields:  # trimmed while pending (the reader reported it)
                 continue
             entry = decode_funds_entry(fields)
             funds = Funds(
