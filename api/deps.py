@@ -60,7 +60,7 @@ async def api_key_row(state: AppState, key: str) -> ApiKeyRow | None:
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached[0]
-    row = await users.api_key(state.db, key)
+    row = await users.api_key(state.db, state.keyring, key)
     if row is not None:
         state.api_keys[key] = (row, now + state.settings.api_key_cache_seconds)
     return row

@@ -6,6 +6,7 @@ import asyncpg
 import redis.asyncio
 
 from api.config import Settings
+from api.keyring import Keyring
 from api.markets import Registry
 from api.ratelimit import RateLimiter
 from api.replies import ReplyListener
@@ -24,5 +25,6 @@ class AppState:
     registry: Registry
     limiter: RateLimiter
     passwords: Passwords
+    keyring: Keyring
     api_keys: dict[str, tuple[ApiKeyRow, float]] = field(default_factory=dict)
     """Recently looked-up API keys and when each lookup expires (monotonic seconds)."""

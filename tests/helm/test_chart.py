@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -77,6 +78,22 @@ def test_schema_accepts_external_stores(helm: Helm) -> None:
         "name": "pg",
         "key": "url",
     }
+
+
+def test_the_api_secrets_key_comes_from_a_kept_secret(helm: Helm) -> None:
+    objects = helm.template()
+    secret = find(objects, "Secret", f"{RELEASE}-api-secrets")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(base64.b64decode(secret["data"]["key"])) >= 32
+    api = find(objects, "Deployment", f"{RELEASE}-api")
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EXCHANGE_API_SECRETS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-api-secrets",
+        "key": "key",
+    }
+    assert env["EXCHANGE_API_SECRETS_OLD_KEYS"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    own = helm.template(sets=("apiSecrets.existingSecret=mine",))
+    assert not [o for o in own if o["metadata"]["name"] == f"{RELEASE}-api-secrets"]
 
 
 def _restricted_violations(where: str, pod: dict[str, Any]) -> list[str]:
