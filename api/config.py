@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     """How long a looked-up API key is trusted before PostgreSQL is asked again (revocation
     takes effect within this time)."""
     client_order_id_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    binance_client_order_id_ttl_seconds: int = Field(default=86400, ge=60)
+    """How long a Binance order's `newClientOrderId` stays claimed (with the first answer):
+    Binance keeps a client id unique among open orders only, and every Binance order has one,
+    so a week of them per order would grow Redis by the order rate."""
+    generated_client_order_id_ttl_seconds: int = Field(default=600, ge=60)
+    """How long the id the api makes up for a Binance order sent without `newClientOrderId`
+    stays claimed: only until dbproc has stored the order (lookups by it read PostgreSQL then);
+    no client can retry with an id it never sent."""
+    list_record_ttl_seconds: int = Field(default=86400, ge=300)
+    """How long Redis keeps a Binance OCO list's record (and its listClientOrderId); storage
+    answers for it afterwards (api.binance.lists)."""
     registry_cache_seconds: float = Field(default=1.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
     argon2_time_cost: int = Field(default=2, ge=1)
