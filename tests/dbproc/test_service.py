@@ -207,3 +207,20 @@ async def test_a_dropped_market_is_no_longer_consumed(
     errors = await store_errors(dbproc)
     await asyncio.sleep(1.5)
     assert await store_errors(dbproc) == errors
+
+
+async def test_redis_memory_and_its_cap_are_metrics(
+    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis
+) -> None:
+    await redis_client.config_set("maxmemory", str(500 * 2**20))
+    try:
+        dbproc = stack()
+        await dbproc.wait_ready()
+        for _ in range(50):  # its first reading, right after it started
+            if await metric(dbproc, "redis_memory_max_bytes"):
+                break
+            await asyncio.sleep(0.1)
+        assert await metric(dbproc, "redis_memory_max_bytes") == 500 * 2**20
+        assert await metric(dbproc, "redis_memory_used_bytes") > 0
+    finally:
+        await redis_client.config_set("maxmemory", "0")
