@@ -20,6 +20,9 @@ def main() -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        # Not uvicorn's forwarding rules (which trust 127.0.0.1): the app reads X-Forwarded-For
+        # only from the configured proxies (api/addresses.py).
+        proxy_headers=False,
     )
 
 

@@ -1,6 +1,7 @@
 """The api's settings, from EXCHANGE_API_* environment variables (and the JWT secret shared
 with ws, EXCHANGE_JWT_SECRET)."""
 
+import ipaddress
 import secrets
 from decimal import Decimal
 from functools import lru_cache
@@ -41,13 +42,25 @@ class Settings(BaseSettings):
     rate_limit_user: int = Field(default=50, ge=1)
     rate_limit_ip: int = Field(default=100, ge=1)
     rate_limit_window_seconds: int = Field(default=1, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (CIDR) of the proxies in front of the api, an ingress controller's:
+    X-Forwarded-For is believed only from these. Empty: the TCP peer is the client."""
+    auth_failures_ip: int = Field(default=20, ge=1)
+    """Refused credentials an address may present before it must back off."""
+    auth_failures_account: int = Field(default=5, ge=1)
+    """Refused credentials naming one account (a wrong password or signature) before it must
+    back off, from any address."""
+    auth_failure_memory_seconds: int = Field(default=600, ge=1)
+    """How long after its last failure (and wait) an address or account is forgiven."""
+    auth_backoff_max_seconds: int = Field(default=900, ge=1)
+    """The longest wait: waits start at 1 s and double with each further failure."""
     max_body_bytes: int = Field(default=16_384, ge=256)
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5173"])
     recv_window_ms: int = Field(default=5000, ge=100)
     """How far a signed request's timestamp may be from the server's clock."""
     api_key_cache_seconds: float = Field(default=2.0, ge=0)
-    """How long a looked-up API key is trusted before PostgreSQL is asked again (revocation
-    takes effect within this time)."""
+    """How long a looked-up API key (or that there is no such key) is trusted before PostgreSQL
+    is asked again (revocation takes effect within this time)."""
     client_order_id_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     binance_client_order_id_ttl_seconds: int = Field(default=86400, ge=60)
     """How long a Binance order's `newClientOrderId` stays claimed (with the first answer):
@@ -68,6 +81,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError: not an address or network
+        return value
 
     @field_validator("jwt_secret")
     @classmethod

@@ -2,7 +2,9 @@
 
 A caller is authenticated by a bearer access token (a user's own session: every scope but
 admin, which needs an admin account) or by a signed API-key request (the key's scopes). Each
-authenticated request counts against its user's rate limit, every request against its IP's.
+authenticated request counts against its user's rate limit, every request against its IP's
+(the client's address: api/addresses.py); a refused credential counts as a failure of its
+address and of the account it named (api.ratelimit.AuthFailures), never against the limits.
 """
 
 import time
@@ -12,8 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api import users
+from api.bounded import put_newest
 from api.digits import ascii_digits
 from api.errors import ApiError
+from api.metrics import API_KEY_LOOKUPS
 from api.models import MarketName
 from api.security import signature, signature_matches
 from api.state import AppState
@@ -45,9 +49,12 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
+def client_address(request: Request, state: AppState) -> str:
+    return state.addresses.of(request)
+
+
 def ip_counter(request: Request, state: AppState) -> tuple[str, str, int]:
-    host = request.client.host if request.client else "unknown"
-    return ("ip", host, state.settings.rate_limit_ip)
+    return ("ip", state.addresses.of(request), state.settings.rate_limit_ip)
 
 
 async def limit_ip(request: Request, state: State) -> None:
@@ -55,14 +62,38 @@ async def limit_ip(request: Request, state: State) -> None:
     await state.limiter.hit(ip_counter(request, state))
 
 
-async def api_key_row(state: AppState, key: str) -> ApiKeyRow | None:
+async def count_failure(request: Request, state: AppState, user_id: str = "") -> None:
+    """Count a refused credential against the client's address and, if it named one, its
+    user's account: ApiError 429 once either must wait."""
+    settings = state.settings
+    subjects = [("ip", client_address(request, state), settings.auth_failures_ip)]
+    if user_id:
+        subjects.append(("user", user_id, settings.auth_failures_account))
+    await state.failures.failed(*subjects)
+
+
+async def _refused(request: Request, state: AppState, message: str, user_id: str = "") -> ApiError:
+    """The 401 for a refused credential, after counting it (`count_failure`)."""
+    await count_failure(request, state, user_id)
+    return _unauthorized(message)
+
+
+API_KEYS_CACHED = 10_000
+"""Most API keys (known or not) a process remembers: a flood of made-up keys must not grow it."""
+
+
+async def api_key_row(request: Request, state: AppState, key: str) -> ApiKeyRow | None:
+    """The key's row, None if there is none: from the cache, or from PostgreSQL unless the
+    client's address must wait (ApiError 429: a flood of made-up keys stops reaching it)."""
     cached = state.api_keys.get(key)
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached[0]
+    state.failures.check_here("ip", client_address(request, state))
     row = await users.api_key(state.db, state.keyring, key)
-    if row is not None:
-        state.api_keys[key] = (row, now + state.settings.api_key_cache_seconds)
+    API_KEY_LOOKUPS.labels("true" if row else "false").inc()
+    expires = now + state.settings.api_key_cache_seconds
+    put_newest(state.api_keys, key, (row, expires), API_KEYS_CACHED)
     return row
 
 
@@ -75,19 +106,20 @@ async def _signed(request: Request, state: AppState, key: str) -> tuple[Principa
     window = state.settings.recv_window_ms
     if abs(int(timestamp) - time.time() * 1000) > window:
         raise _unauthorized("X-API-TIMESTAMP is outside the receive window")
-    row = await api_key_row(state, key)
+    row = await api_key_row(request, state, key)
     if row is None or row.revoked_at is not None:
-        raise _unauthorized("unknown or revoked API key")
+        raise await _refused(request, state, "unknown or revoked API key")
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     expected = signature(row.secret, timestamp, request.method, path, await request.body())
     if not signature_matches(expected, given.lower()):
-        raise _unauthorized("bad signature")
+        raise await _refused(request, state, "bad signature", row.user_id)
     return Principal(row.user_id, frozenset(row.scopes), by_api_key=True), f"xch:sig:{expected}"
 
 
 async def authenticate(request: Request, state: State) -> Principal:
     """The caller, after counting the request against its IP's and its user's limits and,
-    for a signed request, claiming its signature: one Redis round trip for all three."""
+    for a signed request, claiming its signature: one Redis round trip for all three. A
+    refused credential is counted instead (`count_failure`)."""
     key = request.headers.get("x-api-key")
     claim = ""
     if key:
@@ -99,7 +131,7 @@ async def authenticate(request: Request, state: State) -> Principal:
         try:
             user_id = verify_token(token, "access", state.settings.jwt_secret)
         except InvalidToken as error:
-            raise _unauthorized(f"invalid token: {error}") from error
+            raise await _refused(request, state, f"invalid token: {error}") from error
         principal = Principal(user_id, SESSION_SCOPES, by_api_key=False)
     fresh = await state.limiter.hit(
         ip_counter(request, state),

@@ -6,12 +6,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
-import redis.asyncio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from api import errors
+from api.addresses import ClientAddresses
 from api.binance import errors as binance_errors
 from api.binance.routes import account, market, user_stream
 from api.binance.routes import order_lists as binance_lists
@@ -21,12 +21,13 @@ from api.hot_routes import HotRoutes, hot_routes
 from api.keyring import Keyring, reseal
 from api.markets import Registry
 from api.middleware import RequestContext
-from api.ratelimit import RateLimiter
+from api.ratelimit import AuthFailures, RateLimiter
 from api.replies import ReplyListener
 from api.routes import accounts, funds, health, marketdata, order_lists, orders, portfolio
 from api.security import Passwords
 from api.state import AppState
 from ledger.gateway import Gateway
+from runtime.redis_client import redis_client
 
 API_V1 = "/api/v1"
 
@@ -47,7 +48,7 @@ async def keep_session(_: asyncpg.Connection) -> None:
 @contextlib.asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     # from_url clients do not retry a command whose reply was lost (see ledger.gateway).
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     db = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=settings.db_pool_size, reset=keep_session
     )
@@ -65,6 +66,10 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
             replies=listener,
             registry=Registry(client, settings.registry_cache_seconds),
             limiter=RateLimiter(client, settings.rate_limit_window_seconds),
+            failures=AuthFailures(
+                client, settings.auth_failure_memory_seconds, settings.auth_backoff_max_seconds
+            ),
+            addresses=ClientAddresses(settings.trusted_proxies),
             passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
             keyring=keyring,
         )

@@ -18,3 +18,14 @@ ORDERS = Counter(
 ENGINE_REPLY = Histogram(
     "api_engine_reply_seconds", "From enqueuing a command to the engine's reply", buckets=_BUCKETS
 )
+API_KEY_LOOKUPS = Counter(
+    "api_key_lookups_total",
+    "API keys looked up in PostgreSQL (not in the cache), by whether there was one",
+    ["found"],
+)
+AUTH_FAILURES = Counter(
+    "api_auth_failures_total",
+    "Refused credentials (wrong password, signature, token or key), by the answer: refused "
+    "(401) or throttled (429: the address or account must wait)",
+    ["outcome"],
+)

@@ -5,10 +5,11 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio
 
+from api.addresses import ClientAddresses
 from api.config import Settings
 from api.keyring import Keyring
 from api.markets import Registry
-from api.ratelimit import RateLimiter
+from api.ratelimit import AuthFailures, RateLimiter
 from api.replies import ReplyListener
 from api.security import Passwords
 from api.users import ApiKeyRow
@@ -24,7 +25,10 @@ class AppState:
     replies: ReplyListener
     registry: Registry
     limiter: RateLimiter
+    failures: AuthFailures
+    addresses: ClientAddresses
     passwords: Passwords
     keyring: Keyring
-    api_keys: dict[str, tuple[ApiKeyRow, float]] = field(default_factory=dict)
-    """Recently looked-up API keys and when each lookup expires (monotonic seconds)."""
+    api_keys: dict[str, tuple[ApiKeyRow | None, float]] = field(default_factory=dict)
+    """Recently looked-up API keys (None: no such key) and when each lookup expires (monotonic
+    seconds); at most `deps.API_KEYS_CACHED`, the oldest forgotten first."""

@@ -5,6 +5,9 @@
 2. latency: commands paced at a fixed rate (5,000/s, then 20,000/s); enqueue (lock script) to
    reply, p50/p99.
 3. recovery: kill -9 of an engine with a long history; time from restart to ready.
+4. fsync_always: drain, the 5,000/s latency and one in flight again with `appendfsync always`
+   (Redis fsyncs its AOF before it answers: nothing acknowledged is lost when the machine
+   dies), the price of that promise.
 
 `stages` says where each run's batches spent their time: the engine's stage histograms
 (`engine/stages.py`) and batch sizes, read from its /metrics as the run ends.
@@ -444,9 +447,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 ),
                 "latency_one_in_flight": await one_in_flight(server, workdir, args.round_trips),
                 "recovery": await recovery(server, workdir, args.history),
+                "fsync_always": await fsync_always(server, workdir, args),
             }
         finally:
             server.stop()
+
+
+async def fsync_always(
+    server: RedisServer, workdir: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    client = redis.asyncio.Redis.from_url(server.url)
+    await client.config_set("appendfsync", "always")
+    try:
+        return {
+            "redis": "appendonly yes, appendfsync always",
+            "drain": await drain(server, workdir, args.orders),
+            "latency": await latency(server, workdir, args.rate, args.seconds),
+            "latency_one_in_flight": await one_in_flight(server, workdir, args.round_trips),
+        }
+    finally:
+        await client.config_set("appendfsync", "everysec")
+        await client.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

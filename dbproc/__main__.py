@@ -10,19 +10,19 @@ import logging
 import signal
 
 import asyncpg
-import redis.asyncio
 import uvloop
 
 from dbproc.config import Settings
 from dbproc.service import Dbproc, DbprocMetrics
 from runtime.health import serve_health
+from runtime.redis_client import redis_client
 from storage.migrate import upgrade
 
 
 async def main(settings: Settings) -> None:
     if settings.migrate:
         await upgrade(settings.database_url)
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.pool_size)
     metrics = DbprocMetrics()
     service = Dbproc(settings, client, pool, metrics)

@@ -228,6 +228,9 @@ async def consume(
     finally:
         for task in storing:
             task.cancel()
+        # Until a cancelled store has unwound it holds a pooled connection; left running (or
+        # collected half-way, nothing else refers to it) it kept closing the pool waiting.
+        await asyncio.gather(*storing, return_exceptions=True)
 
 
 async def _store_and_ack(

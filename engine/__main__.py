@@ -18,13 +18,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio
 import uvloop
 
 from engine.config import Settings
 from engine.metrics import EngineMetrics
 from engine.service import EngineService
 from runtime.health import serve_health
+from runtime.redis_client import redis_client
 from runtime.registry import load_market
 
 log = logging.getLogger("engine")
@@ -34,7 +34,7 @@ NO_SNAPSHOT = 10**15
 
 
 async def main(settings: Settings) -> None:
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url)
     try:
         market = await load_market(settings.market, settings.manifest, client)
         rules = market.rules()

@@ -34,6 +34,7 @@ from api import admin
 from launcher import markets, servers
 from launcher.config import LocalConfig
 from mm.client import ApiClient, ApiError
+from runtime.redis_client import redis_client
 from storage.migrate import upgrade
 from xch import keys
 from xch.market import Market
@@ -102,7 +103,7 @@ def _start_supervisor(config: LocalConfig) -> int:
 
 
 async def _provision_examples(config: LocalConfig) -> list[str]:
-    client = redis.asyncio.Redis.from_url(config.redis_url)
+    client = redis_client(config.redis_url)
     try:
         names = []
         for path in sorted(markets.EXAMPLES.glob("*.yaml")):
@@ -201,7 +202,7 @@ def _supervised(config: LocalConfig) -> dict[str, dict[str, Any]]:
 
 
 async def _market_lines(config: LocalConfig) -> list[tuple[str, str, str, bool]]:
-    client = redis.asyncio.Redis.from_url(config.redis_url)
+    client = redis_client(config.redis_url)
     try:
         entries = await client.hgetall(keys.MARKETS)
         rows = []
@@ -274,7 +275,7 @@ def market_apply(config: LocalConfig, path: Path) -> int:
     market = markets.read_manifest(path)
 
     async def run() -> None:
-        client = redis.asyncio.Redis.from_url(config.redis_url)
+        client = redis_client(config.redis_url)
         try:
             await markets.apply(client, config.database_url, market)
         finally:
@@ -287,7 +288,7 @@ def market_apply(config: LocalConfig, path: Path) -> int:
 
 def market_delete(config: LocalConfig, name: str) -> int:
     async def run() -> None:
-        client = redis.asyncio.Redis.from_url(config.redis_url)
+        client = redis_client(config.redis_url)
         try:
             await markets.delete(client, config.database_url, name)
         finally:

@@ -25,6 +25,7 @@ from launcher.config import LocalConfig
 from launcher.plan import MarketInfo, Process, frontend, per_market, shared, traders
 from launcher.servers import ROOT
 from runtime.pause import pause
+from runtime.redis_client import redis_client
 from xch import keys
 from xch.market import Market
 from xch.money import format_decimal, parse_decimal
@@ -142,7 +143,7 @@ class Supervisor:
         temporary.replace(path)
 
     async def run(self, stop: asyncio.Event) -> None:
-        client = redis.asyncio.Redis.from_url(self.config.redis_url)
+        client = redis_client(self.config.redis_url)
         try:
             while not stop.is_set():
                 try:

@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 
 import httpx
-import redis.asyncio
 import uvloop
 
 from mm.client import ApiClient, ApiError
@@ -19,6 +18,7 @@ from mm.config import Settings
 from mm.maker import Maker, MakerMetrics
 from runtime.health import serve_health
 from runtime.pause import pause
+from runtime.redis_client import redis_client
 from runtime.registry import load_market
 from xch.money import parse_decimal
 
@@ -68,7 +68,7 @@ async def start_trading(
 
 
 async def main(settings: Settings) -> None:
-    registry = redis.asyncio.Redis.from_url(settings.redis_url)
+    registry = redis_client(settings.redis_url)
     try:
         market = await load_market(settings.market, settings.manifest, registry)
     finally:

@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import jwt
-import redis.asyncio
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from runtime.redis_client import redis_client
 from ws import protocol
 from ws.config import Settings
 from ws.frames import FrameWriter, Outgoing
@@ -324,7 +324,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        client = redis.asyncio.Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)
         pool = None
         if settings.postgres_dsn:
             pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=0, max_size=4)

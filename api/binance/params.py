@@ -30,6 +30,7 @@ from api.deps import Principal
 from api.digits import ascii_digits
 from api.errors import ApiError
 from api.state import AppState
+from api.users import ApiKeyRow
 from xch import keys
 from xch.market import Market, MarketRules
 
@@ -102,13 +103,31 @@ def _api_key(request: Request) -> str:
     return key
 
 
+async def _count_failure(request: Request, state: AppState, user_id: str = "") -> None:
+    """`deps.count_failure`, its 429 as Binance's -1003."""
+    try:
+        await deps.count_failure(request, state, user_id)
+    except ApiError as error:
+        raise translate(error) from error
+
+
+async def _key_row(request: Request, state: AppState, key: str) -> ApiKeyRow:
+    """The live API key `key` names; a refusal counted as a failure if there is none."""
+    try:
+        row = await deps.api_key_row(request, state, key)
+    except ApiError as error:
+        raise translate(error) from error
+    if row is None or row.revoked_at is not None:
+        await _count_failure(request, state)
+        raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
+    return row
+
+
 async def keyed(request: Request, state: AppState) -> tuple[str, Params]:
     """The user of the request's API key (Binance's USER_STREAM security: the key, no
     signature) and its parameters, counted against the rate limits."""
     params = await read_params(request)
-    row = await deps.api_key_row(state, _api_key(request))
-    if row is None or row.revoked_at is not None:
-        raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
+    row = await _key_row(request, state, _api_key(request))
     try:
         await state.limiter.hit(
             deps.ip_counter(request, state),
@@ -156,13 +175,12 @@ async def _signed(
     given = params.text("signature")
     if given is None or not _SIGNATURE.fullmatch(given):
         raise missing("signature")
-    row = await deps.api_key_row(state, key)
-    if row is None or row.revoked_at is not None:
-        raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
+    row = await _key_row(request, state, key)
     body = (await request.body()).decode(errors="replace")
     payload = _unsigned(request.url.query) + _unsigned(body)
     expected = hmac.new(row.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, given.lower()):
+        await _count_failure(request, state, row.user_id)
         raise bad(INVALID_SIGNATURE, "Signature for this request is not valid.")
     if scope not in row.scopes:
         raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")

@@ -2,9 +2,9 @@
 
 import secrets
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import Reader, State, limit_ip
+from api.deps import Reader, State, client_address, limit_ip
 from api.errors import ERRORS
 from api.models import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Credentials, RefreshIn, TokensOut
 from api.services import accounts
@@ -18,8 +18,8 @@ async def signup(body: Credentials, state: State) -> TokensOut:
 
 
 @router.post("/signin", dependencies=[Depends(limit_ip)])
-async def signin(body: Credentials, state: State) -> TokensOut:
-    return await accounts.sign_in(state, body)
+async def signin(body: Credentials, state: State, request: Request) -> TokensOut:
+    return await accounts.sign_in(state, body, client_address(request, state))
 
 
 @router.post("/refresh", dependencies=[Depends(limit_ip)])

@@ -38,11 +38,22 @@ async def sign_up(state: AppState, body: Credentials) -> TokensOut:
     return _tokens(state, user.id)
 
 
-async def sign_in(state: AppState, body: Credentials) -> TokensOut:
-    user = await users.user_by_email(state.db, body.email.lower())
+async def sign_in(state: AppState, body: Credentials, address: str) -> TokensOut:
+    """Tokens for the right password. Wrong ones are counted per address and per email (known
+    or not, so that waiting tells nothing): past their allowances both must wait, whatever the
+    password, or a guesser spreading guesses over addresses would just wait for the 200."""
+    email = body.email.lower()
+    settings = state.settings
+    subjects = (
+        ("ip", address, settings.auth_failures_ip),
+        ("email", hashlib.sha256(email.encode()).hexdigest(), settings.auth_failures_account),
+    )
+    await state.failures.check(*subjects)
+    user = await users.user_by_email(state.db, email)
     # Hash even for an unknown email, so the answer's timing does not tell which it was.
     stored = user.password_hash if user else await state.passwords.hash("timing")
     if not await state.passwords.verify(stored, body.password) or user is None:
+        await state.failures.failed(*subjects)
         raise ApiError(401, "bad_credentials", "wrong email or password")
     return _tokens(state, user.id)
 

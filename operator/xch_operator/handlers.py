@@ -22,6 +22,7 @@ import pydantic
 import redis.asyncio
 import redis.exceptions
 
+from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
 from xch_operator import provisioning, resources
 from xch_operator.apply import delete_children, ensure_children, update_status
@@ -281,7 +282,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo[MEMO_KEY] = Context(
         settings=ours,
         kube=KubeClient(info),
-        redis=redis.asyncio.Redis.from_url(ours.redis_url),
+        redis=redis_client(ours.redis_url),
         images=resources.Images(
             engine=ours.engine_image,
             mm=ours.mm_image,

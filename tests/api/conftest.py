@@ -42,6 +42,9 @@ def stack(
         api_env={
             "EXCHANGE_API_RATE_LIMIT_USER": "200",
             "EXCHANGE_API_RATE_LIMIT_IP": "100000",
+            # Hostile-input tests present many bad credentials: no back-off here (test_access).
+            "EXCHANGE_API_AUTH_FAILURES_IP": "100000",
+            "EXCHANGE_API_AUTH_FAILURES_ACCOUNT": "100000",
             # A former release's setting, left in the environment: it must grant nothing.
             "EXCHANGE_API_ADMIN_EMAILS": json.dumps([FORMER_ADMIN_EMAIL]),
         },

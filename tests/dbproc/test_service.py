@@ -2,6 +2,7 @@
 PostgreSQL outage; tickers in Redis."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -43,7 +44,7 @@ async def stack(
     database: str,
     tmp_path: Path,
     processes: list[EngineProcess | DbprocProcess],
-) -> AsyncIterator[Callable[[], DbprocProcess]]:
+) -> AsyncIterator[Callable[..., DbprocProcess]]:
     """A registered, running engine for btc-usd, and a starter of dbproc processes."""
     await redis_client.hset(keys.MARKETS, MARKET.name, MARKET.registry_entry())
     conn = await asyncpg.connect(database)
@@ -56,8 +57,8 @@ async def stack(
     processes.append(engine)
     await engine.wait_ready()
 
-    def start_dbproc() -> DbprocProcess:
-        dbproc = DbprocProcess(redis_server.url, database, tmp_path / "dbproc.log")
+    def start_dbproc(env: dict[str, str] | None = None) -> DbprocProcess:
+        dbproc = DbprocProcess(redis_server.url, database, tmp_path / "dbproc.log", env=env or {})
         dbproc.start()
         processes.append(dbproc)
         return dbproc
@@ -103,7 +104,7 @@ async def assert_stored_exactly_once(
 
 
 async def test_kill_and_postgres_outage_lose_and_duplicate_nothing(
-    stack: Callable[[], DbprocProcess],
+    stack: Callable[..., DbprocProcess],
     redis_client: redis.asyncio.Redis,
     database: str,
     postgres_server: PostgresServer,
@@ -128,8 +129,30 @@ async def test_kill_and_postgres_outage_lose_and_duplicate_nothing(
     assert await store_errors(dbproc) > 0, "the outage was never noticed"
 
 
+async def test_sigterm_while_storing_ends_promptly_and_loses_nothing(
+    stack: Callable[..., DbprocProcess], redis_client: redis.asyncio.Redis, database: str
+) -> None:
+    """SIGTERM while several reads are being stored at once (a backlog, small reads): dbproc
+    ends within seconds with exit code 0 (an abandoned store once held a pooled connection
+    that closing the pool then waited for forever), and what it had not acknowledged is
+    stored by the next one, once."""
+    load = Load(redis_client, RULES, seed=23, users=20)
+    await load.fund()
+    small_reads = {"EXCHANGE_DBPROC_READ_COUNT": "5", "EXCHANGE_DBPROC_WRITERS": "3"}
+    for attempt in range(6):
+        await run_load(load, 800)  # nobody consumes meanwhile: a backlog
+        dbproc = stack(small_reads)
+        await dbproc.wait_ready()
+        await asyncio.sleep(0.05 * attempt)
+        started = time.monotonic()
+        assert dbproc.terminate(timeout=20) == 0, dbproc.log_tail()
+        assert time.monotonic() - started < 5, "dbproc took too long to end"
+    stack()
+    await assert_stored_exactly_once(redis_client, database, load)
+
+
 async def test_ticker_is_kept_in_redis(
-    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis, database: str
+    stack: Callable[..., DbprocProcess], redis_client: redis.asyncio.Redis, database: str
 ) -> None:
     load = Load(redis_client, RULES, seed=22, users=10)
     await load.fund()
@@ -189,7 +212,7 @@ async def test_events_trimmed_before_dbproc_read_them_are_reported(
 
 
 async def test_a_dropped_market_is_no_longer_consumed(
-    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis, database: str
+    stack: Callable[..., DbprocProcess], redis_client: redis.asyncio.Redis, database: str
 ) -> None:
     load = Load(redis_client, RULES, seed=23, users=5)
     await load.fund()

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from api.config import Settings as ApiSettings
 from dbproc.config import Settings as DbprocSettings
 from tests.harness.operator import RBAC_FILE
 from tests.helm.chart import (
@@ -48,6 +49,7 @@ def test_lint_strict(helm: Helm, production: bool) -> None:
         ("timescaledb.storage.size=20GB", "timescaledb/storage/size"),
         ("operator.watchNamespaces[0]=Not_A_Namespace", "operator/watchNamespaces/0"),
         ("api.corsOrigins[0]=example.com", "api/corsOrigins/0"),
+        ("api.trustedProxies[0]=ingress-nginx", "api/trustedProxies/0"),
         ("api.replicaCount=2", "replicaCount"),
         ("api.adminEmails[0]=admin@example.com", "adminEmails"),  # retired: no admin by email
         ("redis.enabled=false", "redis/externalUrl"),
@@ -234,3 +236,31 @@ def test_the_operator_hands_the_pull_secrets_to_its_pods(
         if "value" in entry:
             monkeypatch.setenv(entry["name"], entry["value"])
     assert OperatorSettings().image_pull_secrets == ("regcred", "mirror")
+
+
+def _api_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    api = find(objects, "Deployment", f"{RELEASE}-api")
+    env = api["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if "value" in e}
+
+
+@pytest.mark.parametrize(
+    ("values", "sets", "trusted"),
+    [
+        ((), (), []),
+        ((), ("api.trustedProxies={10.0.0.0/8,fd00::/8}",), ["10.0.0.0/8", "fd00::/8"]),
+        ((PRODUCTION_VALUES,), (), ["10.244.0.0/16"]),
+    ],
+    ids=["default", "set", "production"],
+)
+def test_trusted_proxies_reach_the_api(
+    helm: Helm,
+    monkeypatch: pytest.MonkeyPatch,
+    values: tuple[Any, ...],
+    sets: tuple[str, ...],
+    trusted: list[str],
+) -> None:
+    """The api believes X-Forwarded-For only from `api.trustedProxies`: none by default."""
+    env = _api_env(helm.template(values=values, sets=sets))
+    monkeypatch.setenv("EXCHANGE_API_TRUSTED_PROXIES", env["EXCHANGE_API_TRUSTED_PROXIES"])
+    assert ApiSettings(jwt_secret="x" * 32, secrets_key="y" * 32).trusted_proxies == trusted
