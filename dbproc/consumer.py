@@ -21,16 +21,17 @@ from xch.wire import as_text
 
 log = logging.getLogger("dbproc")
 
-# Read new entries for the group, after checking that none were trimmed before the group read
-# them. Redis counts the entries added to the stream that the group never read (its lag); if
-# that is more than the stream holds, some of them were trimmed: when the stream's first entry
-# comes after the group's last delivered one, every entry left is unread, and the difference
-# was lost. (Counted only then, just before the group reads past the gap: once, and the cheap
-# counts rule it out without reading an entry in the common case.) Atomic: nothing is trimmed
-# or read between the check and the read.
-# KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] count
-# Returns {entries lost, the group's last delivered id, the XREADGROUP reply (false: none)}.
-READ_CHECKED = """
+# Check that no entry was trimmed before the group read it, just before reading new ones (in
+# the same MULTI: nothing is trimmed or read between the check and the read). Redis counts the
+# entries added to the stream that the group never read (its lag); if that is more than the
+# stream holds, some of them were trimmed: when the stream's first entry comes after the
+# group's last delivered one, every entry left is unread, and the difference was lost.
+# (Counted only then, just before the group reads past the gap: once, and the cheap counts
+# rule it out without reading an entry in the common case. The entries themselves are read
+# outside the script: through Lua they would cost Redis twice the CPU.)
+# KEYS[1] stream; ARGV[1] group
+# Returns {entries lost, the group's last delivered id}.
+GAP_CHECK = """
 local function id_after(a, b)
   local a_ms, a_n = string.match(a, '^(%d+)-(%d+)$')
   local b_ms, b_n = string.match(b, '^(%d+)-(%d+)$')
@@ -67,9 +68,7 @@ for _, row in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     end
   end
 end
-local entries = redis.call(
-  'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
-return {lost, delivered, entries}
+return {lost, delivered}
 """
 
 Entry = tuple[str, dict[bytes, bytes]]
@@ -82,6 +81,15 @@ def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
 
 def _entries(raw: Any) -> list[Entry]:
     return [(entry_id.decode(), _fields(flat)) for entry_id, flat in raw or []]
+
+
+def _streams_entries(reply: Any) -> list[Entry]:
+    """The entries of a raw XREADGROUP reply of one stream (none for an empty one)."""
+    if not reply:
+        return []
+    # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+    streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
+    return _entries(streams[0])
 
 
 def log_lost(stream: str, count: int, how: str) -> None:
@@ -112,7 +120,7 @@ class GroupReader:
         self.claim_idle_ms = claim_idle_ms
         self.own_pending = True
         self.next_claim = 0.0
-        self.read_checked = self.raw.register_script(READ_CHECKED)
+        self.gap_check = self.raw.register_script(GAP_CHECK)
         self.on_lost = on_lost
 
     async def ensure_group(self) -> None:
@@ -138,15 +146,17 @@ class GroupReader:
 
     async def _read_new_checked(self) -> list[Entry]:
         """New entries, after reporting any the group never read because they were trimmed
-        (one round trip: the check runs in the same script as the read)."""
-        lost, delivered, reply = await self.read_checked(
-            keys=[self.stream], args=[DBPROC_GROUP, self.consumer, self.count]
-        )
+        (one round trip: the check and the read in one MULTI)."""
+        async with self.raw.pipeline(transaction=True) as pipe:
+            await self.gap_check(keys=[self.stream], args=[DBPROC_GROUP], client=pipe)
+            pipe.execute_command(
+                "XREADGROUP", "GROUP", DBPROC_GROUP, self.consumer, "COUNT", self.count,
+                "STREAMS", self.stream, ">",
+            )  # fmt: skip
+            (lost, delivered), reply = await pipe.execute()
         if lost:
             self.on_lost(self.stream, int(lost), f"trimmed unread after {as_text(delivered)}")
-        if not reply:
-            return []
-        return self._checked(_entries(reply[0][1]))
+        return self._checked(_streams_entries(reply))
 
     def _checked(self, entries: list[Entry]) -> list[Entry]:
         """`entries`, reporting those read back empty: trimmed while pending (unstored)."""
@@ -164,11 +174,7 @@ class GroupReader:
         reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
             "XREADGROUP", *arguments, "STREAMS", self.stream, after
         )
-        if not reply:
-            return []
-        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
-        streams = list(reply.values()) if isinstance(reply, dict) else [item[1] for item in reply]
-        return self._checked(_entries(streams[0]))
+        return self._checked(_streams_entries(reply))
 
     async def _claim(self) -> list[Entry]:
         reply: Any = await self.raw.execute_command(  # type: ignore[no-untyped-call]
