@@ -199,7 +199,8 @@ images:
 kind-e2e: images helm-bin $(STAMP)
 	HELM=$(HELM) IMAGE_TAG=$(IMAGE_TAG) scripts/kind-e2e.sh
 
-# WebSocket fan-out and the order path over HTTP, each against a stack of its own.
+# WebSocket fan-out and the order path over HTTP, each against a stack of its own (bench-ws
+# builds its Go load client, bench/wsload, with `go build`: standard library only).
 bench-ws: $(STAMP) deps-system
 	$(BIN)/python -m bench.ws
 bench-api: $(STAMP) deps-system

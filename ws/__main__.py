@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import socket
 
 import uvicorn
 
@@ -23,7 +24,7 @@ def main() -> None:
     }
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(
+    config = uvicorn.Config(
         with_binance(create_app(settings)),
         host=settings.host,
         port=settings.port,
@@ -34,6 +35,20 @@ def main() -> None:
         log_level="warning",
         lifespan="on",
     )
+    sockets = [config.bind_socket()]
+    if settings.shared_port is not None:
+        sockets.append(shared_socket(settings.host, settings.shared_port))
+    uvicorn.Server(config).run(sockets)
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket other replicas may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    shared = socket.socket(family, socket.SOCK_STREAM)
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    shared.bind((host, port))
+    shared.set_inheritable(True)
+    return shared
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
 `/readyz` and `/metrics`.
 
-Each connection runs sibling tasks in one TaskGroup (the sender draining the client's bounded
-queue, the receiver answering requests, a watch for the hub cutting the client off, and one
-on its credential); whichever ends first ends the connection.
+Each connection runs sibling tasks in one TaskGroup (the sender writing what the hub could
+not and ending a client the hub cut off, the receiver answering requests, and, once it has
+one, a watch on its credential); whichever ends first ends the connection.
 """
 
 import asyncio
@@ -60,23 +60,31 @@ class Connection:
         self.websocket = websocket
         self.writer = writer
         self.credential: Credential | None = None
-        self.client = Client(service.settings.queue_size)
+        self.tasks: asyncio.TaskGroup | None = None
+        self.watching: asyncio.Task[None] | None = None
+        self.client = Client(service.settings.queue_size, writer)
         self.hub = service.hub
 
     async def run(self) -> None:
         await self.auth_from_query()
         try:
             async with asyncio.TaskGroup() as group:
+                self.tasks = group
                 group.create_task(_then_end(self.send_loop()))
                 group.create_task(_then_end(self.receive_loop()))
-                group.create_task(_then_end(self.client.cut_off.wait()))
-                group.create_task(_then_end(self.watch_credential()))
+                self.watch()
         except* _Ended:
             pass
         finally:
             self.hub.remove(self.client)
-        if self.client.cut_off.is_set():
+        if self.client.cut_off:
             await self.close_slow()
+
+    def watch(self) -> None:
+        """Start `watch_credential` once the connection has a credential (a task fewer for
+        each anonymous connection)."""
+        if self.watching is None and self.tasks is not None and self.credential is not None:
+            self.watching = self.tasks.create_task(_then_end(self.watch_credential()))
 
     async def close_slow(self) -> None:
         """Tell a cut-off client why, unless its socket is full too: then just drop it."""
@@ -86,22 +94,29 @@ class Connection:
                 await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
 
     async def send_loop(self) -> None:
-        """Write the queue out; whatever queued up meanwhile goes in one go, under one
-        timeout (a client that cannot take it within `send_timeout` is stalled: cut off)."""
-        queue, metrics = self.client.queue, self.service.metrics
+        """Write what the hub could not (the socket was full, or ASGI sends): whatever queued
+        up meanwhile goes in one go, under one timeout (a client that cannot take it within
+        `send_timeout` is stalled: cut off)."""
+        client, metrics = self.client, self.service.metrics
         while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                await self.write(batch, self.settings.send_timeout)
-            except TimeoutError:
-                metrics.slow_clients.labels("disconnect").inc()
-                self.client.cut_off.set()
+            await client.wake.wait()
+            client.wake.clear()
+            if client.cut_off:
                 return
-            except Exception:  # the peer is gone; the receiver sees the disconnect too
-                return
-            metrics.messages_out.inc(len(batch))
+            while client.backlog:
+                batch = client.take()
+                client.sending = True
+                try:
+                    await self.write(batch, self.settings.send_timeout)
+                except TimeoutError:
+                    metrics.slow_clients.labels("disconnect").inc()
+                    client.cut()
+                    return
+                except Exception:  # the peer is gone; the receiver sees the disconnect too
+                    return
+                finally:
+                    client.sending = False
+                metrics.messages_out.inc(len(batch))
 
     async def write(self, batch: list[Outgoing], timeout: float) -> None:
         if self.writer is not None:
@@ -233,6 +248,7 @@ class Connection:
         whose revocation ends the current user's private streams."""
         self.credential = credential
         self.client.user = credential.user
+        self.watch()
 
     async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> "Credential":
         """What vouches for a user (a valid JWT or listen key); changes nothing."""

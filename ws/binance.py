@@ -25,7 +25,8 @@ from ws.streams.kind import BinanceError
 from xch import keys
 
 MAX_ID = 2**63 - 1
-_ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
+_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
+"""A string request id: up to 36 letters, digits and hyphens (Binance's SDKs send UUIDs)."""
 LISTEN_KEY = re.compile(r"^[A-Za-z0-9_-]{24,128}$")
 """A listen key (no `@`, unlike a stream name): the api's are 60 hex digits (Binance's
 length) or, from the native `/api/v1/listen-key`, 32 URL-safe characters."""
@@ -82,6 +83,9 @@ class BinanceConnection(Connection):
         if found is None:
             raise BinanceError(2, f"Invalid request: unknown stream {text[:64]!r}")
         kind, match = found
+        every = kind.every_market(self.raw)
+        if every is not None:
+            return every
         feed = await self.feed_of(match["symbol"].upper())
         if feed is None:
             raise BinanceError(2, f"Invalid request: unknown symbol {match['symbol']!r}")
@@ -211,10 +215,16 @@ class BinanceConnection(Connection):
             )  # fmt: skip
 
 
+def _named(segment: str) -> bool:
+    """A path segment that names a stream or a listen key; any other (`/ws/0`, as ccxt.pro
+    numbers its connections before it SUBSCRIBEs) only labels the connection."""
+    return "@" in segment or bool(LISTEN_KEY.fullmatch(segment))
+
+
 def initial_streams(path: str, query: str) -> tuple[bool, list[str]] | None:
     """(raw, stream names) of a Binance connection's URL; None for other paths."""
     if path.startswith("/ws/"):
-        names = [name for name in path.removeprefix("/ws/").split("/") if name]
+        names = [name for name in path.removeprefix("/ws/").split("/") if _named(name)]
         return True, names
     if path in ("/stream", "/stream/"):
         streams = parse_qs(query).get("streams", [""])[0]

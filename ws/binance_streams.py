@@ -3,9 +3,10 @@
 Raw streams at `/ws/<streamName>` send each payload as it is; combined streams at
 `/stream?streams=<a>/<b>` wrap it as `{"stream": NAME, "data": PAYLOAD}`. Both take
 SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET_PROPERTY and GET_PROPERTY (`combined`).
-Stream names: `<symbol>@trade`, `@depth`, `@depth@100ms`, `@depth<5|10|20>` (with `@100ms`
-or `@1000ms`), `@kline_<interval>`, `@ticker` and `@bookTicker`, the symbol in lower case
-(`btcusd` for the market btc-usd with base BTC and quote USD). The diff stream carries the
+Stream names: `<symbol>@trade`, `@aggTrade`, `@depth`, `@depth@100ms`, `@depth<5|10|20>`
+(with `@100ms` or `@1000ms`), `@kline_<interval>`, `@ticker`, `@miniTicker` and
+`@bookTicker`, the symbol in lower case (`btcusd` for the market btc-usd with base BTC and
+quote USD); and the all-market `!ticker@arr` and `!miniTicker@arr`. The diff stream carries the
 engine's depth events one to one, so `U`/`u` continue each other and match the
 `lastUpdateId` of `/api/v3/depth`.
 """
@@ -28,9 +29,10 @@ SYMBOL = r"(?P<symbol>[a-z0-9]{2,20})"
 
 @dataclass(frozen=True, slots=True)
 class BinanceStream(Stream):
-    """`kind` is one of bn_trade, bn_depth, bn_partial, bn_kline, bn_ticker, bn_bookTicker
-    (prefixed so that no native kind has its name), or bn_user: the
-    private user-data stream (ws.binance_user), named by its listen key (`symbol`)."""
+    """`kind` is one of bn_trade, bn_aggTrade, bn_depth, bn_partial, bn_kline, bn_ticker,
+    bn_miniTicker, bn_bookTicker (prefixed so that no native kind has its name), bn_tickers
+    and bn_miniTickers (every market's: `market` is ""), or bn_user: the private user-data
+    stream (ws.binance_user), named by its listen key (`symbol`)."""
 
     symbol: str = ""
     levels: int = 0
@@ -42,6 +44,8 @@ class BinanceStream(Stream):
         kind = self.kind.removeprefix("bn_")
         if kind == "user":
             return self.symbol
+        if kind in EVERY_MARKET:
+            return EVERY_MARKET[kind]
         speed = f"@{self.speed}" if self.speed else ""
         if kind == "depth":
             return f"{self.symbol}@depth{speed}"
@@ -52,10 +56,19 @@ class BinanceStream(Stream):
         return f"{self.symbol}@{kind}"
 
     @property
+    def private(self) -> bool:
+        """Only the user-data stream: the all-market streams have no market either."""
+        return self.kind == "bn_user"
+
+    @property
     def topic(self) -> str:
         if self.kind == "bn_user":
             return "binance:user"  # per user (hub.topic_of), whatever the listen key
         return f"binance:{'raw' if self.raw else 'combined'}:{self.name}"
+
+
+EVERY_MARKET = {"tickers": "!ticker@arr", "miniTickers": "!miniTicker@arr"}
+"""The all-market streams' names, by kind (without its `bn_`)."""
 
 
 def _topics(name: str) -> tuple[str, str]:
@@ -70,7 +83,9 @@ class Names:
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.trade = f"{symbol}@trade"
+        self.agg_trade = f"{symbol}@aggTrade"
         self.ticker = f"{symbol}@ticker"
+        self.mini_ticker = f"{symbol}@miniTicker"
         self.book_ticker = f"{symbol}@bookTicker"
         suffixes = [f"@{speed}" if speed else "" for speed in SPEEDS]
         self.diffs = [f"{symbol}@depth{suffix}" for suffix in suffixes]
@@ -96,7 +111,7 @@ class Publisher:
             names = self._names[feed.name] = Names(symbol_of(feed).lower())
         return names
 
-    def publish(self, name: str, payload: dict[str, Any]) -> None:
+    def publish(self, name: str, payload: dict[str, Any] | list[dict[str, Any]]) -> None:
         raw, combined = _topics(name)
         if self.hub.has_subscribers(raw):
             self.hub.publish(raw, orjson.dumps(payload).decode())
@@ -118,6 +133,23 @@ def trade(feed: MarketFeed, event: Trade) -> dict[str, Any]:
         "t": event.trade_id,
         "p": feed.render.price(event.price),
         "q": feed.render.qty(event.qty),
+        "T": event.ts,
+        "m": event.taker_side == SELL,
+        "M": True,
+    }
+
+
+def agg_trade(feed: MarketFeed, event: Trade) -> dict[str, Any]:
+    """Each trade its own aggregate, as in /api/v3/aggTrades."""
+    return {
+        "e": "aggTrade",
+        "E": event.ts,
+        "s": symbol_of(feed),
+        "a": event.trade_id,
+        "p": feed.render.price(event.price),
+        "q": feed.render.qty(event.qty),
+        "f": event.trade_id,
+        "l": event.trade_id,
         "T": event.ts,
         "m": event.taker_side == SELL,
         "M": True,
@@ -235,4 +267,20 @@ def ticker(feed: MarketFeed) -> dict[str, Any]:
         "F": -1,
         "L": last[0] if (last := feed.last_trade) else -1,
         "n": stats["count"],
+    }
+
+
+def mini_ticker(feed: MarketFeed) -> dict[str, Any]:
+    stats = feed.ticker
+    assert stats is not None
+    return {
+        "e": "24hrMiniTicker",
+        "E": stats["close_time"],
+        "s": symbol_of(feed),
+        "c": stats["last"],
+        "o": stats["open"],
+        "h": stats["high"],
+        "l": stats["low"],
+        "v": stats["volume"],
+        "q": stats["quote_volume"],
     }

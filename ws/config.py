@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     """Empty: JWT authentication is off (listen keys still work)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
+    shared_port: int | None = Field(default=None, ge=1, le=65535)
+    """Also listen here with SO_REUSEPORT: replicas on one machine sharing it are one address,
+    the kernel spreading new connections over them (`port` stays each one's own)."""
     queue_size: int = Field(default=2000, ge=10)
     """Messages waiting for one client at most; a full queue means the client is too slow."""
     max_resyncs: int = Field(default=3, ge=0)

@@ -2,7 +2,8 @@
 
 Every subscriber of a topic is sent the same text, a server's frames are not masked, and ws
 runs without compression: so a message's WebSocket frame is built once per topic, and what
-queued up for one client leaves in a single write. ASGI has no call for that, so the writer
+queued up for one client leaves in a single write (ws/hub.py writes it directly while the
+socket takes more). ASGI has no call for that, so the writer
 reaches the uvicorn protocol object behind the raw ASGI `send` (its transport and flow
 control); under any other server `FrameWriter.of` gives None and ws sends through ASGI.
 """
@@ -40,12 +41,25 @@ class FrameWriter:
             return cls(protocol)
         return None
 
+    def writable(self) -> bool:
+        """The transport takes more now (uvicorn's flow control) and the connection is open."""
+        protocol = self.protocol
+        return protocol.writable.is_set() and not self.closed()
+
+    def closed(self) -> bool:
+        protocol = self.protocol
+        return protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
+
+    def write_now(self, batch: list[Outgoing]) -> None:
+        """Whole frames in one write; only when `writable()`."""
+        self.protocol.transport.write(b"".join([frame for _, frame in batch]))
+
     async def write(self, batch: list[Outgoing], timeout: float) -> None:
         """Write whole frames once the transport takes more (as uvicorn's own send waits);
         TimeoutError if it does not within `timeout` seconds."""
         protocol = self.protocol
         if not protocol.writable.is_set():  # the common case needs no timer
             await asyncio.wait_for(protocol.writable.wait(), timeout)
-        if protocol.disconnected or protocol.close_sent or protocol.transport.is_closing():
+        if self.closed():
             raise ConnectionError("connection closed")
-        protocol.transport.write(b"".join(frame for _, frame in batch))
+        self.write_now(batch)

@@ -1,6 +1,8 @@
 """Binance's error shape, `{"code": -1121, "msg": "Invalid symbol."}`, for every failure under
-/api/v3, including the native api's own errors raised by the shared code (registry, rate
-limits, order placement), which are translated here once."""
+Binance's paths (/api/v3, /sapi/, ...: `binance_path`), including the native api's own errors
+raised by the shared code (registry, rate limits, order placement), which are translated here
+once. A path there that nothing serves answers -1020 with 404, so that every Binance client
+raises its own error type for it."""
 
 import inspect
 from collections.abc import Awaitable, Callable
@@ -11,7 +13,10 @@ from fastapi.responses import JSONResponse, Response
 
 from api.errors import ApiError
 
-PREFIX = "/api/v3"
+NATIVE_PREFIX = "/api/v1/"
+BINANCE_PREFIXES = ("/api/", "/sapi/", "/wapi/", "/fapi/", "/dapi/", "/eapi/", "/papi/")
+"""Binance's REST roots (spot, its account API, the derivatives ones clients also reach);
+/api/v1 is the native api's."""
 
 UNKNOWN = -1000
 DISCONNECTED = -1001
@@ -136,7 +141,7 @@ def response(error: BinanceError) -> JSONResponse:
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
-# What a native handler's status becomes when it answers under /api/v3.
+# What a native handler's status becomes when it answers on Binance's paths.
 _BY_STATUS = {
     400: (ILLEGAL_CHARS, "Illegal characters found in a parameter."),
     404: (UNSUPPORTED_OPERATION, "This operation is not supported."),
@@ -148,8 +153,12 @@ _BY_STATUS = {
 }
 
 
+def binance_path(path: str) -> bool:
+    return path.startswith(BINANCE_PREFIXES) and not f"{path}/".startswith(NATIVE_PREFIX)
+
+
 def install(app: FastAPI) -> None:
-    """Wrap every handler the app has: under /api/v3 errors take Binance's shape (native
+    """Wrap every handler the app has: on Binance's paths errors take Binance's shape (native
     handlers still log and pick the status), elsewhere the native handlers answer as before.
     Install after the native handlers."""
 
@@ -159,7 +168,7 @@ def install(app: FastAPI) -> None:
 
     def wrapped(native: Handler) -> Handler:
         async def handle(request: Request, exc: Exception) -> Response:
-            if not request.url.path.startswith(PREFIX):
+            if not binance_path(request.url.path):
                 return await call(native, request, exc)
             if isinstance(exc, BinanceError):
                 return response(exc)

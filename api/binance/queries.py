@@ -124,3 +124,28 @@ async def average_price(
     )
     assert row is not None
     return row["quote"], row["base"], row["last"]
+
+
+async def market_trades(
+    db: asyncpg.Pool,
+    market: str,
+    from_id: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The market's trades from `from_id` or `start` on (the first `limit`), else the last
+    `limit` up to `end` (or now); oldest first either way."""
+    forward = from_id is not None or start is not None
+    rows: list[asyncpg.Record] = await db.fetch(
+        "SELECT trade_id, price, qty, taker_side, ts FROM trades WHERE market = $1 "
+        "AND ($2::bigint IS NULL OR trade_id >= $2) "
+        "AND ($3::timestamptz IS NULL OR ts >= $3) AND ($4::timestamptz IS NULL OR ts <= $4) "
+        f"ORDER BY trade_id {'ASC' if forward else 'DESC'} LIMIT $5",
+        market,
+        from_id,
+        start,
+        end,
+        limit,
+    )
+    return rows if forward else rows[::-1]

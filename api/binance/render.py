@@ -1,6 +1,7 @@
 """Our markets, orders and fills as Binance's JSON: every amount a decimal string."""
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -181,6 +182,11 @@ def fill(fill: FillOut) -> dict[str, Any]:
         "commissionAsset": fill.fee_asset,
         "tradeId": fill.trade_id,
     }
+
+
+def fee_rate(bps: int) -> str:
+    """A fee in basis points as Binance writes a rate: 10 -> "0.00100000"."""
+    return f"{Decimal(bps).scaleb(-4):.8f}"
 
 
 def now_ms() -> int:

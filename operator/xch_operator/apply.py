@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from xch_operator.kube import KubeClient, KubeError, resource_path
+from xch_operator.quantity import same_amount
 
 PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
 
@@ -36,11 +37,17 @@ def child_path(kind: str, namespace: str, name: str) -> str:
     return resource_path(api_version, PLURALS[kind], namespace, name)
 
 
-def is_subset(desired: Any, live: Any) -> bool:
-    """True if every value `desired` sets is the same in `live` (lists item by item)."""
+QUANTITY_MAPS = frozenset({"requests", "limits"})
+"""Keys whose values are resource quantities, compared as amounts."""
+
+
+def is_subset(desired: Any, live: Any, quantities: bool = False) -> bool:
+    """True if every value `desired` sets is the same in `live` (lists item by item; the
+    values of `requests` and `limits` as amounts, which the API server rewrites)."""
     if isinstance(desired, dict):
         return isinstance(live, dict) and all(
-            key in live and is_subset(value, live[key]) for key, value in desired.items()
+            key in live and is_subset(value, live[key], quantities or key in QUANTITY_MAPS)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -48,7 +55,7 @@ def is_subset(desired: Any, live: Any) -> bool:
             and len(desired) == len(live)
             and all(is_subset(want, have) for want, have in zip(desired, live, strict=True))
         )
-    return bool(desired == live)
+    return bool(desired == live) or (quantities and same_amount(desired, live))
 
 
 def owned_by(live: dict[str, Any], owner_uid: str) -> bool:

@@ -22,12 +22,22 @@ class Settings(BaseSettings):
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: tuple[str, ...] = ()
     """imagePullSecrets for the engine and mm Pods (Secrets in each Market's namespace)."""
+    eviction_seconds: int = Field(default=10, ge=0)
+    """Seconds an engine or mm Pod tolerates a not-ready or unreachable node."""
+    engine_priority_class: str = ""
+    """priorityClassName of the engine Pods; empty: none."""
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means every namespace."""
     drift_seconds: float = Field(default=30.0, gt=0)
     """How often each Market's children and engine readiness are checked against its spec."""
     retry_seconds: float = Field(default=2.0, gt=0)
     """Delay before retrying a step that is waiting for something (e.g. the engine's close)."""
+    watch_server_timeout: int = Field(default=300, gt=0)
+    """Seconds the API server keeps one watch open before ending it; the watch is then made
+    again. Without a bound a watch can go silent forever behind a proxy or load balancer
+    that drops idle connections (nolar/kopf#585), and the operator stops seeing changes."""
+    watch_client_timeout: float = Field(default=330, gt=0)
+    """The operator's own bound on one watch, a little longer than the server's."""
     health_host: str = "0.0.0.0"
     health_port: int = Field(default=8080, ge=1, le=65535)
     """Kopf's liveness endpoint, /healthz."""

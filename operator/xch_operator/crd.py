@@ -259,6 +259,8 @@ def build_crd() -> dict[str, Any]:
                         _column("Quote", ".spec.quote.asset"),
                         _column("Trading", ".spec.trading"),
                         _column("Phase", ".status.phase"),
+                        _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+                        _column("Reason", ".status.phaseReason"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

@@ -25,19 +25,19 @@ import redis.exceptions
 from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
 from xch_operator import provisioning, resources
-from xch_operator.apply import delete_children, ensure_children, update_status
+from xch_operator.apply import NotOurs, delete_children, ensure_children, update_status
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
 from xch_operator.lastresort import close_with_own_engine
 from xch_operator.metrics import instrumented
 from xch_operator.status import (
-    DELETING,
     ENGINE_READY,
     MM_READY,
     QUEUE_READY,
     STORAGE_READY,
     Check,
+    deleting_status,
     deployment_check,
     market_status,
 )
@@ -164,7 +164,12 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     storage = await _storage_check(ctx, market, body)
     if storage is not None:
         checks[STORAGE_READY] = storage
-    checks.update(await _children_checks(ctx, market, body))
+    try:
+        checks.update(await _children_checks(ctx, market, body))
+    except NotOurs as exc:
+        checks[ENGINE_READY] = Check.failed("ChildNotOwned", str(exc))
+        await write_status(ctx, namespace, market.name, checks, generation)
+        raise
     await write_status(ctx, namespace, market.name, checks, generation)
     failed = [check for kind, check in checks.items()
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
@@ -189,8 +194,8 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
     ctx = context(memo)
     name = body.metadata.name or ""
     namespace = body.metadata.namespace or ""
-    deleting = {"phase": DELETING, "phaseReason": "Finalizing"}
-    await update_status(ctx.kube, market_path(namespace, name), lambda live: deleting)
+    path = market_path(namespace, name)
+    await _deleting(ctx, path, "Finalizing", "closing the market, then removing what it made")
     if not await provisioning.owns(ctx.redis, name, owner_of(body)):
         # Refused (the name is another Market's) or never provisioned: nothing of ours runs.
         await delete_children(ctx.kube, namespace, _child_keys(name))
@@ -201,10 +206,13 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
         entry = await provisioning.close(ctx.redis, name)
         patch.metadata.annotations[CLOSE_ANNOTATION] = entry
     if not await _closed(ctx, body, entry):
-        raise kopf.TemporaryError(
-            f"waiting for the engine to apply the close ({entry})",
-            delay=ctx.settings.retry_seconds,
+        waiting = (
+            f"waiting for the engine to apply the close ({entry}); if it can never run, "
+            f"delete Deployment {resources.engine_name(name)}: the operator then closes "
+            "the market itself"
         )
+        await _deleting(ctx, path, "WaitingForEngineClose", waiting)
+        raise kopf.TemporaryError(waiting, delay=ctx.settings.retry_seconds)
     await delete_children(ctx.kube, namespace, _child_keys(name))
     on_delete = market_of(body).spec.retention.on_delete
     await provisioning.release_storage(ctx.settings.postgres_dsn, name, on_delete)
@@ -212,6 +220,12 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
         await provisioning.drop_queue(ctx.redis, name)
     await provisioning.unregister(ctx.redis, name)
     kopf.info(body, reason="Deleted", message=f"closed; history: {on_delete.value}")
+
+
+async def _deleting(ctx: Context, path: str, reason: str, message: str) -> None:
+    await update_status(
+        ctx.kube, path, lambda live: deleting_status(live.get("status") or {}, reason, message)
+    )
 
 
 async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
@@ -271,6 +285,8 @@ def _child_keys(name: str) -> list[str]:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Kopf keeps its progress in annotations (the CRD's status schema holds only ours)."""
     ours: Settings = memo[f"{MEMO_KEY}.settings"]
+    settings.watching.server_timeout = ours.watch_server_timeout
+    settings.watching.client_timeout = ours.watch_client_timeout
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -291,6 +307,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             api_url=ours.api_url,
             mm_secret=ours.mm_secret,
             pull_secrets=ours.image_pull_secrets,
+            eviction_seconds=ours.eviction_seconds,
+            priority_class=ours.engine_priority_class,
         ),
     )
 
@@ -336,6 +354,7 @@ def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:
         cause(*RESOURCE, registry=registry, backoff=backoff, id="reconcile")(on_reconcile)
     kopf.on.field(*RESOURCE, field="spec.trading", registry=registry, backoff=backoff,
                   id="trading")(on_trading)  # fmt: skip
+
     kopf.timer(*RESOURCE, interval=settings.drift_seconds, initial_delay=settings.drift_seconds,
                registry=registry, backoff=backoff, id="drift")(on_reconcile)  # fmt: skip
     kopf.on.delete(*RESOURCE, registry=registry, backoff=backoff, id="delete")(on_delete)

@@ -43,6 +43,18 @@ class Images:
     pull_secrets: tuple[str, ...] = ()
     """imagePullSecrets of the engine and mm Pods: Secrets of these names must exist in
     each Market's namespace."""
+    eviction_seconds: int = 10
+    """How long an engine or mm Pod stays bound to a node that is not ready or unreachable
+    (Kubernetes' default is 300 s: a lost node would keep its markets down for 5 minutes)."""
+    priority_class: str = ""
+    """priorityClassName of the engine Pods (none when empty)."""
+
+
+ENGINE_REQUESTS = {"cpu": "500m", "memory": "256Mi"}
+"""Requests when spec.engine.resources gives none: the scheduler reserves room for the engine
+(without requests it is BestEffort, the first evicted under pressure). No limits: a CPU limit
+throttles matching, and a memory limit would kill an engine whose book outgrew a guess."""
+MM_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}}
 
 
 def configmap_name(market: str) -> str:
@@ -125,6 +137,16 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def _short_tolerations(seconds: int) -> list[dict[str, Any]]:
+    """Tolerate a not-ready or unreachable node for `seconds` only, then be evicted and
+    scheduled elsewhere (these replace the 300 s the API server would add)."""
+    return [
+        {"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": seconds}
+        for taint in ("not-ready", "unreachable")
+    ]  # fmt: skip
+
+
 def _env(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in values.items()]
 
@@ -150,7 +172,7 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         # /healthz: the process serves; /readyz: it holds the lease and has recovered.
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 2, 1),
-        "resources": market.spec.engine.resources,
+        "resources": market.spec.engine.resources or {"requests": ENGINE_REQUESTS},
         "securityContext": _restricted_container(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -167,6 +189,8 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         pod_spec={
             "securityContext": _restricted_pod(),
             "terminationGracePeriodSeconds": 30,
+            "tolerations": _short_tolerations(images.eviction_seconds),
+            **({"priorityClassName": images.priority_class} if images.priority_class else {}),
             "containers": [container],
             "volumes": [
                 {"name": "config", "configMap": {"name": configmap_name(name)}},
@@ -198,6 +222,7 @@ def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None
         "ports": [{"name": "health", "containerPort": MM_HEALTH_PORT}],
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 1),
+        "resources": MM_RESOURCES,
         "securityContext": _restricted_container(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
@@ -209,6 +234,7 @@ def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None
         pull_secrets=images.pull_secrets,
         pod_spec={
             "securityContext": _restricted_pod(),
+            "tolerations": _short_tolerations(images.eviction_seconds),
             "containers": [container],
             "volumes": [{"name": "config", "configMap": {"name": configmap_name(market.name)}}],
         },

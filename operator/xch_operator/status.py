@@ -13,7 +13,11 @@ QUEUE_READY = "QueueReady"
 STORAGE_READY = "StorageReady"
 ENGINE_READY = "EngineReady"
 MM_READY = "MarketMakerReady"
-CONDITION_TYPES = (QUEUE_READY, STORAGE_READY, ENGINE_READY, MM_READY)
+COMPONENT_CONDITIONS = (QUEUE_READY, STORAGE_READY, ENGINE_READY, MM_READY)
+READY_CONDITION = "Ready"
+"""True when every component condition is: what `kubectl wait --for=condition=Ready` reads.
+A halted market is Ready (everything runs; trading is off by the spec's choice)."""
+CONDITION_TYPES = (*COMPONENT_CONDITIONS, READY_CONDITION)
 
 PROVISIONING = "Provisioning"
 READY = "Ready"
@@ -79,18 +83,46 @@ def phase_of(conditions: list[dict[str, Any]], trading: Trading) -> tuple[str, s
     return READY, "AllConditionsTrue"
 
 
+def ready_check(phase: str, reason: str, conditions: list[dict[str, Any]]) -> Check:
+    """The aggregate: its reason is the phase's; its message names what is not ready."""
+    if phase in (READY, HALTED):
+        return Check.ok(reason, "every component is ready")
+    waiting = [
+        f"{condition['type']}: {condition.get('message') or condition.get('reason', '')}"
+        for condition in conditions
+        if condition["type"] in COMPONENT_CONDITIONS and condition["status"] != "True"
+    ]
+    return Check.failed(phase, "; ".join(waiting) or reason)
+
+
 def market_status(
     current: dict[str, Any], checks: dict[str, Check], generation: int, trading: Trading
 ) -> dict[str, Any]:
     """The whole new status (conditions, phase, phaseReason, observedGeneration)."""
-    conditions = merge_conditions(current.get("conditions") or [], checks, generation, now())
+    at = now()
+    conditions = merge_conditions(current.get("conditions") or [], checks, generation, at)
     phase, reason = phase_of(conditions, trading)
+    conditions = merge_conditions(
+        conditions, {READY_CONDITION: ready_check(phase, reason, conditions)}, generation, at
+    )
     return {
         "phase": phase,
         "phaseReason": reason,
         "observedGeneration": generation,
         "conditions": conditions,
     }
+
+
+def deleting_status(current: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """The status while the finalizer works: phase Deleting, Ready False saying what the
+    deletion waits for."""
+    conditions = merge_conditions(
+        current.get("conditions") or [],
+        {READY_CONDITION: Check.failed(reason, message)},
+        int(current.get("observedGeneration") or 0),
+        now(),
+    )
+    return {"phase": DELETING, "phaseReason": reason, "conditions": conditions}
 
 
 def deployment_check(deployment: dict[str, Any] | None, what: str) -> Check:

@@ -1,11 +1,14 @@
 """The Binance-compatible tests run on the api tests' stack (tests/api/conftest.py): Redis,
-PostgreSQL, engines, dbproc and `python -m api`, one per module."""
+PostgreSQL, engines, dbproc and `python -m api`, one per module; the stream tests add a ws
+process (`ws_server`)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,8 +16,29 @@ from binance.client import Client
 
 from tests.api.conftest import stack
 from tests.harness.stacks import Stack
+from tests.harness.ws import WsProcess
 
 __all__ = ["stack"]
+
+
+@pytest.fixture(scope="module")
+def ws_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WsProcess]:
+    directory: Path = tmp_path_factory.mktemp("ws")
+    server = WsProcess(
+        stack.redis_url,
+        directory / "ws.log",
+        env={
+            "EXCHANGE_WS_POSTGRES_DSN": stack.database_url,
+            "EXCHANGE_WS_BLOCK_MS": "100",
+            "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.5",
+        },
+    )
+    server.start()
+    try:
+        asyncio.run(server.wait_ready())
+        yield server
+    finally:
+        server.terminate()
 
 
 @dataclass

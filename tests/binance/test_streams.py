@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,26 +26,6 @@ from tests.harness.ws import WsProcess
 
 Accounts = Callable[..., Account]
 Book = dict[str, dict[str, str]]
-
-
-@pytest.fixture(scope="module")
-def ws_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WsProcess]:
-    directory: Path = tmp_path_factory.mktemp("ws")
-    server = WsProcess(
-        stack.redis_url,
-        directory / "ws.log",
-        env={
-            "EXCHANGE_WS_POSTGRES_DSN": stack.database_url,
-            "EXCHANGE_WS_BLOCK_MS": "100",
-            "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.5",
-        },
-    )
-    server.start()
-    try:
-        asyncio.run(server.wait_ready())
-        yield server
-    finally:
-        server.terminate()
 
 
 class Messages:
@@ -411,3 +390,59 @@ async def test_user_data_stream_without_the_listen_key_in_the_url(
     )
     await stream.until(lambda received: len(_reports(received, order["orderId"])) == 1)
     assert _reports(stream.received, order["orderId"])[0]["x"] == "NEW"
+
+
+async def test_aggregate_trade_mini_ticker_and_every_market_streams(
+    stack: Stack, accounts: Accounts, open_stream: Callable[..., Any]
+) -> None:
+    """On `/ws/<label>` (how ccxt.pro opens its connections) the label is no stream: the
+    first message is the SUBSCRIBE's answer."""
+    seller, buyer = accounts(BTC="1"), accounts(USD="100000")
+    stream = await open_stream("/ws/0")
+    names = ["btcusd@aggTrade", "btcusd@miniTicker", "!ticker@arr", "!miniTicker@arr"]
+    assert await stream.request({"method": "SUBSCRIBE", "params": names, "id": 1}) == {
+        "result": None,
+        "id": 1,
+    }
+    assert stream.received[0] == {"result": None, "id": 1}
+    assert (await stream.request({"method": "LIST_SUBSCRIPTIONS", "id": 2}))["result"] == sorted(
+        names
+    )
+    await asyncio.to_thread(
+        seller.client.order_limit_sell, symbol="BTCUSD", quantity="0.0100", price="20000.00"
+    )
+    bought = await asyncio.to_thread(
+        buyer.client.order_market_buy, symbol="BTCUSD", quantity="0.0100"
+    )
+    fill = bought["fills"][-1]
+
+    def event(name: str) -> Callable[[Any], bool]:
+        return lambda m: isinstance(m, dict) and m.get("e") == name
+
+    def listed(name: str) -> Callable[[Any], bool]:
+        return lambda m: isinstance(m, list) and bool(m) and event(name)(m[0])
+
+    def current(match: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """A ticker (or the array of one) with the last trade's price."""
+        return lambda m: match(m) and (m[0] if isinstance(m, list) else m)["c"] == fill["price"]
+
+    def arrived(match: Callable[[Any], bool]) -> Callable[[list[Any]], bool]:
+        return lambda got: any(match(m) for m in got)
+
+    trade_id = fill["tradeId"]
+    await stream.until(arrived(lambda m: event("aggTrade")(m) and m["a"] == trade_id))
+    [agg] = [m for m in stream.received if event("aggTrade")(m) and m["a"] == trade_id]
+    assert agg | {"E": 0, "T": 0} == {
+        "e": "aggTrade", "E": 0, "s": "BTCUSD", "a": trade_id, "p": fill["price"],
+        "q": fill["qty"], "f": trade_id, "l": trade_id, "T": 0, "m": False, "M": True,
+    }  # fmt: skip
+    # dbproc stores the ticker, ws polls it: the ticker streams follow within seconds.
+    kinds = [current(event("24hrMiniTicker"))] + [
+        current(listed(name)) for name in ("24hrTicker", "24hrMiniTicker")
+    ]
+    for match in kinds:
+        await stream.until(arrived(match), timeout=20)
+    mini, [full], [every_mini] = ([m for m in stream.received if k(m)][-1] for k in kinds)
+    assert set(mini) == {"e", "E", "s", "c", "o", "h", "l", "v", "q"}
+    assert mini["s"] == full["s"] == "BTCUSD"
+    assert every_mini == mini

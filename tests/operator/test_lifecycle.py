@@ -187,6 +187,19 @@ async def test_operator_killed_while_winding_down_finishes_the_same_close(
         wait_for(lambda: CLOSE_ANNOTATION in ((kube.get_market(namespace, "btc-usd") or {})
                                               ["metadata"].get("annotations") or {}),
                  what="the close enqueued and recorded")  # fmt: skip
+
+        def waiting_reported() -> bool:
+            status = kube.status(namespace, "btc-usd")
+            ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+            return bool(
+                status["phase"] == "Deleting" and ready["reason"] == "WaitingForEngineClose"
+            )
+
+        wait_for(waiting_reported, what="the status says what the deletion waits for")
+        ready = next(c for c in kube.status(namespace, "btc-usd")["conditions"]
+                     if c["type"] == "Ready")  # fmt: skip
+        assert ready["status"] == "False"
+        assert "delete Deployment engine-btc-usd" in ready["message"]
         operator.kill()
     finally:
         engine.process.send_signal(signal.SIGCONT)

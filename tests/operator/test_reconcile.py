@@ -48,6 +48,7 @@ async def test_create_provisions_everything(
     conditions = kube.wait_conditions(namespace, "btc-usd", QueueReady="True",
                                       StorageReady="True")  # fmt: skip
     assert conditions["EngineReady"] == "False"
+    assert conditions["Ready"] == "False"
     assert kube.status(namespace, "btc-usd")["phase"] == "Degraded"
 
     for path in (
@@ -76,6 +77,7 @@ async def test_create_provisions_everything(
 
     _ready_all(kube, namespace, "btc-usd")
     kube.wait_phase(namespace, "btc-usd", "Ready")
+    assert kube.conditions(namespace, "btc-usd")["Ready"] == "True"
     status = kube.status(namespace, "btc-usd")
     generation = kube.get_market(namespace, "btc-usd")["metadata"]["generation"]  # type: ignore[index]
     assert status["observedGeneration"] == generation
@@ -222,3 +224,45 @@ async def test_a_name_held_by_another_market_is_refused_and_left_alone(
     kube.delete_market(namespace, "btc-usd")
     wait_for(lambda: kube.get_market(namespace, "btc-usd") is None, what="finalizer released")
     assert await redis_client.get(market_owner("btc-usd")) == b"elsewhere/some-uid"
+
+
+async def test_a_child_name_held_by_someone_else_is_reported_until_it_is_free(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """A ConfigMap of the Market's child name that the Market does not own: refused (never
+    taken over), said in the status; once it is gone the drift check makes the children
+    (Kopf keeps calling a timer that raised a permanent error)."""
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "market-xrp-usd"}, "data": {"mine": "yes"}}  # fmt: skip
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    kube.rest.create(path, foreign)
+    kube.create_market(namespace, market_manifest("xrp-usd"))
+    kube.wait_conditions(namespace, "xrp-usd", EngineReady="False", Ready="False")
+    engine = next(c for c in kube.status(namespace, "xrp-usd")["conditions"]
+                  if c["type"] == "EngineReady")  # fmt: skip
+    assert engine["reason"] == "ChildNotOwned"
+    assert "ConfigMap/market-xrp-usd" in engine["message"]
+    assert (kube.rest.get(f"{path}/market-xrp-usd") or {})["data"] == {"mine": "yes"}
+
+    kube.rest.delete(f"{path}/market-xrp-usd")
+    _ready_all(kube, namespace, "xrp-usd")
+    kube.wait_phase(namespace, "xrp-usd", "Ready")
+    assert kube.conditions(namespace, "xrp-usd")["Ready"] == "True"
+
+
+async def test_resources_the_server_rewrites_are_not_applied_again(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """`cpu: 0.5` is live as "500m": the drift check must see no difference (it once
+    re-applied such a Deployment, with an Updated event, every drift interval)."""
+    own = {"requests": {"cpu": 0.5, "memory": "1024Mi"}}
+    kube.create_market(namespace, market_manifest("dot-usd", engine={"resources": own}))
+    kube.wait_conditions(namespace, "dot-usd", QueueReady="True", StorageReady="True")
+    live = kube.deployment(namespace, "engine-dot-usd") or {}
+    assert live["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "500m", "memory": "1Gi"}  # fmt: skip
+    await asyncio.sleep(7)  # two drift checks (EXCHANGE_OPERATOR_DRIFT_SECONDS=3)
+    events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    updates = [e for e in events if e["involvedObject"]["name"] == "dot-usd"
+               and e["reason"] == "Updated"]  # fmt: skip
+    assert updates == [], "the drift check applied the engine again"

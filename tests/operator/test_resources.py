@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from xch.market import Market, Trading
 from xch_operator import resources
 from xch_operator.apply import is_subset
 from xch_operator.provisioning import scale_conflicts
+from xch_operator.quantity import amount
 from xch_operator.status import (
     ENGINE_READY,
     MM_READY,
@@ -49,6 +51,28 @@ def test_engine_deployment_is_one_replica_recreate_restricted_with_probes() -> N
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["args"] == ["--market", "btc-usd", "--manifest", "/etc/exchange/market.yaml"]
     assert {"name": "config", "configMap": {"name": "market-btc-usd"}} in pod["volumes"]
+
+
+def test_pods_request_resources_and_leave_a_lost_node_within_seconds() -> None:
+    engine = resources.build_engine_deployment(_market(), IMAGES)["spec"]["template"]["spec"]
+    mm = (resources.build_mm_deployment(_market(), IMAGES) or {})["spec"]["template"]["spec"]
+    assert engine["containers"][0]["resources"] == {"requests": {"cpu": "500m",
+                                                                 "memory": "256Mi"}}  # fmt: skip
+    assert mm["containers"][0]["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    for pod in (engine, mm):
+        assert {(t["key"], t["tolerationSeconds"]) for t in pod["tolerations"]} == {
+            ("node.kubernetes.io/not-ready", 10),
+            ("node.kubernetes.io/unreachable", 10),
+        }
+    assert "priorityClassName" not in engine
+    own = {"requests": {"cpu": 2}, "limits": {"memory": "4Gi"}}
+    tuned = resources.build_engine_deployment(
+        _market(engine={"resources": own}),
+        dataclasses.replace(IMAGES, eviction_seconds=3, priority_class="exchange-critical"),
+    )["spec"]["template"]["spec"]
+    assert tuned["containers"][0]["resources"] == own
+    assert tuned["priorityClassName"] == "exchange-critical"
+    assert {t["tolerationSeconds"] for t in tuned["tolerations"]} == {3}
 
 
 def test_pods_pull_with_the_configured_secrets() -> None:
@@ -162,3 +186,28 @@ def test_scale_conflicts_name_the_asset_and_the_market() -> None:
                    quote={"asset": "EUR", "scale": 6})  # fmt: skip
     assert scale_conflicts(mine, registry) == ["BTC has scale 8 in market btc-usd, not 6"]
     assert scale_conflicts(_market(), registry) == []
+
+
+def test_is_subset_compares_requests_and_limits_as_amounts() -> None:
+    """The API server answers quantities canonically: `cpu: 0.5` is live as "500m"."""
+    live = {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2"}}}
+    assert is_subset({"resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"},
+                                    "limits": {"cpu": 2}}}, live)  # fmt: skip
+    assert not is_subset({"resources": {"requests": {"cpu": "0.6"}}}, live)
+    assert not is_subset({"resources": {"requests": {"memory": "1G"}}}, live)
+    assert not is_subset({"resources": {"requests": {"cpu": "half"}}}, live)
+    assert not is_subset({"replicas": 1}, {"replicas": "1"}), "only quantities are amounts"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("500m", "0.5"), ("1", "1"), (2, "2"), (0.25, "0.25"), ("1Ki", "1024"), ("1e3", "1000"),
+     ("1.5Gi", str(int(1.5 * 2**30))), ("100n", "1E-7"), (".5", "0.5")],
+)  # fmt: skip
+def test_quantity_amounts(text: object, expected: str) -> None:
+    assert amount(text) == Decimal(expected)
+
+
+@pytest.mark.parametrize("text", ["", "m", "1.2.3", "5x", "1 Gi", True, None, [1]])
+def test_what_is_not_a_quantity(text: object) -> None:
+    assert amount(text) is None

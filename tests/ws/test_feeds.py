@@ -27,10 +27,8 @@ def depth(first: int, last: int, bids: list[tuple[int, int]]) -> Depth:
 
 
 def queued(client: Client) -> list[dict[str, object]]:
-    messages = []
-    while not client.queue.empty():
-        messages.append(orjson.loads(client.queue.get_nowait()[0])["data"])
-    return messages
+    """The client's backlog (a client without a writer keeps it for its sender task)."""
+    return [orjson.loads(text)["data"] for text, _ in client.take()]
 
 
 async def test_a_gap_reloads_the_book_from_the_depth_key(

@@ -25,8 +25,14 @@ from ws.streams.kind import BinanceKind, Host, MarketKind, PrivateKind, StreamKi
 from ws.streams.kline import BinanceKlineKind, KlineKind
 from ws.streams.orders import OrdersKind
 from ws.streams.portfolio import PortfolioKind
-from ws.streams.ticker import BinanceTickerKind, TickerKind
-from ws.streams.trade import BinanceTradeKind, TradeKind
+from ws.streams.ticker import (
+    BinanceMiniTickerKind,
+    BinanceMiniTickersKind,
+    BinanceTickerKind,
+    BinanceTickersKind,
+    TickerKind,
+)
+from ws.streams.trade import BinanceAggTradeKind, BinanceTradeKind, TradeKind
 from ws.streams.user_data import UserDataKind
 from xch.schemas import Event
 
@@ -37,11 +43,15 @@ PRIVATE: tuple[PrivateKind, ...] = (OrdersKind(), BalancesKind(), PortfolioKind(
 BINANCE_USER = UserDataKind()
 BINANCE: tuple[BinanceKind, ...] = (
     BinanceTradeKind(),
+    BinanceAggTradeKind(),
     BinanceDepthKind(),
     BinancePartialKind(),
     BinanceBookTickerKind(),
     BinanceKlineKind(),
     BinanceTickerKind(),
+    BinanceMiniTickerKind(),
+    BinanceTickersKind(),
+    BinanceMiniTickersKind(),
 )
 """Binance's market streams, `<symbol>@...`, tried in this order."""
 

@@ -140,3 +140,7 @@ class BinanceKind(StreamKind):
     def initial(self, feed: MarketFeed, stream: BinanceStream) -> list[dict[str, Any]]:
         """What a new subscriber gets at once (the diff and trade streams start empty)."""
         return []
+
+    def every_market(self, raw: bool) -> BinanceStream | None:
+        """The stream of a name without a symbol (`!ticker@arr`); None for one market's."""
+        return None

@@ -1,4 +1,5 @@
-"""`trade@M` and Binance's `<symbol>@trade`: every trade as it happens, no first message."""
+"""`trade@M` and Binance's `<symbol>@trade` and `<symbol>@aggTrade` (each trade its own
+aggregate): every trade as it happens, no first message."""
 
 import re
 
@@ -26,3 +27,14 @@ class BinanceTradeKind(BinanceKind):
             name = host.binance.names(feed).trade
             if host.binance.wanted(name):
                 host.binance.publish(name, binance_streams.trade(feed, event))
+
+
+class BinanceAggTradeKind(BinanceKind):
+    kind = "bn_aggTrade"
+    pattern = re.compile(rf"{SYMBOL}@aggtrade")
+
+    def on_event(self, host: Host, feed: MarketFeed, event: Event) -> None:
+        if isinstance(event, Trade):
+            name = host.binance.names(feed).agg_trade
+            if host.binance.wanted(name):
+                host.binance.publish(name, binance_streams.agg_trade(feed, event))

@@ -1,5 +1,5 @@
 """The /api/v3 general and market-data routes: ping, time, exchangeInfo, depth, trades,
-klines, tickers, avgPrice. Public: each counts against the caller's IP only."""
+aggTrades, klines, tickers, avgPrice. Public: each counts against the caller's IP only."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -138,6 +138,45 @@ async def recent_trades(request: Request, state: State) -> JSONResponse:
                 "isBestMatch": True,
             }
             for trade in reversed(rows)
+        ]
+    )
+
+
+@router.get("/aggTrades", dependencies=public)
+async def aggregate_trades(request: Request, state: State) -> JSONResponse:
+    """Each trade its own aggregate (one taker order's fills at one price are separate trades
+    here, which Binance's definition allows): `a`, `f` and `l` are the trade id."""
+    params = await read_params(request)
+    params.only("symbol", "fromId", "startTime", "endTime", "limit")
+    _, rules, _ = await market_of_params(state, params)
+    limit = query_limit(params, 500, 1000)
+    from_id = params.integer("fromId")
+    start, end = params.integer("startTime", high=MAX_MS), params.integer("endTime", high=MAX_MS)
+    if from_id is not None and (start is not None or end is not None):
+        raise bad(-1128, "Combination of optional parameters invalid.")
+    if start is not None and end is not None and start > end:
+        raise bad(-1023, "Start time is greater than end time.")
+    rows = await bqueries.market_trades(
+        state.db,
+        rules.name,
+        from_id,
+        None if start is None else utc_from_ms(start),
+        None if end is None else utc_from_ms(end),
+        limit,
+    )
+    return json_response(
+        [
+            {
+                "a": row["trade_id"],
+                "p": format_decimal(row["price"]),
+                "q": format_decimal(row["qty"]),
+                "f": row["trade_id"],
+                "l": row["trade_id"],
+                "T": int(row["ts"].timestamp() * 1000),
+                "m": row["taker_side"] != BUY,
+                "M": True,
+            }
+            for row in rows
         ]
     )
 

@@ -1,0 +1,3 @@
+module xch/bench/wsload
+
+go 1.26
