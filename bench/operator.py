@@ -30,6 +30,7 @@ from tests.harness.operator import (
     markets_path,
     operator_identity,
     start_operator,
+    watch_namespace,
 )
 from tests.harness.servers import start_postgres, start_redis
 
@@ -104,7 +105,7 @@ def run(workdir: Path, runs: int, count: int) -> dict[str, Any]:
         kube = Kube(plane.admin())
         install_crd(kube)
         kubeconfig = operator_identity(plane, kube)
-        kube.create_namespace(NAMESPACE)
+        watch_namespace(kube, NAMESPACE)
         operator = start_operator(kubeconfig, NAMESPACE, redis_server.url, postgres.url, workdir)
         return {
             "benchmark": "operator",

@@ -103,7 +103,7 @@ def _start_supervisor(config: LocalConfig) -> int:
 
 
 async def _provision_examples(config: LocalConfig) -> list[str]:
-    client = redis_client(config.redis_url)
+    client = redis_client(config.redis_url("operator"))
     try:
         names = []
         for path in sorted(markets.EXAMPLES.glob("*.yaml")):
@@ -156,7 +156,7 @@ async def _demo_account(config: LocalConfig) -> None:
 
 def up(config: LocalConfig) -> int:
     print(_color("Starting the exchange", "1"), flush=True)
-    for line in servers.up(config.layout):
+    for line in servers.up(config.layout, config.redis_users()):
         print(f"  {line}", flush=True)
     asyncio.run(upgrade(config.database_url))
     names = asyncio.run(_provision_examples(config))
@@ -202,7 +202,7 @@ def _supervised(config: LocalConfig) -> dict[str, dict[str, Any]]:
 
 
 async def _market_lines(config: LocalConfig) -> list[tuple[str, str, str, bool]]:
-    client = redis_client(config.redis_url)
+    client = redis_client(config.redis_url("operator"))
     try:
         entries = await client.hgetall(keys.MARKETS)
         rows = []
@@ -275,7 +275,7 @@ def market_apply(config: LocalConfig, path: Path) -> int:
     market = markets.read_manifest(path)
 
     async def run() -> None:
-        client = redis_client(config.redis_url)
+        client = redis_client(config.redis_url("operator"))
         try:
             await markets.apply(client, config.database_url, market)
         finally:
@@ -288,7 +288,7 @@ def market_apply(config: LocalConfig, path: Path) -> int:
 
 def market_delete(config: LocalConfig, name: str) -> int:
     async def run() -> None:
-        client = redis_client(config.redis_url)
+        client = redis_client(config.redis_url("operator"))
         try:
             await markets.delete(client, config.database_url, name)
         finally:

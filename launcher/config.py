@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from launcher import servers
+from launcher import redis_acl, servers
 
 
 def _port(name: str, default: int) -> int:
@@ -48,9 +49,27 @@ class LocalConfig:
             frontend_port=_port("EXCHANGE_FRONTEND_PORT", 3000),
         )
 
-    @property
-    def redis_url(self) -> str:
-        return self.layout.redis_url
+    def redis_url(self, user: str) -> str:
+        """The Redis URL of one ACL user (charts/exchange/files/redis-acl.yaml): each
+        component connects as its own; the launcher itself as the operator."""
+        return redis_acl.url(servers.HOST, self.layout.redis_port, user, self.redis_passwords[user])
+
+    @cached_property
+    def redis_passwords(self) -> dict[str, str]:
+        """Every Redis user's password, made once and kept in the state directory (a user
+        added to the rules since gets one on the next start)."""
+        path = self.state / "secrets" / "redis-users.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        passwords = redis_acl.new_passwords() | stored
+        if passwords != stored:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(json.dumps(passwords))
+        return passwords
+
+    def redis_users(self) -> servers.RedisUsers:
+        passwords = self.redis_passwords
+        return servers.RedisUsers(redis_acl.acl_file(passwords), passwords["health"])
 
     @property
     def database_url(self) -> str:

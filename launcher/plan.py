@@ -60,7 +60,7 @@ def shared(config: LocalConfig) -> list[Process]:
             config.log_dir / "dbproc.log",
             f"http://{HOST}:{config.dbproc_port}/readyz",
             {
-                "EXCHANGE_DBPROC_REDIS_URL": config.redis_url,
+                "EXCHANGE_DBPROC_REDIS_URL": config.redis_url("dbproc"),
                 "EXCHANGE_DBPROC_DATABASE_URL": config.database_url,
                 "EXCHANGE_DBPROC_CONSUMER": "dbproc-local",
                 "EXCHANGE_DBPROC_HEALTH_PORT": str(config.dbproc_port),
@@ -73,7 +73,7 @@ def shared(config: LocalConfig) -> list[Process]:
             f"{config.api_url}/readyz",
             common
             | {
-                "EXCHANGE_API_REDIS_URL": config.redis_url,
+                "EXCHANGE_API_REDIS_URL": config.redis_url("api"),
                 "EXCHANGE_API_DATABASE_URL": config.database_url,
                 "EXCHANGE_API_SECRETS_KEY": config.secrets_key,
                 "EXCHANGE_API_PORT": str(config.api_port),
@@ -88,7 +88,7 @@ def shared(config: LocalConfig) -> list[Process]:
             f"http://{HOST}:{config.ws_port}/readyz",
             common
             | {
-                "EXCHANGE_WS_REDIS_URL": config.redis_url,
+                "EXCHANGE_WS_REDIS_URL": config.redis_url("ws"),
                 "EXCHANGE_WS_POSTGRES_DSN": config.database_url,
                 "EXCHANGE_WS_PORT": str(config.ws_port),
             },
@@ -107,7 +107,7 @@ def per_market(config: LocalConfig, slot: int, market: MarketInfo) -> list[Proce
             config.log_dir / f"engine-{market.name}.log",
             f"http://{HOST}:{engine_port}/readyz",
             {
-                "EXCHANGE_ENGINE_REDIS_URL": config.redis_url,
+                "EXCHANGE_ENGINE_REDIS_URL": config.redis_url("engine"),
                 "EXCHANGE_ENGINE_HEALTH_PORT": str(engine_port),
             },
         )
@@ -122,7 +122,7 @@ def per_market(config: LocalConfig, slot: int, market: MarketInfo) -> list[Proce
                 config.log_dir / f"mm-{market.name}.log",
                 f"http://{HOST}:{mm_port}/readyz",
                 {
-                    "EXCHANGE_MM_REDIS_URL": config.redis_url,
+                    "EXCHANGE_MM_REDIS_URL": config.redis_url("mm"),
                     "EXCHANGE_MM_API_URL": config.api_url,
                     "EXCHANGE_MM_EMAIL": f"mm-{market.name}@local.exchange",
                     "EXCHANGE_MM_PASSWORD": config.mm_password,

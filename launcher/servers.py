@@ -2,7 +2,8 @@
 directory (`.state/`, or EXCHANGE_STATE_DIR).
 
 Redis listens on 127.0.0.1:6379 (EXCHANGE_REDIS_PORT) with AOF on, appendfsync everysec
-(EXCHANGE_REDIS_APPENDFSYNC=always for fsync on every write). PostgreSQL 15 listens on
+(EXCHANGE_REDIS_APPENDFSYNC=always for fsync on every write), and the platform's ACL users
+(the default user off; the caller renders the file, launcher/redis_acl.py). PostgreSQL 15 listens on
 127.0.0.1:5432 (EXCHANGE_PG_PORT), database `exchange`, superuser `exchange`, trust
 authentication on loopback. When run as root both servers run as the system user `exchange`,
 created if missing, which owns their directories. `exchange up` / `exchange down`
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,15 @@ SERVERS = ("redis", "postgres")
 
 class StackError(RuntimeError):
     """Something the user must fix before the stack can run."""
+
+
+@dataclass(frozen=True)
+class RedisUsers:
+    """The ACL file Redis loads, and the password of `health`, the user its readiness check
+    pings as."""
+
+    acl: str
+    health_password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,10 @@ class Layout:
     @property
     def redis_pidfile(self) -> Path:
         return self.redis_dir / "redis.pid"
+
+    @property
+    def redis_acl_file(self) -> Path:
+        return self.redis_dir / "users.acl"
 
     @property
     def pg_data(self) -> Path:
@@ -209,16 +223,33 @@ def redis_pid(layout: Layout) -> int | None:
     return pid if name.startswith("redis-server") and _pid_alive(pid) else None
 
 
-def redis_ping(port: int) -> bool:
+def redis_ping(port: int, health_password: str, host: str = HOST) -> bool:
+    """True once Redis lets the health user in and answers PING (not while loading)."""
     try:
-        with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            sock.sendall(f"AUTH health {health_password}\r\nPING\r\n".encode())
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = sock.recv(64)
+                if not chunk:
+                    return False
+                answer += chunk
+            return answer == b"+OK\r\n+PONG\r\n"
     except OSError:
         return False
 
 
-def redis_up(layout: Layout) -> None:
+def _write_acl(layout: Layout, users: RedisUsers) -> None:
+    """The ACL file, readable by Redis only (it holds the passwords' hashes)."""
+    path = layout.redis_acl_file
+    path.write_text(users.acl)
+    path.chmod(0o600)
+    if layout.run_as is not None:
+        entry = pwd.getpwnam(layout.run_as)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def redis_up(layout: Layout, users: RedisUsers) -> None:
     pid = redis_pid(layout)
     if pid is not None:
         _say(f"Redis already running (pid {pid}) on {HOST}:{layout.redis_port}")
@@ -232,6 +263,7 @@ def redis_up(layout: Layout) -> None:
     if executable is None:
         raise StackError("redis-server is not installed (make deps-system installs it)")
     _own_dir(layout.redis_dir, layout, 0o750)
+    _write_acl(layout, users)
     _run(
         [
             executable,
@@ -245,11 +277,12 @@ def redis_up(layout: Layout) -> None:
             "--appendonly", "yes",
             "--appendfsync", layout.appendfsync,
             "--save", "",
+            "--aclfile", str(layout.redis_acl_file),
         ],
         layout.run_as,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not redis_ping(layout.redis_port):
+    while not redis_ping(layout.redis_port, users.health_password):
         if time.monotonic() > deadline:
             raise StackError(f"Redis did not answer PING; see {_rel(layout.redis_log)}")
         time.sleep(0.1)
@@ -361,14 +394,15 @@ def _prepare(layout: Layout) -> None:
     _check_reachable(layout)
 
 
-def up(layout: Layout, servers: Sequence[str] = SERVERS) -> list[str]:
+def up(layout: Layout, redis_users: RedisUsers, servers: Sequence[str] = SERVERS) -> list[str]:
     """Start the servers that are not running; lines describing them for the summary."""
     _prepare(layout)
     lines = []
     if "redis" in servers:
-        redis_up(layout)
+        redis_up(layout, redis_users)
         lines += [
-            f"redis       {layout.redis_url}   AOF on, appendfsync {layout.appendfsync}",
+            f"redis       {layout.redis_url}   AOF on, appendfsync {layout.appendfsync}, "
+            "a user per component",
             f"            data {_rel(layout.redis_dir)}/   log {_rel(layout.redis_log)}",
         ]
     if "postgres" in servers:

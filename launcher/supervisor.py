@@ -143,7 +143,7 @@ class Supervisor:
         temporary.replace(path)
 
     async def run(self, stop: asyncio.Event) -> None:
-        client = redis_client(self.config.redis_url)
+        client = redis_client(self.config.redis_url("operator"))
         try:
             while not stop.is_set():
                 try:

@@ -71,11 +71,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
-    """An asyncio Redis client to the session server, which is emptied (FLUSHALL) first."""
+    """An asyncio Redis client to the session server (as its admin), which is emptied
+    (FLUSHALL) first. The test fails if Redis refused any component a command or key on the
+    way (ACL LOG): the harness runs each component as its own ACL user."""
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
         await client.flushall()
+        await client.acl_log_reset()
         yield client
+        # A connection of its own: the test may have restarted Redis under the client's.
+        async with redis.asyncio.Redis.from_url(redis_server.url) as admin:
+            refused = await admin.acl_log()
+        assert not refused, f"refused by the Redis ACLs (files/redis-acl.yaml): {refused}"
     finally:
         await client.aclose()
 

@@ -15,7 +15,12 @@ import kopf
 from xch_operator.kube import KubeClient, KubeError, resource_path
 from xch_operator.quantity import same_amount
 
-PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
+PLURALS = {
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "Service": "services",
+    "Deployment": "deployments",
+}
 
 
 class NotOurs(kopf.PermanentError):
@@ -92,11 +97,32 @@ async def ensure_children(
     return [await ensure_child(kube, owner, key, desired) for key, desired in children]
 
 
+FORBIDDEN = 403
+
+
+async def get_or_forbidden(kube: KubeClient, path: str) -> dict[str, Any] | None:
+    """A Market's child, or None if it is gone or out of sight. Watching named namespaces,
+    the operator's rights to the children are a Role in each, which a namespace deletion
+    deletes along with the children: the Market (cluster-wide rights) must still wind down."""
+    try:
+        return await kube.get(path)
+    except KubeError as exc:
+        if exc.status == FORBIDDEN:
+            return None
+        raise
+
+
 async def delete_children(kube: KubeClient, namespace: str, keys: list[str]) -> None:
-    """Delete children by kind/name, without waiting for the garbage collector."""
+    """Delete children by kind/name, without waiting for the garbage collector. One out of
+    sight (see get_or_forbidden) is left to the garbage collector: the Market owns it and is
+    going."""
     for key in keys:
         kind, name = key.split("/", 1)
-        await kube.delete(child_path(kind, namespace, name))
+        try:
+            await kube.delete(child_path(kind, namespace, name))
+        except KubeError as exc:
+            if exc.status != FORBIDDEN:
+                raise
 
 
 StatusEdit = Callable[[dict[str, Any]], dict[str, Any]]

@@ -25,7 +25,13 @@ import redis.exceptions
 from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
 from xch_operator import provisioning, resources
-from xch_operator.apply import NotOurs, delete_children, ensure_children, update_status
+from xch_operator.apply import (
+    NotOurs,
+    delete_children,
+    ensure_children,
+    get_or_forbidden,
+    update_status,
+)
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
@@ -230,17 +236,19 @@ async def _deleting(ctx: Context, path: str, reason: str, message: str) -> None:
 
 async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
     """True once close `entry` is applied, or nothing can be locked in the market. If the
-    engine's Deployment is gone or going (its namespace is being deleted), the operator
-    applies the close itself with the engine's own code."""
+    engine's Deployment is gone or going (its namespace is being deleted, perhaps its Role
+    with it), the operator applies the close itself with the engine's own code (the engine
+    lease keeps that safe should the engine still run)."""
     name = body.metadata.name or ""
     if await provisioning.applied_through(ctx.redis, name, entry):
         return True
     if await provisioning.nothing_locked(ctx.redis, name):
         return True
-    engine = await ctx.kube.get(
+    engine = await get_or_forbidden(
+        ctx.kube,
         resource_path(
             "apps/v1", "deployments", body.metadata.namespace, resources.engine_name(name)
-        )
+        ),
     )
     if engine is not None and not engine["metadata"].get("deletionTimestamp"):
         return False

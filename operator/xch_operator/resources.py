@@ -7,6 +7,7 @@ engine, marketMaker rolls the market maker, and a trading change rolls nothing (
 the running engine as a command).
 """
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from xch.market import Market
 MANAGED_BY = "xch-operator"
 MARKET_LABEL = "exchange.dev/market"
 CONFIG_HASH = "exchange.dev/config-hash"
+REDIS_CREDENTIALS_HASH = "exchange.dev/redis-credentials-hash"
+REDIS_URL_KEY = "url"
 MANIFEST_FILE = "market.yaml"
 CONFIG_DIR = "/etc/exchange"
 HEALTH_PORT = 8081
@@ -38,6 +41,8 @@ class Images:
     mm: str
     pull_policy: str
     redis_url: str
+    """The engine's Redis URL, with its ACL user's password: Pods get it from the Market's
+    Secret (build_redis_secret), never as a plain value."""
     api_url: str
     mm_secret: str
     pull_secrets: tuple[str, ...] = ()
@@ -63,6 +68,10 @@ def configmap_name(market: str) -> str:
 
 def engine_name(market: str) -> str:
     return f"engine-{market}"
+
+
+def redis_secret_name(market: str) -> str:
+    return f"engine-{market}-redis"
 
 
 def mm_name(market: str) -> str:
@@ -147,8 +156,29 @@ def _short_tolerations(seconds: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _env(values: dict[str, str]) -> list[dict[str, str]]:
+def _env(values: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": name, "value": value} for name, value in values.items()]
+
+
+def build_redis_secret(market: Market, images: Images) -> dict[str, Any]:
+    """The engine's Redis URL in the Market's namespace, where its Pod can reference it (a
+    Pod reads Secrets of its own namespace only)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": redis_secret_name(market.name),
+            "labels": labels(market.name, "engine"),
+        },
+        "type": "Opaque",
+        "data": {REDIS_URL_KEY: base64.b64encode(images.redis_url.encode()).decode()},
+    }
+
+
+def _redis_credentials_hash(images: Images) -> str:
+    """Rolls the engine when its Redis credentials change (a Secret change alone restarts
+    nothing); a digest, so the annotation reveals nothing of the password."""
+    return hashlib.sha256(images.redis_url.encode()).hexdigest()[:16]
 
 
 def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
@@ -161,13 +191,20 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         "imagePullPolicy": images.pull_policy,
         "command": ["python", "-m", "engine"],
         "args": ["--market", name, "--manifest", f"{CONFIG_DIR}/{MANIFEST_FILE}"],
-        "env": _env(
+        "env": [
             {
-                "EXCHANGE_ENGINE_REDIS_URL": images.redis_url,
-                "EXCHANGE_ENGINE_HEALTH_HOST": "0.0.0.0",
-                "EXCHANGE_ENGINE_HEALTH_PORT": str(HEALTH_PORT),
-            }
-        ),
+                "name": "EXCHANGE_ENGINE_REDIS_URL",
+                "valueFrom": {
+                    "secretKeyRef": {"name": redis_secret_name(name), "key": REDIS_URL_KEY}
+                },
+            },
+            *_env(
+                {
+                    "EXCHANGE_ENGINE_HEALTH_HOST": "0.0.0.0",
+                    "EXCHANGE_ENGINE_HEALTH_PORT": str(HEALTH_PORT),
+                }
+            ),
+        ],
         "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
         # /healthz: the process serves; /readyz: it holds the lease and has recovered.
         "livenessProbe": _probe("/healthz", 10, 3),
@@ -186,6 +223,7 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         component="engine",
         config_hash=config_hash(market, ENGINE_FIELDS),
         pull_secrets=images.pull_secrets,
+        annotations={REDIS_CREDENTIALS_HASH: _redis_credentials_hash(images)},
         pod_spec={
             "securityContext": _restricted_pod(),
             "terminationGracePeriodSeconds": 30,
@@ -270,6 +308,7 @@ def _deployment(
     config_hash: str,
     pod_spec: dict[str, Any],
     pull_secrets: tuple[str, ...],
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     if pull_secrets:
         pod_spec = {**pod_spec, "imagePullSecrets": [{"name": name} for name in pull_secrets]}
@@ -284,7 +323,7 @@ def _deployment(
             "template": {
                 "metadata": {
                     "labels": labels(market, component),
-                    "annotations": {CONFIG_HASH: config_hash},
+                    "annotations": {CONFIG_HASH: config_hash, **(annotations or {})},
                 },
                 "spec": {"automountServiceAccountToken": False, **pod_spec},
             },
@@ -294,9 +333,10 @@ def _deployment(
 
 def build_children(market: Market, images: Images) -> list[tuple[str, dict[str, Any] | None]]:
     """Every child as (kind/name, object or None): what apply.py makes true, in this order
-    (the ConfigMap before the engine that mounts it)."""
+    (the ConfigMap and the Secret before the engine that reads them)."""
     children: list[tuple[str, dict[str, Any] | None]] = [
         (f"ConfigMap/{configmap_name(market.name)}", build_configmap(market)),
+        (f"Secret/{redis_secret_name(market.name)}", build_redis_secret(market, images)),
         (f"Deployment/{engine_name(market.name)}", build_engine_deployment(market, images)),
         (f"Service/{engine_name(market.name)}", build_metrics_service(market)),
         (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images)),

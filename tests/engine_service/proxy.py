@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ledger.scripts import script_source
 
@@ -29,8 +30,8 @@ class _Link:
 
 @dataclass
 class ReplyLosingProxy:
-    host: str
-    port: int
+    upstream: str
+    """The Redis URL the proxy forwards to; its clients connect with the same credentials."""
     marker: bytes | None = None
     slow: dict[bytes, float] = field(default_factory=dict)
     """Requests containing a key are forwarded that many seconds late."""
@@ -46,7 +47,14 @@ class ReplyLosingProxy:
     def url(self) -> str:
         assert self._server is not None
         port = self._server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{port}/0"
+        return (
+            urlsplit(self.upstream)._replace(netloc=f"{self._credentials}127.0.0.1:{port}").geturl()
+        )
+
+    @property
+    def _credentials(self) -> str:
+        netloc = urlsplit(self.upstream).netloc
+        return netloc[: netloc.rindex("@") + 1] if "@" in netloc else ""
 
     def arm(self, marker: bytes) -> None:
         """Lose the reply to the next request that contains `marker` (once)."""
@@ -65,8 +73,9 @@ class ReplyLosingProxy:
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = urlsplit(self.upstream)
         try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+            up_reader, up_writer = await asyncio.open_connection(upstream.hostname, upstream.port)
         except OSError:
             writer.close()
             return

@@ -30,7 +30,7 @@ from tests.engine_service.load import (
 )
 from tests.engine_service.proxy import ReplyLosingProxy, script_sha
 from tests.harness.engine import EngineProcess, load_rules, place, read_events, wait_applied
-from tests.harness.servers import RedisServer
+from tests.harness.servers import RedisServer, as_user
 from xch import keys
 from xch.schemas import BUY, SELL, Cancel, Depth, Place
 
@@ -105,7 +105,7 @@ async def test_an_idle_engine_resumes_after_a_redis_restart(
 
 @pytest.fixture
 async def proxy(redis_server: RedisServer) -> AsyncIterator[ReplyLosingProxy]:
-    proxy = ReplyLosingProxy(redis_server.host, redis_server.port)
+    proxy = ReplyLosingProxy(redis_server.url)
     await proxy.start()
     try:
         yield proxy
@@ -158,7 +158,7 @@ async def test_a_submit_whose_reply_is_lost_is_enqueued_at_most_once(
     order a second time: either the caller learns that the outcome is unknown, or the order
     is in the input once."""
     rules = load_rules(manifest)
-    api_client = redis.asyncio.Redis.from_url(proxy.url)
+    api_client = redis.asyncio.Redis.from_url(as_user(proxy.url, "api"))
     try:
         gateway = Gateway(api_client)
         await gateway.deposit("ann", rules.quote, 10**9)
@@ -196,7 +196,7 @@ async def test_a_snapshot_whose_reply_is_lost_keeps_the_batch_records_it_does_no
     needs the record of every batch after the latest snapshot: a kill -9 (and the network
     gone with it) and a restart under load afterwards must recover exactly."""
     rules = load_rules(manifest)
-    proxy = ReplyLosingProxy(redis_server.host, redis_server.port)
+    proxy = ReplyLosingProxy(redis_server.url)
     await proxy.start()
     env = {"EXCHANGE_ENGINE_SNAPSHOT_EVERY": "20", "EXCHANGE_ENGINE_BATCH_MAX": "5"}
     engine = EngineProcess(manifest, proxy.url, tmp_path / "engine.log", env=env)

@@ -22,6 +22,7 @@ from storage.klines import provision_market_storage
 from storage.migrate import upgrade
 from tests.harness.engine import EXAMPLE
 from tests.harness.processes import ROOT, ServiceProcess, free_port
+from tests.harness.servers import as_user
 
 JWT_SECRET = "test-secret-" + "x" * 24
 SECRETS_KEY = "test-secrets-key-" + "y" * 24
@@ -86,7 +87,7 @@ class ApiProcess(ServiceProcess):
     def environment(self) -> dict[str, str]:
         return {
             **os.environ,
-            "EXCHANGE_API_REDIS_URL": self.redis_url,
+            "EXCHANGE_API_REDIS_URL": as_user(self.redis_url, "api"),
             "EXCHANGE_API_DATABASE_URL": self.database_url,
             "EXCHANGE_JWT_SECRET": JWT_SECRET,
             "EXCHANGE_API_SECRETS_KEY": SECRETS_KEY,

@@ -12,6 +12,7 @@ import asyncpg
 import redis.asyncio
 
 from tests.harness.processes import ServiceProcess, free_port
+from tests.harness.servers import as_user
 from xch import keys
 
 
@@ -28,7 +29,7 @@ class DbprocProcess(ServiceProcess):
         return [
             "dbproc",
             "--redis-url",
-            self.redis_url,
+            as_user(self.redis_url, "dbproc"),
             "--database-url",
             self.database_url,
             "--consumer",

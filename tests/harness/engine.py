@@ -16,6 +16,7 @@ from engine.book import BookSide
 from ledger.gateway import Gateway
 from ledger.locks import lock_amount
 from tests.harness.processes import ROOT, ServiceProcess, free_port
+from tests.harness.servers import as_user
 from xch import keys
 from xch.market import Market, MarketRules
 from xch.schemas import BUY, Event, Place
@@ -60,7 +61,7 @@ class EngineProcess(ServiceProcess):
             "--manifest",
             str(self.manifest),
             "--redis-url",
-            self.redis_url,
+            as_user(self.redis_url, "engine"),
             "--health-port",
             str(self.health_port),
         ]

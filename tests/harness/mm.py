@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.harness.processes import ServiceProcess, free_port
+from tests.harness.servers import as_user
 
 
 @dataclass
@@ -23,5 +24,10 @@ class MakerProcess(ServiceProcess):
         return ["mm", "--market", self.market, "--manifest", str(self.manifest)]
 
     def environment(self) -> dict[str, str]:
-        return {"PATH": "/usr/bin:/bin", "EXCHANGE_MM_HEALTH_PORT": str(self.health_port),
-                **self.env}  # fmt: skip
+        environment = {"PATH": "/usr/bin:/bin", "EXCHANGE_MM_HEALTH_PORT": str(self.health_port),
+                       **self.env}  # fmt: skip
+        if "EXCHANGE_MM_REDIS_URL" in environment:
+            environment["EXCHANGE_MM_REDIS_URL"] = as_user(
+                environment["EXCHANGE_MM_REDIS_URL"], "mm"
+            )
+        return environment

@@ -15,6 +15,7 @@ import yaml
 
 from tests.harness.kube import ControlPlane, Rest
 from tests.harness.processes import ROOT, ServiceProcess, free_port
+from tests.harness.servers import as_user
 from xch.market import API_GROUP, API_VERSION
 
 CRD_FILE = ROOT / "charts" / "exchange" / "crds" / "markets.exchange.dev.yaml"
@@ -144,7 +145,8 @@ class OperatorProcess(ServiceProcess):
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "EXCHANGE_OPERATOR_NAMESPACES": f'["{self.namespace}"]',
-            "EXCHANGE_OPERATOR_REDIS_URL": self.redis_url,
+            "EXCHANGE_OPERATOR_REDIS_URL": as_user(self.redis_url, "operator"),
+            "EXCHANGE_OPERATOR_ENGINE_REDIS_URL": as_user(self.redis_url, "engine"),
             "EXCHANGE_OPERATOR_POSTGRES_DSN": self.postgres_dsn,
             "EXCHANGE_OPERATOR_DRIFT_SECONDS": "3",
             "EXCHANGE_OPERATOR_RETRY_SECONDS": "0.5",
@@ -173,26 +175,33 @@ def install_crd(kube: Kube) -> None:
     wait_for(established, what="CRD Established")
 
 
+def _rbac_rules(scope: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = yaml.safe_load(RBAC_FILE.read_text())[scope]
+    return rules
+
+
+def _binding(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    metadata = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+    return {
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT,
+                      "namespace": OPERATOR_NAMESPACE}],
+    }  # fmt: skip
+
+
 def operator_identity(plane: ControlPlane, kube: Kube) -> Path:
     """A kubeconfig holding a token of the operator's ServiceAccount, bound to the chart's
-    ClusterRole rules (charts/exchange/files/operator-rbac.yaml) and to nothing else."""
-    rules = yaml.safe_load(RBAC_FILE.read_text())["rules"]
+    cluster rules (charts/exchange/files/operator-rbac.yaml) and to nothing else: as the chart
+    binds it with operator.watchNamespaces set, `watch_namespace` granting the namespaced rules
+    in each namespace it watches."""
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     accounts = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts"
     kube.create_namespace(OPERATOR_NAMESPACE)
     kube.rest.create(accounts, {"metadata": {"name": OPERATOR_ACCOUNT}})
     kube.rest.create(f"{rbac}/clusterroles", {"metadata": {"name": OPERATOR_ACCOUNT},
-                                              "rules": rules})  # fmt: skip
-    kube.rest.create(
-        f"{rbac}/clusterrolebindings",
-        {
-            "metadata": {"name": OPERATOR_ACCOUNT},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": OPERATOR_ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT,
-                          "namespace": OPERATOR_NAMESPACE}],
-        },
-    )  # fmt: skip
+                                              "rules": _rbac_rules("cluster")})  # fmt: skip
+    kube.rest.create(f"{rbac}/clusterrolebindings", _binding("ClusterRole", OPERATOR_ACCOUNT))
     request = kube.rest.create(
         f"{accounts}/{OPERATOR_ACCOUNT}/token",
         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -201,6 +210,16 @@ def operator_identity(plane: ControlPlane, kube: Kube) -> Path:
     user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
     path = plane.base_dir / "operator.kubeconfig"
     return plane.write_kubeconfig(path, request["status"]["token"], user)
+
+
+def watch_namespace(kube: Kube, namespace: str) -> None:
+    """Create `namespace` with the chart's namespaced rules bound to the operator's account
+    there (a Role and RoleBinding, as the chart makes for each of operator.watchNamespaces)."""
+    kube.create_namespace(namespace)
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    role = {"metadata": {"name": OPERATOR_ACCOUNT}, "rules": _rbac_rules("namespaced")}
+    kube.rest.create(f"{rbac}/roles", role)
+    kube.rest.create(f"{rbac}/rolebindings", _binding("Role", OPERATOR_ACCOUNT, namespace))
 
 
 def start_operator(

@@ -7,16 +7,21 @@ runs on. Each is a `processes.Child` in its own session (see there).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import pwd
+import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from launcher import redis_acl
+from launcher.servers import redis_ping
 from tests.harness.processes import (
     HOST,
     ROOT,
@@ -64,10 +69,28 @@ class _ProcessSlot:
         self.child: Child | None = None
 
 
+def _password(admin_password: str, user: str) -> str:
+    """A user's password on a test server, derived from the admin's: `as_user` needs only the
+    admin URL to make any user's."""
+    return hmac.new(admin_password.encode(), user.encode(), hashlib.sha256).hexdigest()
+
+
+def as_user(url: str, user: str) -> str:
+    """`url` (a test server's admin URL) as `user`; any other URL unchanged. The harness's
+    processes connect through this, so each component runs under its own ACL user."""
+    parts = urlsplit(url)
+    if parts.username != "admin" or parts.password is None or parts.hostname is None:
+        return url
+    password = _password(parts.password, user)
+    return redis_acl.url(parts.hostname, parts.port or 6379, user, password)
+
+
 @dataclass(frozen=True)
 class RedisServer:
-    """A redis-server process with AOF on (appendfsync everysec) and RDB snapshots off.
+    """A redis-server process with AOF on (appendfsync everysec) and RDB snapshots off, and
+    the platform's ACL users (charts/exchange/files/redis-acl.yaml; the default user off).
 
+    `url` is the admin's (tests read and reset everything); `url_for(user)` a component's.
     `stop()` and `start()` keep the port and the data directory, so data written before a
     stop is there after the start, read back from the append-only file.
     """
@@ -76,11 +99,22 @@ class RedisServer:
     port: int
     data_dir: Path
     executable: str
+    admin_password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     _slot: _ProcessSlot = field(default_factory=_ProcessSlot, repr=False, compare=False)
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        return self.url_for("admin")
+
+    def url_for(self, user: str) -> str:
+        return redis_acl.url(self.host, self.port, user, self.password(user))
+
+    def password(self, user: str) -> str:
+        return self.admin_password if user == "admin" else _password(self.admin_password, user)
+
+    @property
+    def acl_file(self) -> Path:
+        return self.data_dir / "users.acl"
 
     @property
     def log_file(self) -> Path:
@@ -109,21 +143,19 @@ class RedisServer:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            "--aclfile", str(self.acl_file),
         ]  # fmt: skip
 
     def ping(self) -> bool:
         """True if the server answers PING with PONG (not while it is still loading)."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_ping(self.port, self.password("health"), self.host)
 
     def start(self, timeout: float = 30.0) -> None:
         if self.running:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        passwords = {user: self.password(user) for user in redis_acl.rules()}
+        self.acl_file.write_text(redis_acl.acl_file(passwords))
         # It writes its own log (--logfile): its output is not captured.
         child = Child(self.command(), self.log_file, capture=False)
         self._slot.child = child

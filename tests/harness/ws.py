@@ -12,6 +12,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.harness.processes import ServiceProcess, free_port, http_get
+from tests.harness.servers import as_user
 
 
 @dataclass
@@ -32,7 +33,8 @@ class WsProcess(ServiceProcess):
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def arguments(self) -> list[str]:
-        return ["ws", "--port", str(self.port), "--redis-url", self.redis_url]
+        redis_url = as_user(self.redis_url, "ws")
+        return ["ws", "--port", str(self.port), "--redis-url", redis_url]
 
     def start(self) -> None:
         self.env = {"EXCHANGE_WS_REGISTRY_SECONDS": "0.2", **self.env}

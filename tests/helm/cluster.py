@@ -39,6 +39,9 @@ class Applier:
         return self._resources[(api_version, kind)]
 
     def path(self, obj: dict[str, Any], namespace: str) -> str:
+        """Where `obj` goes: its own namespace if it names one (as helm does), else
+        `namespace`."""
+        namespace = obj["metadata"].get("namespace", namespace)
         api_version, kind = obj["apiVersion"], obj["kind"]
         resource = self.resource(api_version, kind)
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"

@@ -77,7 +77,14 @@ def test_schema_accepts_external_stores(helm: Helm) -> None:
     assert "StatefulSet" not in kinds
     api = find(objects, "Deployment", f"{RELEASE}-api")
     env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["EXCHANGE_API_REDIS_URL"]["value"] == "redis://redis.example:6379/0"
+    assert env["EXCHANGE_API_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-redis",
+        "key": "api-url",
+    }
+    secret = find(objects, "Secret", f"{RELEASE}-redis")
+    assert {base64.b64decode(value).decode() for value in secret["data"].values()} == {
+        "redis://redis.example:6379/0"
+    }
     assert env["EXCHANGE_API_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "pg",
         "key": "url",
@@ -176,15 +183,44 @@ def test_every_container_is_restricted(helm: Helm, production: bool) -> None:
 
 
 def test_operator_rbac_is_the_tested_file(helm: Helm) -> None:
+    """Watching every namespace, the operator's ClusterRole holds all of the file's rules."""
     objects = helm.template()
+    rules = yaml.safe_load(RBAC_FILE.read_text())
     role = find(objects, "ClusterRole", f"{RELEASE}-{RELEASE}-operator")
-    assert role["rules"] == yaml.safe_load(RBAC_FILE.read_text())["rules"]
+    assert role["rules"] == rules["cluster"] + rules["namespaced"]
+    assert not [obj for obj in objects if obj["kind"] in ("Role", "RoleBinding")]
     binding = find(objects, "ClusterRoleBinding", f"{RELEASE}-{RELEASE}-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": RELEASE}
     ]
     deployment = find(objects, "Deployment", f"{RELEASE}-operator")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-operator"
+
+
+def test_watching_namespaces_scopes_the_operator_to_them(helm: Helm) -> None:
+    """With operator.watchNamespaces, what the operator may do to Deployments, Secrets and
+    the other children is a Role in each watched namespace; cluster-wide it reads the CRD and
+    the namespaces, and writes only Markets (their finalizers outlive a namespace's Roles)."""
+    objects = helm.template(sets=("operator.watchNamespaces={markets-a,markets-b}",))
+    rules = yaml.safe_load(RBAC_FILE.read_text())
+    cluster_role = find(objects, "ClusterRole", f"{RELEASE}-{RELEASE}-operator")
+    assert cluster_role["rules"] == rules["cluster"]
+    for rule in cluster_role["rules"]:
+        if set(rule["verbs"]) - {"get", "list", "watch"}:
+            assert rule["apiGroups"] == ["exchange.dev"], rule
+    roles = [obj for obj in objects if obj["kind"] == "Role"]
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["markets-a", "markets-b"]
+    assert all(role["rules"] == rules["namespaced"] for role in roles)
+    bindings = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+    assert sorted(binding["metadata"]["namespace"] for binding in bindings) == [
+        "markets-a",
+        "markets-b",
+    ]
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": RELEASE}
+        ]
 
 
 def test_service_monitors_only_where_the_api_exists(helm: Helm) -> None:

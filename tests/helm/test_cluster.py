@@ -5,6 +5,7 @@ under the chart's own ServiceAccount and RBAC reconciles an example Market; and 
 
 from __future__ import annotations
 
+import base64
 import copy
 from dataclasses import dataclass
 from functools import partial
@@ -53,6 +54,8 @@ def _crd_established(admin: Rest, name: str) -> bool:
 
 
 def _restricted_namespace(admin: Rest, name: str) -> None:
+    if admin.get(f"/api/v1/namespaces/{name}") is not None:
+        return
     admin.create("/api/v1/namespaces", {"metadata": {"name": name, "labels": RESTRICTED}})
     # No controller-manager runs to create it, and Pod admission looks it up.
     admin.create(f"/api/v1/namespaces/{name}/serviceaccounts", {"metadata": {"name": "default"}})
@@ -123,6 +126,9 @@ def test_production_values_apply_cleanly(helm: Helm, installed: Installed) -> No
     with a namespace selector) passes the same checks, in a namespace of its own."""
     namespace = "production"
     _restricted_namespace(installed.admin, namespace)
+    # The operator's Roles go into the namespaces it watches.
+    for watched in yaml.safe_load(PRODUCTION_VALUES.read_text())["operator"]["watchNamespaces"]:
+        _restricted_namespace(installed.admin, watched)
     objects = helm.template(namespace=namespace, values=(PRODUCTION_VALUES,))
     warnings = _apply_chart(installed.applier, objects, namespace)
     assert {where: found for where, found in warnings.items() if found} == {}
@@ -207,6 +213,11 @@ async def test_operator_under_chart_rbac_reconciles_example(
             images[component] = container["image"]
             if component == "mm":
                 assert container["envFrom"][0]["secretRef"]["name"] == "exchange-mm"
+            else:  # its Redis credentials, in a Secret the operator made next to it
+                (redis_env,) = [e for e in container["env"] if "REDIS" in e["name"]]
+                secret = redis_env["valueFrom"]["secretKeyRef"]
+                stored = _secret_data(admin, MARKETS_NAMESPACE, secret["name"])[secret["key"]]
+                assert base64.b64decode(stored).decode().startswith("redis://engine:")
             kube.set_ready(MARKETS_NAMESPACE, deployment)
             children.append(live)
         assert images == {"engine": "exchange/engine:0.1.0", "mm": "exchange/mm:0.1.0"}
@@ -227,12 +238,16 @@ def _secret_data(admin: Rest, namespace: str, name: str) -> dict[str, str]:
 
 
 def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlPlane) -> None:
-    """lookup at work: the JWT key and database password survive upgrade, uninstall and a
+    """lookup at work: the JWT key, database and Redis passwords survive upgrade, uninstall and a
     reinstall under the same name (which adopts the kept Secrets)."""
     release, namespace = "kept", "kept"
     cluster_helm = Helm(helm.binary, helm.home, kubeconfig=helm_cluster.kubeconfig_path)
     admin = helm_cluster.admin()
-    secrets = (f"{release}-exchange-jwt", f"{release}-exchange-database")
+    secrets = (
+        f"{release}-exchange-jwt",
+        f"{release}-exchange-database",
+        f"{release}-exchange-redis",
+    )
     chart = str(CHART)
     install = ("install", release, chart, "--namespace", namespace, "--create-namespace")
     notes = cluster_helm.run(*install).stdout

@@ -1,6 +1,7 @@
 """The operator's test cluster: one control plane per session (etcd + kube-apiserver), the
-Market CRD, the operator's RBAC bound to a ServiceAccount, and, per test, a fresh namespace
-and an operator process that runs with that ServiceAccount's token, not as admin."""
+Market CRD, the operator's RBAC bound to a ServiceAccount (cluster rules cluster-wide, the
+namespaced ones in each test's namespace only), and, per test, a fresh namespace and an
+operator process that runs with that ServiceAccount's token, not as admin."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.harness.operator import (
     install_crd,
     operator_identity,
     start_operator,
+    watch_namespace,
 )
 from tests.harness.servers import PostgresServer, RedisServer
 
@@ -55,8 +57,9 @@ def storage_dsn(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture
 def namespace(kube: Kube) -> str:
+    """A fresh namespace, which the operator may manage (the chart's Role there)."""
     name = f"t{next(_namespaces)}"
-    kube.create_namespace(name)
+    watch_namespace(kube, name)
     return name
 
 

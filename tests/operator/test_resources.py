@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +29,7 @@ from xch_operator.status import (
 )
 
 IMAGES = resources.Images(engine="engine:1", mm="mm:1", pull_policy="IfNotPresent",
-                          redis_url="redis://redis:6379/0", api_url="http://api:8000",
+                          redis_url="redis://engine:secret@redis:6379/0", api_url="http://api:8000",
                           mm_secret="exchange-mm")  # fmt: skip
 
 
@@ -73,6 +75,37 @@ def test_pods_request_resources_and_leave_a_lost_node_within_seconds() -> None:
     assert tuned["containers"][0]["resources"] == own
     assert tuned["priorityClassName"] == "exchange-critical"
     assert {t["tolerationSeconds"] for t in tuned["tolerations"]} == {3}
+
+
+def test_the_engine_reads_its_redis_credentials_from_the_markets_secret() -> None:
+    market = _market()
+    secret = resources.build_redis_secret(market, IMAGES)
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "engine-btc-usd-redis"
+    assert base64.b64decode(secret["data"]["url"]).decode() == IMAGES.redis_url
+    children = [key for key, _ in resources.build_children(market, IMAGES)]
+    assert children.index("Secret/engine-btc-usd-redis") < children.index(
+        "Deployment/engine-btc-usd"
+    )
+    deployment = resources.build_engine_deployment(market, IMAGES)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {entry["name"]: entry for entry in container["env"]}
+    assert env["EXCHANGE_ENGINE_REDIS_URL"] == {
+        "name": "EXCHANGE_ENGINE_REDIS_URL",
+        "valueFrom": {"secretKeyRef": {"name": "engine-btc-usd-redis", "key": "url"}},
+    }
+    assert IMAGES.redis_url not in json.dumps(deployment)
+
+
+def test_new_redis_credentials_roll_the_engine() -> None:
+    market = _market()
+    rotated = dataclasses.replace(IMAGES, redis_url="redis://engine:new@redis:6379/0")
+    old, new = (
+        resources.build_engine_deployment(market, images)["spec"]["template"]["metadata"]
+        for images in (IMAGES, rotated)
+    )
+    key = resources.REDIS_CREDENTIALS_HASH
+    assert old["annotations"][key] != new["annotations"][key]
+    assert "new" not in new["annotations"][key]
 
 
 def test_pods_pull_with_the_configured_secrets() -> None:

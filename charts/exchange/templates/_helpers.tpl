@@ -61,14 +61,19 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* Where every component finds Redis. A name that resolves from any namespace, because the
-     operator hands the same URL to engines in the Markets' namespaces. */}}
-{{- define "exchange.redisUrl" -}}
-{{- if .Values.redis.enabled -}}
-{{- printf "redis://%s.%s.svc:6379/0" (include "exchange.name" (dict "root" . "component" "redis")) .Release.Namespace -}}
-{{- else -}}
-{{- required "redis.externalUrl is required when redis.enabled is false" .Values.redis.externalUrl -}}
+{{/* The Secret holding each Redis user's password and URL (templates/redis-secret.yaml). */}}
+{{- define "exchange.redisSecret" -}}
+{{- include "exchange.name" (dict "root" . "component" "redis") -}}
 {{- end -}}
+
+{{/* An env entry NAME holding the Redis URL of USER (a user of files/redis-acl.yaml):
+     exchange.redisEnv (dict "root" $ "name" "EXCHANGE_API_REDIS_URL" "user" "api"). */}}
+{{- define "exchange.redisEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "exchange.redisSecret" .root }}
+      key: {{ printf "%s-url" .user }}
 {{- end -}}
 
 {{/* The Secret and key holding the PostgreSQL URL. */}}
