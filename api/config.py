@@ -9,6 +9,8 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.keyring import MIN_KEY_CHARS
+
 WEAK_SECRETS = {"changethis", "secret", "changeme"}
 
 
@@ -20,6 +22,11 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://exchange@127.0.0.1:5432/exchange"
     jwt_secret: str = Field(min_length=32, validation_alias="EXCHANGE_JWT_SECRET")
+    secrets_key: str = Field(default="", repr=False, validate_default=True)
+    """Seals API-key secrets in PostgreSQL (api.keyring): at least 32 random characters."""
+    secrets_old_keys: list[str] = Field(default_factory=list, repr=False)
+    """Earlier secrets keys (JSON list), still opening what they sealed while the api reseals
+    it under `secrets_key` (key rotation, docs/operations.md)."""
     access_ttl_seconds: int = Field(default=900, ge=10)
     refresh_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     instance: str = Field(default_factory=lambda: f"api-{secrets.token_hex(6)}")
@@ -55,6 +62,17 @@ class Settings(BaseSettings):
     """How long a looked-up API key (or that there is no such key) is trusted before PostgreSQL
     is asked again (revocation takes effect within this time)."""
     client_order_id_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    binance_client_order_id_ttl_seconds: int = Field(default=86400, ge=60)
+    """How long a Binance order's `newClientOrderId` stays claimed (with the first answer):
+    Binance keeps a client id unique among open orders only, and every Binance order has one,
+    so a week of them per order would grow Redis by the order rate."""
+    generated_client_order_id_ttl_seconds: int = Field(default=600, ge=60)
+    """How long the id the api makes up for a Binance order sent without `newClientOrderId`
+    stays claimed: only until dbproc has stored the order (lookups by it read PostgreSQL then);
+    no client can retry with an id it never sent."""
+    list_record_ttl_seconds: int = Field(default=86400, ge=300)
+    """How long Redis keeps a Binance OCO list's record (and its listClientOrderId); storage
+    answers for it afterwards (api.binance.lists)."""
     registry_cache_seconds: float = Field(default=1.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
     argon2_time_cost: int = Field(default=2, ge=1)
@@ -76,6 +94,17 @@ class Settings(BaseSettings):
     def _strong_secret(cls, value: str) -> str:
         if value.lower() in WEAK_SECRETS:
             raise ValueError("set EXCHANGE_JWT_SECRET to a real secret")
+        return value
+
+    @field_validator("secrets_key", "secrets_old_keys")
+    @classmethod
+    def _strong_keys(cls, value: str | list[str]) -> str | list[str]:
+        for key in [value] if isinstance(value, str) else value:
+            if len(key) < MIN_KEY_CHARS or key.lower() in WEAK_SECRETS:
+                raise ValueError(
+                    f"set EXCHANGE_API_SECRETS_KEY (and each of EXCHANGE_API_SECRETS_OLD_KEYS) "
+                    f"to at least {MIN_KEY_CHARS} random characters"
+                )
         return value
 
 

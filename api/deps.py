@@ -90,7 +90,7 @@ async def api_key_row(request: Request, state: AppState, key: str) -> ApiKeyRow 
     if cached is not None and cached[1] > now:
         return cached[0]
     state.failures.check_here("ip", client_address(request, state))
-    row = await users.api_key(state.db, key)
+    row = await users.api_key(state.db, state.keyring, key)
     API_KEY_LOOKUPS.labels("true" if row else "false").inc()
     expires = now + state.settings.api_key_cache_seconds
     put_newest(state.api_keys, key, (row, expires), API_KEYS_CACHED)

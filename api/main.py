@@ -18,6 +18,7 @@ from api.binance.routes import order_lists as binance_lists
 from api.binance.routes import orders as binance_orders
 from api.config import Settings, get_settings
 from api.hot_routes import HotRoutes, hot_routes
+from api.keyring import Keyring, reseal
 from api.markets import Registry
 from api.middleware import RequestContext
 from api.ratelimit import AuthFailures, RateLimiter
@@ -53,7 +54,9 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     )
     listener = ReplyListener(client, settings.instance)
     task = asyncio.create_task(listener.run(), name="replies")
+    keyring = Keyring.of(settings.secrets_key, settings.secrets_old_keys)
     try:
+        await reseal(db, keyring)
         await asyncio.wait_for(listener.subscribed.wait(), 10)
         yield AppState(
             settings=settings,
@@ -68,6 +71,7 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
             ),
             addresses=ClientAddresses(settings.trusted_proxies),
             passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+            keyring=keyring,
         )
     finally:
         task.cancel()

@@ -7,6 +7,7 @@ import redis.asyncio
 
 from api.addresses import ClientAddresses
 from api.config import Settings
+from api.keyring import Keyring
 from api.markets import Registry
 from api.ratelimit import AuthFailures, RateLimiter
 from api.replies import ReplyListener
@@ -27,6 +28,7 @@ class AppState:
     failures: AuthFailures
     addresses: ClientAddresses
     passwords: Passwords
+    keyring: Keyring
     api_keys: dict[str, tuple[ApiKeyRow | None, float]] = field(default_factory=dict)
     """Recently looked-up API keys (None: no such key) and when each lookup expires (monotonic
     seconds); at most `deps.API_KEYS_CACHED`, the oldest forgotten first."""

@@ -6,6 +6,7 @@ from datetime import datetime
 import asyncpg
 
 from api.digits import ascii_digits
+from api.keyring import Keyring
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +33,12 @@ def _user(row: asyncpg.Record) -> UserRow:
     return UserRow(str(row["id"]), row["email"], row["password_hash"], row["is_admin"])
 
 
-def _key(row: asyncpg.Record) -> ApiKeyRow:
+def _key(row: asyncpg.Record, keyring: Keyring) -> ApiKeyRow:
     return ApiKeyRow(
         id=row["id"],
         user_id=str(row["user_id"]),
         key=row["key"],
-        secret=row["secret"],
+        secret=keyring.open(row["key"], row["secret"]),
         label=row["label"],
         scopes=tuple(row["scopes"]),
         created_at=row["created_at"],
@@ -76,31 +77,39 @@ _KEY_COLUMNS = "id, user_id, key, secret, label, scopes, created_at, revoked_at"
 
 
 async def create_api_key(
-    db: asyncpg.Pool, *, user_id: str, key: str, secret: str, label: str, scopes: list[str]
+    db: asyncpg.Pool,
+    keyring: Keyring,
+    *,
+    user_id: str,
+    key: str,
+    secret: str,
+    label: str,
+    scopes: list[str],
 ) -> ApiKeyRow:
+    """The new key, its secret stored sealed (api.keyring)."""
     row = await db.fetchrow(
         f"INSERT INTO api_keys (user_id, key, secret, label, scopes) VALUES ($1, $2, $3, $4, $5) "
         f"RETURNING {_KEY_COLUMNS}",
         int(user_id),
         key,
-        secret,
+        keyring.seal(key, secret),
         label,
         scopes,
     )
     assert row is not None
-    return _key(row)
+    return _key(row, keyring)
 
 
-async def api_key(db: asyncpg.Pool, key: str) -> ApiKeyRow | None:
+async def api_key(db: asyncpg.Pool, keyring: Keyring, key: str) -> ApiKeyRow | None:
     row = await db.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key = $1", key)
-    return None if row is None else _key(row)
+    return None if row is None else _key(row, keyring)
 
 
-async def api_keys_of(db: asyncpg.Pool, user_id: str) -> list[ApiKeyRow]:
+async def api_keys_of(db: asyncpg.Pool, keyring: Keyring, user_id: str) -> list[ApiKeyRow]:
     rows = await db.fetch(
         f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id", int(user_id)
     )
-    return [_key(row) for row in rows]
+    return [_key(row, keyring) for row in rows]
 
 
 async def revoke_api_key(db: asyncpg.Pool, *, user_id: str, key_id: int) -> bool:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     registry_poll_seconds: float = Field(default=2.0, gt=0)
     ticker_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
+    memory_poll_seconds: float = Field(default=15.0, gt=0)
+    """How often Redis's memory is read into the redis_memory_* metrics."""
     pool_size: int = Field(default=4, ge=1)
     migrate: bool = True
     """Run the Alembic migrations at start (idempotent)."""

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import asyncpg
 import redis.asyncio
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from dbproc.config import Settings
-from dbproc.consumer import Entry, GroupReader, consume
+from dbproc.consumer import Entry, GroupReader, consume, log_lost
 from dbproc.rows import Units
 from dbproc.writer import Batch, store_funds, store_market_batches
 from storage.klines import compute_ticker
@@ -30,6 +30,8 @@ StoreFn = Callable[[list[Entry]], Awaitable[None]]
 log = logging.getLogger("dbproc")
 TICKER_REFRESH_SECONDS = 30.0
 """A ticker is recomputed at least this often: trades also leave its 24-hour window."""
+MEMORY_WARNING = 0.8
+"""The share of Redis's maxmemory past which dbproc warns."""
 
 
 class DbprocMetrics:
@@ -43,6 +45,18 @@ class DbprocMetrics:
         )
         self.errors = Counter(
             "dbproc_store_errors", "Failed reads or stores (retried)", registry=self.registry
+        )
+        self.lost = Counter(
+            "dbproc_events_lost",
+            "Stream entries trimmed before they were stored: a gap in history",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.redis_used = Gauge(
+            "redis_memory_used_bytes", "Redis's used_memory", registry=self.registry
+        )
+        self.redis_max = Gauge(
+            "redis_memory_max_bytes", "Redis's maxmemory (0: no cap)", registry=self.registry
         )
         self.store_seconds = Histogram(
             "dbproc_store_seconds",
@@ -83,8 +97,18 @@ class Dbproc:
     def _reader(self, stream: str) -> GroupReader:
         s = self.settings
         return GroupReader(
-            self.client, stream, s.consumer, s.read_count, s.block_ms, s.claim_idle_ms
+            self.client,
+            stream,
+            s.consumer,
+            s.read_count,
+            s.block_ms,
+            s.claim_idle_ms,
+            self._lost,
         )
+
+    def _lost(self, stream: str, count: int, how: str) -> None:
+        self.metrics.lost.labels(stream).inc(count)
+        log_lost(stream, count, how)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -93,6 +117,7 @@ class Dbproc:
             group.create_task(self._consume(keys.FUNDS, self._store_funds))
             group.create_task(self._watch_registry())
             group.create_task(self._refresh_tickers())
+            group.create_task(self._watch_redis_memory())
             self.ready = True
 
     async def _consume(self, stream: str, store: StoreFn, writers: int = 1) -> None:
@@ -150,10 +175,8 @@ class Dbproc:
 
     async def _store_market(self, name: str, entries: list[Entry]) -> None:
         state = self.markets[name]
+        # an entry trimmed while pending reads back empty (the reader reported it)
         batches = [Batch(decode_events(fields[FIELD_EVENT])) for _, fields in entries if fields]
-        lost = len(entries) - len(batches)
-        if lost:
-            log.error("dbproc: %d entries of %s were trimmed before being stored", lost, name)
         started = time.perf_counter()
         async with self.pool.acquire() as conn:
             trades = await store_market_batches(conn, name, state.units, batches)
@@ -175,8 +198,7 @@ class Dbproc:
     async def _store_funds(self, entries: list[Entry]) -> None:
         movements = []
         for entry_id, fields in entries:
-            if not fields:
-                log.error("dbproc: funds entry %s was trimmed before being stored", entry_id)
+            if not fields:  # trimmed while pending (the reader reported it)
                 continue
             entry = decode_funds_entry(fields)
             funds = Funds(
@@ -192,6 +214,24 @@ class Dbproc:
         async with self.pool.acquire() as conn:
             await store_funds(conn, movements)
         self.metrics.batches.labels(keys.FUNDS).inc(len(entries))
+
+    # ---- Redis memory -------------------------------------------------------------------
+
+    async def _watch_redis_memory(self) -> None:
+        """Redis's memory against its cap, as metrics (and a warning past 80%): at the cap
+        Redis refuses writes (noeviction), so trading stops before anything is evicted."""
+        while True:
+            try:
+                info = await self.client.info("memory")
+            except (redis.exceptions.RedisError, OSError):
+                log.warning("dbproc: cannot read Redis's memory", exc_info=True)
+            else:
+                used, cap = int(info["used_memory"]), int(info["maxmemory"])
+                self.metrics.redis_used.set(used)
+                self.metrics.redis_max.set(cap)
+                if cap and used > MEMORY_WARNING * cap:
+                    log.warning("dbproc: Redis uses %d of its %d bytes", used, cap)
+            await asyncio.sleep(self.settings.memory_poll_seconds)
 
     # ---- tickers ------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ async def main(settings: Settings) -> None:
             else settings.snapshot_every or market.spec.engine.snapshot_every,
             snapshot_seconds=float(NO_SNAPSHOT) if closing else settings.snapshot_seconds,
             events_maxlen=settings.events_maxlen,
+            events_trim_seconds=settings.events_trim_seconds,
             depth_levels=settings.depth_levels,
             retry_seconds=settings.retry_seconds,
             metrics=metrics,

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     """Commands between snapshots; the Market's spec.engine.snapshotEvery if unset."""
     snapshot_seconds: float = Field(default=60.0, gt=0)
     events_maxlen: int = Field(default=1_000_000, ge=1000)
+    """Events stream entries kept at least; only what dbproc has acknowledged is trimmed."""
+    events_trim_seconds: float = Field(default=1.0, gt=0)
     depth_levels: int = Field(default=500, ge=1)
     """Levels per side kept in the depth key."""
     health_host: str = "127.0.0.1"

@@ -33,6 +33,16 @@ class EngineMetrics:
             "Age of the newest input not yet committed",
             registry=self.registry,
         )
+        self.events_trimmed = Counter(
+            "engine_events_trimmed",
+            "Events stream entries trimmed after storage acknowledged them",
+            registry=self.registry,
+        )
+        self.events_unstored = Gauge(
+            "engine_events_unstored",
+            "Events stream entries storage (dbproc) has not acknowledged; -1 if unknown",
+            registry=self.registry,
+        )
         self.book_orders = Gauge("engine_book_orders", "Resting orders", registry=self.registry)
         self.recoveries = Counter(
             "engine_recoveries", "Times the engine rebuilt its state", registry=self.registry

@@ -105,6 +105,7 @@ class EngineService:
         snapshot_every: int = 10_000,
         snapshot_seconds: float = 60.0,
         events_maxlen: int = 1_000_000,
+        events_trim_seconds: float = 1.0,
         depth_levels: int = 500,
         retry_seconds: float = 0.5,
         metrics: EngineMetrics | None = None,
@@ -117,6 +118,7 @@ class EngineService:
         self.snapshot_every = snapshot_every
         self.snapshot_seconds = snapshot_seconds
         self.events_maxlen = events_maxlen
+        self.events_trim_seconds = events_trim_seconds
         self.depth_levels = depth_levels
         self.retry_seconds = retry_seconds
         self.metrics = metrics or EngineMetrics(rules.name)
@@ -156,6 +158,7 @@ class EngineService:
                     async with asyncio.TaskGroup() as tasks:
                         tasks.create_task(self._until_over(over, self._keep_lease(token, over)))
                         tasks.create_task(self._until_over(over, self._lead(token, over)))
+                        tasks.create_task(self._until_over(over, self._trim_events(over)))
                 except* LeaseLost:
                     log.warning("lost the lease of %s; standing by", self.rules.name)
                     token = 0
@@ -210,6 +213,23 @@ class EngineService:
             if not await self.store.renew_lease(token, self.lease_ttl_ms):
                 raise LeaseLost(self.rules.name)
             await pause(over, self.lease_ttl_ms / 3000)
+
+    async def _trim_events(self, over: asyncio.Event) -> None:
+        """Cap the events stream on a clock of its own, off the batch path (no round trip per
+        batch), never past what storage has acknowledged: while dbproc is behind the stream
+        grows instead (engine_events_unstored says by how much) and nothing is lost."""
+        while not (self._stopping.is_set() or over.is_set()):
+            trimmed, unstored = await self.store.trim_events(self.events_maxlen)
+            self.metrics.events_trimmed.inc(trimmed)
+            self.metrics.events_unstored.set(unstored)
+            if unstored > self.events_maxlen:
+                log.warning(
+                    "%s: %d events not yet stored, more than the cap %d: is dbproc running?",
+                    self.rules.name,
+                    unstored,
+                    self.events_maxlen,
+                )
+            await pause(over, self.events_trim_seconds)
 
     async def _lead(self, token: int, over: asyncio.Event) -> None:
         await self.recover()
@@ -360,7 +380,6 @@ class EngineService:
             moves,
             encode_events(events) if events else b"",
             depth,
-            self.events_maxlen,
             [
                 (
                     keys.reply_channel(entry.reply_to),

@@ -192,16 +192,13 @@ class MarketStore:
         moves: list[tuple[str, str, int]],
         events: bytes,
         depth: bytes,
-        events_maxlen: int,
         replies: Sequence[tuple[str, bytes]] = (),
     ) -> str:
         """Commit one batch (its events encoded as one stream entry) atomically, then publish
         `replies` (channel, message) from the same script; `previous` is the applied input id
         the batch follows. 'ok', or 'fenced', 'stale', 'negative:…', 'overflow:…' with nothing
         written and nothing published."""
-        args = self.commit_args(
-            token, previous, batch, moves, events, depth, events_maxlen, replies
-        )
+        args = self.commit_args(token, previous, batch, moves, events, depth, replies)
         return await self.commit_with(args)
 
     def commit_args(
@@ -212,7 +209,6 @@ class MarketStore:
         moves: list[tuple[str, str, int]],
         events: bytes,
         depth: bytes,
-        events_maxlen: int,
         replies: Sequence[tuple[str, bytes]] = (),
     ) -> list[str | bytes | int]:
         """The arguments of `commit`'s script, for `commit_with`."""
@@ -220,7 +216,7 @@ class MarketStore:
         for user, field, delta in moves:
             flat_moves += (keys.balances(user), field, str(delta))
         args: list[str | bytes | int] = [
-            token, previous, batch.last_input_id, batch.encode(), events_maxlen, depth, events,
+            token, previous, batch.last_input_id, batch.encode(), depth, events,
             msgspec.msgpack.encode(flat_moves),
         ]  # fmt: skip
         for channel, message in replies:
@@ -278,6 +274,15 @@ class MarketStore:
             args=[token, msgspec.msgpack.encode(snapshot), snapshot.input_id],
         )
         return as_text(result)
+
+    async def trim_events(self, maxlen: int) -> tuple[int, int]:
+        """Trim the events stream towards `maxlen` entries, never past what the storage
+        consumer group has not acknowledged: (entries trimmed, entries not yet acknowledged,
+        -1 if unknown)."""
+        trimmed, unstored = await self.scripts.trim_events(
+            keys=[self.events], args=[keys.DBPROC_GROUP, maxlen]
+        )
+        return int(trimmed), int(unstored)
 
 
 class PendingCommit:

@@ -100,5 +100,10 @@ class LocalConfig:
         return _secret(self.state / "secrets" / "jwt-secret")
 
     @cached_property
+    def secrets_key(self) -> str:
+        """Seals the API-key secrets in PostgreSQL (api.keyring)."""
+        return _secret(self.state / "secrets" / "api-secrets-key")
+
+    @cached_property
     def mm_password(self) -> str:
         return _secret(self.state / "secrets" / "mm-password", 16)

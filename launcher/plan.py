@@ -75,6 +75,7 @@ def shared(config: LocalConfig) -> list[Process]:
             | {
                 "EXCHANGE_API_REDIS_URL": config.redis_url("api"),
                 "EXCHANGE_API_DATABASE_URL": config.database_url,
+                "EXCHANGE_API_SECRETS_KEY": config.secrets_key,
                 "EXCHANGE_API_PORT": str(config.api_port),
                 "EXCHANGE_API_FAUCET_ENABLED": "true",
                 "EXCHANGE_API_CORS_ORIGINS": json.dumps(["*"]),

@@ -25,3 +25,4 @@ class Scripts:
         self.commit = client.register_script(script_source("commit"))
         self.lease = client.register_script(script_source("lease"))
         self.snapshot = client.register_script(script_source("snapshot"))
+        self.trim_events = client.register_script(script_source("trim_events"))

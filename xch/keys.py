@@ -104,9 +104,19 @@ Binance's `orderListId` is n): one for all markets, since Binance looks a list u
 alone."""
 
 
-def order_lists(user: str) -> str:
-    """Hash of the user's OCO lists placed through the Binance-compatible routes: field
-    `{orderListId}` -> JSON record (market, list id, listClientOrderId, leg order and client
-    ids, time); field `c:{listClientOrderId}` -> orderListId. Written by the api, read by api
-    and ws."""
-    return f"{PREFIX}lists:{user}"
+def order_list(user: str, number: int) -> str:
+    """An OCO list placed through the Binance-compatible routes (`orderListId` number): its
+    JSON record (market, list id, listClientOrderId, leg order and client ids, time), with a
+    TTL; PostgreSQL has the list once dbproc stored its legs. Written and read by the api."""
+    return f"{PREFIX}list:{user}:{number}"
+
+
+def order_list_client(user: str, client_list_id: str) -> str:
+    """The `orderListId` a user's listClientOrderId names, with the record's TTL."""
+    return f"{PREFIX}list-cid:{user}:{client_list_id}"
+
+
+def recent_order_lists(user: str) -> str:
+    """Sorted set of the user's newest Binance OCO list numbers (score: placing time, ms), at
+    most api.binance.lists.RECENT_LISTS of them, with the records' TTL."""
+    return f"{PREFIX}lists-recent:{user}"

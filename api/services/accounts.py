@@ -113,6 +113,7 @@ async def create_api_key(
     key, secret = new_api_key()
     row = await users.create_api_key(
         state.db,
+        state.keyring,
         user_id=user_id,
         key=key,
         secret=secret,
@@ -123,7 +124,7 @@ async def create_api_key(
 
 
 async def api_keys(state: AppState, user_id: str) -> list[ApiKeyOut]:
-    return [_key_out(row) for row in await users.api_keys_of(state.db, user_id)]
+    return [_key_out(row) for row in await users.api_keys_of(state.db, state.keyring, user_id)]
 
 
 async def revoke_api_key(state: AppState, user_id: str, key_id: int) -> None:

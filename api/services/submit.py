@@ -140,10 +140,14 @@ async def _enqueue(
     return None
 
 
-async def place(state: AppState, user: str, placement: Placement[Out]) -> tuple[int, Out]:
+async def place(
+    state: AppState, user: str, placement: Placement[Out], claim_ttl_seconds: int | None = None
+) -> tuple[int, Out]:
     """Place and wait for the engine: (200, the answer) or (202, pending); ApiError for a
-    refusal."""
-    claims = Claims(state.redis, state.settings.client_order_id_ttl_seconds, placement.claims)
+    refusal. The client id stays claimed `claim_ttl_seconds` (client_order_id_ttl_seconds
+    unless given)."""
+    ttl = claim_ttl_seconds or state.settings.client_order_id_ttl_seconds
+    claims = Claims(state.redis, ttl, placement.claims)
     with state.replies.expect(placement.op, placement.reply_id) as reply:
         recorded = await _enqueue(state, user, placement, claims)
         events = None if recorded is not None else await wait_reply(state, reply)

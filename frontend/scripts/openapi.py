@@ -5,8 +5,9 @@ import json
 import os
 import sys
 
-# create_app validates its settings; the secret is never used since nothing is served.
+# create_app validates its settings; the secrets are never used since nothing is served.
 os.environ.setdefault("EXCHANGE_JWT_SECRET", "openapi-generation-only-" + "x" * 16)
+os.environ.setdefault("EXCHANGE_API_SECRETS_KEY", "openapi-generation-only-" + "x" * 16)
 
 from api.main import create_app  # noqa: E402
 

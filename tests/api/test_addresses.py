@@ -17,7 +17,7 @@ def _request(peer: str, *forwarded_for: str) -> Request:
 
 
 def test_without_trusted_proxies_the_peer_is_the_client() -> None:
-    addresses = ClientAddresses(Settings(jwt_secret="x" * 32).trusted_proxies)
+    addresses = ClientAddresses(Settings(jwt_secret="x" * 32, secrets_key="y" * 32).trusted_proxies)
     assert addresses.of(_request("127.0.0.1", "198.51.100.7")) == "127.0.0.1"
 
 
@@ -50,4 +50,4 @@ def test_the_client_is_the_last_untrusted_hop(
 
 def test_trusted_proxies_must_be_addresses_or_networks() -> None:
     with pytest.raises(pydantic.ValidationError, match="trusted_proxies"):
-        Settings(jwt_secret="x" * 32, trusted_proxies=["ingress-nginx"])
+        Settings(jwt_secret="x" * 32, secrets_key="y" * 32, trusted_proxies=["ingress-nginx"])

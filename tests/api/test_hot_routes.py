@@ -12,14 +12,14 @@ import httpx
 from api.config import Settings
 from api.hot_routes import hot_routes
 from api.main import create_app
-from tests.harness.api import JWT_SECRET, Trader, funded, limit, signed_headers
+from tests.harness.api import JWT_SECRET, SECRETS_KEY, Trader, funded, limit, signed_headers
 
 ORIGIN = {"Origin": "http://127.0.0.1:5173"}  # an allowed origin: CORS answers, not the hot path
 VOLATILE = ("order_id", "created_at")
 
 
 def test_both_hot_routes_are_found() -> None:
-    app = create_app(Settings(jwt_secret=JWT_SECRET))
+    app = create_app(Settings(jwt_secret=JWT_SECRET, secrets_key=SECRETS_KEY))
     assert {(method, pattern.pattern) for method, pattern, _, _ in hot_routes(app)} == {
         ("POST", "^/api/v1/order$"),
         ("DELETE", "^/api/v1/order/(?P<order_id>[^/]+)$"),

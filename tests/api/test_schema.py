@@ -19,7 +19,7 @@ from schemathesis.checks import (
 
 from api.config import Settings
 from api.main import create_app
-from tests.harness.api import JWT_SECRET
+from tests.harness.api import JWT_SECRET, SECRETS_KEY
 from tests.harness.stacks import Stack
 
 CHECKS = [
@@ -45,7 +45,9 @@ def auth(stack: Stack) -> dict[str, str]:
 
 # The schema the api process publishes at /openapi.json: built by the same factory.
 schema = schemathesis.openapi.from_dict(
-    create_app(Settings.model_validate({"jwt_secret": JWT_SECRET})).openapi()
+    create_app(
+        Settings.model_validate({"jwt_secret": JWT_SECRET, "secrets_key": SECRETS_KEY})
+    ).openapi()
 )
 
 

@@ -373,6 +373,25 @@ async def test_user_data_stream(
     assert stream.received[-1]["listenKey"] == key
 
 
+async def test_user_data_stream_without_the_listen_key_in_the_url(
+    accounts: Accounts, open_stream: Callable[..., Any]
+) -> None:
+    """A URL ends up in access logs (an ingress's, a proxy's): the listen key can come in the
+    first message instead, a SUBSCRIBE on a raw connection opened at `/ws/`."""
+    trader = accounts(ETH="1")
+    key = await asyncio.to_thread(trader.client.stream_get_listen_key)
+    stream = await open_stream("/ws/")
+    assert await stream.request({"method": "SUBSCRIBE", "params": [key], "id": 1}) == {
+        "result": None,
+        "id": 1,
+    }
+    order = await asyncio.to_thread(
+        trader.client.order_limit_sell, symbol="ETHUSD", quantity="0.0100", price="2999.99"
+    )
+    await stream.until(lambda received: len(_reports(received, order["orderId"])) == 1)
+    assert _reports(stream.received, order["orderId"])[0]["x"] == "NEW"
+
+
 async def test_aggregate_trade_mini_ticker_and_every_market_streams(
     stack: Stack, accounts: Accounts, open_stream: Callable[..., Any]
 ) -> None:

@@ -85,3 +85,34 @@ async def test_a_consumer_that_keeps_up_stores_one_read_at_a_time(
         task.cancel()
     assert most_at_once == 1
     assert len(stored) < 40  # entries that came in during a store were read together
+
+
+async def test_entries_trimmed_before_they_were_read_or_stored_are_reported(
+    redis_client: redis.asyncio.Redis,
+) -> None:
+    lost: list[tuple[str, int]] = []
+    reader = GroupReader(
+        redis_client, STREAM, "c1", count=3, block_ms=20, claim_idle_ms=60_000,
+        on_lost=lambda stream, count, _: lost.append((stream, count)),
+    )  # fmt: skip
+    await reader.ensure_group()
+    ids = [as_text(await redis_client.xadd(STREAM, {b"n": str(n).encode()})) for n in range(10)]
+    first = await reader.read()
+    await reader.ack(first)
+    assert [entry_id for entry_id, _ in first] == ids[:3] and lost == []
+    await redis_client.xtrim(STREAM, maxlen=4, approximate=False)  # 3 to 5 go unread
+
+    after_gap = await reader.read()
+    assert lost == [(STREAM, 3)]
+    assert [entry_id for entry_id, _ in after_gap] == ids[6:9]
+    assert await reader.read() == [(ids[9], {b"n": b"9"})]
+    assert lost == [(STREAM, 3)]  # reported once
+
+    # read, not stored, then trimmed: its pending entry reads back empty
+    await reader.ack([*after_gap, (ids[9], {})])
+    await redis_client.xadd(STREAM, {b"n": b"10"})
+    assert len(await reader.read()) == 1
+    await redis_client.xtrim(STREAM, maxlen=0, approximate=False)
+    reader.own_pending = True
+    assert len(await reader.read()) == 1
+    assert lost[1:] == [(STREAM, 1)]

@@ -174,11 +174,41 @@ async def test_ticker_is_kept_in_redis(
 
 
 async def store_errors(dbproc: DbprocProcess) -> float:
+    return await metric(dbproc, "dbproc_store_errors_total")
+
+
+async def metric(dbproc: DbprocProcess, prefix: str, default: float | None = None) -> float:
     _, metrics = await http_get(dbproc.health_port, "/metrics")
     for line in metrics.decode().splitlines():
-        if line.startswith("dbproc_store_errors_total"):
+        if line.startswith(prefix):
             return float(line.split()[1])
-    raise AssertionError("no dbproc_store_errors_total metric")
+    if default is None:
+        raise AssertionError(f"no {prefix} metric")
+    return default
+
+
+async def test_events_trimmed_before_dbproc_read_them_are_reported(
+    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis
+) -> None:
+    stream = keys.market_events(MARKET.name)
+    await redis_client.xgroup_create(stream, keys.DBPROC_GROUP, id="0", mkstream=True)
+    load = Load(redis_client, RULES, seed=29, users=5)
+    await load.fund()
+    await run_load(load, 50)
+    await asyncio.sleep(0.5)  # the engine committed its last batch
+    length = await redis_client.xlen(stream)
+    await redis_client.xtrim(stream, maxlen=2, approximate=False)  # what an outside trim does
+    dbproc = stack()
+    await dbproc.wait_ready()
+    lost = f'dbproc_events_lost_total{{stream="{stream}"}}'
+    for _ in range(50):
+        if await metric(dbproc, lost, default=0.0) > 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await metric(dbproc, lost) == length - 2
+    assert f"{length - 2} entries of {stream} lost before being stored" in (
+        dbproc.log_file.read_text()
+    )
 
 
 async def test_a_dropped_market_is_no_longer_consumed(
@@ -200,3 +230,20 @@ async def test_a_dropped_market_is_no_longer_consumed(
     errors = await store_errors(dbproc)
     await asyncio.sleep(1.5)
     assert await store_errors(dbproc) == errors
+
+
+async def test_redis_memory_and_its_cap_are_metrics(
+    stack: Callable[[], DbprocProcess], redis_client: redis.asyncio.Redis
+) -> None:
+    await redis_client.config_set("maxmemory", str(500 * 2**20))
+    try:
+        dbproc = stack()
+        await dbproc.wait_ready()
+        for _ in range(50):  # its first reading, right after it started
+            if await metric(dbproc, "redis_memory_max_bytes"):
+                break
+            await asyncio.sleep(0.1)
+        assert await metric(dbproc, "redis_memory_max_bytes") == 500 * 2**20
+        assert await metric(dbproc, "redis_memory_used_bytes") > 0
+    finally:
+        await redis_client.config_set("maxmemory", "0")

@@ -227,9 +227,7 @@ async def test_writes_with_a_stale_fencing_token_change_nothing(
     before = await market_state(redis_client)
 
     for stale in (token - 1, 0, token + 1):
-        result = await store.commit(
-            stale, previous, batch, moves, encode_events([event]), b"x", 10**6
-        )
+        result = await store.commit(stale, previous, batch, moves, encode_events([event]), b"x")
         assert result == "fenced"
         snapshot = Snapshot(batch.last_input_id, 10**6, b"state")
         assert await store.save_snapshot(stale, snapshot) == "fenced"
@@ -240,18 +238,14 @@ async def test_writes_with_a_stale_fencing_token_change_nothing(
     # without any lease, not even the last holder's token commits
     assert await store.release_lease(token)
     assert (
-        await store.commit(token, previous, batch, moves, encode_events([event]), b"x", 10**6)
-        == "fenced"
+        await store.commit(token, previous, batch, moves, encode_events([event]), b"x") == "fenced"
     )
     del before[keys.market_lease(rules.name)]
     assert await market_state(redis_client) == before
 
     # the same commit with the live token does land
     token = await store.acquire_lease(60_000)
-    assert (
-        await store.commit(token, previous, batch, moves, encode_events([event]), b"x", 10**6)
-        == "ok"
-    )
+    assert await store.commit(token, previous, batch, moves, encode_events([event]), b"x") == "ok"
     assert as_text(await redis_client.get(keys.market_applied(rules.name))) == batch.last_input_id
 
 

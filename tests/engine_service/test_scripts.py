@@ -161,7 +161,7 @@ async def test_a_commit_that_would_make_a_balance_negative_writes_nothing(
     await gateway.deposit("ann", "USD", 100)
     token = await store.acquire_lease(10_000)
     moves = [("ann", "USD:free", -60), ("ben", "USD:free", 60), ("ann", "USD:free", -60)]
-    result = await store.commit(token, "0-0", BatchRecord("1-0", 3), moves, b"e1", b"depth", 1000)
+    result = await store.commit(token, "0-0", BatchRecord("1-0", 3), moves, b"e1", b"depth")
     assert result == f"negative:{keys.balances('ann')}:USD:free"
     assert (await gateway.balances("ann"))["USD"].free == 100
     ben = await gateway.balances("ben")
@@ -179,7 +179,7 @@ async def test_a_commit_that_would_overflow_a_balance_writes_nothing(
     await gateway.deposit("ann", "USD", 2**63 - 10)
     token = await store.acquire_lease(10_000)
     moves = [("ben", "USD:free", 7), ("ann", "USD:free", 100)]  # 2**63 + 90: beyond int64
-    result = await store.commit(token, "0-0", BatchRecord("1-0", 1), moves, b"e", b"", 1000)
+    result = await store.commit(token, "0-0", BatchRecord("1-0", 1), moves, b"e", b"")
     assert result == f"overflow:{keys.balances('ann')}:USD:free"
     assert (await gateway.balances("ann"))["USD"].free == 2**63 - 10
     assert (await gateway.balances("ben"))["USD"].free == 0  # its move was undone
@@ -214,7 +214,7 @@ async def test_a_commit_with_a_stale_token_writes_nothing(
     new = await store.acquire_lease(10_000)
     assert new > old
     result = await store.commit(
-        old, "0-0", BatchRecord("1-0", 1), [("ann", "USD:free", 5)], b"e", b"", 1000
+        old, "0-0", BatchRecord("1-0", 1), [("ann", "USD:free", 5)], b"e", b""
     )
     assert result == "fenced"
     assert await redis_client.exists(keys.balances("ann"), keys.market_events(RULES.name)) == 0
@@ -225,7 +225,7 @@ async def test_a_commit_repeated_after_a_lost_reply_is_refused_as_stale(
 ) -> None:
     store = MarketStore(redis_client, RULES.name)
     token = await store.acquire_lease(10_000)
-    commit = (token, "0-0", BatchRecord("1-0", 1), [("ann", "USD:free", 5)], b"e", b"", 1000)
+    commit = (token, "0-0", BatchRecord("1-0", 1), [("ann", "USD:free", 5)], b"e", b"")
     assert await store.commit(*commit) == "ok"
     assert await store.commit(*commit) == "stale"  # the same batch, as a retry would send it
     assert (await Gateway(redis_client).balances("ann"))["USD"].free == 5
@@ -243,7 +243,7 @@ async def test_a_commit_sent_with_a_read_answers_both_even_after_redis_lost_its_
     second = await gateway.submit(RULES.name, Cancel("y", "ann"), "ann")
     assert first is not None and second is not None
     await redis_client.script_flush()  # as after a restart of Redis: the commit's SHA is unknown
-    args = store.commit_args(token, "0-0", BatchRecord(first, 1), [], b"e", b"", 1000)
+    args = store.commit_args(token, "0-0", BatchRecord(first, 1), [], b"e", b"")
     pending = await store.send_commit(args, first, 10)
     try:
         result, read = await pending.answers()

@@ -25,6 +25,8 @@ from tests.harness.processes import ROOT, ServiceProcess, free_port
 from tests.harness.servers import as_user
 
 JWT_SECRET = "test-secret-" + "x" * 24
+SECRETS_KEY = "test-secrets-key-" + "y" * 24
+"""Seals the API-key secrets the api stores (api.keyring)."""
 FORMER_ADMIN_EMAIL = "admin@example.com"
 """Named by EXCHANGE_API_ADMIN_EMAILS, the retired setting that made whoever signed up with
 it an admin: the api tests' stack still sets it, and it must grant nothing."""
@@ -88,6 +90,7 @@ class ApiProcess(ServiceProcess):
             "EXCHANGE_API_REDIS_URL": as_user(self.redis_url, "api"),
             "EXCHANGE_API_DATABASE_URL": self.database_url,
             "EXCHANGE_JWT_SECRET": JWT_SECRET,
+            "EXCHANGE_API_SECRETS_KEY": SECRETS_KEY,
             "EXCHANGE_API_PORT": str(self.port),
             "EXCHANGE_API_ARGON2_TIME_COST": "1",
             "EXCHANGE_API_ARGON2_MEMORY_KIB": "8192",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from tests.helm.chart import (
     EVERYTHING,
     PRODUCTION_VALUES,
     RELEASE,
+    ROOT,
     Helm,
     HelmError,
     find,
@@ -87,6 +89,46 @@ def test_schema_accepts_external_stores(helm: Helm) -> None:
         "name": "pg",
         "key": "url",
     }
+
+
+def test_the_api_secrets_key_comes_from_a_kept_secret(helm: Helm) -> None:
+    objects = helm.template()
+    secret = find(objects, "Secret", f"{RELEASE}-api-secrets")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(base64.b64decode(secret["data"]["key"])) >= 32
+    api = find(objects, "Deployment", f"{RELEASE}-api")
+    env = {e["name"]: e for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EXCHANGE_API_SECRETS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{RELEASE}-api-secrets",
+        "key": "key",
+    }
+    assert env["EXCHANGE_API_SECRETS_OLD_KEYS"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    own = helm.template(sets=("apiSecrets.existingSecret=mine",))
+    assert not [o for o in own if o["metadata"]["name"] == f"{RELEASE}-api-secrets"]
+
+
+def test_redis_has_a_memory_cap_and_never_evicts(helm: Helm) -> None:
+    redis = find(helm.template(), "StatefulSet", f"{RELEASE}-redis")
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert (options["--maxmemory"], options["--maxmemory-policy"]) == ("768mb", "noeviction")
+
+
+def test_alerts_name_metrics_the_services_serve(helm: Helm) -> None:
+    objects = helm.template(api_versions=("monitoring.coreos.com/v1/PrometheusRule",))
+    rules = find(objects, "PrometheusRule", RELEASE)["spec"]["groups"][0]["rules"]
+    assert {rule["alert"] for rule in rules} == {
+        "ExchangeRedisMemoryHigh", "ExchangeEventsUnstored", "ExchangeEventsLost",
+    }  # fmt: skip
+    served = (
+        ROOT / "dbproc" / "service.py", ROOT / "engine" / "metrics.py",
+    )  # fmt: skip
+    sources = "".join(path.read_text() for path in served)
+    names = re.findall(r"\b(?:redis|engine|dbproc)_[a-z_]+", " ".join(r["expr"] for r in rules))
+    assert len(names) == 4
+    for name in names:
+        assert f'"{name.removesuffix("_total")}"' in sources, name
+    assert not [o for o in helm.template() if o["kind"] == "PrometheusRule"]
 
 
 def _restricted_violations(where: str, pod: dict[str, Any]) -> list[str]:
@@ -257,4 +299,4 @@ def test_trusted_proxies_reach_the_api(
     """The api believes X-Forwarded-For only from `api.trustedProxies`: none by default."""
     env = _api_env(helm.template(values=values, sets=sets))
     monkeypatch.setenv("EXCHANGE_API_TRUSTED_PROXIES", env["EXCHANGE_API_TRUSTED_PROXIES"])
-    assert ApiSettings(jwt_secret="x" * 32).trusted_proxies == trusted
+    assert ApiSettings(jwt_secret="x" * 32, secrets_key="y" * 32).trusted_proxies == trusted

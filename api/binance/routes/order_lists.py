@@ -148,7 +148,8 @@ async def new_oco(request: Request, state: State) -> JSONResponse:
     list_client_id = _client_id(params, "listClientOrderId")
     body = _list_in(market.name, params, list_client_id)
     user = principal.user_id
-    earlier = await lists.by_client_id(state.redis, user, list_client_id)
+    markets = await state.registry.all()
+    earlier = await lists.by_client_id(state.redis, state.db, markets, user, list_client_id)
     if earlier is not None:
         # A listClientOrderId already used answers with that list (as newClientOrderId does).
         legs = await lists.stored_legs(state.db, user, [earlier])
@@ -166,7 +167,8 @@ async def new_oco(request: Request, state: State) -> JSONResponse:
         ],
         now_ms(),
     )
-    if not await lists.record(state.redis, user, listed):
+    ttl = state.settings.list_record_ttl_seconds
+    if not await lists.record(state.redis, user, listed, ttl):
         raise bad(NEW_ORDER_REJECTED, "Duplicate order sent.")
     try:
         status, placed = await place_list(state, user, body, list_id)
@@ -181,10 +183,11 @@ async def new_oco(request: Request, state: State) -> JSONResponse:
 
 async def _find_list(state: AppState, user: str, params: Params, client_name: str) -> ListRecord:
     number, client_id = params.integer("orderListId"), params.text(client_name)
+    markets = await state.registry.all()
     if number is not None:
-        listed = await lists.by_number(state.redis, user, number)
+        listed = await lists.by_number(state.redis, state.db, markets, user, number)
     elif client_id is not None:
-        listed = await lists.by_client_id(state.redis, user, client_id)
+        listed = await lists.by_client_id(state.redis, state.db, markets, user, client_id)
     else:
         raise bad(
             -1102,
@@ -258,9 +261,9 @@ async def open_lists(request: Request, state: State) -> JSONResponse:
     principal, params = await signed(request, state, "read")
     params.only()
     user = principal.user_id
-    every = await lists.every_list(state.redis, user)
-    legs = await lists.stored_legs(state.db, user, every)
-    chosen = [listed for listed in every if not lists.is_done(listed, legs)]
+    working = await lists.open_lists(state.redis, state.db, user)
+    legs = await lists.stored_legs(state.db, user, working)
+    chosen = [listed for listed in working if not lists.is_done(listed, legs)]
     return json_response(await _statuses(state, user, chosen))
 
 
@@ -275,9 +278,13 @@ async def all_lists(request: Request, state: State) -> JSONResponse:
     limit = query_limit(params, 500, _MAX_LISTS)
     chosen = [
         listed
-        for listed in await lists.every_list(state.redis, principal.user_id)
+        for listed in await lists.all_lists(
+            state.redis, state.db, principal.user_id, from_id, limit
+        )
         if (from_id is None or list_number(listed.list_id) >= from_id)
         and (start is None or listed.ts >= start)
         and (end is None or listed.ts <= end)
     ]
-    return json_response(await _statuses(state, principal.user_id, chosen[:limit]))
+    # from fromId on, or else the newest, oldest first as Binance answers
+    chosen = chosen[:limit] if from_id is not None else chosen[-limit:]
+    return json_response(await _statuses(state, principal.user_id, chosen))

@@ -89,6 +89,14 @@ def _order_in(market: str, params: Params) -> OrderIn:
     return order.order_in(market, side, stp_of(params), client_order_id)
 
 
+def _claim_ttl(state: AppState, params: Params) -> int:
+    """How long the order's client id stays claimed: a made-up one only until it is stored."""
+    settings = state.settings
+    if params.text("newClientOrderId"):
+        return settings.binance_client_order_id_ttl_seconds
+    return settings.generated_client_order_id_ttl_seconds
+
+
 @router.post("/order")
 async def new_order(request: Request, state: State) -> JSONResponse:
     principal, params, number = await signed_order(request, state)
@@ -98,7 +106,9 @@ async def new_order(request: Request, state: State) -> JSONResponse:
     respond = respond_type(params, "FULL" if kind in ("LIMIT", "MARKET") else "ACK")
     order_id = numbered_order_id(market.name, number)
     try:
-        status, order = await service.place(state, principal.user_id, body, order_id)
+        status, order = await service.place(
+            state, principal.user_id, body, order_id, _claim_ttl(state, params)
+        )
     except ApiError as error:
         if error.code != render.FOK_UNFILLABLE:
             raise translate(error) from error

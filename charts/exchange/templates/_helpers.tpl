@@ -114,6 +114,25 @@ url
       key: secret
 {{- end -}}
 
+{{- define "exchange.apiSecretsSecret" -}}
+{{- .Values.apiSecrets.existingSecret | default (include "exchange.name" (dict "root" . "component" "api-secrets")) -}}
+{{- end -}}
+
+{{/* The key sealing API-key secrets in PostgreSQL, and the former ones (optional). */}}
+{{- define "exchange.apiSecretsEnv" -}}
+- name: EXCHANGE_API_SECRETS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "exchange.apiSecretsSecret" . }}
+      key: key
+- name: EXCHANGE_API_SECRETS_OLD_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "exchange.apiSecretsSecret" . }}
+      key: oldKeys
+      optional: true
+{{- end -}}
+
 {{/* Python writes temporary files; the root filesystem is read-only. */}}
 {{- define "exchange.tmpVolume" -}}
 - name: tmp
