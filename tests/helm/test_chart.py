@@ -114,6 +114,14 @@ def test_redis_has_a_memory_cap_and_never_evicts(helm: Helm) -> None:
     assert (options["--maxmemory"], options["--maxmemory-policy"]) == ("768mb", "noeviction")
 
 
+def test_redis_fsyncs_before_it_acknowledges_by_default(helm: Helm) -> None:
+    """Nothing acknowledged is lost with the node unless someone chooses everysec."""
+    redis = find(helm.template(), "StatefulSet", f"{RELEASE}-redis")
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert (options["--appendonly"], options["--appendfsync"]) == ("yes", "always")
+
+
 def test_alerts_name_metrics_the_services_serve(helm: Helm) -> None:
     objects = helm.template(api_versions=("monitoring.coreos.com/v1/PrometheusRule",))
     rules = find(objects, "PrometheusRule", RELEASE)["spec"]["groups"][0]["rules"]
