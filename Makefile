@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
 	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e
-.PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
+.PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots screenshots-live
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
 # Python's headers (the install compiles the engine, setup.py), and openssl
@@ -126,6 +126,10 @@ frontend-serve: frontend
 # Runs the browser test and keeps its screenshots for the README.
 frontend-screenshots: $(STAMP) deps-system deps-chromium frontend
 	EXCHANGE_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/frontend -q
+
+# The README's first picture: the trading page of a running `make up`, market makers quoting.
+screenshots-live: $(STAMP) deps-system deps-chromium frontend
+	BIN=$(BIN) scripts/screenshots-live.sh
 
 
 bench: bench-engine bench-engine-service bench-dbproc bench-ws bench-api bench-operator

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { OrderBook, cumulative, group, type Level } from "@/lib/book";
+import { OrderBook, cumulative, depthWindow, group, type Level } from "@/lib/book";
 
 function snapshot(id: number, bids: Level[], asks: Level[]) {
   return { type: "snapshot" as const, last_update_id: id, bids, asks };
@@ -67,5 +67,30 @@ describe("grouping and totals", () => {
   it("sums quantities exactly", () => {
     expect(group([["1.00", "0.1"], ["1.00", "0.2"]], "0.01", "bid")).toEqual([["1.00", "0.3"]]);
     expect(cumulative([["3", "0.1"], ["2", "0.2"], ["1", "0.0001"]])).toEqual(["0.1", "0.3", "0.3001"]);
+  });
+});
+
+describe("the depth chart's window", () => {
+  it("keeps the levels within the range of the mid and leaves a far order out", () => {
+    const bids: Level[] = [["99.5", "1"], ["99.0", "2"], ["90.0", "50"]];
+    const asks: Level[] = [["100.5", "1"], ["101.0", "2"], ["150.0", "50"]];
+    const view = depthWindow(bids, asks, 0.01)!;
+    expect([view.low, view.high]).toEqual([99, 101]);
+    expect(view.bids).toEqual([["99.5", "1"], ["99.0", "2"]]);
+    expect(view.asks).toEqual([["100.5", "1"], ["101.0", "2"]]);
+  });
+
+  it("widens to show both best levels when the spread is wider than the range", () => {
+    const view = depthWindow([["90", "1"]], [["110", "1"], ["120", "1"]], 0.01)!;
+    expect([view.low, view.high]).toEqual([80, 120]);
+    expect(view.bids).toEqual([["90", "1"]]);
+    expect(view.asks).toEqual([["110", "1"], ["120", "1"]]);
+  });
+
+  it("centres a one-sided book on its best price, and has nothing to show for an empty one", () => {
+    const view = depthWindow([], [["200", "1"], ["203", "1"]], 0.01)!;
+    expect([view.low, view.high]).toEqual([198, 202]);
+    expect(view.asks).toEqual([["200", "1"]]);
+    expect(depthWindow([], [], 0.01)).toBeNull();
   });
 });

@@ -3,7 +3,7 @@
 // stream does). An update that does not continue the book is a gap: the book is unusable
 // until a fresh snapshot arrives, and the caller asks for one.
 
-import { add, ceilTo, compareFixed, floorTo, isZero, parse, trim, type Fixed } from "./decimal";
+import { add, ceilTo, compareFixed, floorTo, isZero, parse, plot, trim, type Fixed } from "./decimal";
 
 export type Level = [price: string, quantity: string];
 
@@ -126,4 +126,33 @@ export function cumulative(levels: Level[]): string[] {
     totals.push(total);
   }
   return totals;
+}
+
+/** What the depth chart shows: a price window around the mid and the levels inside it. */
+export interface DepthWindow {
+  low: number;
+  high: number;
+  bids: Level[];
+  asks: Level[];
+}
+
+/**
+ * The levels within `range` (a fraction of the mid, each way) of the mid, the window widened
+ * to twice the distance of each side's best level so that both always show: one order resting
+ * far away must not squash the chart of the book that trades. Bounds are plot numbers (pixels
+ * only); null for an empty book.
+ */
+export function depthWindow(bids: Level[], asks: Level[], range: number): DepthWindow | null {
+  const best = [bids[0], asks[0]].filter((level) => level !== undefined).map((level) => plot(level[0]));
+  if (!best.length) return null;
+  const mid = best.reduce((sum, price) => sum + price, 0) / best.length;
+  const half = Math.max(mid * range, ...best.map((price) => 2 * Math.abs(price - mid)));
+  const low = mid - half;
+  const high = mid + half;
+  return {
+    low,
+    high,
+    bids: bids.filter((level) => plot(level[0]) >= low),
+    asks: asks.filter((level) => plot(level[0]) <= high),
+  };
 }
