@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio
 
-from api.addresses import ClientAddresses
 from api.config import Settings
 from api.keyring import Keyring
 from api.markets import Registry
@@ -14,6 +13,7 @@ from api.replies import ReplyListener
 from api.security import Passwords
 from api.users import ApiKeyRow
 from ledger.gateway import Gateway
+from runtime.addresses import ClientAddresses
 
 
 @dataclass

@@ -9,6 +9,7 @@ one, a watch on its credential); whichever ends first ends the connection.
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Connection:
         self.watching: asyncio.Task[None] | None = None
         self.client = Client(service.settings.queue_size, writer)
         self.hub = service.hub
+        self.address = service.addresses.of(websocket)
 
     async def run(self) -> None:
         await self.auth_from_query()
@@ -251,24 +253,41 @@ class Connection:
         self.watch()
 
     async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> "Credential":
-        """What vouches for a user (a valid JWT or listen key); changes nothing."""
+        """What vouches for a user (a valid JWT or listen key); changes nothing but the count
+        of refused credentials, against the client's address and shared with the api
+        (runtime.auth_failures): past its allowance each refusal is RATE_LIMITED, with the
+        time to wait, instead of AUTH_FAILED."""
         if isinstance(token, str) and token:
             secret = self.settings.jwt_secret
+            if not secret:
+                message = "invalid token: JWT authentication is not configured"
+                raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id)
             try:
-                if not secret:
-                    raise InvalidToken("JWT authentication is not configured")
                 user = verify_token(token, "access", secret)
             except InvalidToken as exc:
-                message = f"invalid token: {exc}"
-                raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id) from exc
+                raise await self.refused(f"invalid token: {exc}", request_id) from exc
             expires = jwt.decode(token, options={"verify_signature": False})["exp"]
             return Credential(user, expires_at=float(expires))
         if isinstance(listen_key, str) and 0 < len(listen_key) <= 256:
             raw = await self.service.client.get(keys.listen_key(listen_key))
             if raw is not None:
                 return Credential(_text(raw), listen_key=listen_key)
-            raise ProtocolError(ErrorCode.AUTH_FAILED, "unknown or expired listen key", request_id)
+            raise await self.refused("unknown or expired listen key", request_id)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "a token or a listen key is needed", request_id)
+
+    async def refused(self, message: str, request_id: Any) -> ProtocolError:
+        """The error for a refused credential, after counting it against the address."""
+        settings, failures = self.settings, self.service.metrics.auth_failures
+        wait_ms = await self.service.failures.failed(
+            ("ip", self.address, settings.auth_failures_ip)
+        )
+        if wait_ms > 0:
+            failures.labels("throttled").inc()
+            seconds = max(1, math.ceil(wait_ms / 1000))
+            message = f"too many failed authentications: wait {seconds} s before trying again"
+            return ProtocolError(ErrorCode.RATE_LIMITED, message, request_id)
+        failures.labels("refused").inc()
+        return ProtocolError(ErrorCode.AUTH_FAILED, message, request_id)
 
     async def watch_credential(self) -> None:
         """Private streams last as long as what authenticated them: a JWT until it expires, a

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     """Subscriptions per connection at most."""
     max_message_bytes: int = Field(default=65_536, ge=1024)
     """Largest frame a client may send (requests are small)."""
+    auth_failures_ip: int = Field(default=20, ge=1)
+    """Refused credentials (a bad JWT, an unknown listen key) an address may present before it
+    must back off; the counts are the api's (runtime.auth_failures): one budget for both."""
+    auth_failure_memory_seconds: int = Field(default=600, ge=1)
+    """How long after its last failure (and wait) an address is forgiven."""
+    auth_backoff_max_seconds: int = Field(default=900, ge=1)
+    """The longest wait: waits start at 1 s and double with each further failure."""
     auth_check_seconds: float = Field(default=30.0, gt=0)
     """How often an authenticated connection's JWT expiry or listen key is checked again."""
     ping_interval: float = Field(default=20.0, gt=0)

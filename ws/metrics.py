@@ -29,6 +29,13 @@ class WsMetrics:
         self.protocol_errors = Counter(
             "ws_protocol_errors", "Requests answered with an error", registry=registry
         )
+        self.auth_failures = Counter(
+            "ws_auth_failures",
+            "Refused credentials (a bad JWT, an unknown listen key), by the answer: refused or "
+            "throttled (the address must wait)",
+            ["outcome"],
+            registry=registry,
+        )
         self.event_lag = Histogram(
             "ws_event_lag_seconds",
             "From an events entry's commit (its stream id) to its fan-out",

@@ -1,0 +1,133 @@
+"""Failed authentication on the WebSocket, black-box: a real ws process, clients connecting
+from several loopback addresses (127.0.0.0/8 all reach it). Refused credentials count against
+the client's address in the api's counters (runtime.auth_failures): past the allowance (20)
+each refusal is answered RATE_LIMITED (code 10) until the wait ends."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from api.errors import ApiError
+from api.ratelimit import AuthFailures
+from tests.harness.ws import WsClient, WsProcess
+from tests.ws.test_protocol import SECRET, register
+from xch import keys
+from xch.auth import issue_token
+
+ALLOWED_PER_ADDRESS = 20
+AUTH_FAILED, RATE_LIMITED = 7, 10
+
+
+async def from_address(url: str, source: str) -> WsClient:
+    return await WsClient.open(url, local_addr=(source, 0))
+
+
+def wait_of(reply: dict[str, Any]) -> int:
+    """The seconds a RATE_LIMITED answer says to wait."""
+    found = re.search(r"wait (\d+) s", reply["error"]["msg"])
+    assert found, reply
+    return int(found[1])
+
+
+@pytest.fixture
+async def server(
+    redis_client: redis.asyncio.Redis, manifest: Path, ws_servers: Callable[..., WsProcess]
+) -> WsProcess:
+    await register(redis_client, manifest)
+    await redis_client.set(keys.listen_key("lk-alice"), "alice", ex=60)
+    started = ws_servers({"EXCHANGE_JWT_SECRET": SECRET})
+    await started.wait_ready()
+    return started
+
+
+async def test_bad_tokens_and_listen_keys_back_off_per_address(
+    redis_client: redis.asyncio.Redis, server: WsProcess
+) -> None:
+    client = await from_address(server.url, "127.0.0.21")
+    other = await from_address(server.url, "127.0.0.22")
+    try:
+        codes = []
+        for attempt in range(ALLOWED_PER_ADDRESS + 3):
+            params = {"token": "not.a.token"} if attempt % 2 else {"listen_key": "made-up"}
+            codes.append((await client.request("AUTH", params))["error"]["code"])
+        assert codes == [AUTH_FAILED] * ALLOWED_PER_ADDRESS + [RATE_LIMITED] * 3
+        reply = await client.request("AUTH", {"listen_key": "made-up"})
+        assert reply["error"]["code"] == RATE_LIMITED and 1 <= wait_of(reply) <= 900
+        # A new connection is the same address, and so waits as well.
+        again = await from_address(server.url, "127.0.0.21")
+        try:
+            reply = await again.request("AUTH", {"token": "not.a.token"})
+            assert reply["error"]["code"] == RATE_LIMITED
+        finally:
+            await again.close()
+        # Only failures wait: a good credential from the waiting address is served.
+        reply = await client.request("AUTH", {"token": issue_token("alice", "access", SECRET, 60)})
+        assert reply["result"] == {"user": "alice"}
+        assert (await client.request("AUTH", {"listen_key": "lk-alice"}))["result"]
+        # Another address is refused as before.
+        reply = await other.request("AUTH", {"listen_key": "made-up"})
+        assert reply["error"]["code"] == AUTH_FAILED
+    finally:
+        await client.close()
+        await other.close()
+    # In the api's counters, under the api's names.
+    assert (
+        await redis_client.get("xch:authfail:ip:127.0.0.21")
+        == str(ALLOWED_PER_ADDRESS + 5).encode()
+    )
+    assert await redis_client.pttl("xch:authwait:ip:127.0.0.21") > 0
+    metrics = await server.metrics()
+    assert metrics['ws_auth_failures_total{outcome="throttled"}'] == 5
+    assert metrics['ws_auth_failures_total{outcome="refused"}'] == ALLOWED_PER_ADDRESS + 1
+
+
+async def test_the_allowance_is_shared_with_the_api(
+    redis_client: redis.asyncio.Redis, server: WsProcess
+) -> None:
+    """Failures the api counted for an address leave the ws none to spend."""
+    api_failures = AuthFailures(redis_client, memory_seconds=600, longest_seconds=900)
+    for _ in range(ALLOWED_PER_ADDRESS):
+        await api_failures.failed(("ip", "127.0.0.23", ALLOWED_PER_ADDRESS))
+    client = await from_address(server.url, "127.0.0.23")
+    try:
+        reply = await client.request("AUTH", {"token": "not.a.token"})
+        assert reply["error"]["code"] == RATE_LIMITED
+    finally:
+        await client.close()
+    # And the api sees the ws's failures: the address waits there too.
+    with pytest.raises(ApiError) as refused:
+        await api_failures.check(("ip", "127.0.0.23", ALLOWED_PER_ADDRESS))
+    assert refused.value.status == 429
+
+
+async def test_binance_listen_keys_back_off(server: WsProcess) -> None:
+    """Made-up listen keys on a Binance raw connection: in SUBSCRIBE, and in the URL."""
+    base = server.url.removesuffix("/ws")
+    client = await from_address(f"{base}/ws/0", "127.0.0.24")
+    try:
+        messages = []
+        for request_id in range(ALLOWED_PER_ADDRESS + 2):
+            made_up = secrets.token_hex(30)
+            await client.send({"method": "SUBSCRIBE", "params": [made_up], "id": request_id})
+            messages.append((await client.recv())["msg"])
+        assert set(messages[:ALLOWED_PER_ADDRESS]) == {
+            "Invalid request: unknown or expired listen key"
+        }
+        for message in messages[ALLOWED_PER_ADDRESS:]:
+            assert message.startswith("Invalid request: too many failed authentications")
+    finally:
+        await client.close()
+    by_url = await from_address(f"{base}/ws/{secrets.token_hex(30)}", "127.0.0.24")
+    try:
+        assert (await by_url.recv())["msg"].startswith(
+            "Invalid request: too many failed authentications"
+        )
+    finally:
+        await by_url.close()
