@@ -1,8 +1,10 @@
 """The WebSocket service's settings, from EXCHANGE_WS_* environment variables (and the JWT
 secret the api signs access tokens with, EXCHANGE_JWT_SECRET)."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.addresses import trusted_networks
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,10 @@ class Settings(BaseSettings):
     """Subscriptions per connection at most."""
     max_message_bytes: int = Field(default=65_536, ge=1024)
     """Largest frame a client may send (requests are small)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (CIDR) of the proxies in front of ws, an ingress controller's:
+    X-Forwarded-For is believed only from these (runtime/addresses.py, as the api). Empty: the
+    TCP peer is the client."""
     auth_failures_ip: int = Field(default=20, ge=1)
     """Refused credentials (a bad JWT, an unknown listen key) an address may present before it
     must back off; the counts are the api's (runtime.auth_failures): one budget for both."""
@@ -50,3 +56,5 @@ class Settings(BaseSettings):
     retry_seconds: float = Field(default=0.5, gt=0)
     portfolio_seconds: float = Field(default=1.0, gt=0)
     """A user's `portfolio` stream is recomputed at most once per this period."""
+
+    _trusted_proxies = field_validator("trusted_proxies")(trusted_networks)

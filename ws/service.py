@@ -62,7 +62,7 @@ class Service:
         self.pool = pool
         self.metrics = metrics
         self.tasks = tasks
-        self.addresses = ClientAddresses(())
+        self.addresses = ClientAddresses(settings.trusted_proxies)
         self.failures = FailureBackoff(
             client, settings.auth_failure_memory_seconds, settings.auth_backoff_max_seconds
         )

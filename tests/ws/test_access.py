@@ -25,8 +25,19 @@ ALLOWED_PER_ADDRESS = 20
 AUTH_FAILED, RATE_LIMITED = 7, 10
 
 
-async def from_address(url: str, source: str) -> WsClient:
-    return await WsClient.open(url, local_addr=(source, 0))
+async def from_address(url: str, source: str, forwarded_for: str = "") -> WsClient:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+    return await WsClient.open(url, local_addr=(source, 0), additional_headers=headers)
+
+
+async def bad_auth(url: str, source: str, forwarded_for: str = "") -> int:
+    """The error code of a bad token on a new connection."""
+    client = await from_address(url, source, forwarded_for)
+    try:
+        code: int = (await client.request("AUTH", {"token": "not.a.token"}))["error"]["code"]
+        return code
+    finally:
+        await client.close()
 
 
 def wait_of(reply: dict[str, Any]) -> int:
@@ -105,6 +116,42 @@ async def test_the_allowance_is_shared_with_the_api(
     with pytest.raises(ApiError) as refused:
         await api_failures.check(("ip", "127.0.0.23", ALLOWED_PER_ADDRESS))
     assert refused.value.status == 429
+
+
+async def test_a_forged_forwarded_for_does_not_escape_the_count(server: WsProcess) -> None:
+    """Locally nothing is a trusted proxy, 127.0.0.1 included (uvicorn's own default would
+    trust it): a new X-Forwarded-For on each connection is still the same client."""
+    codes = [
+        await bad_auth(server.url, "127.0.0.1", f"198.51.100.{i}, 203.0.113.{i}")
+        for i in range(ALLOWED_PER_ADDRESS + 2)
+    ]
+    assert codes == [AUTH_FAILED] * ALLOWED_PER_ADDRESS + [RATE_LIMITED] * 2
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
+    redis_client: redis.asyncio.Redis, manifest: Path, ws_servers: Callable[..., WsProcess]
+) -> None:
+    await register(redis_client, manifest)
+    proxied = ws_servers(
+        {"EXCHANGE_JWT_SECRET": SECRET, "EXCHANGE_WS_TRUSTED_PROXIES": '["127.0.0.2"]'}
+    )
+    await proxied.wait_ready()
+    url = proxied.url
+    codes = [await bad_auth(url, "127.0.0.2", "203.0.113.1") for _ in range(ALLOWED_PER_ADDRESS)]
+    assert codes == [AUTH_FAILED] * ALLOWED_PER_ADDRESS
+    assert await bad_auth(url, "127.0.0.2", "203.0.113.1") == RATE_LIMITED
+    # Another client behind the proxy has its own count...
+    assert await bad_auth(url, "127.0.0.2", "203.0.113.2") == AUTH_FAILED
+    # ...and the first cannot get a new one by naming more hops: the last untrusted hop,
+    # the one the proxy appended, is the client.
+    assert await bad_auth(url, "127.0.0.2", "6.6.6.6, 203.0.113.1") == RATE_LIMITED
+    # Whoever is not the proxy is its own client, whatever it forwards.
+    codes = [
+        await bad_auth(url, "127.0.0.3", f"198.51.100.{i}") for i in range(ALLOWED_PER_ADDRESS + 1)
+    ]
+    assert codes[-1] == RATE_LIMITED
+    assert await redis_client.exists("xch:authfail:ip:203.0.113.1", "xch:authfail:ip:127.0.0.3")
+    assert not await redis_client.exists("xch:authfail:ip:127.0.0.2")
 
 
 async def test_binance_listen_keys_back_off(server: WsProcess) -> None:
