@@ -63,13 +63,9 @@ async def limit_ip(request: Request, state: State) -> None:
 
 
 async def count_failure(request: Request, state: AppState, user_id: str = "") -> None:
-    """Count a refused credential against the client's address and, if it named one, its
-    user's account: ApiError 429 once either must wait."""
-    settings = state.settings
-    subjects = [("ip", client_address(request, state), settings.auth_failures_ip)]
-    if user_id:
-        subjects.append(("user", user_id, settings.auth_failures_account))
-    await state.failures.failed(*subjects)
+    """`AppState.count_failure` of the client's address: ApiError 429 once it or the account
+    must wait."""
+    await state.count_failure(client_address(request, state), user_id)
 
 
 async def _refused(request: Request, state: AppState, message: str, user_id: str = "") -> ApiError:
