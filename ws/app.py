@@ -38,7 +38,8 @@ from xch import keys
 from xch.auth import InvalidToken, verify_token
 
 log = logging.getLogger(__name__)
-CLOSE_TOO_SLOW = 1008
+CLOSE_POLICY = 1008
+"""Policy violation: too slow to read, or too many requests."""
 
 
 class _Ended(Exception):
@@ -66,6 +67,7 @@ class Connection:
         self.client = Client(service.settings.queue_size, writer)
         self.hub = service.hub
         self.address = service.addresses.of(websocket)
+        self.flooded = False
 
     async def run(self) -> None:
         await self.auth_from_query()
@@ -79,8 +81,10 @@ class Connection:
             pass
         finally:
             self.hub.remove(self.client)
-        if self.client.cut_off:
-            await self.close_slow()
+        if self.flooded:
+            await self.close_with("too_many_requests", "too many requests")
+        elif self.client.cut_off:
+            await self.close_with("slow", "too slow")
 
     def watch(self) -> None:
         """Start `watch_credential` once the connection has a credential (a task fewer for
@@ -88,12 +92,12 @@ class Connection:
         if self.watching is None and self.tasks is not None and self.credential is not None:
             self.watching = self.tasks.create_task(_then_end(self.watch_credential()))
 
-    async def close_slow(self) -> None:
-        """Tell a cut-off client why, unless its socket is full too: then just drop it."""
+    async def close_with(self, reason: str, close_reason: str) -> None:
+        """Tell a client cut off why, unless its socket is full too: then just drop it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.websocket.send_text(protocol.notice("disconnect", reason="slow"))
-                await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
+                await self.websocket.send_text(protocol.notice("disconnect", reason=reason))
+                await self.websocket.close(CLOSE_POLICY, close_reason)
 
     async def send_loop(self) -> None:
         """Write what the hub could not (the socket was full, or ASGI sends): whatever queued
@@ -129,9 +133,19 @@ class Connection:
                 await self.websocket.send_text(text)
 
     async def receive_loop(self) -> None:
+        """Answer each message in turn; a client sending more than `max_messages_per_second`
+        within one second is cut off (as Binance does), so that what one connection can make
+        the replica do is bounded."""
+        limit, second, count = self.settings.max_messages_per_second, 0, 0
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            now = int(time.monotonic())
+            second, count = now, (count + 1 if now == second else 1)
+            if count > limit:
+                self.service.metrics.flooding_clients.inc()
+                self.flooded = True
                 return
             text = message.get("text")
             if text is None:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     """Subscriptions per connection at most."""
     max_message_bytes: int = Field(default=65_536, ge=1024)
     """Largest frame a client may send (requests are small)."""
+    max_messages_per_second: int = Field(default=50, ge=1)
+    """Messages a client may send within one second; one more and it is cut off (close code
+    1008), as Binance cuts off clients past its 5 a second."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses or networks (CIDR) of the proxies in front of ws, an ingress controller's:
     X-Forwarded-For is believed only from these (runtime/addresses.py, as the api). Empty: the

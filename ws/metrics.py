@@ -26,6 +26,11 @@ class WsMetrics:
             ["action"],
             registry=registry,
         )
+        self.flooding_clients = Counter(
+            "ws_flooding_clients",
+            "Clients cut off for sending more than max_messages_per_second",
+            registry=registry,
+        )
         self.protocol_errors = Counter(
             "ws_protocol_errors", "Requests answered with an error", registry=registry
         )

@@ -1,10 +1,11 @@
-"""Failed authentication on the WebSocket, black-box: a real ws process, clients connecting
-from several loopback addresses (127.0.0.0/8 all reach it). Refused credentials count against
-the client's address in the api's counters (runtime.auth_failures): past the allowance (20)
-each refusal is answered RATE_LIMITED (code 10) until the wait ends."""
+"""Failed authentication and floods on the WebSocket, black-box: a real ws process, clients
+connecting from several loopback addresses (127.0.0.0/8 all reach it). Refused credentials
+count against the client's address in the api's counters (runtime.auth_failures): past the
+allowance (20) each refusal is answered RATE_LIMITED (code 10) until the wait ends."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
+from websockets.exceptions import ConnectionClosed
 
 from api.errors import ApiError
 from api.ratelimit import AuthFailures
@@ -178,3 +180,35 @@ async def test_binance_listen_keys_back_off(server: WsProcess) -> None:
         )
     finally:
         await by_url.close()
+
+
+async def test_a_flooding_client_is_cut_off(
+    redis_client: redis.asyncio.Redis, manifest: Path, ws_servers: Callable[..., WsProcess]
+) -> None:
+    """More messages within a second than `max_messages_per_second`: the connection is
+    closed (1008) instead of each being answered."""
+    await register(redis_client, manifest)
+    server = ws_servers({"EXCHANGE_WS_MAX_MESSAGES_PER_SECOND": "10"})
+    await server.wait_ready()
+    client = await WsClient.open(server.url)
+    answers: list[dict[str, Any]] = []
+    try:
+        with contextlib.suppress(ConnectionClosed):  # closed while sending: read it all
+            for request_id in range(100):
+                await client.send({"method": "PING", "id": request_id})
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                answers.append(await client.recv(timeout=5))
+    finally:
+        await client.close()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert answers[-1] == {"event": "disconnect", "reason": "too_many_requests"}
+    assert 10 <= len(answers) - 1 <= 20  # the first second's, perhaps the next one's
+    assert (await server.metrics())["ws_flooding_clients_total"] == 1
+    # A client within the limit is served.
+    polite = await WsClient.open(server.url)
+    try:
+        for _ in range(5):
+            assert (await polite.request("PING"))["result"] == "pong"
+    finally:
+        await polite.close()
