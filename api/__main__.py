@@ -21,7 +21,7 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         # Not uvicorn's forwarding rules (which trust 127.0.0.1): the app reads X-Forwarded-For
-        # only from the configured proxies (api/addresses.py).
+        # only from the configured proxies (runtime/addresses.py).
         proxy_headers=False,
     )
 

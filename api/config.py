@@ -1,7 +1,6 @@
 """The api's settings, from EXCHANGE_API_* environment variables (and the JWT secret shared
 with ws, EXCHANGE_JWT_SECRET)."""
 
-import ipaddress
 import secrets
 from decimal import Decimal
 from functools import lru_cache
@@ -10,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.keyring import MIN_KEY_CHARS
+from runtime.addresses import trusted_networks
 
 WEAK_SECRETS = {"changethis", "secret", "changeme"}
 
@@ -82,12 +82,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     log_level: str = "info"
 
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network, strict=False)  # ValueError: not an address or network
-        return value
+    _trusted_proxies = field_validator("trusted_proxies")(trusted_networks)
 
     @field_validator("jwt_secret")
     @classmethod

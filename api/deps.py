@@ -3,7 +3,7 @@
 A caller is authenticated by a bearer access token (a user's own session: every scope but
 admin, which needs an admin account) or by a signed API-key request (the key's scopes). Each
 authenticated request counts against its user's rate limit, every request against its IP's
-(the client's address: api/addresses.py); a refused credential counts as a failure of its
+(the client's address: runtime/addresses.py); a refused credential counts as a failure of its
 address and of the account it named (api.ratelimit.AuthFailures), never against the limits.
 """
 
@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from api import users
-from api.bounded import put_newest
 from api.digits import ascii_digits
 from api.errors import ApiError
 from api.metrics import API_KEY_LOOKUPS
@@ -22,6 +21,7 @@ from api.models import MarketName
 from api.security import signature, signature_matches
 from api.state import AppState
 from api.users import ApiKeyRow
+from runtime.bounded import put_newest
 from xch.auth import InvalidToken, verify_token
 
 SESSION_SCOPES = frozenset({"read", "trade"})
@@ -63,13 +63,9 @@ async def limit_ip(request: Request, state: State) -> None:
 
 
 async def count_failure(request: Request, state: AppState, user_id: str = "") -> None:
-    """Count a refused credential against the client's address and, if it named one, its
-    user's account: ApiError 429 once either must wait."""
-    settings = state.settings
-    subjects = [("ip", client_address(request, state), settings.auth_failures_ip)]
-    if user_id:
-        subjects.append(("user", user_id, settings.auth_failures_account))
-    await state.failures.failed(*subjects)
+    """`AppState.count_failure` of the client's address: ApiError 429 once it or the account
+    must wait."""
+    await state.count_failure(client_address(request, state), user_id)
 
 
 async def _refused(request: Request, state: AppState, message: str, user_id: str = "") -> ApiError:

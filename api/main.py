@@ -11,7 +11,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from api import errors
-from api.addresses import ClientAddresses
 from api.binance import errors as binance_errors
 from api.binance.routes import account, market, user_stream, wallet
 from api.binance.routes import order_lists as binance_lists
@@ -27,6 +26,7 @@ from api.routes import accounts, funds, health, marketdata, order_lists, orders,
 from api.security import Passwords
 from api.state import AppState
 from ledger.gateway import Gateway
+from runtime.addresses import ClientAddresses
 from runtime.redis_client import redis_client
 
 API_V1 = "/api/v1"

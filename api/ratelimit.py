@@ -12,9 +12,9 @@ import time
 
 import redis.asyncio
 
-from api.bounded import put_newest
 from api.errors import ApiError
 from api.metrics import AUTH_FAILURES
+from runtime.auth_failures import FailureBackoff, Subject
 
 Counter = tuple[str, str, int]
 """(kind, who, limit): e.g. ("ip", "203.0.113.9", 100)."""
@@ -84,104 +84,37 @@ class RateLimiter:
         return bool(results[len(counters)]), number
 
 
-Subject = tuple[str, str, int]
-"""(kind, who, allowance): e.g. ("ip", "203.0.113.9", 20), the failures it may have before
-it must wait."""
-
-# KEYS: per subject, its failure count then its wait. ARGV: per subject its allowance, then
-# how long failures are remembered (ms) and the longest wait (ms). Each failure past the
-# allowance sets a wait twice as long as the last (1 s first), and remembers the count for
-# the memory after the wait ends: failing again then doubles on. Returns each subject's wait
-# now set (ms), 0 if none.
-_FAILED = """
-local subjects = #KEYS / 2
-local memory = tonumber(ARGV[subjects + 1])
-local longest = tonumber(ARGV[subjects + 2])
-local waits = {}
-for i = 1, subjects do
-  local over = redis.call('INCR', KEYS[2 * i - 1]) - tonumber(ARGV[i])
-  local wait = 0
-  if over > 0 then
-    wait = math.min(1000 * 2 ^ math.min(over - 1, 30), longest)
-    redis.call('SET', KEYS[2 * i], '', 'PX', wait)
-  end
-  redis.call('PEXPIRE', KEYS[2 * i - 1], memory + wait)
-  waits[i] = wait
-end
-return waits
-"""
-
-# KEYS: the subjects' waits. Returns the longest time left (ms), 0 if none.
-_WAITING = """
-local wait = 0
-for i = 1, #KEYS do
-  wait = math.max(wait, redis.call('PTTL', KEYS[i]))
-end
-return wait
-"""
-
-_LOCAL_WAITS = 10_000
-"""Subjects this process remembers waiting (the oldest are forgotten first)."""
-
-
 class AuthFailures:
-    """Refused credentials counted per subject (the client's address, the account a
-    credential named), in Redis so every api process shares them, with back-off: past its
-    allowance a subject must wait, 1 s after the first failure too many, twice as long after
-    each next one, up to `longest_seconds`. Only failures cost a call: a request whose
-    credential is good is never checked here, except a sign-in (`check`), whose success is
-    what a guesser waits for.
-
-    A process also remembers the waits it was told of, so that while an address waits a
-    request needing a PostgreSQL lookup (an API key not in the cache) is refused before it."""
+    """Refused credentials counted per subject with back-off (runtime.auth_failures, shared
+    with ws), answered as 429. Only failures cost a call: a request whose credential is good
+    is never checked here, except a sign-in (`check`), whose success is what a guesser waits
+    for. While an address waits, a request needing a PostgreSQL lookup (an API key not in
+    the cache) is refused before it (`check_here`)."""
 
     def __init__(
         self, client: redis.asyncio.Redis, memory_seconds: int, longest_seconds: int
     ) -> None:
-        self.memory_ms = memory_seconds * 1000
-        self.longest_ms = longest_seconds * 1000
-        self.failed_script = client.register_script(_FAILED)
-        self.waiting_script = client.register_script(_WAITING)
-        self.waits: dict[str, float] = {}
-        """Subject key: when its wait ends (monotonic seconds)."""
+        self.backoff = FailureBackoff(client, memory_seconds, longest_seconds)
 
     async def failed(self, *subjects: Subject) -> None:
         """Count one failure against each subject; ApiError 429 if any must now wait."""
-        keys = []
-        for kind, who, _ in subjects:
-            keys += [f"xch:authfail:{kind}:{who}", _wait_key(kind, who)]
-        allowances = [allowance for _, _, allowance in subjects]
-        waits = await self.failed_script(keys, [*allowances, self.memory_ms, self.longest_ms])
-        now = time.monotonic()
-        for (kind, who, _), wait_ms in zip(subjects, waits, strict=True):
-            if int(wait_ms) > 0:
-                put_newest(
-                    self.waits, _wait_key(kind, who), now + int(wait_ms) / 1000, _LOCAL_WAITS
-                )
-        longest = max(int(wait_ms) for wait_ms in waits)
-        if longest > 0:
+        wait_ms = await self.backoff.failed(*subjects)
+        if wait_ms > 0:
             AUTH_FAILURES.labels("throttled").inc()
-            raise _must_wait(longest)
+            raise _must_wait(wait_ms)
         AUTH_FAILURES.labels("refused").inc()
 
     async def check(self, *subjects: Subject) -> None:
         """ApiError 429 if any subject is waiting."""
-        keys = [_wait_key(kind, who) for kind, who, _ in subjects]
-        wait_ms = int(await self.waiting_script(keys))
+        wait_ms = await self.backoff.waiting(*subjects)
         if wait_ms > 0:
             raise _must_wait(wait_ms)
 
     def check_here(self, kind: str, who: str) -> None:
         """`check` of one subject from what this process was told: no call."""
-        until = self.waits.get(_wait_key(kind, who))
-        if until is not None:
-            left = until - time.monotonic()
-            if left > 0:
-                raise _must_wait(int(left * 1000) + 1)
-
-
-def _wait_key(kind: str, who: str) -> str:
-    return f"xch:authwait:{kind}:{who}"
+        wait_ms = self.backoff.waiting_here(kind, who)
+        if wait_ms > 0:
+            raise _must_wait(wait_ms)
 
 
 def _must_wait(wait_ms: int) -> ApiError:

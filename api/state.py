@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio
 
-from api.addresses import ClientAddresses
 from api.config import Settings
 from api.keyring import Keyring
 from api.markets import Registry
@@ -14,6 +13,7 @@ from api.replies import ReplyListener
 from api.security import Passwords
 from api.users import ApiKeyRow
 from ledger.gateway import Gateway
+from runtime.addresses import ClientAddresses
 
 
 @dataclass
@@ -32,3 +32,11 @@ class AppState:
     api_keys: dict[str, tuple[ApiKeyRow | None, float]] = field(default_factory=dict)
     """Recently looked-up API keys (None: no such key) and when each lookup expires (monotonic
     seconds); at most `deps.API_KEYS_CACHED`, the oldest forgotten first."""
+
+    async def count_failure(self, address: str, user_id: str = "") -> None:
+        """Count a refused credential against the client's address and, if it named one, its
+        user's account (`failures`): ApiError 429 once either must wait."""
+        subjects = [("ip", address, self.settings.auth_failures_ip)]
+        if user_id:
+            subjects.append(("user", user_id, self.settings.auth_failures_account))
+        await self.failures.failed(*subjects)

@@ -34,6 +34,9 @@ def main() -> None:
         ws_per_message_deflate=False,  # compression would cost more CPU than the fan-out
         log_level="warning",
         lifespan="on",
+        # Not uvicorn's forwarding rules (which trust 127.0.0.1): the app reads X-Forwarded-For
+        # only from the configured proxies (runtime/addresses.py).
+        proxy_headers=False,
     )
     sockets = [config.bind_socket()]
     if settings.shared_port is not None:

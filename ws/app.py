@@ -9,6 +9,7 @@ one, a watch on its credential); whichever ends first ends the connection.
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from xch import keys
 from xch.auth import InvalidToken, verify_token
 
 log = logging.getLogger(__name__)
-CLOSE_TOO_SLOW = 1008
+CLOSE_POLICY = 1008
+"""Policy violation: too slow to read, or too many requests."""
 
 
 class _Ended(Exception):
@@ -64,6 +66,8 @@ class Connection:
         self.watching: asyncio.Task[None] | None = None
         self.client = Client(service.settings.queue_size, writer)
         self.hub = service.hub
+        self.address = service.addresses.of(websocket)
+        self.flooded = False
 
     async def run(self) -> None:
         await self.auth_from_query()
@@ -77,8 +81,10 @@ class Connection:
             pass
         finally:
             self.hub.remove(self.client)
-        if self.client.cut_off:
-            await self.close_slow()
+        if self.flooded:
+            await self.close_with("too_many_requests", "too many requests")
+        elif self.client.cut_off:
+            await self.close_with("slow", "too slow")
 
     def watch(self) -> None:
         """Start `watch_credential` once the connection has a credential (a task fewer for
@@ -86,12 +92,12 @@ class Connection:
         if self.watching is None and self.tasks is not None and self.credential is not None:
             self.watching = self.tasks.create_task(_then_end(self.watch_credential()))
 
-    async def close_slow(self) -> None:
-        """Tell a cut-off client why, unless its socket is full too: then just drop it."""
+    async def close_with(self, reason: str, close_reason: str) -> None:
+        """Tell a client cut off why, unless its socket is full too: then just drop it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.websocket.send_text(protocol.notice("disconnect", reason="slow"))
-                await self.websocket.close(CLOSE_TOO_SLOW, "too slow")
+                await self.websocket.send_text(protocol.notice("disconnect", reason=reason))
+                await self.websocket.close(CLOSE_POLICY, close_reason)
 
     async def send_loop(self) -> None:
         """Write what the hub could not (the socket was full, or ASGI sends): whatever queued
@@ -127,9 +133,19 @@ class Connection:
                 await self.websocket.send_text(text)
 
     async def receive_loop(self) -> None:
+        """Answer each message in turn; a client sending more than `max_messages_per_second`
+        within one second is cut off (as Binance does), so that what one connection can make
+        the replica do is bounded."""
+        limit, second, count = self.settings.max_messages_per_second, 0, 0
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
+                return
+            now = int(time.monotonic())
+            second, count = now, (count + 1 if now == second else 1)
+            if count > limit:
+                self.service.metrics.flooding_clients.inc()
+                self.flooded = True
                 return
             text = message.get("text")
             if text is None:
@@ -251,24 +267,41 @@ class Connection:
         self.watch()
 
     async def authenticate(self, token: Any, listen_key: Any, request_id: Any) -> "Credential":
-        """What vouches for a user (a valid JWT or listen key); changes nothing."""
+        """What vouches for a user (a valid JWT or listen key); changes nothing but the count
+        of refused credentials, against the client's address and shared with the api
+        (runtime.auth_failures): past its allowance each refusal is RATE_LIMITED, with the
+        time to wait, instead of AUTH_FAILED."""
         if isinstance(token, str) and token:
             secret = self.settings.jwt_secret
+            if not secret:
+                message = "invalid token: JWT authentication is not configured"
+                raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id)
             try:
-                if not secret:
-                    raise InvalidToken("JWT authentication is not configured")
                 user = verify_token(token, "access", secret)
             except InvalidToken as exc:
-                message = f"invalid token: {exc}"
-                raise ProtocolError(ErrorCode.AUTH_FAILED, message, request_id) from exc
+                raise await self.refused(f"invalid token: {exc}", request_id) from exc
             expires = jwt.decode(token, options={"verify_signature": False})["exp"]
             return Credential(user, expires_at=float(expires))
         if isinstance(listen_key, str) and 0 < len(listen_key) <= 256:
             raw = await self.service.client.get(keys.listen_key(listen_key))
             if raw is not None:
                 return Credential(_text(raw), listen_key=listen_key)
-            raise ProtocolError(ErrorCode.AUTH_FAILED, "unknown or expired listen key", request_id)
+            raise await self.refused("unknown or expired listen key", request_id)
         raise ProtocolError(ErrorCode.AUTH_FAILED, "a token or a listen key is needed", request_id)
+
+    async def refused(self, message: str, request_id: Any) -> ProtocolError:
+        """The error for a refused credential, after counting it against the address."""
+        settings, failures = self.settings, self.service.metrics.auth_failures
+        wait_ms = await self.service.failures.failed(
+            ("ip", self.address, settings.auth_failures_ip)
+        )
+        if wait_ms > 0:
+            failures.labels("throttled").inc()
+            seconds = max(1, math.ceil(wait_ms / 1000))
+            message = f"too many failed authentications: wait {seconds} s before trying again"
+            return ProtocolError(ErrorCode.RATE_LIMITED, message, request_id)
+        failures.labels("refused").inc()
+        return ProtocolError(ErrorCode.AUTH_FAILED, message, request_id)
 
     async def watch_credential(self) -> None:
         """Private streams last as long as what authenticated them: a JWT until it expires, a

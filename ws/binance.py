@@ -18,7 +18,7 @@ from ws.binance_streams import BinanceStream, symbol_of
 from ws.binance_user import user_stream
 from ws.feeds import MarketFeed
 from ws.frames import FrameWriter
-from ws.protocol import ProtocolError
+from ws.protocol import ErrorCode, ProtocolError
 from ws.service import Service
 from ws.streams import binance_kind, kind_of, match_binance
 from ws.streams.kind import BinanceError
@@ -99,6 +99,8 @@ class BinanceConnection(Connection):
         try:
             credential = await self.authenticate(None, listen_key, None)
         except ProtocolError as exc:
+            if exc.code == ErrorCode.RATE_LIMITED:
+                raise BinanceError(2, f"Invalid request: {exc.msg}") from exc
             raise BinanceError(2, "Invalid request: unknown or expired listen key") from exc
         if self.client.user not in (None, credential.user):
             raise BinanceError(2, "Invalid request: the connection serves another user")

@@ -1,8 +1,10 @@
 """The WebSocket service's settings, from EXCHANGE_WS_* environment variables (and the JWT
 secret the api signs access tokens with, EXCHANGE_JWT_SECRET)."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.addresses import trusted_networks
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,20 @@ class Settings(BaseSettings):
     """Subscriptions per connection at most."""
     max_message_bytes: int = Field(default=65_536, ge=1024)
     """Largest frame a client may send (requests are small)."""
+    max_messages_per_second: int = Field(default=50, ge=1)
+    """Messages a client may send within one second; one more and it is cut off (close code
+    1008), as Binance cuts off clients past its 5 a second."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (CIDR) of the proxies in front of ws, an ingress controller's:
+    X-Forwarded-For is believed only from these (runtime/addresses.py, as the api). Empty: the
+    TCP peer is the client."""
+    auth_failures_ip: int = Field(default=20, ge=1)
+    """Refused credentials (a bad JWT, an unknown listen key) an address may present before it
+    must back off; the counts are the api's (runtime.auth_failures): one budget for both."""
+    auth_failure_memory_seconds: int = Field(default=600, ge=1)
+    """How long after its last failure (and wait) an address is forgiven."""
+    auth_backoff_max_seconds: int = Field(default=900, ge=1)
+    """The longest wait: waits start at 1 s and double with each further failure."""
     auth_check_seconds: float = Field(default=30.0, gt=0)
     """How often an authenticated connection's JWT expiry or listen key is checked again."""
     ping_interval: float = Field(default=20.0, gt=0)
@@ -43,3 +59,5 @@ class Settings(BaseSettings):
     retry_seconds: float = Field(default=0.5, gt=0)
     portfolio_seconds: float = Field(default=1.0, gt=0)
     """A user's `portfolio` stream is recomputed at most once per this period."""
+
+    _trusted_proxies = field_validator("trusted_proxies")(trusted_networks)

@@ -26,8 +26,20 @@ class WsMetrics:
             ["action"],
             registry=registry,
         )
+        self.flooding_clients = Counter(
+            "ws_flooding_clients",
+            "Clients cut off for sending more than max_messages_per_second",
+            registry=registry,
+        )
         self.protocol_errors = Counter(
             "ws_protocol_errors", "Requests answered with an error", registry=registry
+        )
+        self.auth_failures = Counter(
+            "ws_auth_failures",
+            "Refused credentials (a bad JWT, an unknown listen key), by the answer: refused or "
+            "throttled (the address must wait)",
+            ["outcome"],
+            registry=registry,
         )
         self.event_lag = Histogram(
             "ws_event_lag_seconds",

@@ -26,6 +26,7 @@ class ErrorCode(IntEnum):
     AUTH_FAILED = 7
     TOO_MANY_STREAMS = 8
     UNAVAILABLE = 9
+    RATE_LIMITED = 10
 
 
 class ProtocolError(Exception):

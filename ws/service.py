@@ -17,6 +17,8 @@ import msgspec
 import redis.asyncio
 from redis.exceptions import RedisError
 
+from runtime.addresses import ClientAddresses
+from runtime.auth_failures import FailureBackoff
 from ws.binance_streams import Publisher
 from ws.binance_user import UserData
 from ws.config import Settings
@@ -60,6 +62,10 @@ class Service:
         self.pool = pool
         self.metrics = metrics
         self.tasks = tasks
+        self.addresses = ClientAddresses(settings.trusted_proxies)
+        self.failures = FailureBackoff(
+            client, settings.auth_failure_memory_seconds, settings.auth_backoff_max_seconds
+        )
         self.hub = Hub(metrics, settings.max_resyncs, self.snapshots)
         self.private = Private(self.hub, client, settings.retry_seconds)
         self.portfolio = PortfolioStream(

@@ -23,14 +23,14 @@ async def signin(body: Credentials, state: State, request: Request) -> TokensOut
 
 
 @router.post("/refresh", dependencies=[Depends(limit_ip)])
-async def refresh(body: RefreshIn, state: State) -> TokensOut:
-    return await accounts.refresh(state, body.refresh_token)
+async def refresh(body: RefreshIn, state: State, request: Request) -> TokensOut:
+    return await accounts.refresh(state, body.refresh_token, client_address(request, state))
 
 
 @router.post("/signout", status_code=204, dependencies=[Depends(limit_ip)])
-async def signout(body: RefreshIn, state: State) -> Response:
+async def signout(body: RefreshIn, state: State, request: Request) -> Response:
     """Ends the session's refresh token; its access token expires on its own (15 min)."""
-    await accounts.sign_out(state, body.refresh_token)
+    await accounts.sign_out(state, body.refresh_token, client_address(request, state))
     return Response(status_code=204)
 
 

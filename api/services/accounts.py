@@ -62,32 +62,39 @@ def _spent_key(refresh_token: str) -> str:
     return f"xch:refresh-spent:{hashlib.sha256(refresh_token.encode()).hexdigest()}"
 
 
-async def _spend(state: AppState, refresh_token: str) -> str:
+async def _spend(state: AppState, refresh_token: str, address: str) -> str:
     """The user of a valid refresh token, which this marks used: a refresh token works once
-    (rotation), so a stolen one is worthless once its owner refreshed or signed out."""
+    (rotation), so a stolen one is worthless once its owner refreshed or signed out. A refused
+    one is a failed authentication of the address and, if it named one, the account."""
     try:
         user_id = verify_token(refresh_token, "refresh", state.settings.jwt_secret)
     except InvalidToken as error:
-        raise ApiError(401, "unauthorized", f"invalid refresh token: {error}") from error
+        raise await _refused(state, address, f"invalid refresh token: {error}") from error
     fresh = await state.redis.set(
         _spent_key(refresh_token), b"", nx=True, ex=state.settings.refresh_ttl_seconds
     )
     if not fresh:
-        raise ApiError(401, "unauthorized", "this refresh token was already used")
+        raise await _refused(state, address, "this refresh token was already used", user_id)
     return user_id
 
 
-async def refresh(state: AppState, refresh_token: str) -> TokensOut:
+async def _refused(state: AppState, address: str, message: str, user_id: str = "") -> ApiError:
+    """The 401 for a refused refresh token, after counting it (429 once a subject must wait)."""
+    await state.count_failure(address, user_id)
+    return ApiError(401, "unauthorized", message)
+
+
+async def refresh(state: AppState, refresh_token: str, address: str) -> TokensOut:
     """New tokens for a refresh token, which is spent."""
-    user_id = await _spend(state, refresh_token)
+    user_id = await _spend(state, refresh_token, address)
     if await users.user_by_id(state.db, user_id) is None:
-        raise ApiError(401, "unauthorized", "the account no longer exists")
+        raise await _refused(state, address, "the account no longer exists")
     return _tokens(state, user_id)
 
 
-async def sign_out(state: AppState, refresh_token: str) -> None:
+async def sign_out(state: AppState, refresh_token: str, address: str) -> None:
     """Ends the session's refresh token; its access token expires on its own."""
-    await _spend(state, refresh_token)
+    await _spend(state, refresh_token, address)
 
 
 def _key_out(row: users.ApiKeyRow) -> ApiKeyOut:

@@ -277,6 +277,45 @@ class SourceAddress(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs, source_address=(self.source, 0))
 
 
+async def test_bad_refresh_tokens_and_sign_outs_are_throttled_per_address(
+    plain_api: ApiProcess,
+) -> None:
+    async with connected(plain_api, "127.0.0.18") as http:
+        forged = {"refresh_token": "not.a.token"}
+        answers = [
+            await http.post("/api/v1/refresh" if i % 2 else "/api/v1/signout", json=forged)
+            for i in range(ALLOWED_PER_ADDRESS + 5)
+        ]
+        assert statuses(answers) == [401] * ALLOWED_PER_ADDRESS + [429] * 5
+        assert_throttled(answers[-1])
+        assert answers[-1].json()["code"] == "rate_limited"
+
+
+async def test_a_spent_refresh_token_is_throttled_per_account(proxied_api: ApiProcess) -> None:
+    """A refresh token its owner has used, replayed from a new address each time: past the
+    account's allowance it waits; the owner's own refresh still works (only failures wait)."""
+    async with connected(proxied_api, PROXY) as http:
+        body = {"email": f"{secrets.token_hex(6)}@example.com", "password": PASSWORD}
+        created = await http.post("/api/v1/signup", json=body)
+        assert created.status_code == 201, created.text
+        stolen = {"refresh_token": created.json()["refresh_token"]}
+        owned = await http.post("/api/v1/refresh", json=stolen, headers=forwarded("203.0.113.60"))
+        assert owned.status_code == 200, owned.text
+        replays = [
+            await http.post(
+                "/api/v1/refresh" if i % 2 else "/api/v1/signout",
+                json=stolen,
+                headers=forwarded(f"198.51.100.{60 + i}"),
+            )
+            for i in range(ALLOWED_PER_ACCOUNT + 1)
+        ]
+        assert statuses(replays) == [401] * ALLOWED_PER_ACCOUNT + [429]
+        assert_throttled(replays[-1])
+        fresh = {"refresh_token": owned.json()["refresh_token"]}
+        again = await http.post("/api/v1/refresh", json=fresh, headers=forwarded("203.0.113.60"))
+        assert again.status_code == 200, again.text
+
+
 async def test_binance_bad_signatures_are_throttled(plain_api: ApiProcess) -> None:
     source = "127.0.0.16"
     async with connected(plain_api, source) as http:

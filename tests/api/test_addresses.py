@@ -1,4 +1,4 @@
-"""The client address rate limits and failure counts key on (api/addresses.py), offline; the
+"""The client address rate limits and failure counts key on (runtime/addresses.py), offline; the
 black-box tests are in test_access.py."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pydantic
 import pytest
 from starlette.requests import Request
 
-from api.addresses import ClientAddresses
 from api.config import Settings
+from runtime.addresses import ClientAddresses
 
 
 def _request(peer: str, *forwarded_for: str) -> Request:

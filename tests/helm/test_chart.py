@@ -23,6 +23,7 @@ from tests.helm.chart import (
     find,
     pod_specs,
 )
+from ws.config import Settings as WsSettings
 from xch_operator.config import Settings as OperatorSettings
 
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
@@ -257,7 +258,7 @@ def test_dashboard_is_valid_json(helm: Helm) -> None:
 
 @pytest.mark.parametrize(
     ("component", "settings"),
-    [("operator", OperatorSettings), ("dbproc", DbprocSettings)],
+    [("operator", OperatorSettings), ("dbproc", DbprocSettings), ("ws", WsSettings)],
 )
 def test_env_names_are_settings(helm: Helm, component: str, settings: type[BaseSettings]) -> None:
     """Every EXCHANGE_* variable the chart gives a component is one its Settings reads (a typo
@@ -265,7 +266,11 @@ def test_env_names_are_settings(helm: Helm, component: str, settings: type[BaseS
     deployment = find(helm.template(), "Deployment", f"{RELEASE}-{component}")
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     prefix = settings.model_config.get("env_prefix", "")
-    known = {f"{prefix}{field}".upper() for field in settings.model_fields}
+    known = {f"{prefix}{field}".upper() for field in settings.model_fields} | {
+        field.validation_alias
+        for field in settings.model_fields.values()
+        if isinstance(field.validation_alias, str)
+    }
     assert {e["name"] for e in env} - known == set()
 
 
@@ -282,9 +287,9 @@ def test_the_operator_hands_the_pull_secrets_to_its_pods(
     assert OperatorSettings().image_pull_secrets == ("regcred", "mirror")
 
 
-def _api_env(objects: list[dict[str, Any]]) -> dict[str, str]:
-    api = find(objects, "Deployment", f"{RELEASE}-api")
-    env = api["spec"]["template"]["spec"]["containers"][0]["env"]
+def _env(objects: list[dict[str, Any]], component: str) -> dict[str, str]:
+    deployment = find(objects, "Deployment", f"{RELEASE}-{component}")
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     return {e["name"]: e["value"] for e in env if "value" in e}
 
 
@@ -297,14 +302,18 @@ def _api_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     ],
     ids=["default", "set", "production"],
 )
-def test_trusted_proxies_reach_the_api(
+def test_trusted_proxies_reach_the_api_and_ws(
     helm: Helm,
     monkeypatch: pytest.MonkeyPatch,
     values: tuple[Any, ...],
     sets: tuple[str, ...],
     trusted: list[str],
 ) -> None:
-    """The api believes X-Forwarded-For only from `api.trustedProxies`: none by default."""
-    env = _api_env(helm.template(values=values, sets=sets))
-    monkeypatch.setenv("EXCHANGE_API_TRUSTED_PROXIES", env["EXCHANGE_API_TRUSTED_PROXIES"])
+    """The api and ws believe X-Forwarded-For only from `api.trustedProxies`: none by
+    default."""
+    objects = helm.template(values=values, sets=sets)
+    api, ws = _env(objects, "api"), _env(objects, "ws")
+    monkeypatch.setenv("EXCHANGE_API_TRUSTED_PROXIES", api["EXCHANGE_API_TRUSTED_PROXIES"])
+    monkeypatch.setenv("EXCHANGE_WS_TRUSTED_PROXIES", ws["EXCHANGE_WS_TRUSTED_PROXIES"])
     assert ApiSettings(jwt_secret="x" * 32, secrets_key="y" * 32).trusted_proxies == trusted
+    assert WsSettings().trusted_proxies == trusted

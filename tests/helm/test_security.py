@@ -18,7 +18,7 @@ import redis.exceptions
 
 from launcher import redis_acl
 from tests.harness.processes import free_port
-from tests.helm.chart import RELEASE, Helm, find, pod_specs
+from tests.helm.chart import RELEASE, Helm, HelmError, find, pod_specs
 
 SECRET = f"{RELEASE}-redis"
 # Who reads which Redis URL: container env name -> the user whose URL it must be.
@@ -164,3 +164,54 @@ def test_network_policies_admit_the_release_and_the_markets_namespaces(helm: Hel
                 for source in rule["from"]:
                     if "podSelector" in source:
                         assert source.get("namespaceSelector") != {}, obj["metadata"]["name"]
+
+
+def _entry_sources(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """What each entry point's NetworkPolicy (api, ws, the trading page) admits."""
+    return {
+        component: find(objects, "NetworkPolicy", f"{RELEASE}-{component}")["spec"]["ingress"][0][
+            "from"
+        ]
+        for component in ("api", "ws", "frontend")
+    }
+
+
+def test_only_the_ingress_controllers_namespace_reaches_the_entry_points(
+    helm: Helm, tmp_path: Path
+) -> None:
+    """api, ws and the trading page admit the Ingress controller's namespace (ingress-nginx by
+    default, or the configured selector), and api and ws Prometheus's (their /metrics is on
+    the same port), never every namespace."""
+    traefik = tmp_path / "traefik.yaml"
+    traefik.write_text(
+        "networkPolicies:\n  ingressNamespaceSelector:\n    matchLabels: null\n"
+        "    matchExpressions:\n      - {key: team, operator: In, values: [edge]}\n"
+    )
+    for values, selector in (
+        ((), {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}),
+        ((traefik,), {"matchExpressions": [{"key": "team", "operator": "In", "values": ["edge"]}]}),
+    ):
+        for component, sources in _entry_sources(helm.template(values=values)).items():
+            namespaced = [source for source in sources if "namespaceSelector" in source]
+            assert namespaced[:1] == [{"namespaceSelector": selector}], component
+            # Then the market makers (api) and Prometheus (api, ws): no namespace left open.
+            assert all(source["namespaceSelector"] != {} for source in namespaced), component
+            monitoring = {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+            scraped = {"namespaceSelector": monitoring} in sources
+            assert scraped == (component != "frontend"), component
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "networkPolicies.ingressNamespaceSelector=null",
+        "networkPolicies.ingressNamespaceSelector.matchLabels=null",
+        "networkPolicies.prometheusNamespaceSelector.matchLabels=null",
+    ],
+)
+def test_an_ingress_selector_admitting_every_namespace_is_refused(
+    helm: Helm, assignment: str
+) -> None:
+    with pytest.raises(HelmError) as refused:
+        helm.template(sets=(assignment,))
+    assert "networkPolicies" in str(refused.value)

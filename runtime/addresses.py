@@ -1,4 +1,4 @@
-"""The client's address, which rate limits and failure counts key on.
+"""The client's address, which rate limits and failure counts key on (the api's and ws's).
 
 Forwarding headers are believed only from configured proxies (`trusted_proxies`): anyone
 else could name a new address in each request and escape every per-address limit. Behind
@@ -16,6 +16,14 @@ from starlette.requests import HTTPConnection
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAX_HOP = 64
 """Characters of an unparsable hop kept as its key (only a misconfigured proxy sends one)."""
+
+
+def trusted_networks(networks: list[str]) -> list[str]:
+    """`networks` if each is an address or a CIDR network (a settings validator of the api and
+    ws); ValueError otherwise."""
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)
+    return networks
 
 
 class ClientAddresses:

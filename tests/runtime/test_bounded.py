@@ -1,6 +1,6 @@
-"""api/bounded.py: the API-key cache and the remembered waits keep at most their size."""
+"""runtime/bounded.py: the API-key cache and the remembered waits keep at most their size."""
 
-from api.bounded import put_newest
+from runtime.bounded import put_newest
 
 
 def test_the_oldest_entry_goes_first() -> None:
