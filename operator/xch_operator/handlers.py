@@ -286,6 +286,7 @@ def _child_keys(name: str) -> list[str]:
         f"Deployment/{resources.mm_name(name)}",
         f"Deployment/{resources.engine_name(name)}",
         f"Service/{resources.engine_name(name)}",
+        f"PodDisruptionBudget/{resources.engine_name(name)}",
         f"ConfigMap/{resources.configmap_name(name)}",
     ]
 

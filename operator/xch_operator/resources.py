@@ -181,10 +181,22 @@ def _redis_credentials_hash(images: Images) -> str:
     return hashlib.sha256(images.redis_url.encode()).hexdigest()[:16]
 
 
+STANDBY_STRATEGY = {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "100%"}}  # fmt: skip
+"""How a warm standby's two Pods roll: all at once, new Pods starting as the old ones stop.
+Only the leader is ready, so a rolling update that waits for a new Pod to be ready before
+stopping an old one never ends (a new Pod leads only once the old leader is gone), and
+Recreate starts the new Pods only after the old ones are gone (and wants both available to
+call the rollout complete). The old leader hands the lease over as it stops."""
+
+
 def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
     """One engine per market: replicas 1 and Recreate, so a rollout never runs two (the
-    Redis lease is the real guard; this keeps a standby from waiting out the old lease)."""
+    Redis lease is the real guard; this keeps a standby from waiting out the old lease).
+    With spec.engine.standby, two replicas sharing the lease, on different nodes if any:
+    the standby leads once the leader's lease expires, or at once when it is stopped."""
     name = market.name
+    standby = market.spec.engine.standby
     container = {
         "name": "engine",
         "image": images.engine,
@@ -224,10 +236,13 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         config_hash=config_hash(market, ENGINE_FIELDS),
         pull_secrets=images.pull_secrets,
         annotations={REDIS_CREDENTIALS_HASH: _redis_credentials_hash(images)},
+        replicas=2 if standby else 1,
+        strategy=STANDBY_STRATEGY if standby else None,
         pod_spec={
             "securityContext": _restricted_pod(),
             "terminationGracePeriodSeconds": 30,
             "tolerations": _short_tolerations(images.eviction_seconds),
+            **({"affinity": _apart(name, "engine")} if standby else {}),
             **({"priorityClassName": images.priority_class} if images.priority_class else {}),
             "containers": [container],
             "volumes": [
@@ -236,6 +251,39 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
             ],
         },
     )
+
+
+def _apart(market: str, component: str) -> dict[str, Any]:
+    """Prefer nodes that run no other Pod of this market's `component`: one node lost or
+    drained does not take both the leader and its standby."""
+    term = {"labelSelector": {"matchLabels": _selector(market, component)},
+            "topologyKey": "kubernetes.io/hostname"}  # fmt: skip
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term}]}}  # fmt: skip
+
+
+def build_engine_pdb(market: Market) -> dict[str, Any] | None:
+    """The engine's PodDisruptionBudget, for a warm standby only (a single engine has none:
+    a budget of 0 disruptions would block every drain of its node).
+
+    Only the leader is ready, and the budget counts ready Pods: with 2 Pods expected and 1
+    ready, `maxUnavailable: 1` (as `minAvailable: 1`) allows 0 disruptions. Evictions
+    (drains) then take the standby (not ready Pods may be evicted while the budget holds)
+    but never the leader; draining the leader's node waits until it hands over: `kubectl
+    delete pod` of the leader, or a restart (`operator.exchange.dev/restartedAt`), moves it
+    in about a second. Without a budget, drains of two nodes at once could stop the leader
+    and then the standby that has just taken over."""
+    if not market.spec.engine.standby:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": engine_name(market.name), "labels": labels(market.name, "engine")},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": _selector(market.name, "engine")},
+        },
+    }
 
 
 def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None:
@@ -309,6 +357,8 @@ def _deployment(
     pod_spec: dict[str, Any],
     pull_secrets: tuple[str, ...],
     annotations: dict[str, str] | None = None,
+    replicas: int = 1,
+    strategy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if pull_secrets:
         pod_spec = {**pod_spec, "imagePullSecrets": [{"name": name} for name in pull_secrets]}
@@ -317,8 +367,8 @@ def _deployment(
         "kind": "Deployment",
         "metadata": {"name": name, "labels": labels(market, component)},
         "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
+            "replicas": replicas,
+            "strategy": strategy or {"type": "Recreate"},
             "selector": {"matchLabels": _selector(market, component)},
             "template": {
                 "metadata": {
@@ -339,6 +389,7 @@ def build_children(market: Market, images: Images) -> list[tuple[str, dict[str, 
         (f"Secret/{redis_secret_name(market.name)}", build_redis_secret(market, images)),
         (f"Deployment/{engine_name(market.name)}", build_engine_deployment(market, images)),
         (f"Service/{engine_name(market.name)}", build_metrics_service(market)),
+        (f"PodDisruptionBudget/{engine_name(market.name)}", build_engine_pdb(market)),
         (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images)),
     ]
     return children

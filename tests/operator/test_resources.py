@@ -55,6 +55,29 @@ def test_engine_deployment_is_one_replica_recreate_restricted_with_probes() -> N
     assert {"name": "config", "configMap": {"name": "market-btc-usd"}} in pod["volumes"]
 
 
+def test_a_warm_standby_is_two_engines_apart_rolled_at_once_with_a_budget() -> None:
+    single, standby = _market(), _market(engine={"standby": True})
+    assert resources.build_engine_pdb(single) is None
+    spec = resources.build_engine_deployment(standby, IMAGES)["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": "100%"}
+    (preferred,) = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    term = preferred["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    pdb = resources.build_engine_pdb(standby)
+    assert pdb is not None
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": spec["selector"]}
+    # the engines read the same manifest, hashed the same: standby is the operator's alone
+    assert resources.config_hash(single, resources.ENGINE_FIELDS) == resources.config_hash(
+        standby, resources.ENGINE_FIELDS
+    )
+    assert "standby" not in resources.build_configmap(standby)["data"]["market.yaml"]
+    assert "standby" not in standby.registry_entry()
+
+
 def test_pods_request_resources_and_leave_a_lost_node_within_seconds() -> None:
     engine = resources.build_engine_deployment(_market(), IMAGES)["spec"]["template"]["spec"]
     mm = (resources.build_mm_deployment(_market(), IMAGES) or {})["spec"]["template"]["spec"]
