@@ -21,6 +21,8 @@ MANAGED_BY = "xch-operator"
 MARKET_LABEL = "exchange.dev/market"
 CONFIG_HASH = "exchange.dev/config-hash"
 REDIS_CREDENTIALS_HASH = "exchange.dev/redis-credentials-hash"
+RESTARTED_AT = "exchange.dev/restartedAt"
+"""In a Pod template: the Market's restart annotation, whose every new value rolls it."""
 REDIS_URL_KEY = "url"
 MANIFEST_FILE = "market.yaml"
 CONFIG_DIR = "/etc/exchange"
@@ -190,7 +192,13 @@ Recreate starts the new Pods only after the old ones are gone (and wants both av
 call the rollout complete). The old leader hands the lease over as it stops."""
 
 
-def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
+def _restart(restarted_at: str | None) -> dict[str, str]:
+    return {RESTARTED_AT: restarted_at} if restarted_at else {}
+
+
+def build_engine_deployment(
+    market: Market, images: Images, restarted_at: str | None = None
+) -> dict[str, Any]:
     """One engine per market: replicas 1 and Recreate, so a rollout never runs two (the
     Redis lease is the real guard; this keeps a standby from waiting out the old lease).
     With spec.engine.standby, two replicas sharing the lease, on different nodes if any:
@@ -235,7 +243,10 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         component="engine",
         config_hash=config_hash(market, ENGINE_FIELDS),
         pull_secrets=images.pull_secrets,
-        annotations={REDIS_CREDENTIALS_HASH: _redis_credentials_hash(images)},
+        annotations={
+            REDIS_CREDENTIALS_HASH: _redis_credentials_hash(images),
+            **_restart(restarted_at),
+        },
         replicas=2 if standby else 1,
         strategy=STANDBY_STRATEGY if standby else None,
         pod_spec={
@@ -286,7 +297,9 @@ def build_engine_pdb(market: Market) -> dict[str, Any] | None:
     }
 
 
-def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None:
+def build_mm_deployment(
+    market: Market, images: Images, restarted_at: str | None = None
+) -> dict[str, Any] | None:
     """The market maker, an ordinary API client reading the same manifest; None when
     spec.marketMaker is disabled. Its API credentials come from an optional Secret."""
     if not market.spec.market_maker.enabled:
@@ -318,6 +331,7 @@ def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None
         component="mm",
         config_hash=config_hash(market, MM_FIELDS),
         pull_secrets=images.pull_secrets,
+        annotations=_restart(restarted_at),
         pod_spec={
             "securityContext": _restricted_pod(),
             "tolerations": _short_tolerations(images.eviction_seconds),
@@ -381,15 +395,21 @@ def _deployment(
     }
 
 
-def build_children(market: Market, images: Images) -> list[tuple[str, dict[str, Any] | None]]:
+def build_children(
+    market: Market, images: Images, restarted_at: str | None = None
+) -> list[tuple[str, dict[str, Any] | None]]:
     """Every child as (kind/name, object or None): what apply.py makes true, in this order
-    (the ConfigMap and the Secret before the engine that reads them)."""
+    (the ConfigMap and the Secret before the engine that reads them). `restarted_at`: the
+    Market's restart annotation, which rolls its Pods when it changes."""
     children: list[tuple[str, dict[str, Any] | None]] = [
         (f"ConfigMap/{configmap_name(market.name)}", build_configmap(market)),
         (f"Secret/{redis_secret_name(market.name)}", build_redis_secret(market, images)),
-        (f"Deployment/{engine_name(market.name)}", build_engine_deployment(market, images)),
+        (
+            f"Deployment/{engine_name(market.name)}",
+            build_engine_deployment(market, images, restarted_at),
+        ),
         (f"Service/{engine_name(market.name)}", build_metrics_service(market)),
         (f"PodDisruptionBudget/{engine_name(market.name)}", build_engine_pdb(market)),
-        (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images)),
+        (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images, restarted_at)),
     ]
     return children

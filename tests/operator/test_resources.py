@@ -17,6 +17,7 @@ from xch_operator import resources
 from xch_operator.apply import is_subset
 from xch_operator.provisioning import scale_conflicts
 from xch_operator.quantity import amount
+from xch_operator.rollout import rolled_out
 from xch_operator.status import (
     ENGINE_READY,
     MM_READY,
@@ -267,3 +268,18 @@ def test_quantity_amounts(text: object, expected: str) -> None:
 @pytest.mark.parametrize("text", ["", "m", "1.2.3", "5x", "1 Gi", True, None, [1]])
 def test_what_is_not_a_quantity(text: object) -> None:
     assert amount(text) is None
+
+
+def test_an_engine_has_rolled_out_when_no_old_pod_is_left_and_one_leads() -> None:
+    def deployment(wanted: int, **status: int) -> dict[str, Any]:
+        return {"metadata": {"generation": 2}, "spec": {"replicas": wanted},
+                "status": {"observedGeneration": 2, **status}}  # fmt: skip
+
+    assert rolled_out(deployment(2, replicas=2, updatedReplicas=2, readyReplicas=1))
+    assert rolled_out(deployment(1, replicas=1, updatedReplicas=1, readyReplicas=1))
+    # an old Pod still runs, none is ready yet, or the controller has not seen the change
+    assert not rolled_out(deployment(2, replicas=3, updatedReplicas=2, readyReplicas=1))
+    assert not rolled_out(deployment(2, replicas=2, updatedReplicas=2, readyReplicas=0))
+    stale = deployment(1, replicas=1, updatedReplicas=1, readyReplicas=1)
+    stale["status"]["observedGeneration"] = 1
+    assert not rolled_out(stale)
