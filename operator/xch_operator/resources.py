@@ -279,8 +279,9 @@ def build_engine_pdb(market: Market) -> dict[str, Any] | None:
 
     Only the leader is ready, and the budget counts ready Pods: with 2 Pods expected and 1
     ready, `maxUnavailable: 1` (as `minAvailable: 1`) allows 0 disruptions. Evictions
-    (drains) then take the standby (not ready Pods may be evicted while the budget holds)
-    but never the leader; draining the leader's node waits until it hands over: `kubectl
+    (drains) then take the standby (a Pod that is not ready may always be evicted: also
+    when no engine is ready, else a market that cannot start would block every drain) but
+    never the leader; draining the leader's node waits until it hands over: `kubectl
     delete pod` of the leader, or a restart (`operator.exchange.dev/restartedAt`), moves it
     in about a second. Without a budget, drains of two nodes at once could stop the leader
     and then the standby that has just taken over."""
@@ -293,6 +294,7 @@ def build_engine_pdb(market: Market) -> dict[str, Any] | None:
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": _selector(market.name, "engine")},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 

@@ -165,6 +165,12 @@ async def test_a_warm_standby_runs_two_engines_with_a_budget_until_turned_off(
     kube.set_ready(namespace, "engine-ada-usd")
     kube.set_ready(namespace, "mm-ada-usd")
     kube.wait_phase(namespace, "ada-usd", "Ready")
+    pdb_version = pdb["metadata"]["resourceVersion"]
+    await asyncio.sleep(4)  # a drift check (3 s) finds nothing to apply
+    pdb = kube.rest.get(pdb_path) or {}
+    engine = kube.deployment(namespace, "engine-ada-usd") or {}
+    assert pdb["metadata"]["resourceVersion"] == pdb_version
+    assert engine["metadata"]["generation"] == 1
 
     kube.patch_market(namespace, "ada-usd", {"spec": {"engine": {"standby": False}}})
     wait_for(lambda: kube.rest.get(pdb_path) is None, what="the budget deleted")
