@@ -4,9 +4,10 @@ A new engine image (the operator's setting, i.e. the chart's image tag) would re
 market at once if each Market's reconcile applied it. Instead a Market whose engine runs
 another image moves to the new one only while fewer than `batch` engine Deployments are
 rolling to it: one that has the new image but has not finished rolling out (every replica
-updated, one ready) holds its place in the batch. The count is read from the cluster, so an
-operator restarted mid-upgrade goes on where it was; a lock makes "count, then apply" one
-step. A Market kept back keeps its image, and every other change still applies to it.
+updated, one ready) holds its place in the batch. The count is read from the cluster (a
+listing shared for a second), so an operator restarted mid-upgrade goes on where it was; a
+lock makes "count, then apply" one step. A Market kept back keeps its image, and every
+other change still applies to it.
 
 Annotations on a Market (outside `exchange.dev/`, where Kopf keeps its own state and which
 it leaves out when it looks for changes):
@@ -22,6 +23,7 @@ the one it waits to roll to.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,6 +64,11 @@ def rolled_out(deployment: dict[str, Any]) -> bool:
     )
 
 
+LIST_SECONDS = 1.0
+"""How long one listing of the engines answers for: every Market kept back asks again at
+each retry, and they share a listing instead of each listing every engine."""
+
+
 @dataclass
 class Rollouts:
     """The gate every engine image change passes (one per operator)."""
@@ -71,6 +78,10 @@ class Rollouts:
     """Watched namespaces; empty: every namespace."""
     batch: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _rolling: dict[str, set[str]] = field(default_factory=dict)
+    """By image: the engine Deployments ("namespace/name") rolling to it, as last listed,
+    plus those admitted since (listed at `_listed_at`)."""
+    _listed_at: float = 0.0
 
     async def _engines(self) -> list[dict[str, Any]]:
         selector = (
@@ -85,15 +96,28 @@ class Rollouts:
             )
         return found
 
-    async def rolling_to(self, image: str) -> int:
-        """How many engine Deployments are rolling to `image` and not done."""
-        engines = await self._engines()
-        return sum(1 for e in engines if image_of(e) == image and not rolled_out(e))
+    async def rolling_to(self, image: str) -> set[str]:
+        """The engine Deployments rolling to `image` and not done (a listing at most
+        LIST_SECONDS old: one that has just finished may still count, never one less)."""
+        if time.monotonic() - self._listed_at > LIST_SECONDS:
+            self._rolling = {}
+            for engine in await self._engines():
+                if not rolled_out(engine):
+                    meta = engine["metadata"]
+                    key = f"{meta['namespace']}/{meta['name']}"
+                    self._rolling.setdefault(image_of(engine), set()).add(key)
+            self._listed_at = time.monotonic()
+        return self._rolling.setdefault(image, set())
 
-    async def admits(self, image: str) -> bool:
-        """True if one more engine may start rolling to `image` now. Call with `lock` held,
-        and apply the Deployment before releasing it."""
-        return await self.rolling_to(image) < self.batch
+    async def admits(self, image: str, engine: str) -> bool:
+        """True if `engine` ("namespace/name") may start rolling to `image` now, and it then
+        counts as rolling. Call with `lock` held, and apply the Deployment before releasing
+        it."""
+        rolling = await self.rolling_to(image)
+        if len(rolling) >= self.batch:
+            return False
+        rolling.add(engine)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +138,9 @@ async def engine_image(
     if live is None or image_of(live) == target:
         yield EngineImage(target)
         return
+    meta = live["metadata"]
     async with rollouts.lock:
-        if await rollouts.admits(target):
+        if await rollouts.admits(target, f"{meta['namespace']}/{meta['name']}"):
             yield EngineImage(target)
         else:
             yield EngineImage(image_of(live), waiting_for=target)
