@@ -124,11 +124,20 @@ class EngineService:
         self.metrics = metrics or EngineMetrics(rules.name)
         self.engine = Engine(rules)
         self.applied = "0-0"
-        self.ready = False
+        self._leading = False
+        self._lease_until = 0.0
+        """Until when (time.monotonic) this process is sure to hold its lease."""
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
         self._snapshot_child: int | None = None
         self._stopping = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Leading, and sure to hold the lease: a leader whose renewal hangs (Redis or the
+        network stalled) stops being ready when its lease may have expired, before it knows
+        it lost it, so that two engines never both look ready to probes."""
+        return self._leading and time.monotonic() < self._lease_until
 
     def stop(self) -> None:
         """Ask `run` to finish: it stops leading, releases the lease and returns. (A flag, not
@@ -166,7 +175,7 @@ class EngineService:
                     log.warning("%s; rebuilding from Redis", errors.exceptions[0])
                     await self._pause(self.retry_seconds)
                 finally:
-                    self.ready = False
+                    self._leading = False
         finally:
             if token:
                 await self._release(token)
@@ -194,8 +203,10 @@ class EngineService:
     async def _acquire(self) -> int:
         """A fencing token once the lease is ours; 0 if asked to stop first."""
         while not self._stopping.is_set():
+            asked = time.monotonic()
             token = await self.store.acquire_lease(self.lease_ttl_ms)
             if token:
+                self._lease_until = asked + self.lease_ttl_ms / 1000
                 log.info("holding the lease of %s with token %d", self.rules.name, token)
                 return token
             await self._pause(self.lease_ttl_ms / 4000)
@@ -210,8 +221,11 @@ class EngineService:
 
     async def _keep_lease(self, token: int, over: asyncio.Event) -> None:
         while not (self._stopping.is_set() or over.is_set()):
+            # Redis renewed it after `asked`: the lease holds at least until asked + TTL.
+            asked = time.monotonic()
             if not await self.store.renew_lease(token, self.lease_ttl_ms):
                 raise LeaseLost(self.rules.name)
+            self._lease_until = asked + self.lease_ttl_ms / 1000
             await pause(over, self.lease_ttl_ms / 3000)
 
     async def _trim_events(self, over: asyncio.Event) -> None:
@@ -233,7 +247,7 @@ class EngineService:
 
     async def _lead(self, token: int, over: asyncio.Event) -> None:
         await self.recover()
-        self.ready = True
+        self._leading = True
         batch: PreparedBatch | None = None  # matched, not committed
         entries: list[InputEntry] = []  # read, not matched: after `batch`, else after applied
         while not (self._stopping.is_set() or over.is_set()):

@@ -90,6 +90,10 @@ class MarketMaker(_Model):
 class EngineSpec(_Model):
     resources: dict[str, Any] = Field(default_factory=dict)
     snapshot_every: int = Field(default=10_000, ge=100, alias="snapshotEvery")
+    # A warm standby: a second engine Pod waiting for the lease (the operator's concern, not
+    # the engine's). Left out of every dump, so the manifest and the registry entry engines
+    # read (older engines refuse unknown fields) and the engine's config hash stay as they were.
+    standby: bool = Field(default=False, exclude=True)
 
 
 class Retention(_Model):

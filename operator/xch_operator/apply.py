@@ -20,7 +20,9 @@ PLURALS = {
     "Secret": "secrets",
     "Service": "services",
     "Deployment": "deployments",
+    "PodDisruptionBudget": "poddisruptionbudgets",
 }
+API_VERSIONS = {"Deployment": "apps/v1", "PodDisruptionBudget": "policy/v1"}
 
 
 class NotOurs(kopf.PermanentError):
@@ -38,7 +40,7 @@ class Outcome:
 
 
 def child_path(kind: str, namespace: str, name: str) -> str:
-    api_version = "apps/v1" if kind == "Deployment" else "v1"
+    api_version = API_VERSIONS.get(kind, "v1")
     return resource_path(api_version, PLURALS[kind], namespace, name)
 
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     """imagePullSecrets for the engine and mm Pods (Secrets in each Market's namespace)."""
     eviction_seconds: int = Field(default=10, ge=0)
     """Seconds an engine or mm Pod tolerates a not-ready or unreachable node."""
+    engine_rollout_batch: int = Field(default=1, ge=1)
+    """How many engines roll to a new engine image at once: the next starts when one of
+    them is ready on it."""
     engine_priority_class: str = ""
     """priorityClassName of the engine Pods; empty: none."""
     namespaces: tuple[str, ...] = ()

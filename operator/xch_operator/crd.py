@@ -201,6 +201,9 @@ def status_schema() -> dict[str, Any]:
         "properties": {
             "phase": {"type": "string", "enum": list(PHASES)},
             "phaseReason": {"type": "string"},
+            "engineImage": {"type": "string"},
+            "pendingEngineImage": {"type": "string"},
+            "paused": {"type": "boolean"},
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
             "conditions": {
                 "type": "array",

@@ -3,7 +3,8 @@
 - create / resume / update / drift timer: `reconcile` (queue, storage, children, status).
   Every step is idempotent and children are diffed before they are applied, so running it
   again after a crash, an edit by hand or a spec change converges, and a spec change rolls
-  only the Deployments whose config hash it changes.
+  only the Deployments whose config hash it changes. A new engine image waits for a place
+  in the rollout batch, and a Market annotated as paused is left alone (rollout.py).
 - field spec.trading: the new trading state reaches the running engine as a command.
 - delete (finalizer): `wind_down` halts and closes the market, waits until the engine has
   applied the close (every order cancelled, its funds unlocked), deletes the children,
@@ -13,6 +14,7 @@
 """
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -24,9 +26,10 @@ import redis.exceptions
 
 from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
-from xch_operator import provisioning, resources
+from xch_operator import provisioning, resources, rollout
 from xch_operator.apply import (
     NotOurs,
+    child_path,
     delete_children,
     ensure_children,
     get_or_forbidden,
@@ -63,6 +66,7 @@ class Context:
     kube: KubeClient
     redis: redis.asyncio.Redis
     images: resources.Images
+    rollouts: rollout.Rollouts
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, body: kopf.Body) -> asyncio.Lock:
@@ -140,20 +144,36 @@ async def _storage_check(ctx: Context, market: Market, body: kopf.Body) -> Check
     return Check.ok("Provisioned", "market row and klines relations exist")
 
 
-async def _children_checks(ctx: Context, market: Market, body: kopf.Body) -> dict[str, Check]:
-    outcomes = await ensure_children(ctx.kube, body, resources.build_children(market, ctx.images))
+@dataclass(frozen=True, slots=True)
+class Children:
+    checks: dict[str, Check]
+    engine: dict[str, Any] | None
+    waiting_for: str | None
+    """The engine image this Market waits to roll to (its batch is full)."""
+
+
+async def _children(ctx: Context, market: Market, body: kopf.Body) -> Children:
+    engine_key = f"Deployment/{resources.engine_name(market.name)}"
+    live_engine = await ctx.kube.get(
+        child_path("Deployment", body.metadata.namespace or "", resources.engine_name(market.name))
+    )
+    async with rollout.engine_image(ctx.rollouts, live_engine, ctx.images.engine) as image:
+        images = dataclasses.replace(ctx.images, engine=image.now)
+        restarted_at = body.metadata.annotations.get(rollout.RESTARTED_AT)
+        children = resources.build_children(market, images, restarted_at)
+        outcomes = await ensure_children(ctx.kube, body, children)
     for outcome in outcomes:
         if outcome.action != "unchanged":
             kopf.info(body, reason=outcome.action.capitalize(), message=outcome.key)
     live = {outcome.key: outcome.live for outcome in outcomes}
-    engine = live[f"Deployment/{resources.engine_name(market.name)}"]
+    engine = live[engine_key]
     checks = {ENGINE_READY: deployment_check(engine, "engine")}
     if market.spec.market_maker.enabled:
         mm = live[f"Deployment/{resources.mm_name(market.name)}"]
         checks[MM_READY] = deployment_check(mm, "market maker")
     else:
         checks[MM_READY] = Check.ok("Disabled", "spec.marketMaker.enabled is false")
-    return checks
+    return Children(checks, engine, image.waiting_for)
 
 
 async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
@@ -161,6 +181,9 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     market = market_of(body)
     namespace = body.metadata.namespace or ""
     generation = int(body.metadata.get("generation", 0))
+    if rollout.is_paused(body.metadata.annotations):
+        await rollout.note_status(ctx.kube, market_path(namespace, market.name), None, paused=True)
+        return
     queue = await _queue_check(ctx, market, owner_of(body))
     if queue.reason in (provisioning.ScaleConflict.reason, provisioning.NameTaken.reason):
         # Nothing else is made for a Market that can never trade as it stands.
@@ -171,16 +194,24 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     if storage is not None:
         checks[STORAGE_READY] = storage
     try:
-        checks.update(await _children_checks(ctx, market, body))
+        children = await _children(ctx, market, body)
     except NotOurs as exc:
         checks[ENGINE_READY] = Check.failed("ChildNotOwned", str(exc))
         await write_status(ctx, namespace, market.name, checks, generation)
         raise
+    checks.update(children.checks)
     await write_status(ctx, namespace, market.name, checks, generation)
+    await rollout.note_status(ctx.kube, market_path(namespace, market.name), children.engine,
+                              paused=None, pendingEngineImage=children.waiting_for)  # fmt: skip
     failed = [check for kind, check in checks.items()
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
     if failed:
         raise kopf.TemporaryError(failed[0].message, delay=ctx.settings.retry_seconds)
+    if children.waiting_for:
+        raise kopf.TemporaryError(
+            f"waiting for a place in the engine rollout to {children.waiting_for}",
+            delay=ctx.settings.retry_seconds,
+        )
 
 
 async def trading_changed(
@@ -278,6 +309,8 @@ async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.M
         return
     async with ctx.lock_of(owner["uid"]):
         await write_status(ctx, namespace, owner["name"], checks, None)
+        if component == "engine":
+            await rollout.note_status(ctx.kube, market_path(namespace, owner["name"]), live)
 
 
 def _child_keys(name: str) -> list[str]:
@@ -286,6 +319,7 @@ def _child_keys(name: str) -> list[str]:
         f"Deployment/{resources.mm_name(name)}",
         f"Deployment/{resources.engine_name(name)}",
         f"Service/{resources.engine_name(name)}",
+        f"PodDisruptionBudget/{resources.engine_name(name)}",
         f"ConfigMap/{resources.configmap_name(name)}",
     ]
 
@@ -303,9 +337,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     info = login(settings)
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
+    kube = KubeClient(info)
     memo[MEMO_KEY] = Context(
         settings=ours,
-        kube=KubeClient(info),
+        kube=kube,
         redis=redis_client(ours.redis_url),
         images=resources.Images(
             engine=ours.engine_image,
@@ -318,6 +353,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             eviction_seconds=ours.eviction_seconds,
             priority_class=ours.engine_priority_class,
         ),
+        rollouts=rollout.Rollouts(kube, ours.namespaces, ours.engine_rollout_batch),
     )
 
 

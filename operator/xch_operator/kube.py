@@ -88,6 +88,13 @@ class KubeClient:
         """The object at `path`, or None if it does not exist."""
         return await self._call("GET", path, allow=(404,))
 
+    async def list(self, path: str, label_selector: str) -> list[dict[str, Any]]:
+        """The objects of the collection at `path` that match `label_selector`."""
+        found = await self._call("GET", path, params={"labelSelector": label_selector})
+        assert found is not None
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
+
     async def apply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: the operator owns the fields it sets, and takes them back from
         whoever edited them by hand (force)."""

@@ -21,6 +21,8 @@ MANAGED_BY = "xch-operator"
 MARKET_LABEL = "exchange.dev/market"
 CONFIG_HASH = "exchange.dev/config-hash"
 REDIS_CREDENTIALS_HASH = "exchange.dev/redis-credentials-hash"
+RESTARTED_AT = "exchange.dev/restartedAt"
+"""In a Pod template: the Market's restart annotation, whose every new value rolls it."""
 REDIS_URL_KEY = "url"
 MANIFEST_FILE = "market.yaml"
 CONFIG_DIR = "/etc/exchange"
@@ -181,10 +183,28 @@ def _redis_credentials_hash(images: Images) -> str:
     return hashlib.sha256(images.redis_url.encode()).hexdigest()[:16]
 
 
-def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
+STANDBY_STRATEGY = {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "100%"}}  # fmt: skip
+"""How a warm standby's two Pods roll: all at once, new Pods starting as the old ones stop.
+Only the leader is ready, so a rolling update that waits for a new Pod to be ready before
+stopping an old one never ends (a new Pod leads only once the old leader is gone), and
+Recreate starts the new Pods only after the old ones are gone (and wants both available to
+call the rollout complete). The old leader hands the lease over as it stops."""
+
+
+def _restart(restarted_at: str | None) -> dict[str, str]:
+    return {RESTARTED_AT: restarted_at} if restarted_at else {}
+
+
+def build_engine_deployment(
+    market: Market, images: Images, restarted_at: str | None = None
+) -> dict[str, Any]:
     """One engine per market: replicas 1 and Recreate, so a rollout never runs two (the
-    Redis lease is the real guard; this keeps a standby from waiting out the old lease)."""
+    Redis lease is the real guard; this keeps a standby from waiting out the old lease).
+    With spec.engine.standby, two replicas sharing the lease, on different nodes if any:
+    the standby leads once the leader's lease expires, or at once when it is stopped."""
     name = market.name
+    standby = market.spec.engine.standby
     container = {
         "name": "engine",
         "image": images.engine,
@@ -223,11 +243,17 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
         component="engine",
         config_hash=config_hash(market, ENGINE_FIELDS),
         pull_secrets=images.pull_secrets,
-        annotations={REDIS_CREDENTIALS_HASH: _redis_credentials_hash(images)},
+        annotations={
+            REDIS_CREDENTIALS_HASH: _redis_credentials_hash(images),
+            **_restart(restarted_at),
+        },
+        replicas=2 if standby else 1,
+        strategy=STANDBY_STRATEGY if standby else None,
         pod_spec={
             "securityContext": _restricted_pod(),
             "terminationGracePeriodSeconds": 30,
             "tolerations": _short_tolerations(images.eviction_seconds),
+            **({"affinity": _apart(name, "engine")} if standby else {}),
             **({"priorityClassName": images.priority_class} if images.priority_class else {}),
             "containers": [container],
             "volumes": [
@@ -238,7 +264,44 @@ def build_engine_deployment(market: Market, images: Images) -> dict[str, Any]:
     )
 
 
-def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None:
+def _apart(market: str, component: str) -> dict[str, Any]:
+    """Prefer nodes that run no other Pod of this market's `component`: one node lost or
+    drained does not take both the leader and its standby."""
+    term = {"labelSelector": {"matchLabels": _selector(market, component)},
+            "topologyKey": "kubernetes.io/hostname"}  # fmt: skip
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term}]}}  # fmt: skip
+
+
+def build_engine_pdb(market: Market) -> dict[str, Any] | None:
+    """The engine's PodDisruptionBudget, for a warm standby only (a single engine has none:
+    a budget of 0 disruptions would block every drain of its node).
+
+    Only the leader is ready, and the budget counts ready Pods: with 2 Pods expected and 1
+    ready, `maxUnavailable: 1` (as `minAvailable: 1`) allows 0 disruptions. Evictions
+    (drains) then take the standby (a Pod that is not ready may always be evicted: also
+    when no engine is ready, else a market that cannot start would block every drain) but
+    never the leader; draining the leader's node waits until it hands over: `kubectl
+    delete pod` of the leader, or a restart (`operator.exchange.dev/restartedAt`), moves it
+    in about a second. Without a budget, drains of two nodes at once could stop the leader
+    and then the standby that has just taken over."""
+    if not market.spec.engine.standby:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": engine_name(market.name), "labels": labels(market.name, "engine")},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": _selector(market.name, "engine")},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def build_mm_deployment(
+    market: Market, images: Images, restarted_at: str | None = None
+) -> dict[str, Any] | None:
     """The market maker, an ordinary API client reading the same manifest; None when
     spec.marketMaker is disabled. Its API credentials come from an optional Secret."""
     if not market.spec.market_maker.enabled:
@@ -270,6 +333,7 @@ def build_mm_deployment(market: Market, images: Images) -> dict[str, Any] | None
         component="mm",
         config_hash=config_hash(market, MM_FIELDS),
         pull_secrets=images.pull_secrets,
+        annotations=_restart(restarted_at),
         pod_spec={
             "securityContext": _restricted_pod(),
             "tolerations": _short_tolerations(images.eviction_seconds),
@@ -309,6 +373,8 @@ def _deployment(
     pod_spec: dict[str, Any],
     pull_secrets: tuple[str, ...],
     annotations: dict[str, str] | None = None,
+    replicas: int = 1,
+    strategy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if pull_secrets:
         pod_spec = {**pod_spec, "imagePullSecrets": [{"name": name} for name in pull_secrets]}
@@ -317,8 +383,8 @@ def _deployment(
         "kind": "Deployment",
         "metadata": {"name": name, "labels": labels(market, component)},
         "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
+            "replicas": replicas,
+            "strategy": strategy or {"type": "Recreate"},
             "selector": {"matchLabels": _selector(market, component)},
             "template": {
                 "metadata": {
@@ -331,14 +397,21 @@ def _deployment(
     }
 
 
-def build_children(market: Market, images: Images) -> list[tuple[str, dict[str, Any] | None]]:
+def build_children(
+    market: Market, images: Images, restarted_at: str | None = None
+) -> list[tuple[str, dict[str, Any] | None]]:
     """Every child as (kind/name, object or None): what apply.py makes true, in this order
-    (the ConfigMap and the Secret before the engine that reads them)."""
+    (the ConfigMap and the Secret before the engine that reads them). `restarted_at`: the
+    Market's restart annotation, which rolls its Pods when it changes."""
     children: list[tuple[str, dict[str, Any] | None]] = [
         (f"ConfigMap/{configmap_name(market.name)}", build_configmap(market)),
         (f"Secret/{redis_secret_name(market.name)}", build_redis_secret(market, images)),
-        (f"Deployment/{engine_name(market.name)}", build_engine_deployment(market, images)),
+        (
+            f"Deployment/{engine_name(market.name)}",
+            build_engine_deployment(market, images, restarted_at),
+        ),
         (f"Service/{engine_name(market.name)}", build_metrics_service(market)),
-        (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images)),
+        (f"PodDisruptionBudget/{engine_name(market.name)}", build_engine_pdb(market)),
+        (f"Deployment/{mm_name(market.name)}", build_mm_deployment(market, images, restarted_at)),
     ]
     return children

@@ -223,15 +223,22 @@ def watch_namespace(kube: Kube, namespace: str) -> None:
 
 
 def start_operator(
-    kubeconfig: Path, namespace: str, redis_url: str, postgres_dsn: str, log_dir: Path
+    kubeconfig: Path,
+    namespace: str,
+    redis_url: str,
+    postgres_dsn: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
 ) -> OperatorProcess:
-    """Start `python -m xch_operator` watching `namespace`; return once /healthz answers."""
+    """Start `python -m xch_operator` watching `namespace` (`env`: more settings); return
+    once /healthz answers."""
     process = OperatorProcess(
         kubeconfig=kubeconfig,
         namespace=namespace,
         redis_url=redis_url,
         postgres_dsn=postgres_dsn,
         log_file=log_dir / "operator.log",
+        env=env or {},
     )
     process.start()
     try:

@@ -149,6 +149,37 @@ async def test_spec_changes_roll_only_what_they_affect(
     assert kube.conditions(namespace, "sol-usd")["MarketMakerReady"] == "True"
 
 
+async def test_a_warm_standby_runs_two_engines_with_a_budget_until_turned_off(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create_market(namespace, market_manifest("ada-usd", engine={"standby": True}))
+    pdb_path = f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/engine-ada-usd"
+    pdb = wait_for(lambda: kube.rest.get(pdb_path), what="the engine's budget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert [o["kind"] for o in pdb["metadata"]["ownerReferences"]] == ["Market"]
+    engine = kube.deployment(namespace, "engine-ada-usd") or {}
+    assert engine["spec"]["replicas"] == 2
+    assert engine["spec"]["strategy"]["type"] == "RollingUpdate"
+    config = _template_hash(kube, namespace, "engine-ada-usd")
+    # the leader ready, the standby not: the market is Ready
+    kube.set_ready(namespace, "engine-ada-usd")
+    kube.set_ready(namespace, "mm-ada-usd")
+    kube.wait_phase(namespace, "ada-usd", "Ready")
+    pdb_version = pdb["metadata"]["resourceVersion"]
+    await asyncio.sleep(4)  # a drift check (3 s) finds nothing to apply
+    pdb = kube.rest.get(pdb_path) or {}
+    engine = kube.deployment(namespace, "engine-ada-usd") or {}
+    assert pdb["metadata"]["resourceVersion"] == pdb_version
+    assert engine["metadata"]["generation"] == 1
+
+    kube.patch_market(namespace, "ada-usd", {"spec": {"engine": {"standby": False}}})
+    wait_for(lambda: kube.rest.get(pdb_path) is None, what="the budget deleted")
+    engine = wait_for(lambda: (d := kube.deployment(namespace, "engine-ada-usd"))
+                      and d["spec"]["replicas"] == 1 and d, what="one engine")  # fmt: skip
+    assert engine["spec"]["strategy"] == {"type": "Recreate"}
+    assert _template_hash(kube, namespace, "engine-ada-usd") == config
+
+
 async def test_scale_disagreement_is_refused(
     kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
 ) -> None:

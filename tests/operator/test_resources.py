@@ -17,6 +17,7 @@ from xch_operator import resources
 from xch_operator.apply import is_subset
 from xch_operator.provisioning import scale_conflicts
 from xch_operator.quantity import amount
+from xch_operator.rollout import rolled_out
 from xch_operator.status import (
     ENGINE_READY,
     MM_READY,
@@ -53,6 +54,30 @@ def test_engine_deployment_is_one_replica_recreate_restricted_with_probes() -> N
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["args"] == ["--market", "btc-usd", "--manifest", "/etc/exchange/market.yaml"]
     assert {"name": "config", "configMap": {"name": "market-btc-usd"}} in pod["volumes"]
+
+
+def test_a_warm_standby_is_two_engines_apart_rolled_at_once_with_a_budget() -> None:
+    single, standby = _market(), _market(engine={"standby": True})
+    assert resources.build_engine_pdb(single) is None
+    spec = resources.build_engine_deployment(standby, IMAGES)["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": "100%"}
+    (preferred,) = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    term = preferred["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    pdb = resources.build_engine_pdb(standby)
+    assert pdb is not None
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": spec["selector"],
+                           "unhealthyPodEvictionPolicy": "AlwaysAllow"}  # fmt: skip
+    # the engines read the same manifest, hashed the same: standby is the operator's alone
+    assert resources.config_hash(single, resources.ENGINE_FIELDS) == resources.config_hash(
+        standby, resources.ENGINE_FIELDS
+    )
+    assert "standby" not in resources.build_configmap(standby)["data"]["market.yaml"]
+    assert "standby" not in standby.registry_entry()
 
 
 def test_pods_request_resources_and_leave_a_lost_node_within_seconds() -> None:
@@ -244,3 +269,18 @@ def test_quantity_amounts(text: object, expected: str) -> None:
 @pytest.mark.parametrize("text", ["", "m", "1.2.3", "5x", "1 Gi", True, None, [1]])
 def test_what_is_not_a_quantity(text: object) -> None:
     assert amount(text) is None
+
+
+def test_an_engine_has_rolled_out_when_no_old_pod_is_left_and_one_leads() -> None:
+    def deployment(wanted: int, **status: int) -> dict[str, Any]:
+        return {"metadata": {"generation": 2}, "spec": {"replicas": wanted},
+                "status": {"observedGeneration": 2, **status}}  # fmt: skip
+
+    assert rolled_out(deployment(2, replicas=2, updatedReplicas=2, readyReplicas=1))
+    assert rolled_out(deployment(1, replicas=1, updatedReplicas=1, readyReplicas=1))
+    # an old Pod still runs, none is ready yet, or the controller has not seen the change
+    assert not rolled_out(deployment(2, replicas=3, updatedReplicas=2, readyReplicas=1))
+    assert not rolled_out(deployment(2, replicas=2, updatedReplicas=2, readyReplicas=0))
+    stale = deployment(1, replicas=1, updatedReplicas=1, readyReplicas=1)
+    stale["status"]["observedGeneration"] = 1
+    assert not rolled_out(stale)
