@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
 	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e \
-	deps-containers base-image images-local
+	deps-containers base-image images-local cluster-bin
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
@@ -177,6 +177,24 @@ $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/kube-controller-manager:
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
 
+# The node of the test cluster (make e2e-cluster): kubelet, kube-scheduler, kube-proxy and
+# kubectl from the same k8s.io/kubernetes release (tools/envtest/node/go.mod: the control plane's
+# module plus what these commands import), and the Pod sandbox's pause from its C source in that
+# module (no registry serves registry.k8s.io/pause here).
+CLUSTER_BIN := $(addprefix $(ENVTEST_BIN)/,kubelet kube-scheduler kube-proxy kubectl pause)
+K8S_VERSION := $(shell awk '$$1 == "require" && $$2 == "k8s.io/kubernetes" {print $$3}' tools/envtest/node/go.mod)
+
+cluster-bin: envtest-bin $(CLUSTER_BIN)
+
+$(ENVTEST_BIN)/kubelet $(ENVTEST_BIN)/kube-scheduler $(ENVTEST_BIN)/kube-proxy $(ENVTEST_BIN)/kubectl:
+	cd tools/envtest/node && \
+	$(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
+$(ENVTEST_BIN)/pause: | deps-system
+	cd tools/envtest/node && $(ENVTEST_GO) mod download k8s.io/kubernetes
+	cc -Os -static -Wall -Werror -DVERSION=$(K8S_VERSION) -o $@ \
+	  $(ENVTEST_CACHE)/gomod/k8s.io/kubernetes@$(K8S_VERSION)/build/pause/linux/pause.c
+
 # The operator on that control plane: apply-to-conditions latency, 50 Markets at once.
 bench-operator: $(STAMP) deps-system envtest-bin
 	$(BIN)/python -m bench.operator
@@ -206,7 +224,8 @@ LOCAL_BUILD_IMAGE := localhost/exchange-base/bookworm-build:12
 images:
 	IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) IMAGE_TAG=$(IMAGE_TAG) BUILD_IMAGE=$(BUILD_IMAGE) \
 	  BASE_IMAGE=$(BASE_IMAGE) NODE_IMAGE=$(NODE_IMAGE) NGINX_IMAGE=$(NGINX_IMAGE) \
-	  IMAGES_REPORT=$(IMAGES_REPORT) scripts/images.sh
+	  PAUSE_BINARY=$(PAUSE_BINARY) PAUSE_TAG=$(K8S_VERSION) IMAGES_REPORT=$(IMAGES_REPORT) \
+	  scripts/images.sh
 
 base-image: deps-containers
 	BUILDER=$$(command -v docker >/dev/null && docker info >/dev/null 2>&1 && echo docker || \

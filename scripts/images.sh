@@ -4,6 +4,7 @@
 # BASE_IMAGE (the Python bases) and NODE_IMAGE and NGINX_IMAGE (the frontend's) pass through as
 # build arguments when set; unset, the Dockerfiles' public bases are used. Writes each image's
 # size (as the builder reports it) and build time to $IMAGES_REPORT (JSON) when that is set.
+# PAUSE_BINARY (the test cluster's, make cluster-bin) adds $IMAGE_REPOSITORY/pause:$PAUSE_TAG.
 set -euo pipefail
 
 REPOSITORY=${IMAGE_REPOSITORY:?set by the Makefile}
@@ -31,11 +32,11 @@ mapfile -t python_args < <(args BUILD_IMAGE BASE_IMAGE)
 mapfile -t frontend_args < <(args NODE_IMAGE NGINX_IMAGE)
 
 report=()
-build() {  # image, then the build's own arguments
-  local image=$1 start size ms
-  shift
+build() {  # image, context, then the build's own arguments
+  local image=$1 context=$2 start size ms
+  shift 2
   start=$(date +%s%N)
-  "${builder[@]}" "$@" -t "$image" .
+  "${builder[@]}" "$@" -t "$image" "$context"
   size=$("$tool" images --format '{{.Size}}' "$image" | head -n 1)
   ms=$((($(date +%s%N) - start) / 1000000))
   report+=("$(printf '"%s": {"size": "%s", "build_s": %d.%03d}' "$image" "$size" \
@@ -43,14 +44,20 @@ build() {  # image, then the build's own arguments
 }
 
 for component in "${COMPONENTS[@]}"; do
-  build "$REPOSITORY/$component:$TAG" -f images/python/Dockerfile --target "$component" \
+  build "$REPOSITORY/$component:$TAG" . -f images/python/Dockerfile --target "$component" \
     "${python_args[@]}"
 done
 if [ "$tool" = docker ] || [ -n "${NODE_IMAGE:-}" ]; then
-  build "$REPOSITORY/frontend:$TAG" -f images/frontend/Dockerfile "${frontend_args[@]}"
+  build "$REPOSITORY/frontend:$TAG" . -f images/frontend/Dockerfile "${frontend_args[@]}"
 else
   echo "make images: no NODE_IMAGE and NGINX_IMAGE given and no Docker engine:" \
     "the frontend image is not built." >&2
+fi
+if [ -n "${PAUSE_BINARY:-}" ]; then
+  context=$(mktemp -d)
+  trap 'rm -rf "$context"' EXIT
+  cp "$PAUSE_BINARY" images/pause/Containerfile "$context/"
+  build "$REPOSITORY/pause:${PAUSE_TAG:?with PAUSE_BINARY}" "$context" -f "$context/Containerfile"
 fi
 
 if [ -n "${IMAGES_REPORT:-}" ]; then
