@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
 	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e \
-	deps-containers base-image images-local cluster-bin
+	deps-containers base-image images-local cluster-bin e2e-cluster
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
@@ -235,6 +235,18 @@ base-image: deps-containers
 
 images-local: base-image
 	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE)
+
+# The platform on a single-node cluster of this machine, end to end (tests/cluster, the
+# substitutes in docs/cluster.md): the images from the Debian base, the node from the pinned
+# module, helm install, a Market trading, its engine Pod killed and back, uninstall. Writes
+# bench/results/cluster.json. Not part of `make test`.
+e2e-cluster: deps-system deps-containers $(STAMP) cluster-bin helm-bin base-image
+	@mkdir -p .state
+	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
+	  PAUSE_BINARY=$(ENVTEST_BIN)/pause IMAGES_REPORT=$(CURDIR)/.state/images.json
+	EXCHANGE_E2E_CLUSTER=1 EXCHANGE_IMAGES_REPORT=$(CURDIR)/.state/images.json \
+	  EXCHANGE_IMAGE_TAG=$(IMAGE_TAG) EXCHANGE_PAUSE_TAG=$(K8S_VERSION) \
+	  $(BIN)/pytest tests/cluster -p no:cacheprovider
 
 # The chart on a kind cluster, end to end (scripts/kind-e2e.sh); needs Docker, kind and kubectl.
 kind-e2e: images helm-bin $(STAMP)

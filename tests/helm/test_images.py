@@ -1,6 +1,6 @@
 """The Dockerfiles agree with the chart and the operator: a target for every image the chart
 and the operator name, the uid the Pods run as, exact base image tags. (The images themselves
-are built by `make images` where Docker exists; these machines have none.)"""
+are built and run by `make e2e-cluster`, tests/cluster.)"""
 
 from __future__ import annotations
 
