@@ -12,7 +12,8 @@ PG_BIN ?= $(or $(EXCHANGE_PG_BIN),/usr/lib/postgresql/15/bin)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
-	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e
+	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e \
+	deps-containers base-image images-local cluster-bin e2e-cluster
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots screenshots-live
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
@@ -35,6 +36,22 @@ deps-system:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || exit 1; \
 	  $(SUDO) service redis-server stop >/dev/null 2>&1 || true; \
 	  $(SUDO) service postgresql stop >/dev/null 2>&1 || true; \
+	fi
+
+# The images and the test cluster (make base-image, images, e2e-cluster) where no Docker engine
+# exists: buildah builds (runc, not crun: crun refuses this sandbox's hybrid cgroups), debootstrap
+# makes the Debian base, containerd with its CRI plugin and the CNI plugins run the Pods.
+# Kept out of deps-system so that `make test` does not install a container runtime.
+CONTAINER_PACKAGES := buildah runc containerd containernetworking-plugins debootstrap
+deps-containers:
+	@missing=""; for package in $(CONTAINER_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps-containers: installing$$missing"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing || exit 1; \
 	fi
 
 # The install compiles the engine's hot modules (setup.py, the list in ledger/compiled.py), so a
@@ -164,6 +181,24 @@ $(ENVTEST_BIN)/kube-apiserver $(ENVTEST_BIN)/kube-controller-manager:
 $(ENVTEST_BIN)/etcd:
 	cd tools/envtest/etcd && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ go.etcd.io/etcd/server/v3
 
+# The node of the test cluster (make e2e-cluster): kubelet, kube-scheduler, kube-proxy and
+# kubectl from the same k8s.io/kubernetes release (tools/envtest/node/go.mod: the control plane's
+# module plus what these commands import), and the Pod sandbox's pause from its C source in that
+# module (no registry serves registry.k8s.io/pause here).
+CLUSTER_BIN := $(addprefix $(ENVTEST_BIN)/,kubelet kube-scheduler kube-proxy kubectl pause)
+K8S_VERSION := $(shell awk '$$1 == "require" && $$2 == "k8s.io/kubernetes" {print $$3}' tools/envtest/node/go.mod)
+
+cluster-bin: envtest-bin $(CLUSTER_BIN)
+
+$(ENVTEST_BIN)/kubelet $(ENVTEST_BIN)/kube-scheduler $(ENVTEST_BIN)/kube-proxy $(ENVTEST_BIN)/kubectl:
+	cd tools/envtest/node && \
+	$(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
+$(ENVTEST_BIN)/pause: | deps-system
+	cd tools/envtest/node && $(ENVTEST_GO) mod download k8s.io/kubernetes
+	cc -Os -static -Wall -Werror -DVERSION=$(K8S_VERSION) -o $@ \
+	  $(ENVTEST_CACHE)/gomod/k8s.io/kubernetes@$(K8S_VERSION)/build/pause/linux/pause.c
+
 # The operator on that control plane: apply-to-conditions latency, 50 Markets at once.
 bench-operator: $(STAMP) deps-system envtest-bin
 	$(BIN)/python -m bench.operator
@@ -180,24 +215,42 @@ helm-bin: $(HELM)
 $(HELM):
 	cd tools/helm && $(ENVTEST_GO) build -trimpath -ldflags=-s -o $@ helm.sh/helm/v3/cmd/helm
 
-# --- images: built where a Docker engine exists (none on the development machines) ----------
+# --- images: docker, podman or buildah, whichever is here (scripts/images.sh) --------------
+# With no public registry reachable (these machines), build from the Debian bases that
+# `make base-image` makes with debootstrap: `make images-local`. IMAGES_REPORT=file.json records
+# each image's size and build time.
 IMAGE_REPOSITORY ?= exchange
 IMAGE_TAG ?= $(shell awk '$$1 == "appVersion:" {gsub(/"/, "", $$2); print $$2}' charts/exchange/Chart.yaml)
-PYTHON_IMAGES := engine api ws dbproc mm operator
+IMAGE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/exchange/images
+LOCAL_BASE_IMAGE := localhost/exchange-base/bookworm:12
+LOCAL_BUILD_IMAGE := localhost/exchange-base/bookworm-build:12
 
 images:
-	@docker info >/dev/null 2>&1 || { \
-	  echo "make images: no Docker engine here (docker info failed); no image was built." >&2; \
-	  echo "Run it on a machine with Docker; the chart's tests need no images." >&2; exit 2; }
-	for component in $(PYTHON_IMAGES); do \
-	  docker build -f images/python/Dockerfile --target $$component \
-	    -t $(IMAGE_REPOSITORY)/$$component:$(IMAGE_TAG) . || exit 1; \
-	done
-	@if [ -f frontend/package.json ]; then \
-	  docker build -f images/frontend/Dockerfile -t $(IMAGE_REPOSITORY)/frontend:$(IMAGE_TAG) . ; \
-	else \
-	  echo "make images: frontend/package.json does not exist yet; the frontend image is not built."; \
-	fi
+	IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) IMAGE_TAG=$(IMAGE_TAG) BUILD_IMAGE=$(BUILD_IMAGE) \
+	  BASE_IMAGE=$(BASE_IMAGE) NODE_IMAGE=$(NODE_IMAGE) NGINX_IMAGE=$(NGINX_IMAGE) \
+	  PAUSE_BINARY=$(PAUSE_BINARY) PAUSE_TAG=$(K8S_VERSION) IMAGES_REPORT=$(IMAGES_REPORT) \
+	  scripts/images.sh
+
+base-image: deps-containers
+	BUILDER=$$(command -v docker >/dev/null && docker info >/dev/null 2>&1 && echo docker || \
+	  { command -v podman >/dev/null && echo podman || echo buildah; }) \
+	  IMAGE_CACHE=$(IMAGE_CACHE) BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
+	  scripts/base-image.sh
+
+images-local: base-image
+	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE)
+
+# The platform on a single-node cluster of this machine, end to end (tests/cluster, the
+# substitutes in docs/cluster.md): the images from the Debian base, the node from the pinned
+# module, helm install, a Market trading, its engine Pod killed and back, uninstall. Writes
+# bench/results/cluster.json. Not part of `make test`.
+e2e-cluster: deps-system deps-containers $(STAMP) cluster-bin helm-bin base-image
+	@mkdir -p .state
+	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
+	  PAUSE_BINARY=$(ENVTEST_BIN)/pause IMAGES_REPORT=$(CURDIR)/.state/images.json
+	EXCHANGE_E2E_CLUSTER=1 EXCHANGE_IMAGES_REPORT=$(CURDIR)/.state/images.json \
+	  EXCHANGE_IMAGE_TAG=$(IMAGE_TAG) EXCHANGE_PAUSE_TAG=$(K8S_VERSION) \
+	  $(BIN)/pytest tests/cluster -p no:cacheprovider
 
 # The chart on a kind cluster, end to end (scripts/kind-e2e.sh); needs Docker, kind and kubectl.
 kind-e2e: images helm-bin $(STAMP)

@@ -20,21 +20,26 @@ import websockets
 API_V1 = "/api/v1"
 
 
-def _post(api: str, path: str, body: dict[str, Any], token: str | None = None) -> Any:
+def call(api: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
+    """POST `body` to an /api/v1 endpoint, or GET it without one."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        api + API_V1 + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+        api + API_V1 + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers=headers,
+        method="POST" if body is not None else "GET",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
-def _trader(api: str, asset: str, amount: str) -> str:
+def trader(api: str, asset: str, amount: str) -> str:
+    """A new user with test funds from the faucet: their access token."""
     credentials = {"email": f"e2e-{secrets.token_hex(4)}@example.com", "password": "e2e-password"}
-    token: str = _post(api, "/signup", credentials)["access_token"]
-    _post(api, "/faucet", {"asset": asset, "amount": amount}, token)
+    token: str = call(api, "/signup", credentials)["access_token"]
+    call(api, "/faucet", {"asset": asset, "amount": amount}, token)
     return token
 
 
@@ -52,14 +57,14 @@ async def _first_trade(ws_url: str, market: str, placed: asyncio.Event) -> dict[
 
 
 async def main(api: str, ws_url: str, market: str, base: str, quote: str) -> None:
-    seller, buyer = _trader(api, base, "1"), _trader(api, quote, "1000")
+    seller, buyer = trader(api, base, "1"), trader(api, quote, "1000")
     subscribed = asyncio.Event()
     watcher = asyncio.create_task(_first_trade(ws_url, market, subscribed))
     await asyncio.wait_for(subscribed.wait(), 10)
     await asyncio.sleep(0.5)
     order = {"market": market, "type": "limit", "price": "100.00", "quantity": "0.5"}
-    _post(api, "/order", {**order, "side": "sell"}, seller)
-    _post(api, "/order", {**order, "side": "buy"}, buyer)
+    call(api, "/order", {**order, "side": "sell"}, seller)
+    call(api, "/order", {**order, "side": "buy"}, buyer)
     trade = await asyncio.wait_for(watcher, 30)
     print(f"trade on ws: {trade}")
 

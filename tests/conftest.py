@@ -24,7 +24,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 TESTS = Path(__file__).resolve().parent
 # Folders whose tests need what only `make test` builds (markers in pyproject.toml): the
 # Go-built control plane and helm, or Chromium. `make test-fast` deselects them.
-FOLDER_MARKERS = {"operator": "kube", "helm": "kube", "frontend": "browser"}
+FOLDER_MARKERS = {"operator": "kube", "helm": "kube", "frontend": "browser", "cluster": "kube"}
+# tests/cluster runs a whole single-node cluster and the platform's images on it: only from
+# `make e2e-cluster`, which builds what it needs and sets EXCHANGE_E2E_CLUSTER.
+collect_ignore = [] if os.environ.get("EXCHANGE_E2E_CLUSTER") else ["cluster"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

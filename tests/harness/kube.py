@@ -106,6 +106,8 @@ class ControlPlane:
     etcd: Child
     apiserver: Child
     controller_manager: Child | None = None
+    # Where the API server listens and what it advertises (the node harness: its bridge).
+    host: str = HOST
     ca_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,7 +116,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://{HOST}:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -157,13 +159,14 @@ class ControlPlane:
     def admin(self) -> Rest:
         return Rest(self.server, self.admin_token, self.ca_file)
 
-    def start_controller_manager(self) -> None:
+    def start_controller_manager(self, controllers: str, *extra: str) -> None:
         command = [
             str(_binary("kube-controller-manager")),
             "--kubeconfig", str(self.kubeconfig_path),
-            "--controllers", "namespace,garbagecollector",
+            "--controllers", controllers,
             "--leader-elect=false",
             "--secure-port=0",
+            *extra,
         ]  # fmt: skip
         self.controller_manager = Child(command, self.base_dir / "kube-controller-manager.log")
         process = self.controller_manager.start()
@@ -176,16 +179,16 @@ class ControlPlane:
                 child.stop([signal.SIGTERM], STOP_TIMEOUT)
 
 
-def _apiserver_command(base_dir: Path, port: int, etcd_url: str) -> list[str]:
+def _apiserver_command(base_dir: Path, port: int, etcd_url: str, host: str) -> list[str]:
     private, public = _service_account_keys(base_dir)
     return [
         str(_binary("kube-apiserver")),
         "--etcd-servers", etcd_url,
-        "--bind-address", HOST,
-        "--advertise-address", HOST,
+        "--bind-address", host,
+        "--advertise-address", host,
         "--secure-port", str(port),
         "--cert-dir", str(base_dir / "certs"),
-        "--service-account-issuer", f"https://{HOST}:{port}",
+        "--service-account-issuer", f"https://{host}:{port}",
         "--service-account-key-file", str(public),
         "--service-account-signing-key-file", str(private),
         "--authorization-mode", "RBAC",
@@ -262,8 +265,19 @@ class Rest:
                 raise
 
 
-def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
-    """Start etcd and kube-apiserver with data under `base_dir`; return when /readyz is 200."""
+def start_control_plane(
+    base_dir: Path,
+    timeout: float = 90.0,
+    host: str = HOST,
+    apiserver_args: tuple[str, ...] = (),
+    controllers: str = "namespace,garbagecollector",
+    controller_manager_args: tuple[str, ...] = (),
+) -> ControlPlane:
+    """Start etcd and kube-apiserver with data under `base_dir`; return when /readyz is 200.
+
+    `host` is the address the API server listens on and advertises; `apiserver_args`,
+    `controllers` (kube-controller-manager's --controllers) and `controller_manager_args` are
+    for the node harness (tests/harness/node.py), which runs Pods."""
     base_dir.mkdir(parents=True, exist_ok=True)
     admin_token = secrets.token_hex(16)
     (base_dir / "tokens.csv").write_text(f'{admin_token},{ADMIN_USER},1,"system:masters"\n')
@@ -271,10 +285,10 @@ def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
     etcd_process = etcd.start()
     try:
         for attempt in range(START_ATTEMPTS):
-            port = free_port()
-            apiserver = Child(_apiserver_command(base_dir, port, etcd_url),
-                              base_dir / "kube-apiserver.log")  # fmt: skip
-            plane = ControlPlane(base_dir, port, admin_token, etcd, apiserver)
+            port = free_port(host)
+            command = [*_apiserver_command(base_dir, port, etcd_url, host), *apiserver_args]
+            apiserver = Child(command, base_dir / "kube-apiserver.log")
+            plane = ControlPlane(base_dir, port, admin_token, etcd, apiserver, host=host)
             apiserver.start()
             try:
                 apiserver.wait_until(plane.ready, f"kube-apiserver on port {port}", timeout)
@@ -285,7 +299,7 @@ def start_control_plane(base_dir: Path, timeout: float = 90.0) -> ControlPlane:
                 continue
             plane.write_kubeconfig(plane.kubeconfig_path, admin_token, ADMIN_USER)
             try:
-                plane.start_controller_manager()
+                plane.start_controller_manager(controllers, *controller_manager_args)
             except BaseException:
                 apiserver.stop([signal.SIGTERM], STOP_TIMEOUT)
                 raise

@@ -179,14 +179,17 @@ class RedisServer:
         self.start()
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> RedisServer:
-    """Start a redis-server found on PATH, on `port` or on a free port, with data in `data_dir`."""
+def start_redis(data_dir: Path, port: int | None = None, host: str = HOST) -> RedisServer:
+    """Start a redis-server found on PATH, on `port` or on a free port of `host`, with data in
+    `data_dir`."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise ServerError("redis-server is not on PATH (make deps-system installs it)")
     attempts = 1 if port is not None else START_ATTEMPTS
     for attempt in range(attempts):
-        server = RedisServer(HOST, port if port is not None else free_port(), data_dir, executable)
+        server = RedisServer(
+            host, port if port is not None else free_port(host), data_dir, executable
+        )
         try:
             server.start()
         except ServerError:
@@ -305,9 +308,14 @@ def _chown_to(path: Path, run_as: str | None) -> None:
 
 
 def start_postgres(
-    base_dir: Path, database: str = PG_TEST_DATABASE, port: int | None = None
+    base_dir: Path,
+    database: str = PG_TEST_DATABASE,
+    port: int | None = None,
+    host: str = HOST,
+    trusted_networks: tuple[str, ...] = (),
 ) -> PostgresServer:
-    """initdb a cluster into `base_dir`/data, start it and create `database`.
+    """initdb a cluster into `base_dir`/data, start it on `host` and create `database`.
+    Clients from `trusted_networks` (CIDRs) are trusted as well as local ones.
 
     `base_dir` must be reachable by the user PostgreSQL runs as (pytest's own temporary
     directories are private to root, so as root pass a directory under /tmp).
@@ -332,11 +340,13 @@ def start_postgres(
     )  # fmt: skip
     if initdb.returncode != 0:
         raise ServerError(f"initdb failed:\n{initdb.stdout}\n{initdb.stderr}")
+    with (base_dir / "data" / "pg_hba.conf").open("a") as hba:
+        hba.writelines(f"host all all {network} trust\n" for network in trusted_networks)
     attempts = 1 if port is not None else START_ATTEMPTS
     for attempt in range(attempts):
         server = PostgresServer(
-            HOST,
-            port if port is not None else free_port(),
+            host,
+            port if port is not None else free_port(host),
             PG_SUPERUSER,
             database,
             base_dir,

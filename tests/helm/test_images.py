@@ -1,10 +1,11 @@
 """The Dockerfiles agree with the chart and the operator: a target for every image the chart
 and the operator name, the uid the Pods run as, exact base image tags. (The images themselves
-are built by `make images` where Docker exists; these machines have none.)"""
+are built and run by `make e2e-cluster`, tests/cluster.)"""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.helm.chart import CHART, RELEASE, ROOT, Helm, find, pod_specs
 from xch_operator.resources import RUN_AS_USER
@@ -40,9 +41,23 @@ def test_images_run_as_the_chart_uid() -> None:
     assert "USER 101:101" in FRONTEND_DOCKERFILE.read_text()
 
 
+def _base_arguments(dockerfile: Path) -> dict[str, str]:
+    """The ARGs every FROM line names, with their defaults: each stage's base is one."""
+    text = dockerfile.read_text()
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
+    used = re.findall(r"^FROM \$\{(\w+)\}", text, re.M)
+    assert used and all(name in defaults for name in used)
+    return {name: defaults[name] for name in used}
+
+
 def test_base_images_have_exact_tags() -> None:
     python = PYTHON_DOCKERFILE.read_text()
     version = re.search(r"^ARG PYTHON_VERSION=(\S+)$", python, re.M)
     assert version is not None and re.fullmatch(r"3\.11\.\d+", version.group(1))
-    bases = re.findall(r"^FROM (\S+)", FRONTEND_DOCKERFILE.read_text(), re.M)
-    assert bases and all(re.search(r":\d+\.\d+\.\d+-", base) for base in bases)
+    assert _base_arguments(PYTHON_DOCKERFILE) == {
+        "BUILD_IMAGE": "python:${PYTHON_VERSION}-bookworm",
+        "BASE_IMAGE": "python:${PYTHON_VERSION}-slim-bookworm",
+    }
+    bases = _base_arguments(FRONTEND_DOCKERFILE)
+    assert set(bases) == {"NODE_IMAGE", "NGINX_IMAGE"}
+    assert all(re.search(r":\d+\.\d+\.\d+-", base) for base in bases.values())
