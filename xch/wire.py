@@ -84,7 +84,8 @@ _reply_decoder = msgspec.msgpack.Decoder(Reply)
 
 class FundsEntry(msgspec.Struct, frozen=True):
     """A deposit (positive `amount`) or withdrawal (negative), in minor units of `asset`;
-    `seq` is gap-free over the stream (`xch.keys.FUNDS_SEQ`), `reference` the caller's free
+    `seq` increases over the stream and is never reused, even by a restored Redis
+    (`xch.keys.FUNDS_SEQ`, drawn with a clock floor), `reference` the caller's free
     text, `ts` Unix milliseconds."""
 
     seq: int
