@@ -14,6 +14,8 @@ import redis.asyncio
 
 from api.errors import ApiError
 from api.metrics import AUTH_FAILURES
+from ledger.numbers import ORDER_NUMBERS_PER_MS
+from ledger.scripts import with_prelude
 from runtime.auth_failures import FailureBackoff, Subject
 
 Counter = tuple[str, str, int]
@@ -21,8 +23,9 @@ Counter = tuple[str, str, int]
 
 # KEYS: the counters, then the claim if there is one, then the sequence if there is one.
 # ARGV: the counters' expiry (s), how many counters, the claim's expiry (ms), 1 if there is
-# a sequence (else 0). Returns the counts, then 1 if the claim was fresh (or there is none),
-# then the sequence's next number if there is one.
+# a sequence (else 0), the sequence's numbers a millisecond. Returns the counts, then 1 if the
+# claim was fresh (or there is none), then the sequence's next number if there is one (the
+# prelude's next_number: never repeated by a restored Redis).
 _HIT = """
 local counters = tonumber(ARGV[2])
 local sequences = tonumber(ARGV[4])
@@ -38,7 +41,7 @@ if #KEYS - sequences > counters
 end
 out[counters + 1] = fresh
 if sequences == 1 then
-  out[counters + 2] = redis.call('INCR', KEYS[#KEYS])
+  out[counters + 2] = next_number(KEYS[#KEYS], tonumber(ARGV[5]))
 end
 return out
 """
@@ -47,7 +50,7 @@ return out
 class RateLimiter:
     def __init__(self, client: redis.asyncio.Redis, window_seconds: int) -> None:
         self.window = window_seconds
-        self.script = client.register_script(_HIT)
+        self.script = client.register_script(with_prelude(_HIT))
 
     async def hit(self, *counters: Counter, claim: str = "", claim_ms: int = 0) -> bool:
         """Count one request against each counter. `claim` (a key to SET NX for `claim_ms`,
@@ -59,7 +62,8 @@ class RateLimiter:
     async def hit_numbered(
         self, *counters: Counter, claim: str = "", claim_ms: int = 0, sequence: str = ""
     ) -> tuple[bool, int]:
-        """`hit`, and the next number of the counter `sequence` (INCR; 0 if none is given)
+        """`hit`, and the next Binance order number of the counter `sequence` (INCR with a
+        clock floor, ledger.numbers; 0 if none is given)
         drawn in the same call, whatever the verdict: a number may go unused."""
         now = time.time()
         window = int(now // self.window)
@@ -69,7 +73,8 @@ class RateLimiter:
         if sequence:
             keys.append(sequence)
         results = await self.script(
-            keys, [self.window + 1, len(counters), claim_ms, 1 if sequence else 0]
+            keys,
+            [self.window + 1, len(counters), claim_ms, 1 if sequence else 0, ORDER_NUMBERS_PER_MS],
         )
         for count, (kind, _, limit) in zip(results, counters, strict=False):
             if int(count) > limit:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from dbproc.config import Settings
 from dbproc.consumer import Entry, GroupReader, consume, log_lost
+from dbproc.epochs import EpochBook, Recorded, shifted
 from dbproc.rows import Units
 from dbproc.writer import Batch, store_funds, store_market_batches
 from storage.klines import compute_ticker
@@ -23,7 +24,7 @@ from xch.market import Market
 from xch.marketdata import encode_ticker
 from xch.money import minor_unit
 from xch.schemas import Funds
-from xch.wire import FIELD_EVENT, as_text, decode_events, decode_funds_entry
+from xch.wire import FIELD_EPOCH, FIELD_EVENT, Epoch, as_text, decode_events, decode_funds_entry
 
 StoreFn = Callable[[list[Entry]], Awaitable[None]]
 
@@ -57,6 +58,19 @@ class DbprocMetrics:
         )
         self.redis_max = Gauge(
             "redis_memory_max_bytes", "Redis's maxmemory (0: no cap)", registry=self.registry
+        )
+        self.rollbacks = Counter(
+            "dbproc_rollbacks",
+            "Engine epochs that resumed from an older state than the history stored: Redis "
+            "came back older (docs/storage.md, Redis rollback)",
+            ["market"],
+            registry=self.registry,
+        )
+        self.rolled_back = Counter(
+            "dbproc_events_rolled_back",
+            "Stored events that Redis no longer knows after a rollback",
+            ["market"],
+            registry=self.registry,
         )
         self.store_seconds = Histogram(
             "dbproc_store_seconds",
@@ -93,6 +107,7 @@ class Dbproc:
         self.markets: dict[str, MarketState] = {}
         self.ready = False
         self.group: asyncio.TaskGroup | None = None
+        self.epochs = EpochBook(self._recorded)
 
     def _reader(self, stream: str) -> GroupReader:
         s = self.settings
@@ -109,6 +124,25 @@ class Dbproc:
     def _lost(self, stream: str, count: int, how: str) -> None:
         self.metrics.lost.labels(stream).inc(count)
         log_lost(stream, count, how)
+
+    def _recorded(self, recorded: Recorded) -> None:
+        epoch, market = recorded.epoch, recorded.market
+        log.info(
+            "dbproc: %s: epoch %d (after %d) resumed at seq %d, trade %d; stored with offsets "
+            "%d, %d", market, epoch.epoch, epoch.previous, epoch.seq, epoch.trade_id,
+            recorded.offsets.seq, recorded.offsets.trade_id,
+        )  # fmt: skip
+        if recorded.rolled_back:
+            self.metrics.rollbacks.labels(market).inc()
+            self.metrics.rolled_back.labels(market).inc(recorded.rolled_back)
+            log.error(
+                "dbproc: %s: Redis came back older: epoch %d resumed at seq %d, %d stored "
+                "events later than that are history Redis no longer knows (balances and open "
+                "orders diverge: docs/storage.md, Redis rollback); its events are stored from "
+                "seq %d, trade id %d on", market, epoch.epoch, epoch.seq, recorded.rolled_back,
+                epoch.seq + 1 + recorded.offsets.seq,
+                epoch.trade_id + 1 + recorded.offsets.trade_id,
+            )  # fmt: skip
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -175,16 +209,24 @@ class Dbproc:
 
     async def _store_market(self, name: str, entries: list[Entry]) -> None:
         state = self.markets[name]
-        # an entry trimmed while pending reads back empty (the reader reported it)
-        batches = [Batch(decode_events(fields[FIELD_EVENT])) for _, fields in entries if fields]
         started = time.perf_counter()
         async with self.pool.acquire() as conn:
+            # an entry trimmed while pending reads back empty (the reader reported it)
+            batches = [await self._batch(conn, name, fields) for _, fields in entries if fields]
             trades = await store_market_batches(conn, name, state.units, batches)
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         self.metrics.batches.labels(name).inc(len(entries))
         if trades:
             self.metrics.trades.labels(name).inc(trades)
             state.trades_since_ticker = True
+
+    async def _batch(
+        self, conn: asyncpg.Connection, market: str, fields: dict[bytes, bytes]
+    ) -> Batch:
+        """An entry's batch, its events under their stored ids (its epoch's offsets)."""
+        epoch = Epoch.decode(fields.get(FIELD_EPOCH))
+        offsets = await self.epochs.offsets(conn, market, epoch)
+        return Batch(shifted(decode_events(fields[FIELD_EVENT]), offsets))
 
     # ---- funds --------------------------------------------------------------------------
 

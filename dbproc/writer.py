@@ -17,6 +17,7 @@ from operator import attrgetter
 
 import asyncpg
 
+from dbproc.epochs import LOCK_SHARED
 from dbproc.rows import (
     FUNDS_MARKET,
     JOURNAL_COLUMNS,
@@ -52,10 +53,13 @@ class Batch:
 
 
 CLAIM = (
+    f"WITH epochs_lock AS (SELECT {LOCK_SHARED}) "
     "INSERT INTO stored_batches (market, first_seq, last_seq) "
-    "SELECT $1, f, l FROM unnest($2::bigint[], $3::bigint[]) AS t(f, l) "
+    "SELECT $1, f, l FROM epochs_lock, unnest($2::bigint[], $3::bigint[]) AS t(f, l) "
     "ON CONFLICT DO NOTHING RETURNING first_seq"
 )
+"""Claim the entries of a read, holding the market's epochs lock shared until COMMIT, so that
+a new epoch is recorded only once no store is in flight (dbproc/epochs.py)."""
 
 
 def _timestamp(ms: str) -> str:

@@ -50,7 +50,7 @@ from xch import keys
 from xch.market import MarketRules
 from xch.marketdata import DepthValue, encode_depth
 from xch.schemas import BUY, SELL, Command, Event, Place, PlaceList, ResultCode
-from xch.wire import Reply, decode_command, encode_events, encode_reply
+from xch.wire import NO_EPOCH, Reply, decode_command, encode_events, encode_reply
 
 log = logging.getLogger("engine")
 
@@ -127,6 +127,8 @@ class EngineService:
         self._leading = False
         self._lease_until = 0.0
         """Until when (time.monotonic) this process is sure to hold its lease."""
+        self.epoch = NO_EPOCH
+        self._epoch_field = b""
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
         self._snapshot_child: int | None = None
@@ -343,16 +345,19 @@ class EngineService:
         if cursor != (snapshot.input_id if snapshot else "0-0") and cursor not in boundaries:
             raise RecoveryMismatch(f"no batch record ends at the applied input {applied}")
         self.applied = applied
+        self.epoch = await self.store.new_epoch(engine.seq, engine.trade_seq)
+        self._epoch_field = self.epoch.encode()
         self._since_snapshot = 0
         self.metrics.recoveries.inc()
         self.metrics.book_orders.set(len(engine.orders))
         log.info(
-            "recovered %s at input %s, seq %d, %d resting orders, in %.3f s",
+            "recovered %s at input %s, seq %d, %d resting orders, in %.3f s; epoch %d",
             self.rules.name,
             applied,
             engine.seq,
             len(engine.orders),
             time.perf_counter() - started,
+            self.epoch.epoch,
         )
 
     # ---- one batch ----------------------------------------------------------------------
@@ -401,6 +406,7 @@ class EngineService:
                 )
                 for entry, a, b in replies
             ],
+            self._epoch_field,
         )
         clock.lap(stages.ENCODE)
         return PreparedBatch(record, last.ts, len(entries), len(engine.orders), args)

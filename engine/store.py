@@ -11,7 +11,16 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from ledger.scripts import Scripts
 from xch import keys
-from xch.wire import FIELD_ASSET, FIELD_COMMAND, FIELD_LOCKED, FIELD_REPLY, FIELD_USER, as_text
+from xch.wire import (
+    FIELD_ASSET,
+    FIELD_COMMAND,
+    FIELD_EPOCH,
+    FIELD_LOCKED,
+    FIELD_REPLY,
+    FIELD_USER,
+    Epoch,
+    as_text,
+)
 
 NO_INPUT = "0-0"
 
@@ -180,6 +189,16 @@ class MarketStore:
             for raw in await self.client.lrange(self.batches_key, 0, -1)
         ]
 
+    async def new_epoch(self, seq: int, trade_id: int) -> Epoch:
+        """A new epoch for an engine whose state, just built from Redis, resumes at `seq` and
+        `trade_id`: Redis's clock in µs, and above the epoch of the events stream's last entry
+        (the history this state continues), so that a restored Redis never brings back an
+        epoch already used (docs/storage.md, "Redis rollback")."""
+        last: Any = await self.client.xrevrange(self.events, count=1)
+        previous = Epoch.decode(last[0][1].get(FIELD_EPOCH) if last else None).epoch
+        seconds, micros = await self.client.time()
+        return Epoch(max(seconds * 1_000_000 + micros, previous + 1), previous, seq, trade_id)
+
     async def load_snapshot(self) -> Snapshot | None:
         raw: Any = await self.client.get(self.snapshot_key)
         return None if raw is None else msgspec.msgpack.decode(raw, type=Snapshot)
@@ -193,12 +212,14 @@ class MarketStore:
         events: bytes,
         depth: bytes,
         replies: Sequence[tuple[str, bytes]] = (),
+        epoch: bytes = b"",
     ) -> str:
-        """Commit one batch (its events encoded as one stream entry) atomically, then publish
-        `replies` (channel, message) from the same script; `previous` is the applied input id
-        the batch follows. 'ok', or 'fenced', 'stale', 'negative:…', 'overflow:…' with nothing
-        written and nothing published."""
-        args = self.commit_args(token, previous, batch, moves, events, depth, replies)
+        """Commit one batch (its events encoded as one stream entry, with the engine's
+        `epoch`, `Epoch.encode`) atomically, then publish `replies` (channel, message) from
+        the same script; `previous` is the applied input id the batch follows. 'ok', or
+        'fenced', 'stale', 'negative:…', 'overflow:…' with nothing written and nothing
+        published."""
+        args = self.commit_args(token, previous, batch, moves, events, depth, replies, epoch)
         return await self.commit_with(args)
 
     def commit_args(
@@ -210,6 +231,7 @@ class MarketStore:
         events: bytes,
         depth: bytes,
         replies: Sequence[tuple[str, bytes]] = (),
+        epoch: bytes = b"",
     ) -> list[str | bytes | int]:
         """The arguments of `commit`'s script, for `commit_with`."""
         flat_moves: list[str] = []
@@ -217,7 +239,7 @@ class MarketStore:
             flat_moves += (keys.balances(user), field, str(delta))
         args: list[str | bytes | int] = [
             token, previous, batch.last_input_id, batch.encode(), depth, events,
-            msgspec.msgpack.encode(flat_moves),
+            msgspec.msgpack.encode(flat_moves), epoch,
         ]  # fmt: skip
         for channel, message in replies:
             args += (channel, message)

@@ -10,10 +10,18 @@ from importlib import resources
 import redis.asyncio
 
 
+def _lua(name: str) -> str:
+    return resources.files("ledger").joinpath("lua").joinpath(f"{name}.lua").read_text()
+
+
 def script_source(name: str) -> str:
     """A script's Lua, after the shared prelude (helpers every script may use)."""
-    folder = resources.files("ledger").joinpath("lua")
-    return folder.joinpath("prelude.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
+    return with_prelude(_lua(name))
+
+
+def with_prelude(lua: str) -> str:
+    """Lua of a script kept elsewhere, after the shared prelude."""
+    return _lua("prelude") + lua
 
 
 class Scripts:
@@ -26,3 +34,4 @@ class Scripts:
         self.lease = client.register_script(script_source("lease"))
         self.snapshot = client.register_script(script_source("snapshot"))
         self.trim_events = client.register_script(script_source("trim_events"))
+        self.number = client.register_script(script_source("number"))

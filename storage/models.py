@@ -13,6 +13,7 @@ from sqlalchemy import (
     Computed,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -85,6 +86,26 @@ class StoredBatch(Base):
     first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
     stored_at: Mapped[datetime] = _created()
+
+
+class EpochRow(Base):
+    """Each engine epoch dbproc met (docs/storage.md, "Redis rollback"), as its events-stream
+    entries named it (`xch.wire.Epoch`: the previous epoch, the seq and trade id it resumed
+    from), and how its events are stored: seq + `seq_offset`, trade id + `trade_offset`.
+    `rolled_back` > 0: the history stored went that many events further than the state this
+    epoch resumed from (Redis came back older); `number` orders the epochs as recorded."""
+
+    __tablename__ = "epochs"
+    market: Mapped[str] = mapped_column(Text, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
+    previous: Mapped[int] = mapped_column(BigInteger)
+    resumed_seq: Mapped[int] = mapped_column(BigInteger)
+    resumed_trade_id: Mapped[int] = mapped_column(BigInteger)
+    seq_offset: Mapped[int] = mapped_column(BigInteger)
+    trade_offset: Mapped[int] = mapped_column(BigInteger)
+    rolled_back: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = _created()
 
 
 class Order(Base):

@@ -84,7 +84,8 @@ FUNDS = f"{PREFIX}funds"
 written by the funds script, read by dbproc and ws."""
 
 FUNDS_SEQ = f"{PREFIX}funds:seq"
-"""Counter behind the funds stream's gap-free sequence numbers."""
+"""Counter behind the funds stream's sequence numbers: increasing, drawn with a clock floor
+so that a restored Redis never repeats one (ledger.numbers)."""
 
 
 def funds_claim(kind: str, reference: str) -> str:
@@ -94,7 +95,8 @@ def funds_claim(kind: str, reference: str) -> str:
 
 
 def market_order_seq(market: str) -> str:
-    """Counter behind the order ids the Binance-compatible routes give out in `market`."""
+    """Counter behind the order ids the Binance-compatible routes give out in `market` (drawn
+    with a clock floor: ledger.numbers)."""
     return f"{PREFIX}{market}:order_seq"
 
 

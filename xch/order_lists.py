@@ -11,7 +11,8 @@ LIST_NUMBER_BASE = 2**48
 """Binance list ids are `{market}.{LIST_NUMBER_BASE + n as 15 hex digits}` for orderListId n:
 the engine's leg ids append a digit (api.services.list_plans.leg_ids), so the legs have 16
 hex digits like every other order id, and numbers from 2^52 + 16n, below 2^53 (exact in
-JavaScript) and far above the numbers the order counter hands out (`xch:{M}:order_seq`)."""
+JavaScript) and above the numbers the order counter hands out (`xch:{M}:order_seq`, below
+2^52 until about 2161: ledger.numbers)."""
 LIST_HEX_DIGITS = 15
 MAX_LIST_NUMBER = 2**48 - 1
 

@@ -9,8 +9,9 @@ lock-and-enqueue script in one atomic step with the lock itself:
   that even an undecodable command gives back exactly what was locked,
 - `r`: the api instance to reply to (may be empty).
 
-An entry of `xch:{M}:events` is one committed batch: one field `e` holding the batch's events
-in seq order (`encode_events`), so a consumer sees a batch whole or not at all. A reply on
+An entry of `xch:{M}:events` is one committed batch: a field `e` holding the batch's events
+in seq order (`encode_events`), so a consumer sees a batch whole or not at all, and a field
+`h`, the engine's `Epoch` (entries written before epochs have none: epoch 0). A reply on
 `xch:reply:{api}` is a `Reply`: the input id and every event that command produced.
 
 An entry of the funds stream (`xch:funds`) is one deposit or withdrawal, written by the funds
@@ -31,6 +32,7 @@ FIELD_ASSET = b"a"
 FIELD_LOCKED = b"l"
 FIELD_REPLY = b"r"
 FIELD_EVENT = b"e"
+FIELD_EPOCH = b"h"
 
 # The fields of a funds stream entry, as ledger/lua/funds.lua writes them (its XADD).
 FUNDS_SEQ = b"s"
@@ -39,6 +41,34 @@ FUNDS_ASSET = b"a"
 FUNDS_AMOUNT = b"n"
 FUNDS_REFERENCE = b"r"
 FUNDS_TIME = b"t"
+
+
+class Epoch(msgspec.Struct, frozen=True):
+    """One engine incarnation's stretch of a market's history (docs/storage.md, "Redis
+    rollback"): the engine draws a new `epoch` each time it builds its state from Redis and
+    stamps it on every events entry it commits, with the `previous` epoch (the one of the
+    stream's last entry then, 0 for none) and the `seq` and `trade_id` its state resumed
+    from. Text in the entry: the four integers, space-separated."""
+
+    epoch: int
+    previous: int
+    seq: int
+    trade_id: int
+
+    def encode(self) -> bytes:
+        return f"{self.epoch} {self.previous} {self.seq} {self.trade_id}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> "Epoch":
+        """An entry's `h` field; epoch 0 (which resumed from nothing) for an entry without."""
+        if not raw:
+            return NO_EPOCH
+        epoch, previous, seq, trade_id = (int(part) for part in raw.split())
+        return cls(epoch, previous, seq, trade_id)
+
+
+NO_EPOCH = Epoch(0, 0, 0, 0)
+"""The epoch of entries written before epochs."""
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -54,7 +84,8 @@ _reply_decoder = msgspec.msgpack.Decoder(Reply)
 
 class FundsEntry(msgspec.Struct, frozen=True):
     """A deposit (positive `amount`) or withdrawal (negative), in minor units of `asset`;
-    `seq` is gap-free over the stream (`xch.keys.FUNDS_SEQ`), `reference` the caller's free
+    `seq` increases over the stream and is never reused, even by a restored Redis
+    (`xch.keys.FUNDS_SEQ`, drawn with a clock floor), `reference` the caller's free
     text, `ts` Unix milliseconds."""
 
     seq: int

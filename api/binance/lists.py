@@ -18,6 +18,8 @@ from api.binance.errors import BinanceError
 from api.binance.symbols import number_of
 from api.models import OrderOut
 from api.queries import ORDER_COLUMNS, order_out
+from ledger.numbers import LIST_NUMBERS_PER_MS
+from ledger.scripts import Scripts
 from xch import keys
 from xch.market import MarketRules
 from xch.order_lists import (
@@ -40,8 +42,10 @@ _BINANCE_LIST = f"[.][0-9a-f]{{{LIST_HEX_DIGITS}}}$"
 """A list id these routes gave out (the native api's have 16 hex digits)."""
 
 
-async def next_list_id(client: redis.asyncio.Redis, market: str) -> str:
-    number = int(await client.incr(keys.LIST_SEQ))
+async def next_list_id(scripts: Scripts, market: str) -> str:
+    """A new list id of `market`, numbered by `xch.keys.LIST_SEQ` (never repeated by a
+    restored Redis: ledger.numbers)."""
+    number = int(await scripts.number(keys=[keys.LIST_SEQ], args=[LIST_NUMBERS_PER_MS]))
     if number > MAX_LIST_NUMBER:
         raise BinanceError(503, -1000, "Order list ids exhausted.")
     return binance_list_id(market, number)

@@ -3,8 +3,9 @@
 A market with base BTC and quote USD is the symbol `BTCUSD`. Binance order ids are integers;
 ours are `{market}.{16 hex digits}`, so an order's `orderId` is that hex number and the
 symbol gives the market back. Orders placed here take the hex digits from a per-market
-counter (`xch:{M}:order_seq`, drawn in the rate limiter's call: params.signed_order): small,
-increasing, unique numbers, as Binance's are, that even JavaScript clients read exactly.
+counter (`xch:{M}:order_seq`, drawn in the rate limiter's call: params.signed_order, with a
+clock floor so that a restored Redis never repeats one: ledger.numbers): increasing, unique
+numbers, as Binance's are, that even JavaScript clients read exactly.
 Orders placed through the native api have random digits: their `orderId` is a 64-bit number.
 """
 

@@ -10,7 +10,8 @@
 -- ARGV[7] the balance moves: a MessagePack array of strings, three per move: balance hash key,
 --   field, signed delta. (The balance keys are not declared in KEYS: there are thousands per
 --   batch, and the exchange runs on one Redis primary, not a cluster.)
--- ARGV[8], ARGV[9], ...: the replies, channel and message in turn, published once everything
+-- ARGV[8] the engine's epoch, the events entry's field `h` (xch.wire.Epoch; '' for none)
+-- ARGV[9], ARGV[10], ...: the replies, channel and message in turn, published once everything
 --   else is written, so that no reply ever announces an uncommitted result.
 -- Returns 'ok'; or, with nothing written: 'fenced' (not the lease holder), 'stale' (applied is
 -- not ARGV[2]: this batch was committed already, by a retry of this call), 'negative:<key>:
@@ -35,7 +36,9 @@ for i = 1, #moves, 3 do
     return (failed and 'overflow:' or 'negative:') .. key .. ':' .. field
   end
 end
-if ARGV[6] ~= '' then
+if ARGV[6] ~= '' and ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'e', ARGV[6], 'h', ARGV[8])
+elseif ARGV[6] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'e', ARGV[6])
 end
 redis.call('SET', KEYS[2], ARGV[3])
@@ -43,7 +46,7 @@ redis.call('RPUSH', KEYS[5], ARGV[4])
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[4], ARGV[5])
 end
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 'ok'

@@ -1,5 +1,6 @@
 -- Deposit (amount > 0) or withdraw (amount < 0) free funds, keep the supply total, and journal
--- the movement on the funds stream (read by dbproc) under the next funds sequence number.
+-- the movement on the funds stream (read by dbproc) under the next funds sequence number
+-- (increasing, with a clock floor: never repeated by a restored Redis).
 -- KEYS[1] the user's balance hash, KEYS[2] the supply hash (asset -> net deposits),
 -- KEYS[3] the funds stream, KEYS[4] the funds sequence counter,
 -- KEYS[5] (optional) the reference's claim, which makes the movement idempotent
@@ -35,7 +36,8 @@ if type(supply) == 'table' then
   redis.call('HINCRBY', KEYS[1], field, negate(ARGV[2]))
   return {0, 'amount_too_large'}
 end
-local seq = redis.call('INCR', KEYS[4])
+-- 1024 a millisecond: ledger.numbers.FUNDS_SEQS_PER_MS
+local seq = next_number(KEYS[4], 1024)
 -- The entry's field names are xch.wire's FUNDS_* constants (FundsEntry), which dbproc and ws read.
 redis.call('XADD', KEYS[3], '*', 's', seq, 'u', ARGV[3], 'a', ARGV[1], 'n', ARGV[2],
   'r', ARGV[4], 't', ARGV[5])

@@ -52,7 +52,9 @@ async def wait_stored(
         await asyncio.sleep(0.1)
     conn = await asyncpg.connect(database_url)
     try:
-        stored = await conn.fetchval("SELECT max(last_seq) FROM stored_batches")
+        stored = await conn.fetchval(
+            "SELECT max(last_seq) FROM stored_batches WHERE market = $1", market
+        )
     finally:
         await conn.close()
     raise AssertionError(f"dbproc did not catch up within {timeout} s (stored to seq {stored})")

@@ -155,7 +155,7 @@ async def new_oco(request: Request, state: State) -> JSONResponse:
         legs = await lists.stored_legs(state.db, user, [earlier])
         stored = [legs[order_id] for order_id, _ in earlier.orders if order_id in legs]
         return json_response(_answer(rules, symbol, earlier, stored))
-    list_id = await lists.next_list_id(state.redis, market.name)
+    list_id = await lists.next_list_id(state.gateway.scripts, market.name)
     legs_ids = leg_ids(list_id)
     listed = ListRecord(
         market.name,
