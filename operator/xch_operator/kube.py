@@ -88,6 +88,18 @@ class KubeClient:
         """The object at `path`, or None if it does not exist."""
         return await self._call("GET", path, allow=(404,))
 
+    async def create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a new object; 409 (KubeError) if its name is taken."""
+        result = await self._call("POST", collection, body)
+        assert result is not None
+        return result
+
+    async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the whole object; 409 (KubeError) if its metadata.resourceVersion is stale."""
+        result = await self._call("PUT", path, body)
+        assert result is not None
+        return result
+
     async def apply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: the operator owns the fields it sets, and takes them back from
         whoever edited them by hand (force)."""

@@ -196,7 +196,13 @@ def test_operator_rbac_is_the_tested_file(helm: Helm) -> None:
     rules = yaml.safe_load(RBAC_FILE.read_text())
     role = find(objects, "ClusterRole", f"{RELEASE}-{RELEASE}-operator")
     assert role["rules"] == rules["cluster"] + rules["namespaced"]
-    assert not [obj for obj in objects if obj["kind"] in ("Role", "RoleBinding")]
+    # One Role: the Lease its replicas elect the acting one with, in its own namespace.
+    (leader,) = [obj for obj in objects if obj["kind"] == "Role"]
+    assert leader["metadata"]["name"] == f"{RELEASE}-operator-leader"
+    assert "namespace" not in leader["metadata"]  # the release's
+    assert leader["rules"] == rules["leader"]
+    (leader_binding,) = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+    assert leader_binding["roleRef"]["name"] == f"{RELEASE}-operator-leader"
     binding = find(objects, "ClusterRoleBinding", f"{RELEASE}-{RELEASE}-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": RELEASE}
@@ -216,10 +222,12 @@ def test_watching_namespaces_scopes_the_operator_to_them(helm: Helm) -> None:
     for rule in cluster_role["rules"]:
         if set(rule["verbs"]) - {"get", "list", "watch"}:
             assert rule["apiGroups"] == ["exchange.dev"], rule
-    roles = [obj for obj in objects if obj["kind"] == "Role"]
+    roles = [obj for obj in objects if obj["kind"] == "Role" and "namespace" in obj["metadata"]]
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["markets-a", "markets-b"]
     assert all(role["rules"] == rules["namespaced"] for role in roles)
-    bindings = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+    bindings = [
+        obj for obj in objects if obj["kind"] == "RoleBinding" and "namespace" in obj["metadata"]
+    ]
     assert sorted(binding["metadata"]["namespace"] for binding in bindings) == [
         "markets-a",
         "markets-b",

@@ -36,6 +36,7 @@ CHART_OPERATOR_SETTINGS = (
     "EXCHANGE_OPERATOR_IMAGE_PULL_POLICY",
     "EXCHANGE_OPERATOR_API_URL",
     "EXCHANGE_OPERATOR_MM_SECRET",
+    "EXCHANGE_OPERATOR_LEASE_NAMESPACE",
 )
 
 
@@ -194,7 +195,7 @@ async def test_operator_under_chart_rbac_reconciles_example(
         redis_url=redis_server.url,
         postgres_dsn=storage_dsn,
         log_file=tmp_path / "operator.log",
-        env=chart_env,
+        env=chart_env,  # with the Lease in the release's namespace, under the chart's Role
     )
     process.start()
     try:
