@@ -18,7 +18,7 @@ from tests.harness.processes import ROOT, ServiceProcess, free_port
 from tests.harness.servers import as_user
 from xch.market import API_GROUP, API_VERSION
 
-CRD_FILE = ROOT / "charts" / "exchange" / "crds" / "markets.exchange.dev.yaml"
+CRD_FILE = ROOT / "charts" / "exchange" / "files" / "markets.exchange.dev.yaml"
 RBAC_FILE = ROOT / "charts" / "exchange" / "files" / "operator-rbac.yaml"
 EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
 PLURAL = "markets"

@@ -250,7 +250,9 @@ def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlP
         f"{release}-exchange-redis",
     )
     chart = str(CHART)
-    install = ("install", release, chart, "--namespace", namespace, "--create-namespace")
+    # The CRD is the `installed` fixture's here (one owner per cluster).
+    no_crd = ("--set", "crds.create=false")
+    install = ("install", release, chart, "--namespace", namespace, "--create-namespace", *no_crd)
     notes = cluster_helm.run(*install).stdout
     # NOTES.txt says what to do next, with this release's names.
     assert f"rollout status deployment/{release}-exchange-operator" in notes, notes
@@ -258,7 +260,7 @@ def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlP
     first = {name: _secret_data(admin, namespace, name) for name in secrets}
     assert len(first[secrets[1]]["password"]) > 40
 
-    cluster_helm.run("upgrade", release, chart, "--namespace", namespace,
+    cluster_helm.run("upgrade", release, chart, "--namespace", namespace, *no_crd,
                      "--set", "api.replicas=3")  # fmt: skip
     assert {name: _secret_data(admin, namespace, name) for name in secrets} == first
     api = admin.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{release}-exchange-api")
