@@ -23,6 +23,7 @@ from xch.market import (
     NAME_PATTERN,
     MarketSpec,
 )
+from xch_operator.observe import LAG_CAP
 from xch_operator.status import CONDITION_TYPES, PHASES
 
 PLURAL = "markets"
@@ -205,6 +206,8 @@ def status_schema() -> dict[str, Any]:
             "phase": {"type": "string", "enum": list(PHASES)},
             "phaseReason": {"type": "string"},
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "inputLag": {"type": "integer", "minimum": 0, "maximum": LAG_CAP},
+            "lastTradeTime": {"type": "string", "format": "date-time", "nullable": True},
             "conditions": {
                 "type": "array",
                 "items": condition,
@@ -264,6 +267,8 @@ def build_crd() -> dict[str, Any]:
                         _column("Phase", ".status.phase"),
                         _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
                         _column("Reason", ".status.phaseReason"),
+                        _column("Lag", ".status.inputLag", "integer"),
+                        _column("Last Trade", ".status.lastTradeTime", "date"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

@@ -24,7 +24,7 @@ import redis.exceptions
 
 from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
-from xch_operator import provisioning, resources
+from xch_operator import observe, provisioning, resources
 from xch_operator.apply import (
     NotOurs,
     delete_children,
@@ -93,10 +93,16 @@ def market_path(namespace: str, name: str) -> str:
 
 
 async def write_status(
-    ctx: Context, namespace: str, name: str, checks: dict[str, Check], generation: int | None
+    ctx: Context,
+    namespace: str,
+    name: str,
+    checks: dict[str, Check],
+    generation: int | None,
+    report: dict[str, Any] | None = None,
 ) -> None:
     """Merge `checks` into the Market's conditions and recompute its phase, on a fresh read
-    under the Market's lock. `generation` None: the generation last reconciled."""
+    under the Market's lock. `generation` None: the generation last reconciled. `report`:
+    what the engine has done (xch_operator.observe), written beside them."""
 
     def edit(live: dict[str, Any]) -> dict[str, Any]:
         current = live.get("status") or {}
@@ -104,7 +110,7 @@ async def write_status(
         if observed is None:
             observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
         trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
-        return market_status(current, checks, observed, trading)
+        return {**market_status(current, checks, observed, trading), **(report or {})}
 
     await update_status(ctx.kube, market_path(namespace, name), edit)
 
@@ -176,7 +182,8 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         checks[ENGINE_READY] = Check.failed("ChildNotOwned", str(exc))
         await write_status(ctx, namespace, market.name, checks, generation)
         raise
-    await write_status(ctx, namespace, market.name, checks, generation)
+    report = await observe.engine_report(ctx.redis, ctx.settings.postgres_dsn, market.name)
+    await write_status(ctx, namespace, market.name, checks, generation, report)
     failed = [check for kind, check in checks.items()
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
     if failed:
