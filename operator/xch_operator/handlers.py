@@ -36,7 +36,7 @@ from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
 from xch_operator.lastresort import close_with_own_engine
-from xch_operator.metrics import instrumented
+from xch_operator.metrics import forget_market, instrumented, observe_market
 from xch_operator.status import (
     ENGINE_READY,
     MM_READY,
@@ -110,7 +110,9 @@ async def write_status(
         if observed is None:
             observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
         trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
-        return {**market_status(current, checks, observed, trading), **(report or {})}
+        status = {**market_status(current, checks, observed, trading), **(report or {})}
+        observe_market(namespace, name, status)
+        return status
 
     await update_status(ctx.kube, market_path(namespace, name), edit)
 
@@ -236,9 +238,12 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
 
 
 async def _deleting(ctx: Context, path: str, reason: str, message: str) -> None:
-    await update_status(
-        ctx.kube, path, lambda live: deleting_status(live.get("status") or {}, reason, message)
-    )
+    def edit(live: dict[str, Any]) -> dict[str, Any]:
+        status = deleting_status(live.get("status") or {}, reason, message)
+        observe_market(live["metadata"]["namespace"], live["metadata"]["name"], status)
+        return status
+
+    await update_status(ctx.kube, path, edit)
 
 
 async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
@@ -361,6 +366,7 @@ def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:
         async with ctx.lock(body):
             await wind_down(body, patch, memo)
         ctx.locks.pop(body.metadata.uid or "", None)
+        forget_market(body.metadata.namespace or "", body.metadata.name or "")
 
     kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(startup)

@@ -127,13 +127,16 @@ def test_alerts_name_metrics_the_services_serve(helm: Helm) -> None:
     rules = find(objects, "PrometheusRule", RELEASE)["spec"]["groups"][0]["rules"]
     assert {rule["alert"] for rule in rules} == {
         "ExchangeRedisMemoryHigh", "ExchangeEventsUnstored", "ExchangeEventsLost",
+        "ExchangeMarketNotReady",
     }  # fmt: skip
     served = (
         ROOT / "dbproc" / "service.py", ROOT / "engine" / "metrics.py",
+        ROOT / "operator" / "xch_operator" / "metrics.py",
     )  # fmt: skip
     sources = "".join(path.read_text() for path in served)
-    names = re.findall(r"\b(?:redis|engine|dbproc)_[a-z_]+", " ".join(r["expr"] for r in rules))
-    assert len(names) == 4
+    expressions = " ".join(r["expr"] for r in rules)
+    names = re.findall(r"\b(?:redis|engine|dbproc|xch_operator)_[a-z_]+", expressions)
+    assert len(names) == 5
     for name in names:
         assert f'"{name.removesuffix("_total")}"' in sources, name
     assert not [o for o in helm.template() if o["kind"] == "PrometheusRule"]
