@@ -39,8 +39,10 @@ from xch_operator.lastresort import close_with_own_engine
 from xch_operator.metrics import forget_market, instrumented, observe_market
 from xch_operator.status import (
     ENGINE_READY,
+    INVALID_MARKET,
     MM_READY,
     QUEUE_READY,
+    SPEC_VALID,
     STORAGE_READY,
     Check,
     deleting_status,
@@ -78,14 +80,19 @@ def context(memo: kopf.Memo) -> Context:
     return cast(Context, memo[MEMO_KEY])
 
 
+class InvalidMarket(kopf.PermanentError):
+    """The Market model refuses what the API server accepted."""
+
+
 def market_of(body: kopf.Body) -> Market:
-    """The Market model of a resource; PermanentError if the model refuses what the API
+    """The Market model of a resource; InvalidMarket if the model refuses what the API
     server accepted (rules the CRD's CEL cannot state exactly)."""
     try:
         return Market.model_validate({"metadata": {"name": body.metadata.name},
                                       "spec": dict(body.spec)})  # fmt: skip
     except pydantic.ValidationError as exc:
-        raise kopf.PermanentError(f"invalid Market: {exc}") from exc
+        errors = "; ".join(error["msg"] for error in exc.errors())
+        raise InvalidMarket(f"invalid Market: {errors}") from exc
 
 
 def market_path(namespace: str, name: str) -> str:
@@ -166,15 +173,22 @@ async def _children_checks(ctx: Context, market: Market, body: kopf.Body) -> dic
 
 async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     ctx = context(memo)
-    market = market_of(body)
     namespace = body.metadata.namespace or ""
     generation = int(body.metadata.get("generation", 0))
+    try:
+        market = market_of(body)
+    except InvalidMarket as exc:
+        await _invalid(ctx, body, str(exc), generation)
+        return
     queue = await _queue_check(ctx, market, owner_of(body))
     if queue.reason in (provisioning.ScaleConflict.reason, provisioning.NameTaken.reason):
         # Nothing else is made for a Market that can never trade as it stands.
         await write_status(ctx, namespace, market.name, {QUEUE_READY: queue}, generation)
         raise kopf.PermanentError(queue.message)
-    checks = {QUEUE_READY: queue}
+    checks = {
+        SPEC_VALID: Check.ok("Valid", "the Market model accepts the spec"),
+        QUEUE_READY: queue,
+    }
     storage = await _storage_check(ctx, market, body)
     if storage is not None:
         checks[STORAGE_READY] = storage
@@ -190,6 +204,19 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
     if failed:
         raise kopf.TemporaryError(failed[0].message, delay=ctx.settings.retry_seconds)
+
+
+async def _invalid(ctx: Context, body: kopf.Body, message: str, generation: int) -> None:
+    """Say so in the status (phase Invalid) and in a Warning event, and make nothing: the
+    next edit of the spec is reconciled again. No PermanentError, which would stop the
+    drift timer for good; the event only when the verdict is new, not at every tick."""
+    said = any(condition.get("type") == SPEC_VALID and condition.get("message") == message
+               for condition in body.status.get("conditions") or [])  # fmt: skip
+    check = Check.failed(INVALID_MARKET, message)
+    await write_status(ctx, body.metadata.namespace or "", body.metadata.name or "",
+                       {SPEC_VALID: check}, generation)  # fmt: skip
+    if not said:
+        kopf.warn(body, reason=INVALID_MARKET, message=message)
 
 
 async def trading_changed(
