@@ -140,3 +140,15 @@ async def test_why_says_what_is_not_ready(
     kube.set_ready(namespace, f"mm-{name}")
     kube.wait_phase(namespace, name, "Ready")
     assert "Ready: every component is ready" in plugin.run("-n", namespace, "why", name).stdout
+
+
+def test_a_client_certificate_kubeconfig_works(
+    kube: Kube, namespace: str, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """Logged in as kind's kubeconfigs do, with a client certificate and key inline."""
+    kube.create_market(namespace, market_manifest("cert-usd"))
+    config = control_plane.write_certificate_kubeconfig(
+        tmp_path / "cert.kubeconfig", "cert-admin", "system:masters"
+    )
+    listed = PluginRunner(config).run("-n", namespace, "markets").stdout
+    assert listed.splitlines()[1].split()[0] == "cert-usd"
