@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import redis.asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import admin
@@ -40,7 +39,7 @@ from runtime.redis_client import redis_client
 from storage.migrate import upgrade
 from xch import keys
 from xch.market import Market
-from xch.wire import as_text
+from xch_operator import observe
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -211,23 +210,16 @@ async def _market_lines(config: LocalConfig) -> list[tuple[str, str, str, bool]]
         markets = [Market.from_registry_entry(entry) for entry in entries.values()]
         last_trades = await _last_trades(config, [market.name for market in markets])
         for market in markets:
-            lag = await _engine_lag(client, market.name)
+            lag = await observe.input_lag(client, market.name)
             detail = f"lag {lag} commands; last trade {last_trades.get(market.name, 'none')}"
-            rows.append((market.name, market.spec.trading.value, detail, lag < 1000))
+            rows.append((market.name, market.spec.trading.value, detail, lag < observe.LAG_CAP))
         return sorted(rows)
     finally:
         await client.aclose()
 
 
-async def _engine_lag(client: redis.asyncio.Redis, name: str) -> int:
-    """Input entries not yet applied (at most a thousand counted)."""
-    applied = await client.get(keys.market_applied(name))
-    start = f"({as_text(applied)}" if applied else "-"
-    return len(await client.xrange(keys.market_input(name), start, "+", count=1000) or [])
-
-
 async def _last_trades(config: LocalConfig, markets: list[str]) -> dict[str, str]:
-    """Each market's newest trade: one primary-key lookup per market, not a pass over trades."""
+    """Each market's newest trade."""
     try:
         conn = await asyncpg.connect(config.database_url)
     except (OSError, asyncpg.PostgresError):
@@ -235,10 +227,7 @@ async def _last_trades(config: LocalConfig, markets: list[str]) -> dict[str, str
     try:
         last = {}
         for market in markets:
-            row = await conn.fetchrow(
-                "SELECT price, ts FROM trades WHERE market = $1 ORDER BY trade_id DESC LIMIT 1",
-                market,
-            )
+            row = await observe.last_trade(conn, market)
             if row is not None:
                 last[market] = f"{row['price']:f} at {row['ts']:%H:%M:%S}"
         return last

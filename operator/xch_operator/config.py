@@ -1,6 +1,8 @@
 """The operator's settings, from EXCHANGE_OPERATOR_* environment variables (Helm values)."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +48,25 @@ class Settings(BaseSettings):
     """Kopf's liveness endpoint, /healthz."""
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     """Prometheus /metrics; 0 turns it off."""
+
+    leader_election: bool = True
+    """Reconcile only while holding a Lease (xch_operator.leader): of several replicas, one
+    acts and the others stand by. Off: this process acts alone, whatever else runs."""
+    lease_name: str = "xch-operator"
+    lease_namespace: str = ""
+    """The Lease's namespace; empty: the Pod's own (its ServiceAccount's)."""
+    lease_seconds: int = Field(default=15, ge=1)
+    """How long a standby waits after the holder's last renewal before taking over."""
+    renew_deadline_seconds: float = Field(default=10, gt=0)
+    """How long the holder acts without renewing; then it exits (shorter than the lease)."""
+    lease_retry_seconds: float = Field(default=2, gt=0)
+    """How often the holder renews and a standby tries to take over."""
+
+    @model_validator(mode="after")
+    def _deadline_within_lease(self) -> Self:
+        if self.renew_deadline_seconds >= self.lease_seconds:
+            raise ValueError("renew_deadline_seconds must be shorter than lease_seconds")
+        return self
 
     @property
     def pod_redis_url(self) -> str:

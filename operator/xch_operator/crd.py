@@ -1,6 +1,7 @@
 """The Market CRD, generated from the shared Market model (`xch.market`).
 
-`python -m xch_operator.crd` writes charts/exchange/crds/markets.exchange.dev.yaml; a test
+`python -m xch_operator.crd` writes charts/exchange/files/markets.exchange.dev.yaml (the chart's
+templates/crd.yaml includes it, so `helm upgrade` upgrades it); a test
 checks that the committed file is what this module generates, so the model stays the one
 source of truth. The OpenAPI schema comes from pydantic's JSON schema of `MarketSpec`,
 turned into a Kubernetes structural schema. What the model checks in Python code rather
@@ -22,12 +23,15 @@ from xch.market import (
     NAME_PATTERN,
     MarketSpec,
 )
+from xch_operator.observe import LAG_CAP
 from xch_operator.status import CONDITION_TYPES, PHASES
 
 PLURAL = "markets"
 SINGULAR = "market"
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
-CRD_PATH = Path("charts/exchange/crds") / f"{CRD_NAME}.yaml"
+CRD_PATH = Path("charts/exchange/files") / f"{CRD_NAME}.yaml"
+KEEP = {"helm.sh/resource-policy": "keep"}
+"""`helm uninstall` leaves the CRD: deleting it would delete every Market with it."""
 
 
 # CEL's cost estimator charges string functions by the longest string a field may hold, so
@@ -205,6 +209,8 @@ def status_schema() -> dict[str, Any]:
             "pendingEngineImage": {"type": "string"},
             "paused": {"type": "boolean"},
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "inputLag": {"type": "integer", "minimum": 0, "maximum": LAG_CAP},
+            "lastTradeTime": {"type": "string", "format": "date-time", "nullable": True},
             "conditions": {
                 "type": "array",
                 "items": condition,
@@ -240,7 +246,7 @@ def build_crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
+        "metadata": {"name": CRD_NAME, "annotations": KEEP},
         "spec": {
             "group": API_GROUP,
             "scope": "Namespaced",
@@ -264,6 +270,8 @@ def build_crd() -> dict[str, Any]:
                         _column("Phase", ".status.phase"),
                         _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
                         _column("Reason", ".status.phaseReason"),
+                        _column("Lag", ".status.inputLag", "integer"),
+                        _column("Last Trade", ".status.lastTradeTime", "date"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

@@ -26,7 +26,7 @@ import redis.exceptions
 
 from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
-from xch_operator import provisioning, resources, rollout
+from xch_operator import observe, provisioning, resources, rollout
 from xch_operator.apply import (
     NotOurs,
     child_path,
@@ -39,11 +39,13 @@ from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, resource_path
 from xch_operator.lastresort import close_with_own_engine
-from xch_operator.metrics import instrumented
+from xch_operator.metrics import forget_market, instrumented, observe_market
 from xch_operator.status import (
     ENGINE_READY,
+    INVALID_MARKET,
     MM_READY,
     QUEUE_READY,
+    SPEC_VALID,
     STORAGE_READY,
     Check,
     deleting_status,
@@ -82,14 +84,19 @@ def context(memo: kopf.Memo) -> Context:
     return cast(Context, memo[MEMO_KEY])
 
 
+class InvalidMarket(kopf.PermanentError):
+    """The Market model refuses what the API server accepted."""
+
+
 def market_of(body: kopf.Body) -> Market:
-    """The Market model of a resource; PermanentError if the model refuses what the API
+    """The Market model of a resource; InvalidMarket if the model refuses what the API
     server accepted (rules the CRD's CEL cannot state exactly)."""
     try:
         return Market.model_validate({"metadata": {"name": body.metadata.name},
                                       "spec": dict(body.spec)})  # fmt: skip
     except pydantic.ValidationError as exc:
-        raise kopf.PermanentError(f"invalid Market: {exc}") from exc
+        errors = "; ".join(error["msg"] for error in exc.errors())
+        raise InvalidMarket(f"invalid Market: {errors}") from exc
 
 
 def market_path(namespace: str, name: str) -> str:
@@ -97,10 +104,16 @@ def market_path(namespace: str, name: str) -> str:
 
 
 async def write_status(
-    ctx: Context, namespace: str, name: str, checks: dict[str, Check], generation: int | None
+    ctx: Context,
+    namespace: str,
+    name: str,
+    checks: dict[str, Check],
+    generation: int | None,
+    report: dict[str, Any] | None = None,
 ) -> None:
     """Merge `checks` into the Market's conditions and recompute its phase, on a fresh read
-    under the Market's lock. `generation` None: the generation last reconciled."""
+    under the Market's lock. `generation` None: the generation last reconciled. `report`:
+    what the engine has done (xch_operator.observe), written beside them."""
 
     def edit(live: dict[str, Any]) -> dict[str, Any]:
         current = live.get("status") or {}
@@ -108,7 +121,9 @@ async def write_status(
         if observed is None:
             observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
         trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
-        return market_status(current, checks, observed, trading)
+        status = {**market_status(current, checks, observed, trading), **(report or {})}
+        observe_market(namespace, name, status)
+        return status
 
     await update_status(ctx.kube, market_path(namespace, name), edit)
 
@@ -178,9 +193,13 @@ async def _children(ctx: Context, market: Market, body: kopf.Body) -> Children:
 
 async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
     ctx = context(memo)
-    market = market_of(body)
     namespace = body.metadata.namespace or ""
     generation = int(body.metadata.get("generation", 0))
+    try:
+        market = market_of(body)
+    except InvalidMarket as exc:
+        await _invalid(ctx, body, str(exc), generation)
+        return
     if rollout.is_paused(body.metadata.annotations):
         await rollout.note_status(ctx.kube, market_path(namespace, market.name), None, paused=True)
         return
@@ -189,7 +208,10 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         # Nothing else is made for a Market that can never trade as it stands.
         await write_status(ctx, namespace, market.name, {QUEUE_READY: queue}, generation)
         raise kopf.PermanentError(queue.message)
-    checks = {QUEUE_READY: queue}
+    checks = {
+        SPEC_VALID: Check.ok("Valid", "the Market model accepts the spec"),
+        QUEUE_READY: queue,
+    }
     storage = await _storage_check(ctx, market, body)
     if storage is not None:
         checks[STORAGE_READY] = storage
@@ -200,7 +222,8 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         await write_status(ctx, namespace, market.name, checks, generation)
         raise
     checks.update(children.checks)
-    await write_status(ctx, namespace, market.name, checks, generation)
+    report = await observe.engine_report(ctx.redis, ctx.settings.postgres_dsn, market.name)
+    await write_status(ctx, namespace, market.name, checks, generation, report)
     await rollout.note_status(ctx.kube, market_path(namespace, market.name), children.engine,
                               paused=None, pendingEngineImage=children.waiting_for)  # fmt: skip
     failed = [check for kind, check in checks.items()
@@ -212,6 +235,19 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
             f"waiting for a place in the engine rollout to {children.waiting_for}",
             delay=ctx.settings.retry_seconds,
         )
+
+
+async def _invalid(ctx: Context, body: kopf.Body, message: str, generation: int) -> None:
+    """Say so in the status (phase Invalid) and in a Warning event, and make nothing: the
+    next edit of the spec is reconciled again. No PermanentError, which would stop the
+    drift timer for good; the event only when the verdict is new, not at every tick."""
+    said = any(condition.get("type") == SPEC_VALID and condition.get("message") == message
+               for condition in body.status.get("conditions") or [])  # fmt: skip
+    check = Check.failed(INVALID_MARKET, message)
+    await write_status(ctx, body.metadata.namespace or "", body.metadata.name or "",
+                       {SPEC_VALID: check}, generation)  # fmt: skip
+    if not said:
+        kopf.warn(body, reason=INVALID_MARKET, message=message)
 
 
 async def trading_changed(
@@ -260,9 +296,12 @@ async def wind_down(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None
 
 
 async def _deleting(ctx: Context, path: str, reason: str, message: str) -> None:
-    await update_status(
-        ctx.kube, path, lambda live: deleting_status(live.get("status") or {}, reason, message)
-    )
+    def edit(live: dict[str, Any]) -> dict[str, Any]:
+        status = deleting_status(live.get("status") or {}, reason, message)
+        observe_market(live["metadata"]["namespace"], live["metadata"]["name"], status)
+        return status
+
+    await update_status(ctx.kube, path, edit)
 
 
 async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
@@ -390,6 +429,7 @@ def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:
         async with ctx.lock(body):
             await wind_down(body, patch, memo)
         ctx.locks.pop(body.metadata.uid or "", None)
+        forget_market(body.metadata.namespace or "", body.metadata.name or "")
 
     kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(startup)

@@ -6,7 +6,10 @@ with the same credentials (a kopf.ConnectionInfo from the ServiceAccount or a ku
 
 import base64
 import json
+import os
 import ssl
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,20 +37,44 @@ def resource_path(
     return f"{prefix}{scope}/{plural}" + (f"/{name}" if name else "")
 
 
-def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-    if info.insecure:
-        return False
+FilePath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+def _pem(path: FilePath | None, data: str | bytes | None) -> str | None:
+    """A PEM document from a file or inline: kubeconfigs carry it base64-encoded, the
+    service account's files as PEM."""
+    if path:
+        return Path(os.fsdecode(path)).read_text()
+    if not data:
+        return None
+    text = data.decode() if isinstance(data, bytes) else data
+    return text if "-----BEGIN" in text else base64.b64decode(text).decode()
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    if info.ca_path:
-        context.load_verify_locations(cafile=str(info.ca_path))
-    elif info.ca_data:
-        data = info.ca_data
-        # kubeconfigs carry the CA base64-encoded; the service account's file is PEM.
-        text = data.decode() if isinstance(data, bytes) else data
-        if "BEGIN CERTIFICATE" not in text:
-            text = base64.b64decode(text).decode()
-        context.load_verify_locations(cadata=text)
+    if info.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        ca = _pem(info.ca_path, info.ca_data)
+        if ca is not None:
+            context.load_verify_locations(cadata=ca)
+    certificate = _pem(info.certificate_path, info.certificate_data)
+    key = _pem(info.private_key_path, info.private_key_data)
+    if certificate is not None and key is not None:
+        _load_client_certificate(context, certificate, key)
     return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, certificate: str, key: str) -> None:
+    """ssl loads a client certificate from files only: private ones, gone once loaded."""
+    with tempfile.TemporaryDirectory(prefix="xch-kube-") as directory:
+        cert_file, key_file = Path(directory) / "client.crt", Path(directory) / "client.key"
+        cert_file.write_text(certificate)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        context.load_cert_chain(cert_file, key_file)
 
 
 class KubeClient:
@@ -94,6 +121,18 @@ class KubeClient:
         assert found is not None
         items: list[dict[str, Any]] = found.get("items") or []
         return items
+
+    async def create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a new object; 409 (KubeError) if its name is taken."""
+        result = await self._call("POST", collection, body)
+        assert result is not None
+        return result
+
+    async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the whole object; 409 (KubeError) if its metadata.resourceVersion is stale."""
+        result = await self._call("PUT", path, body)
+        assert result is not None
+        return result
 
     async def apply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: the operator owns the fields it sets, and takes them back from

@@ -9,22 +9,27 @@ from typing import Any
 
 from xch.market import Trading
 
+SPEC_VALID = "SpecValid"
+"""False (reason InvalidMarket) when the Market model refuses a spec the API server accepted
+(a rule the CRD's CEL cannot state, or one a Market stored under an older CRD escaped)."""
+INVALID_MARKET = "InvalidMarket"
 QUEUE_READY = "QueueReady"
 STORAGE_READY = "StorageReady"
 ENGINE_READY = "EngineReady"
 MM_READY = "MarketMakerReady"
-COMPONENT_CONDITIONS = (QUEUE_READY, STORAGE_READY, ENGINE_READY, MM_READY)
+COMPONENT_CONDITIONS = (SPEC_VALID, QUEUE_READY, STORAGE_READY, ENGINE_READY, MM_READY)
 READY_CONDITION = "Ready"
 """True when every component condition is: what `kubectl wait --for=condition=Ready` reads.
 A halted market is Ready (everything runs; trading is off by the spec's choice)."""
 CONDITION_TYPES = (*COMPONENT_CONDITIONS, READY_CONDITION)
 
+INVALID = "Invalid"
 PROVISIONING = "Provisioning"
 READY = "Ready"
 DEGRADED = "Degraded"
 HALTED = "Halted"
 DELETING = "Deleting"
-PHASES = (PROVISIONING, READY, DEGRADED, HALTED, DELETING)
+PHASES = (INVALID, PROVISIONING, READY, DEGRADED, HALTED, DELETING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +74,12 @@ def merge_conditions(
 
 
 def phase_of(conditions: list[dict[str, Any]], trading: Trading) -> tuple[str, str]:
-    """(phase, phaseReason). Provisioning until the queue and storage exist; then Degraded
-    while the engine or market maker is not ready; Halted or Ready by spec.trading."""
+    """(phase, phaseReason). Invalid while the model refuses the spec; Provisioning until the
+    queue and storage exist; then Degraded while the engine or market maker is not ready;
+    Halted or Ready by spec.trading."""
     status = {condition["type"]: condition for condition in conditions}
+    if status.get(SPEC_VALID, {}).get("status") == "False":
+        return INVALID, INVALID_MARKET
     for kind in (QUEUE_READY, STORAGE_READY):
         if status.get(kind, {}).get("status") != "True":
             return PROVISIONING, f"{kind}={status.get(kind, {}).get('reason', 'Pending')}"

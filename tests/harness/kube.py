@@ -96,6 +96,16 @@ def _service_account_keys(directory: Path) -> tuple[Path, Path]:
     return private, public
 
 
+def _client_ca(directory: Path) -> Path:
+    """A CA the API server trusts for client certificates (kubeconfigs as kind writes them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-keyout", str(directory / "client-ca.key"),
+             "-out", str(directory / "client-ca.crt"), "-subj", "/CN=xch-test-client-ca",
+             "-days", "7")  # fmt: skip
+    return directory / "client-ca.crt"
+
+
 @dataclass
 class ControlPlane:
     """A running etcd + kube-apiserver pair and the admin credentials to reach them."""
@@ -141,6 +151,25 @@ class ControlPlane:
 
     def write_kubeconfig(self, path: Path, token: str, user: str) -> Path:
         path.write_text(yaml.safe_dump(self.kubeconfig(token, user)))
+        return path
+
+    def write_certificate_kubeconfig(self, path: Path, user: str, group: str) -> Path:
+        """A kubeconfig that logs in with a client certificate for `user` in `group`, signed
+        by the API server's client CA, its certificate and key inline (as kind writes them)."""
+        ca = self.base_dir / "client-ca"
+        key, request, cert = (path.with_suffix(suffix) for suffix in (".key", ".csr", ".crt"))
+        _openssl("req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-keyout", str(key), "-out", str(request),
+                 "-subj", f"/O={group}/CN={user}")  # fmt: skip
+        _openssl("x509", "-req", "-in", str(request), "-CA", str(ca / "client-ca.crt"),
+                 "-CAkey", str(ca / "client-ca.key"), "-CAcreateserial", "-out", str(cert),
+                 "-days", "7")  # fmt: skip
+        config = self.kubeconfig("", user)
+        config["users"][0]["user"] = {
+            "client-certificate-data": base64.b64encode(cert.read_bytes()).decode(),
+            "client-key-data": base64.b64encode(key.read_bytes()).decode(),
+        }
+        path.write_text(yaml.safe_dump(config))
         return path
 
     def ready(self) -> bool:
@@ -194,6 +223,7 @@ def _apiserver_command(base_dir: Path, port: int, etcd_url: str, host: str) -> l
         "--authorization-mode", "RBAC",
         "--service-cluster-ip-range", SERVICE_CLUSTER_IP_RANGE,
         "--token-auth-file", str(base_dir / "tokens.csv"),
+        "--client-ca-file", str(_client_ca(base_dir / "client-ca")),
         "--allow-privileged=true",
         # Kubernetes' own slow-request protection only delays a single test client.
         "--enable-priority-and-fairness=false",

@@ -18,10 +18,15 @@ from tests.harness.processes import ROOT, ServiceProcess, free_port
 from tests.harness.servers import as_user
 from xch.market import API_GROUP, API_VERSION
 
-CRD_FILE = ROOT / "charts" / "exchange" / "crds" / "markets.exchange.dev.yaml"
+CRD_FILE = ROOT / "charts" / "exchange" / "files" / "markets.exchange.dev.yaml"
 RBAC_FILE = ROOT / "charts" / "exchange" / "files" / "operator-rbac.yaml"
 EXAMPLE = ROOT / "examples" / "markets" / "btc-usd.yaml"
 PLURAL = "markets"
+OPERATOR_NAMESPACE = "xch-system"
+OPERATOR_ACCOUNT = "xch-operator"
+LEASE_SECONDS = 3
+"""The tests' lease: a standby takes over 3 s after the holder's last renewal."""
+LEASE_RETRY_SECONDS = 0.5
 
 T = TypeVar("T")
 
@@ -131,6 +136,7 @@ class OperatorProcess(ServiceProcess):
     postgres_dsn: str
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
+    lease_namespace: str = OPERATOR_NAMESPACE
     health_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     ready_path = "/healthz"
@@ -139,6 +145,13 @@ class OperatorProcess(ServiceProcess):
 
     def arguments(self) -> list[str]:
         return ["xch_operator"]
+
+    @property
+    def lease_name(self) -> str:
+        return f"xch-operator-{self.namespace}"
+
+    def log_text(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
 
     def environment(self) -> dict[str, str]:
         return {
@@ -153,12 +166,14 @@ class OperatorProcess(ServiceProcess):
             "EXCHANGE_OPERATOR_HEALTH_HOST": "127.0.0.1",
             "EXCHANGE_OPERATOR_HEALTH_PORT": str(self.health_port),
             "EXCHANGE_OPERATOR_METRICS_PORT": str(self.metrics_port),
+            # One Lease per watched namespace: each test's operators compete among themselves.
+            "EXCHANGE_OPERATOR_LEASE_NAMESPACE": self.lease_namespace,
+            "EXCHANGE_OPERATOR_LEASE_NAME": self.lease_name,
+            "EXCHANGE_OPERATOR_LEASE_SECONDS": str(LEASE_SECONDS),
+            "EXCHANGE_OPERATOR_RENEW_DEADLINE_SECONDS": "2",
+            "EXCHANGE_OPERATOR_LEASE_RETRY_SECONDS": str(LEASE_RETRY_SECONDS),
             **self.env,
         }
-
-
-OPERATOR_NAMESPACE = "xch-system"
-OPERATOR_ACCOUNT = "xch-operator"
 
 
 def install_crd(kube: Kube) -> None:
@@ -194,7 +209,7 @@ def operator_identity(plane: ControlPlane, kube: Kube) -> Path:
     """A kubeconfig holding a token of the operator's ServiceAccount, bound to the chart's
     cluster rules (charts/exchange/files/operator-rbac.yaml) and to nothing else: as the chart
     binds it with operator.watchNamespaces set, `watch_namespace` granting the namespaced rules
-    in each namespace it watches."""
+    in each namespace it watches; its `leader` rules (the Lease) in its own namespace."""
     rbac = "/apis/rbac.authorization.k8s.io/v1"
     accounts = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts"
     kube.create_namespace(OPERATOR_NAMESPACE)
@@ -202,6 +217,11 @@ def operator_identity(plane: ControlPlane, kube: Kube) -> Path:
     kube.rest.create(f"{rbac}/clusterroles", {"metadata": {"name": OPERATOR_ACCOUNT},
                                               "rules": _rbac_rules("cluster")})  # fmt: skip
     kube.rest.create(f"{rbac}/clusterrolebindings", _binding("ClusterRole", OPERATOR_ACCOUNT))
+    own = f"{rbac}/namespaces/{OPERATOR_NAMESPACE}"
+    kube.rest.create(f"{own}/roles", {"metadata": {"name": OPERATOR_ACCOUNT},
+                                      "rules": _rbac_rules("leader")})  # fmt: skip
+    kube.rest.create(f"{own}/rolebindings",
+                     _binding("Role", OPERATOR_ACCOUNT, OPERATOR_NAMESPACE))  # fmt: skip
     request = kube.rest.create(
         f"{accounts}/{OPERATOR_ACCOUNT}/token",
         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",

@@ -94,8 +94,8 @@ class Helm:
         sets: tuple[str, ...] = (),
         api_versions: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
-        """The chart's objects (CRD first) as `helm template` renders them."""
-        args = ["template", RELEASE, str(CHART), "--namespace", namespace, "--include-crds",
+        """The chart's objects as `helm template` renders them."""
+        args = ["template", RELEASE, str(CHART), "--namespace", namespace,
                 "--kube-version", KUBE_VERSION]  # fmt: skip
         for path in values:
             args += ["--values", str(path)]

@@ -129,13 +129,16 @@ def test_alerts_name_metrics_the_services_serve(helm: Helm) -> None:
     assert {rule["alert"] for rule in rules} == {
         "ExchangeRedisMemoryHigh", "ExchangeEventsUnstored", "ExchangeEventsLost",
         "ExchangeRedisRollback",
+        "ExchangeMarketNotReady",
     }  # fmt: skip
     served = (
         ROOT / "dbproc" / "service.py", ROOT / "engine" / "metrics.py",
+        ROOT / "operator" / "xch_operator" / "metrics.py",
     )  # fmt: skip
     sources = "".join(path.read_text() for path in served)
-    names = re.findall(r"\b(?:redis|engine|dbproc)_[a-z_]+", " ".join(r["expr"] for r in rules))
-    assert len(names) == 5
+    expressions = " ".join(r["expr"] for r in rules)
+    names = re.findall(r"\b(?:redis|engine|dbproc|xch_operator)_[a-z_]+", expressions)
+    assert len(names) == 6
     for name in names:
         assert f'"{name.removesuffix("_total")}"' in sources, name
     assert not [o for o in helm.template() if o["kind"] == "PrometheusRule"]
@@ -198,7 +201,13 @@ def test_operator_rbac_is_the_tested_file(helm: Helm) -> None:
     rules = yaml.safe_load(RBAC_FILE.read_text())
     role = find(objects, "ClusterRole", f"{RELEASE}-{RELEASE}-operator")
     assert role["rules"] == rules["cluster"] + rules["namespaced"]
-    assert not [obj for obj in objects if obj["kind"] in ("Role", "RoleBinding")]
+    # One Role: the Lease its replicas elect the acting one with, in its own namespace.
+    (leader,) = [obj for obj in objects if obj["kind"] == "Role"]
+    assert leader["metadata"]["name"] == f"{RELEASE}-operator-leader"
+    assert "namespace" not in leader["metadata"]  # the release's
+    assert leader["rules"] == rules["leader"]
+    (leader_binding,) = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+    assert leader_binding["roleRef"]["name"] == f"{RELEASE}-operator-leader"
     binding = find(objects, "ClusterRoleBinding", f"{RELEASE}-{RELEASE}-operator")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": f"{RELEASE}-operator", "namespace": RELEASE}
@@ -218,10 +227,12 @@ def test_watching_namespaces_scopes_the_operator_to_them(helm: Helm) -> None:
     for rule in cluster_role["rules"]:
         if set(rule["verbs"]) - {"get", "list", "watch"}:
             assert rule["apiGroups"] == ["exchange.dev"], rule
-    roles = [obj for obj in objects if obj["kind"] == "Role"]
+    roles = [obj for obj in objects if obj["kind"] == "Role" and "namespace" in obj["metadata"]]
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["markets-a", "markets-b"]
     assert all(role["rules"] == rules["namespaced"] for role in roles)
-    bindings = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+    bindings = [
+        obj for obj in objects if obj["kind"] == "RoleBinding" and "namespace" in obj["metadata"]
+    ]
     assert sorted(binding["metadata"]["namespace"] for binding in bindings) == [
         "markets-a",
         "markets-b",

@@ -36,6 +36,7 @@ CHART_OPERATOR_SETTINGS = (
     "EXCHANGE_OPERATOR_IMAGE_PULL_POLICY",
     "EXCHANGE_OPERATOR_API_URL",
     "EXCHANGE_OPERATOR_MM_SECRET",
+    "EXCHANGE_OPERATOR_LEASE_NAMESPACE",
 )
 
 
@@ -194,7 +195,7 @@ async def test_operator_under_chart_rbac_reconciles_example(
         redis_url=redis_server.url,
         postgres_dsn=storage_dsn,
         log_file=tmp_path / "operator.log",
-        env=chart_env,
+        env=chart_env,  # with the Lease in the release's namespace, under the chart's Role
     )
     process.start()
     try:
@@ -249,7 +250,9 @@ def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlP
         f"{release}-exchange-redis",
     )
     chart = str(CHART)
-    install = ("install", release, chart, "--namespace", namespace, "--create-namespace")
+    # The CRD is the `installed` fixture's here (one owner per cluster).
+    no_crd = ("--set", "crds.create=false")
+    install = ("install", release, chart, "--namespace", namespace, "--create-namespace", *no_crd)
     notes = cluster_helm.run(*install).stdout
     # NOTES.txt says what to do next, with this release's names.
     assert f"rollout status deployment/{release}-exchange-operator" in notes, notes
@@ -257,7 +260,7 @@ def test_helm_install_keeps_generated_secrets(helm: Helm, helm_cluster: ControlP
     first = {name: _secret_data(admin, namespace, name) for name in secrets}
     assert len(first[secrets[1]]["password"]) > 40
 
-    cluster_helm.run("upgrade", release, chart, "--namespace", namespace,
+    cluster_helm.run("upgrade", release, chart, "--namespace", namespace, *no_crd,
                      "--set", "api.replicas=3")  # fmt: skip
     assert {name: _secret_data(admin, namespace, name) for name in secrets} == first
     api = admin.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{release}-exchange-api")
