@@ -13,10 +13,12 @@ come as `{"subscriptionId": 0, "event": EVENT}`, the events of `/ws/<listenKey>`
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -27,6 +29,8 @@ from ws.frames import FrameWriter
 from ws.protocol import ProtocolError
 from ws.service import Service
 from ws.streams import kind_of
+
+log = logging.getLogger(__name__)
 
 PATHS = ("/ws-api/v3", "/ws-api/v3/")
 KEEP_ALIVE_SECONDS = 1800.0
@@ -79,11 +83,16 @@ class WsApiConnection(Connection):
             if not isinstance(message, dict) or not valid_id(message.get("id")):
                 raise _bad(-1100, "Malformed request: invalid 'id'.")
             request_id = message.get("id")
-            params = message.get("params", {})
+            params = message.get("params")
+            params = {} if params is None else params
             if not isinstance(params, dict):
                 raise _bad(-1100, "Malformed request: 'params' must be an object.")
             rate_limits = params.get("returnRateLimits") not in (False, "false")
-            result = await self.dispatch_ws_api(message.get("method"), params)
+            try:
+                result = await self.dispatch_ws_api(message.get("method"), params)
+            except RedisError as exc:
+                log.warning("request failed: %s", exc)
+                raise WsApiError(503, -1001, "Internal error; please try again.") from exc
         except WsApiError as exc:
             self.service.metrics.protocol_errors.inc()
             error = {"status": exc.status, "error": {"code": exc.code, "msg": exc.msg}}
