@@ -13,13 +13,18 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import orjson
 import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 
+from api.binance.routes.ws_api import PATH
 from tests.binance.conftest import Account
 from tests.binance.test_streams import Messages
+from tests.harness.api import JWT_SECRET
+from tests.harness.stacks import Stack
 from tests.harness.ws import WsProcess
+from xch.auth import WS_SERVICE, issue_token
 
 Accounts = Callable[..., Account]
 
@@ -141,3 +146,29 @@ async def test_refusals_are_binance_error_frames(
     await api.until(lambda received: len(received) > count)
     assert api.received[-1]["id"] is None and api.received[-1]["error"]["code"] == -1100
     assert (await api.call("ping"))["status"] == 200
+
+
+async def test_the_internal_route_answers_ws_only(stack: Stack, accounts: Accounts) -> None:
+    """The api's signature check for ws answers only ws's service token: not a user's access
+    token, nor a token of another subject or signed with another secret."""
+    trader = accounts()
+    body = {"params": signed(trader), "peer": "127.0.0.1"}
+    others = {
+        "none": None,
+        "access": trader.access_token,
+        "other subject": issue_token("mm", "service", JWT_SECRET, 60),
+        "other secret": issue_token(WS_SERVICE, "service", "another-secret-" + "y" * 24, 60),
+    }
+    async with httpx.AsyncClient(base_url=stack.api.url, timeout=10) as http:
+        for name, token in others.items():
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            answer = await http.post(PATH, json=body, headers=headers)
+            assert (answer.status_code, answer.json()["code"]) == (401, -1002), name
+        service = {"Authorization": f"Bearer {issue_token(WS_SERVICE, 'service', JWT_SECRET, 60)}"}
+        answer = await http.post(PATH, json=body, headers=service)
+        assert answer.status_code == 200 and answer.json()["user"] == trader.user_id
+        listen_key = answer.json()["listenKey"]
+        assert (await http.put(PATH, json={"listenKey": listen_key}, headers=service)).json() == {}
+        await http.request("DELETE", PATH, json={"listenKey": listen_key}, headers=service)
+        gone = await http.put(PATH, json={"listenKey": listen_key}, headers=service)
+        assert (gone.status_code, gone.json()["code"]) == (400, -1125)
