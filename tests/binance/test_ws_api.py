@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest_asyncio
+import redis.asyncio
 from websockets.asyncio.client import ClientConnection, connect
 
 from api.binance.routes.ws_api import PATH
@@ -172,3 +173,30 @@ async def test_the_internal_route_answers_ws_only(stack: Stack, accounts: Accoun
         await http.request("DELETE", PATH, json={"listenKey": listen_key}, headers=service)
         gone = await http.put(PATH, json={"listenKey": listen_key}, headers=service)
         assert (gone.status_code, gone.json()["code"]) == (400, -1125)
+
+
+async def test_a_subscription_whose_key_is_gone_is_terminated(
+    stack: Stack, accounts: Accounts, open_ws_api: Callable[[], Any]
+) -> None:
+    """The subscription's listen key (the api's, never shown to the client) closed: Binance's
+    `eventStreamTerminated`, and no more events; the connection stays."""
+    trader = accounts(USD="100")
+    api = await open_ws_api()
+    assert (await api.call("userDataStream.subscribe.signature", signed(trader)))["status"] == 200
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match="xch:listen:*")]
+        owners = await client.mget(keys)
+        await client.delete(
+            *[k for k, owner in zip(keys, owners, strict=True) if owner == trader.user_id.encode()]
+        )
+    finally:
+        await client.aclose()
+    await api.until(lambda received: len(_events(received, "eventStreamTerminated")) == 1)
+    count = len(api.received)
+    await asyncio.to_thread(
+        trader.client.order_limit_buy, symbol="ETHUSD", quantity="0.0100", price="1000.00"
+    )
+    await asyncio.sleep(0.5)
+    assert api.received[count:] == []
+    assert (await api.call("ping"))["status"] == 200
