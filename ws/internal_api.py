@@ -44,10 +44,6 @@ class InternalApi:
             httpx.AsyncClient(base_url=api_url, timeout=TIMEOUT_SECONDS) if api_url else None
         )
 
-    @property
-    def configured(self) -> bool:
-        return self.client is not None and bool(self.jwt_secret)
-
     async def call(self, method: str, body: dict[str, Any]) -> Answer:
         """The api's answer; 503 -1001 if it cannot be reached or answers no JSON."""
         if self.client is None or not self.jwt_secret:
