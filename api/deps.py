@@ -54,7 +54,11 @@ def client_address(request: Request, state: AppState) -> str:
 
 
 def ip_counter(request: Request, state: AppState) -> tuple[str, str, int]:
-    return ("ip", state.addresses.of(request), state.settings.rate_limit_ip)
+    return address_counter(state, state.addresses.of(request))
+
+
+def address_counter(state: AppState, address: str) -> tuple[str, str, int]:
+    return ("ip", address, state.settings.rate_limit_ip)
 
 
 async def limit_ip(request: Request, state: State) -> None:
@@ -62,15 +66,15 @@ async def limit_ip(request: Request, state: State) -> None:
     await state.limiter.hit(ip_counter(request, state))
 
 
-async def count_failure(request: Request, state: AppState, user_id: str = "") -> None:
-    """`AppState.count_failure` of the client's address: ApiError 429 once it or the account
+async def count_failure(state: AppState, address: str, user_id: str = "") -> None:
+    """`AppState.count_failure` of a client's address: ApiError 429 once it or the account
     must wait."""
-    await state.count_failure(client_address(request, state), user_id)
+    await state.count_failure(address, user_id)
 
 
 async def _refused(request: Request, state: AppState, message: str, user_id: str = "") -> ApiError:
     """The 401 for a refused credential, after counting it (`count_failure`)."""
-    await count_failure(request, state, user_id)
+    await count_failure(state, client_address(request, state), user_id)
     return _unauthorized(message)
 
 
@@ -78,14 +82,14 @@ API_KEYS_CACHED = 10_000
 """Most API keys (known or not) a process remembers: a flood of made-up keys must not grow it."""
 
 
-async def api_key_row(request: Request, state: AppState, key: str) -> ApiKeyRow | None:
+async def api_key_row(state: AppState, address: str, key: str) -> ApiKeyRow | None:
     """The key's row, None if there is none: from the cache, or from PostgreSQL unless the
     client's address must wait (ApiError 429: a flood of made-up keys stops reaching it)."""
     cached = state.api_keys.get(key)
     now = time.monotonic()
     if cached is not None and cached[1] > now:
         return cached[0]
-    state.failures.check_here("ip", client_address(request, state))
+    state.failures.check_here("ip", address)
     row = await users.api_key(state.db, state.keyring, key)
     API_KEY_LOOKUPS.labels("true" if row else "false").inc()
     expires = now + state.settings.api_key_cache_seconds
@@ -102,7 +106,7 @@ async def _signed(request: Request, state: AppState, key: str) -> tuple[Principa
     window = state.settings.recv_window_ms
     if abs(int(timestamp) - time.time() * 1000) > window:
         raise _unauthorized("X-API-TIMESTAMP is outside the receive window")
-    row = await api_key_row(request, state, key)
+    row = await api_key_row(state, client_address(request, state), key)
     if row is None or row.revoked_at is not None:
         raise await _refused(request, state, "unknown or revoked API key")
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

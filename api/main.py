@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 
 from api import errors
 from api.binance import errors as binance_errors
-from api.binance.routes import account, market, user_stream, wallet
+from api.binance.routes import account, market, user_stream, wallet, ws_api
 from api.binance.routes import order_lists as binance_lists
 from api.binance.routes import orders as binance_orders
 from api.config import Settings, get_settings
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # second route resolution on every request.
     for module in (accounts, funds, orders, order_lists, marketdata, portfolio):
         app.include_router(module.router, prefix=API_V1)
-    for module in (market, binance_orders, account, user_stream, binance_lists, wallet):
+    for module in (market, binance_orders, account, user_stream, binance_lists, wallet, ws_api):
         app.include_router(module.router)
     app.include_router(health.router)
     app.add_middleware(

@@ -91,6 +91,7 @@ def shared(config: LocalConfig) -> list[Process]:
                 "EXCHANGE_WS_REDIS_URL": config.redis_url("ws"),
                 "EXCHANGE_WS_POSTGRES_DSN": config.database_url,
                 "EXCHANGE_WS_PORT": str(config.ws_port),
+                "EXCHANGE_WS_API_URL": config.api_url,
             },
         ),
     ]

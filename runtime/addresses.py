@@ -32,18 +32,19 @@ class ClientAddresses:
 
     def of(self, connection: HTTPConnection) -> str:
         peer = connection.client.host if connection.client else "unknown"
+        return self.resolve(peer, connection.headers.getlist("x-forwarded-for"))
+
+    def resolve(self, peer: str, forwarded_for: list[str]) -> str:
+        """The address of a client connected from `peer` with these X-Forwarded-For headers
+        (ws passes on what its WebSocket clients came with: api.binance.routes.ws_api)."""
         if self.trusted and self._is_trusted(peer):
-            peer = self._forwarded(connection, peer)
+            peer = self._forwarded(forwarded_for, peer)
         return _bucket(peer) if ":" in peer else peer
 
-    def _forwarded(self, connection: HTTPConnection, peer: str) -> str:
+    def _forwarded(self, forwarded_for: list[str], peer: str) -> str:
         """The last untrusted hop of X-Forwarded-For (all its headers, in order); the first
         hop if all are trusted; the peer if there is none."""
-        hops = [
-            hop.strip()
-            for header in connection.headers.getlist("x-forwarded-for")
-            for hop in header.split(",")
-        ]
+        hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
         hops = [hop for hop in hops if hop]
         for hop in reversed(hops):
             if not self._is_trusted(hop):

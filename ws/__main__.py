@@ -9,6 +9,7 @@ import uvicorn
 from ws.app import create_app
 from ws.binance import with_binance
 from ws.config import Settings
+from ws.ws_api import with_ws_api
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     settings = Settings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = uvicorn.Config(
-        with_binance(create_app(settings)),
+        with_ws_api(with_binance(create_app(settings))),
         host=settings.host,
         port=settings.port,
         ws_ping_interval=settings.ping_interval,

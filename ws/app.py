@@ -387,6 +387,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
                     service.stop()
                     for task in background:
                         task.cancel()
+                    await service.internal_api.aclose()
         finally:
             if pool is not None:
                 await pool.close()

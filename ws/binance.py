@@ -45,7 +45,7 @@ def _error(code: int, msg: str, request_id: Any = None) -> str:
     return orjson.dumps({"code": code, "msg": msg, "id": request_id}).decode()
 
 
-def _valid_id(value: Any) -> bool:
+def valid_id(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, int) and not isinstance(value, bool):
@@ -146,6 +146,7 @@ class BinanceConnection(Connection):
         if request_id is not _NO_REQUEST:
             self.hub.send(self.client, _answer(request_id, None))
         for stream in streams:
+            kind_of(stream).subscribed(self.service, stream, self.client.user)
             current, kind = self.service.feeds.get(stream.market), binance_kind(stream)
             if current is None or kind is None:
                 continue
@@ -162,7 +163,7 @@ class BinanceConnection(Connection):
                 raise BinanceError(3, f"Invalid JSON: {exc}") from exc
             if not isinstance(message, dict) or "method" not in message:
                 raise BinanceError(2, "Invalid request: missing field `method`")
-            if not _valid_id(message.get("id")):
+            if not valid_id(message.get("id")):
                 raise BinanceError(2, "Invalid request: request ID must be an unsigned integer")
             request_id = message.get("id")
             reply = await self.dispatch_binance(message, request_id)
@@ -207,6 +208,8 @@ class BinanceConnection(Connection):
         self.raw = not combined
         for stream in list(self.client.streams.values()):
             assert isinstance(stream, BinanceStream)
+            if stream.private:
+                continue  # the user-data stream is raw on these connections
             self.hub.unsubscribe(self.client, stream)
             self.hub.subscribe(
                 self.client,

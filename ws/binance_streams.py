@@ -32,7 +32,8 @@ class BinanceStream(Stream):
     """`kind` is one of bn_trade, bn_aggTrade, bn_depth, bn_partial, bn_kline, bn_ticker,
     bn_miniTicker, bn_bookTicker (prefixed so that no native kind has its name), bn_tickers
     and bn_miniTickers (every market's: `market` is ""), or bn_user: the private user-data
-    stream (ws.binance_user), named by its listen key (`symbol`)."""
+    stream (ws.binance_user), named by its listen key (`symbol`), raw on `/ws/<listenKey>`,
+    not raw (each event wrapped with its subscription id) on the WebSocket API (ws.ws_api)."""
 
     symbol: str = ""
     levels: int = 0
@@ -62,8 +63,8 @@ class BinanceStream(Stream):
 
     @property
     def topic(self) -> str:
-        if self.kind == "bn_user":
-            return "binance:user"  # per user (hub.topic_of), whatever the listen key
+        if self.kind == "bn_user":  # per user (hub.topic_of), whatever the listen key
+            return "binance:user" if self.raw else "binance:ws-api:user"
         return f"binance:{'raw' if self.raw else 'combined'}:{self.name}"
 
 

@@ -11,6 +11,7 @@ A list's `listStatus` follows its legs' reports, with the list's client id from 
 `order_accepted`.
 """
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ import orjson
 from ws.binance_streams import BinanceStream, symbol_of
 from ws.feeds import MarketFeed
 from ws.hub import Hub, topic_of
+from xch.money import format_minor
 from xch.order_lists import list_number
 from xch.schemas import (
     BUY,
@@ -41,6 +43,7 @@ from xch.schemas import (
     TimeInForce,
     Trade,
 )
+from xch.wire import FundsEntry
 
 USER_DATA = "bn_user"
 ZERO = "0"
@@ -51,8 +54,37 @@ def user_stream(listen_key: str) -> BinanceStream:
     return BinanceStream(USER_DATA, symbol=listen_key, raw=True)
 
 
+def ws_api_stream(listen_key: str) -> BinanceStream:
+    """The user-data stream of a WebSocket API subscription (ws.ws_api): each event wrapped
+    as `{"subscriptionId": 0, "event": EVENT}`, as Binance sends it there."""
+    return BinanceStream(USER_DATA, symbol=listen_key, raw=False)
+
+
+SUBSCRIPTION_ID = 0
+"""The id of a WebSocket API connection's user-data subscription (one per connection)."""
+
+
 def user_topic(user: str) -> str:
     return topic_of(user_stream(""), user)
+
+
+def ws_api_topic(user: str) -> str:
+    return topic_of(ws_api_stream(""), user)
+
+
+def listening(hub: Hub, user: str) -> bool:
+    """Whether the user's user-data stream has subscribers, either way."""
+    return hub.has_subscribers(user_topic(user)) or hub.has_subscribers(ws_api_topic(user))
+
+
+def publish_user_event(hub: Hub, user: str, payload: dict[str, Any]) -> None:
+    """One event of the user's user-data stream, to its subscribers either way."""
+    raw, wrapped = user_topic(user), ws_api_topic(user)
+    if hub.has_subscribers(raw):
+        hub.publish(raw, orjson.dumps(payload).decode())
+    if hub.has_subscribers(wrapped):
+        event = {"subscriptionId": SUBSCRIPTION_ID, "event": payload}
+        hub.publish(wrapped, orjson.dumps(event).decode())
 
 
 def order_number(order_id: str) -> int:
@@ -98,10 +130,19 @@ class UserData:
         self.lists: dict[str, ListLegs] = {}
 
     def listening(self, user: str) -> bool:
-        return self.hub.has_subscribers(user_topic(user))
+        return listening(self.hub, user)
 
     def publish(self, user: str, payload: dict[str, Any]) -> None:
-        self.hub.publish(user_topic(user), orjson.dumps(payload).decode())
+        publish_user_event(self.hub, user, payload)
+
+    def balance_update(self, funds: FundsEntry, scale: int | None) -> None:
+        """Binance's `balanceUpdate` for a deposit (positive `d`) or withdrawal (negative)."""
+        if scale is None or not self.listening(funds.user):
+            return
+        now = int(time.time() * 1000)
+        delta = format_minor(funds.amount, scale)
+        payload = {"e": "balanceUpdate", "E": now, "a": funds.asset, "d": delta, "T": funds.ts}
+        self.publish(funds.user, payload)
 
     def batch(self, feed: MarketFeed, events: list[Event]) -> None:
         for event in events:

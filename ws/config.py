@@ -15,6 +15,10 @@ class Settings(BaseSettings):
     """Where candles are stored; without it a kline stream starts from the trades ws sees."""
     jwt_secret: str = Field(default="", validation_alias="EXCHANGE_JWT_SECRET")
     """Empty: JWT authentication is off (listen keys still work)."""
+    api_url: str = ""
+    """The api's address inside the cluster (`http://<api service>:8000`): the WebSocket API
+    (`/ws-api/v3`) has it check a subscription's signature. Empty: that subscription is
+    refused (503 -1001), everything else works."""
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
     shared_port: int | None = Field(default=None, ge=1, le=65535)

@@ -1,16 +1,20 @@
 """The `balances` stream's state: balances read back from `xch:bal:{user}` after a batch (or
 a deposit or withdrawal) touched the user (ws.streams.balances), by one task that coalesces
-the users touched meanwhile; only the assets that changed since the last message are sent.
+the users touched meanwhile; only the assets that changed since the last message are sent,
+to the native `balances` stream and as Binance's `outboundAccountPosition` to the user's
+Binance user-data stream (ws.binance_user).
 """
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import redis.asyncio
 from redis.exceptions import RedisError
 
 from ws import protocol
+from ws.binance_user import listening, publish_user_event
 from ws.hub import Hub, topic_of
 from ws.protocol import Stream
 from xch import keys
@@ -34,8 +38,11 @@ class Private:
         self.wake = asyncio.Event()
         self.running = True
 
+    def following(self, user: str) -> bool:
+        return self.hub.has_subscribers(topic_of(BALANCES, user)) or listening(self.hub, user)
+
     def touched(self, user: str) -> None:
-        if self.hub.has_subscribers(topic_of(BALANCES, user)):
+        if self.following(user):
             self.pending.add(user)
             self.wake.set()
 
@@ -58,8 +65,7 @@ class Private:
                 pipe.hgetall(keys.balances(user))
             replies = await pipe.execute()
         for user, raw in zip(users, replies, strict=True):
-            topic = topic_of(BALANCES, user)
-            if not self.hub.has_subscribers(topic):
+            if not self.following(user):
                 self.balances.pop(user, None)
                 continue
             current = parse_balances(raw)
@@ -69,7 +75,13 @@ class Private:
             }
             self.balances[user] = current
             if changed:
-                self.hub.publish(topic, self.message(changed))
+                self.publish(user, changed)
+
+    def publish(self, user: str, changed: Balances) -> None:
+        topic = topic_of(BALANCES, user)
+        if self.hub.has_subscribers(topic):
+            self.hub.publish(topic, self.message(changed))
+        publish_user_event(self.hub, user, self.account_position(changed))
 
     async def load(self, user: str) -> None:
         """Read the user's balances before a first `balances` subscription."""
@@ -89,6 +101,17 @@ class Private:
                     "locked": format_minor(locked, scale),
                 }
         return protocol.data(BALANCES.name, {"type": "balances", "balances": payload})
+
+    def account_position(self, balances: Balances) -> dict[str, Any]:
+        """Binance's `outboundAccountPosition`: the assets that changed (`B`), free (`f`) and
+        locked (`l`)."""
+        now = int(time.time() * 1000)
+        changed = [
+            {"a": asset, "f": format_minor(free, scale), "l": format_minor(locked, scale)}
+            for asset, (free, locked) in sorted(balances.items())
+            if (scale := self.scales.get(asset)) is not None
+        ]
+        return {"e": "outboundAccountPosition", "E": now, "u": now, "B": changed}
 
 
 def parse_balances(raw: dict[Any, Any]) -> Balances:

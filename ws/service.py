@@ -24,6 +24,7 @@ from ws.binance_user import UserData
 from ws.config import Settings
 from ws.feeds import MarketFeed
 from ws.hub import Hub
+from ws.internal_api import InternalApi
 from ws.metrics import WsMetrics
 from ws.portfolio import PortfolioStream
 from ws.private import Private
@@ -32,7 +33,7 @@ from ws.streams import Fanout, kind_of
 from xch import keys
 from xch.market import Market
 from xch.schemas import Depth
-from xch.wire import FIELD_EVENT, FUNDS_USER, decode_events
+from xch.wire import FIELD_EVENT, decode_events, decode_funds_entry
 
 log = logging.getLogger(__name__)
 READ_COUNT = 100
@@ -73,6 +74,7 @@ class Service:
         )
         self.binance = Publisher(self.hub)
         self.binance_users = UserData(self.hub)
+        self.internal_api = InternalApi(settings.api_url, settings.jwt_secret)
         self.fanout = Fanout(self)
         self.feeds: dict[str, MarketFeed] = {}
         self.readers: dict[str, asyncio.Task[None]] = {}
@@ -234,8 +236,12 @@ class Service:
                 for _, entries in reply:
                     for entry_id, fields in entries:
                         last_id = _text(entry_id)
-                        user = _text(fields.get(FUNDS_USER, b""))
-                        self.fanout.funds(user)
+                        try:
+                            funds = decode_funds_entry(fields)
+                        except (KeyError, ValueError) as exc:
+                            log.error("undecodable funds entry %s: %s", last_id, exc)
+                            continue
+                        self.fanout.funds(funds)
             except (RedisError, OSError) as exc:
                 log.warning("reading the funds stream failed: %s", exc)
                 await asyncio.sleep(self.settings.retry_seconds)

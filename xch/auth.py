@@ -2,7 +2,9 @@
 
 A token is a JWT signed with HS256 under the deployment's shared secret. Its subject is the
 user id, the same string that names the user's balances (`xch.keys.balances`) and appears as
-`user` in commands and events. `typ` keeps a refresh token from being used as an access token.
+`user` in commands and events. `typ` keeps a refresh token from being used as an access
+token, and either from standing in for a `service` token: one ws mints for itself (subject
+`ws`) to call the api's internal routes (api.binance.routes.ws_api).
 """
 
 import time
@@ -12,7 +14,9 @@ from typing import Literal
 import jwt
 
 ALGORITHM = "HS256"
-TokenType = Literal["access", "refresh"]
+TokenType = Literal["access", "refresh", "service"]
+WS_SERVICE = "ws"
+"""The subject of the service tokens ws calls the api with."""
 
 
 class InvalidToken(Exception):

@@ -7,6 +7,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -95,7 +96,10 @@ def _unsigned(raw: str) -> str:
 
 
 def _api_key(request: Request) -> str:
-    key = request.headers.get("x-mbx-apikey", "")
+    return _checked_key(request.headers.get("x-mbx-apikey", ""))
+
+
+def _checked_key(key: str) -> str:
     if not key:
         raise BinanceError(401, REJECTED_MBX_KEY, "API-key required for this request.")
     if len(key) > 128 or not key.isalnum():
@@ -103,22 +107,22 @@ def _api_key(request: Request) -> str:
     return key
 
 
-async def _count_failure(request: Request, state: AppState, user_id: str = "") -> None:
+async def _count_failure(state: AppState, address: str, user_id: str = "") -> None:
     """`deps.count_failure`, its 429 as Binance's -1003."""
     try:
-        await deps.count_failure(request, state, user_id)
+        await deps.count_failure(state, address, user_id)
     except ApiError as error:
         raise translate(error) from error
 
 
-async def _key_row(request: Request, state: AppState, key: str) -> ApiKeyRow:
+async def _key_row(state: AppState, address: str, key: str) -> ApiKeyRow:
     """The live API key `key` names; a refusal counted as a failure if there is none."""
     try:
-        row = await deps.api_key_row(request, state, key)
+        row = await deps.api_key_row(state, address, key)
     except ApiError as error:
         raise translate(error) from error
     if row is None or row.revoked_at is not None:
-        await _count_failure(request, state)
+        await _count_failure(state, address)
         raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
     return row
 
@@ -127,15 +131,28 @@ async def keyed(request: Request, state: AppState) -> tuple[str, Params]:
     """The user of the request's API key (Binance's USER_STREAM security: the key, no
     signature) and its parameters, counted against the rate limits."""
     params = await read_params(request)
-    row = await _key_row(request, state, _api_key(request))
+    address = deps.client_address(request, state)
+    row = await _key_row(state, address, _api_key(request))
     try:
         await state.limiter.hit(
-            deps.ip_counter(request, state),
+            deps.address_counter(state, address),
             ("user", row.user_id, state.settings.rate_limit_user),
         )
     except ApiError as error:
         raise translate(error) from error
     return row.user_id, params
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCall:
+    """A signed request as it is checked: from the client at `address`, naming the API key
+    `key`, with `params` (`timestamp`, `recvWindow`, `signature` among them) and `payload`,
+    the text the client signed."""
+
+    address: str
+    key: str
+    params: Params
+    payload: str
 
 
 async def signed(request: Request, state: AppState, scope: str) -> tuple[Principal, Params]:
@@ -162,6 +179,34 @@ async def _signed(
 ) -> tuple[Principal, Params, int]:
     params = await read_params(request)
     key = _api_key(request)
+    body = (await request.body()).decode(errors="replace")
+    payload = _unsigned(request.url.query) + _unsigned(body)
+    call = SignedCall(deps.client_address(request, state), key, params, payload)
+    return await verify(state, call, scope, numbered)
+
+
+def ws_api_call(address: str, sent: dict[str, Any]) -> SignedCall:
+    """A WebSocket API request's parameters as a signed call: as Binance signs them, every
+    parameter but `signature`, sorted by name, as `name=value` joined by `&`, a string as
+    sent, an integer in decimal and a boolean `true` or `false`; the key is `apiKey`."""
+    values: dict[str, str] = {}
+    for name, value in sent.items():
+        if isinstance(value, bool):
+            values[name] = "true" if value else "false"
+        elif isinstance(value, int | str):
+            values[name] = str(value)
+        else:
+            raise illegal(name)
+    payload = "&".join(f"{name}={values[name]}" for name in sorted(values) if name != "signature")
+    return SignedCall(address, _checked_key(values.get("apiKey", "")), Params(values), payload)
+
+
+async def verify(
+    state: AppState, call: SignedCall, scope: str | None, numbered: bool = False
+) -> tuple[Principal, Params, int]:
+    """`signed` of a call however it came (`scope` None: any live key, Binance's
+    USER_STREAM); with `numbered`, the order number of `signed_order`."""
+    params = call.params
     timestamp = params.integer("timestamp")
     if timestamp is None:
         raise missing("timestamp")
@@ -175,18 +220,16 @@ async def _signed(
     given = params.text("signature")
     if given is None or not _SIGNATURE.fullmatch(given):
         raise missing("signature")
-    row = await _key_row(request, state, key)
-    body = (await request.body()).decode(errors="replace")
-    payload = _unsigned(request.url.query) + _unsigned(body)
-    expected = hmac.new(row.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    row = await _key_row(state, call.address, call.key)
+    expected = hmac.new(row.secret.encode(), call.payload.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, given.lower()):
-        await _count_failure(request, state, row.user_id)
+        await _count_failure(state, call.address, row.user_id)
         raise bad(INVALID_SIGNATURE, "Signature for this request is not valid.")
-    if scope not in row.scopes:
+    if scope is not None and scope not in row.scopes:
         raise BinanceError(401, REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.")
     try:
         fresh, number = await state.limiter.hit_numbered(
-            deps.ip_counter(request, state),
+            deps.address_counter(state, call.address),
             ("user", row.user_id, state.settings.rate_limit_user),
             # A signature can only be used once while its timestamp is valid: no replays.
             claim=f"xch:sig:{expected}",

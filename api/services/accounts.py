@@ -13,6 +13,8 @@ from xch.auth import InvalidToken, issue_token, verify_token
 from xch.wire import as_text
 
 LISTEN_KEY_TTL = 3600
+LISTEN_KEY_BYTES = 30
+"""A Binance listen key is 60 hex digits, as long as Binance's."""
 
 
 def _tokens(state: AppState, user_id: str) -> TokensOut:

@@ -15,6 +15,7 @@ import pytest
 from binance.client import Client
 
 from tests.api.conftest import stack
+from tests.harness.api import JWT_SECRET
 from tests.harness.stacks import Stack
 from tests.harness.ws import WsProcess
 
@@ -31,6 +32,9 @@ def ws_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "EXCHANGE_WS_POSTGRES_DSN": stack.database_url,
             "EXCHANGE_WS_BLOCK_MS": "100",
             "EXCHANGE_WS_AUTH_CHECK_SECONDS": "0.5",
+            # The WebSocket API has the api check its signatures.
+            "EXCHANGE_WS_API_URL": stack.api.url,
+            "EXCHANGE_JWT_SECRET": JWT_SECRET,
         },
     )
     server.start()
@@ -47,6 +51,8 @@ class Account:
     key: str
     secret: str
     client: Client
+    access_token: str = ""
+    """The user's session token (a native api bearer token)."""
 
 
 def binance_client(url: str, key: str, secret: str) -> Client:
@@ -78,7 +84,11 @@ def accounts(stack: Stack) -> Iterator[Callable[..., Account]]:
             assert created.status_code == 201, created.text
             key, secret = created.json()["key"], created.json()["secret"]
         account = Account(
-            tokens["user_id"], key, secret, binance_client(stack.api.url, key, secret)
+            tokens["user_id"],
+            key,
+            secret,
+            binance_client(stack.api.url, key, secret),
+            tokens["access_token"],
         )
         made.append(account)
         return account

@@ -10,7 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from binance_common.configuration import ConfigurationRestAPI, ConfigurationWebSocketStreams
+from binance_common.configuration import (
+    ConfigurationRestAPI,
+    ConfigurationWebSocketAPI,
+    ConfigurationWebSocketStreams,
+)
 from binance_common.errors import BadRequestError, NotFoundError, UnauthorizedError
 from binance_sdk_spot.rest_api.models import (
     NewOrderSideEnum,
@@ -163,3 +167,62 @@ def test_websocket_streams(stack: Stack, ws_server: WsProcess, accounts: Account
     events = {m.e: m for m in received}
     assert set(events) == {"aggTrade", "trade"}
     assert (events["aggTrade"].s, events["aggTrade"].a) == ("BTCUSD", events["trade"].t)
+
+
+def websocket_api(stack: Stack, ws_server: WsProcess, account: Account, secret: str = "") -> Spot:
+    """The SDK's WebSocket API client (`stream_url` its `/ws-api/v3`), HMAC-signing."""
+    config = ConfigurationWebSocketAPI(
+        api_key=account.key,
+        api_secret=secret or account.secret,
+        stream_url=f"ws://127.0.0.1:{ws_server.port}/ws-api/v3",
+    )
+    return Spot(config_ws_api=config)
+
+
+def test_websocket_api_user_data(stack: Stack, ws_server: WsProcess, accounts: Accounts) -> None:
+    """The SDK's user-data subscription (`userDataStream.subscribe.signature`): the order's
+    `executionReport` and the balance's `outboundAccountPosition`, as its models read them;
+    a wrong secret is refused with Binance's -1022."""
+    trader = accounts(USD="1000")
+
+    async def run() -> list[Any]:
+        connection = await websocket_api(stack, ws_server, trader).websocket_api.create_connection()  # type: ignore[no-untyped-call]
+        received: list[Any] = []
+        try:
+            subscription = await connection.user_data_stream_subscribe_signature()
+            assert subscription.response.data().result.subscription_id == 0
+            subscription.stream.on("message", received.append)
+            await asyncio.to_thread(
+                trader.client.order_limit_buy, symbol="BTCUSD", quantity="0.0100",
+                price="20000.00",
+            )  # fmt: skip
+            deadline = time.monotonic() + 10
+            while len(received) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await connection.close_connection(close_session=True)
+        return received
+
+    received = asyncio.run(run())
+    events = [event.actual_instance for event in received[:2]]
+    assert [type(event).__name__ for event in events] == [
+        "ExecutionReport", "OutboundAccountPosition",
+    ]  # fmt: skip
+    report, position = (event.to_dict() for event in events)
+    assert {k: report[k] for k in ("s", "S", "o", "x", "X")} == {
+        "s": "BTCUSD", "S": "BUY", "o": "LIMIT", "x": "NEW", "X": "NEW",
+    }  # fmt: skip
+    assert [(b["a"], float(b["f"]), float(b["l"])) for b in position["B"]] == [
+        ("USD", 800.0, 200.0)
+    ]
+
+    async def forged() -> None:
+        client = websocket_api(stack, ws_server, trader, secret="0" * 64)
+        connection = await client.websocket_api.create_connection()  # type: ignore[no-untyped-call]
+        try:
+            with pytest.raises(ValueError, match="-1022"):
+                await connection.user_data_stream_subscribe_signature()
+        finally:
+            await connection.close_connection(close_session=True)
+
+    asyncio.run(forged())

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import pytest_asyncio
@@ -371,6 +372,65 @@ async def test_user_data_stream(
     assert await asyncio.to_thread(trader.client.stream_close, key) == {}
     await stream.until(lambda received: received[-1].get("e") == "listenKeyExpired")
     assert stream.received[-1]["listenKey"] == key
+
+
+def _events(received: list[Any], kind: str) -> list[dict[str, Any]]:
+    return [m for m in received if isinstance(m, dict) and m.get("e") == kind]
+
+
+async def test_user_data_stream_balance_events(
+    stack: Stack, accounts: Accounts, open_stream: Callable[..., Any]
+) -> None:
+    """`outboundAccountPosition` after an order locks funds and after its fill, with the
+    assets that changed; `balanceUpdate` and then `outboundAccountPosition` for a deposit."""
+    trader = accounts(USD="100")
+    key = await asyncio.to_thread(trader.client.stream_get_listen_key)
+    stream = await open_stream(f"/ws/{key}")
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(
+        trader.client.order_limit_buy, symbol="ETHUSD", quantity="0.0100", price="1000.00"
+    )
+    await stream.until(lambda received: len(_events(received, "outboundAccountPosition")) == 1)
+    [locked] = _events(stream.received, "outboundAccountPosition")
+    assert [(b["a"], Decimal(b["f"]), Decimal(b["l"])) for b in locked["B"]] == [
+        ("USD", Decimal("90"), Decimal("10"))
+    ]
+    assert stream.received.index(locked) > stream.received.index(
+        _events(stream.received, "executionReport")[0]
+    )
+    seller = accounts(ETH="1")
+    await asyncio.to_thread(seller.client.order_market_sell, symbol="ETHUSD", quantity="0.0100")
+    await stream.until(lambda received: len(_events(received, "outboundAccountPosition")) >= 2)
+    await asyncio.sleep(0.3)  # the fill may take two reads back: the assets end up the same
+    positions = _events(stream.received, "outboundAccountPosition")[1:]
+    final = {b["a"]: (Decimal(b["f"]), Decimal(b["l"])) for p in positions for b in p["B"]}
+    assert final["USD"] == (Decimal("90"), Decimal("0"))
+    assert final["ETH"][1] == 0 and 0 < final["ETH"][0] <= Decimal("0.01")
+
+    async with httpx.AsyncClient(base_url=stack.api.url, timeout=10) as http:
+        answer = await http.post(
+            "/api/v1/faucet",
+            json={"asset": "USD", "amount": "5"},
+            headers={"Authorization": f"Bearer {trader.access_token}"},
+        )
+        assert answer.status_code == 200, answer.text
+    await stream.until(lambda received: len(_events(received, "balanceUpdate")) == 1)
+    [deposit] = _events(stream.received, "balanceUpdate")
+    assert (deposit["a"], Decimal(deposit["d"])) == ("USD", Decimal("5"))
+    assert deposit["T"] <= deposit["E"]
+    await stream.until(
+        lambda received: any(
+            b["a"] == "USD" and Decimal(b["f"]) == 95
+            for p in _events(received, "outboundAccountPosition")
+            for b in p["B"]
+        )
+    )
+    after = next(
+        m
+        for m in stream.received[stream.received.index(deposit) :]
+        if m.get("e") == "outboundAccountPosition"
+    )
+    assert [b["a"] for b in after["B"]] == ["USD"]
 
 
 async def test_user_data_stream_without_the_listen_key_in_the_url(

@@ -257,8 +257,17 @@ def test_ingress_routes(helm: Helm) -> None:
     ingress = find(objects, "Ingress", RELEASE)
     paths = ingress["spec"]["rules"][0]["http"]["paths"]
     routes = {p["path"]: p["backend"]["service"]["name"] for p in paths}
-    assert routes == {"/api": f"{RELEASE}-api", "/ws": f"{RELEASE}-ws", "/": f"{RELEASE}-frontend"}
+    # Nothing routes to the api's internal paths (/internal/v1/...: only ws calls them).
+    assert routes == {
+        "/api": f"{RELEASE}-api",
+        "/ws": f"{RELEASE}-ws",
+        "/ws-api": f"{RELEASE}-ws",
+        "/": f"{RELEASE}-frontend",
+    }
     assert ingress["spec"]["tls"][0]["secretName"] == "tls"
+    [ws] = find(objects, "Deployment", f"{RELEASE}-ws")["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in ws["env"]}
+    assert env["EXCHANGE_WS_API_URL"] == f"http://{RELEASE}-api:8000"
 
 
 def test_dashboard_is_valid_json(helm: Helm) -> None:

@@ -35,6 +35,7 @@ from ws.streams.ticker import (
 from ws.streams.trade import BinanceAggTradeKind, BinanceTradeKind, TradeKind
 from ws.streams.user_data import UserDataKind
 from xch.schemas import Event
+from xch.wire import FundsEntry
 
 MARKET: tuple[MarketKind, ...] = (TradeKind(), KlineKind(), DepthKind(), TickerKind())
 """Native public streams, `KIND@MARKET...`."""
@@ -160,9 +161,9 @@ class Fanout:
         for kind in self.book_loads:
             kind.on_book_loaded(self.host, feed)
 
-    def funds(self, user: str) -> None:
+    def funds(self, funds: FundsEntry) -> None:
         for kind in self.funds_kinds:
-            kind.on_funds(self.host, user)
+            kind.on_funds(self.host, funds)
 
     def wants_ticker(self, feed: MarketFeed) -> bool:
         return any(kind.wants_ticker(self.host, feed) for kind in self.ticker_kinds)

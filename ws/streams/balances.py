@@ -5,6 +5,7 @@ from ws.feeds import MarketFeed
 from ws.protocol import Stream
 from ws.streams.kind import Host, PrivateKind
 from xch.schemas import Event, Funds, OrderAccepted, OrderDone, OrderRejected, Trade
+from xch.wire import FundsEntry
 
 
 class BalancesKind(PrivateKind):
@@ -29,5 +30,5 @@ class BalancesKind(PrivateKind):
         elif isinstance(event, OrderAccepted | OrderDone | OrderRejected | Funds):
             host.private.touched(event.user)
 
-    def on_funds(self, host: Host, user: str) -> None:
-        host.private.touched(user)
+    def on_funds(self, host: Host, funds: FundsEntry) -> None:
+        host.private.touched(funds.user)

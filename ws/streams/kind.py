@@ -20,6 +20,7 @@ from ws.portfolio import PortfolioStream
 from ws.private import Private
 from ws.protocol import ErrorCode, ProtocolError, Stream
 from xch.schemas import Event
+from xch.wire import FundsEntry
 
 
 class Host(Protocol):
@@ -71,7 +72,7 @@ class StreamKind:
     def on_book_loaded(self, host: Host, feed: MarketFeed) -> None:
         """The feed reloaded its book from the depth key (a resync after a gap)."""
 
-    def on_funds(self, host: Host, user: str) -> None:
+    def on_funds(self, host: Host, funds: FundsEntry) -> None:
         """A deposit or withdrawal changed the user's balances (outside any market)."""
 
     def wants_ticker(self, host: Host, feed: MarketFeed) -> bool:

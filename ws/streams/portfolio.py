@@ -5,6 +5,7 @@ from ws.feeds import MarketFeed
 from ws.protocol import Stream
 from ws.streams.kind import Host, PrivateKind
 from xch.schemas import Event
+from xch.wire import FundsEntry
 
 
 class PortfolioKind(PrivateKind):
@@ -24,5 +25,5 @@ class PortfolioKind(PrivateKind):
     def on_batch(self, host: Host, feed: MarketFeed, events: list[Event]) -> None:
         host.portfolio.on_events(feed, events)
 
-    def on_funds(self, host: Host, user: str) -> None:
-        host.portfolio.touched(user)
+    def on_funds(self, host: Host, funds: FundsEntry) -> None:
+        host.portfolio.touched(funds.user)

@@ -14,9 +14,6 @@ from api.state import AppState
 
 router = APIRouter(prefix="/api/v3", include_in_schema=False)
 
-LISTEN_KEY_BYTES = 30
-"""A listen key is 60 hex digits, as long as Binance's."""
-
 
 async def _own_listen_key(state: AppState, user: str, params: Params) -> str:
     key = params.required("listenKey")
@@ -32,7 +29,7 @@ async def new_listen_key(request: Request, state: State) -> JSONResponse:
     WebSocket listen key (`xch:listen:{key}`), valid for an hour unless kept alive."""
     user, params = await keyed(request, state)
     params.only()
-    key = secrets.token_hex(LISTEN_KEY_BYTES)
+    key = secrets.token_hex(accounts.LISTEN_KEY_BYTES)
     await accounts.open_listen_key(state, user, key)
     return json_response({"listenKey": key})
 
