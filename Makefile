@@ -41,7 +41,7 @@ deps-system:
 # The images and the test cluster (make base-image, images, e2e-cluster) where no Docker engine
 # exists: buildah builds (runc, not crun: crun refuses this sandbox's hybrid cgroups), debootstrap
 # makes the Debian base, containerd with its CRI plugin and the CNI plugins run the Pods.
-# Kept out of deps-system so that `make test` does not install a container runtime.
+# Kept out of deps-system so that `make test-fast` does not install a container runtime.
 CONTAINER_PACKAGES := buildah runc containerd containernetworking-plugins debootstrap
 deps-containers:
 	@missing=""; for package in $(CONTAINER_PACKAGES); do \
@@ -88,8 +88,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every test, then the platform on a single-node cluster of this machine (e2e-cluster).
 test: lint deps-system deps-chromium envtest-bin helm-bin $(PGLITE_STAMP) frontend frontend-unit
 	$(BIN)/pytest
+	$(MAKE) e2e-cluster
 
 # The inner loop: lint, then the tests that need neither Go (the envtest control plane, helm)
 # nor Chromium, i.e. all but the `kube` and `browser` markers (tests/conftest.py sets them).
@@ -243,7 +245,7 @@ images-local: base-image
 # The platform on a single-node cluster of this machine, end to end (tests/cluster, the
 # substitutes in docs/cluster.md): the images from the Debian base, the node from the pinned
 # module, helm install, a Market trading, its engine Pod killed and back, uninstall. Writes
-# bench/results/cluster.json. Not part of `make test`.
+# bench/results/cluster.json. The last step of `make test`.
 e2e-cluster: deps-system deps-containers $(STAMP) cluster-bin helm-bin base-image
 	@mkdir -p .state
 	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
