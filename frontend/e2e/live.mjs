@@ -7,10 +7,10 @@
 // SCREENSHOTS (folder for the PNG), MIN_LEVELS (book levels wanted on each side).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+
+import { openBrowser } from "./browser.mjs";
 
 const BASE = process.env.BASE_URL;
 const MARKET = process.env.MARKET ?? "btc-usd";
@@ -20,17 +20,7 @@ const MIN_LEVELS = Number(process.env.MIN_LEVELS ?? "10");
 const TIMEOUT = 30_000;
 assert.ok(BASE, "BASE_URL is the frontend's origin");
 
-const userDataDir = mkdtempSync(path.join(tmpdir(), "xch-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
-  viewport: { width: 1440, height: 900 },
-});
-context.setDefaultTimeout(TIMEOUT);
-const page = context.pages()[0] ?? (await context.newPage());
-const problems = [];
-page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+const { page, problems, close } = await openBrowser(CHROMIUM, TIMEOUT);
 
 /** Waits until both sides of the book show at least MIN_LEVELS price levels. */
 async function waitForLadder() {
@@ -68,6 +58,5 @@ try {
   assert.deepEqual(problems, []);
   console.log(JSON.stringify({ screenshot: file, bid_levels: levels[0], ask_levels: levels[1] }));
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }

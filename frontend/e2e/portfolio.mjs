@@ -7,10 +7,10 @@
 // SCREENSHOTS (folder for the PNG).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+
+import { openBrowser } from "./browser.mjs";
 
 const BASE = process.env.BASE_URL;
 const API = process.env.API_URL;
@@ -66,17 +66,7 @@ const grouped = (text) => {
 };
 const signed = (text) => (/^-|^0(\.0*)?$/.test(text) ? grouped(text) : `+${grouped(text)}`);
 
-const userDataDir = mkdtempSync(path.join(tmpdir(), "xch-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
-  viewport: { width: 1440, height: 900 },
-});
-context.setDefaultTimeout(TIMEOUT);
-const page = context.pages()[0] ?? (await context.newPage());
-const problems = [];
-page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+const { page, problems, close } = await openBrowser(CHROMIUM, TIMEOUT);
 page.on("response", (response) => {
   if (response.status() >= 400) problems.push(`${response.status()} ${response.request().method()} ${response.url()}`);
 });
@@ -145,6 +135,5 @@ try {
   assert.deepEqual(problems, []);
   step("done");
 } finally {
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }

@@ -6,11 +6,11 @@
 // MARKET, SCREENSHOTS (folder for the PNGs), FIGURES (file for the measured figures, JSON).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import { chromium } from "playwright-core";
+
+import { openBrowser } from "./browser.mjs";
 
 const BASE = process.env.BASE_URL;
 const API = process.env.API_URL;
@@ -58,17 +58,7 @@ const limit = ({ token }, side, price, quantity) =>
 
 // ---- the browser ------------------------------------------------------------------------
 
-const userDataDir = mkdtempSync(path.join(tmpdir(), "xch-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
-  viewport: { width: 1440, height: 900 },
-});
-context.setDefaultTimeout(TIMEOUT);
-const page = context.pages()[0] ?? (await context.newPage());
-const problems = [];
-page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+const { page, problems, close } = await openBrowser(CHROMIUM, TIMEOUT);
 // Failed requests are problems, except the refusal the test provokes on purpose.
 let expectRefusal = false;
 page.on("response", (response) => {
@@ -256,8 +246,7 @@ try {
   assert.deepEqual(problems, []);
 } finally {
   stdin.close();
-  await context.close();
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 
 figures.total_s = (Date.now() - started) / 1000;
