@@ -26,7 +26,7 @@ esac
 mkdir -p "$CACHE"
 rootfs="$CACHE/$SUITE-minbase-${PACKAGES//,/-}.tar"
 if [ ! -f "$rootfs" ]; then
-  root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+  root=$(mktemp -d -p "$CACHE")
   debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR"
   # The apt lists and the package cache only make the image larger.
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
