@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,12 +31,31 @@ class ProcessError(RuntimeError):
     """A process could not be started, did not get ready, or exited."""
 
 
+# Below the kernel's ephemeral range (32768-60999 on Linux): a port the kernel hands out for
+# port 0 is also what every outgoing connection draws from, so a client socket could take it
+# between our pick and the server's bind.
+TEST_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+_port_picker = random.Random(os.getpid())
+
+
 def free_port(host: str = HOST) -> int:
-    """Return a TCP port that was free on `host` a moment ago."""
+    """Return a TCP port below the ephemeral range that was free on `host` a moment ago and
+    that this process has not handed out before."""
+    while True:
+        port = _port_picker.choice(TEST_PORTS)
+        if port not in _handed_out and port_is_free(port, host):
+            _handed_out.add(port)
+            return port
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def log_tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.harness.processes import HOST, ROOT, free_port
+from tests.harness.processes import ROOT, free_port, port_is_free
 
 MARKETS = ("btc-usd", "eth-usd")
 UP_TIMEOUT = 240
@@ -98,8 +97,7 @@ PORT_BLOCK = 8
 
 def stack_ports() -> dict[str, str]:
     """Free ports for the stack's settings. The engines and market makers number theirs from a
-    base port, so each base starts a block of free ports no other setting falls into (the
-    kernel often hands out free ports in sequence: two bases one apart would collide)."""
+    base port, so each base starts a block of free ports no other setting falls into."""
     taken: set[int] = set()
 
     def block(size: int) -> int:
@@ -114,15 +112,6 @@ def stack_ports() -> dict[str, str]:
     single = {f"EXCHANGE_{name}_PORT": block(1) for name in names}
     numbered = {f"EXCHANGE_{name}_BASE_PORT": block(PORT_BLOCK) for name in ("ENGINE", "MM")}
     return {name: str(port) for name, port in {**single, **numbered}.items()}
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="module")
