@@ -15,7 +15,7 @@ import redis.asyncio
 from api.errors import ApiError
 from api.metrics import AUTH_FAILURES
 from ledger.numbers import ORDER_NUMBERS_PER_MS
-from ledger.scripts import with_prelude
+from ledger.scripts import ScriptHost, with_prelude
 from runtime.auth_failures import FailureBackoff, Subject
 
 Counter = tuple[str, str, int]
@@ -48,7 +48,7 @@ return out
 
 
 class RateLimiter:
-    def __init__(self, client: redis.asyncio.Redis, window_seconds: int) -> None:
+    def __init__(self, client: ScriptHost, window_seconds: int) -> None:
         self.window = window_seconds
         self.script = client.register_script(with_prelude(_HIT))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from ledger.scripts import Scripts
+from ledger.scripts import ScriptHost, Scripts
 from xch import keys
 from xch.money import MAX_UNITS
 from xch.schemas import Command
@@ -63,14 +63,18 @@ class ClaimTaken(Exception):
 
 
 class Gateway:
-    """The funds and enqueue scripts on one client. The client must not retry commands by
-    itself (`Redis.from_url` clients do not): a retried `enqueue` whose first reply was lost
-    would enqueue and lock twice. A ConnectionError from `submit` means: outcome unknown."""
+    """The funds and enqueue scripts on one client (`scripts_on`, if given: the api's
+    pipelined connection), reads on `client`. Neither may retry commands by itself
+    (`Redis.from_url` clients and `runtime.redis_pipe` do not): a retried `enqueue` whose first
+    reply was lost would enqueue and lock twice. A ConnectionError from `submit` means:
+    outcome unknown."""
 
-    def __init__(self, client: redis.asyncio.Redis, reply_to: str = "") -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, reply_to: str = "", scripts_on: ScriptHost | None = None
+    ) -> None:
         self.client = client
         self.reply_to = reply_to
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(scripts_on or client)
 
     async def deposit(
         self,

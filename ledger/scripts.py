@@ -6,8 +6,7 @@ statement; tests hold the two equal.
 """
 
 from importlib import resources
-
-import redis.asyncio
+from typing import Any, Protocol
 
 
 def _lua(name: str) -> str:
@@ -24,10 +23,17 @@ def with_prelude(lua: str) -> str:
     return _lua("prelude") + lua
 
 
+class ScriptHost(Protocol):
+    """A client scripts are registered on: redis-py's, or `runtime.redis_pipe`'s. A script
+    is called as `await script(keys=[...], args=[...])`."""
+
+    def register_script(self, script: str) -> Any: ...
+
+
 class Scripts:
     """The project's Lua scripts registered on one client (EVALSHA, reloaded if flushed)."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: ScriptHost) -> None:
         self.funds = client.register_script(script_source("funds"))
         self.enqueue = client.register_script(script_source("enqueue"))
         self.commit = client.register_script(script_source("commit"))
