@@ -53,10 +53,8 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     db = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=settings.db_pool_size, reset=keep_session
     )
-    # Scripts on the order path go over one pipelined connection (runtime.redis_pipe).
-    address = address_of(client)
-    pipe = None if address is None else PipelinedRedis(address)
-    scripts_on = pipe or client
+    # The order path's commands go over one pipelined connection (runtime.redis_pipe).
+    pipe = PipelinedRedis(address_of(client))
     listener = ReplyListener(client, settings.instance)
     task = asyncio.create_task(listener.run(), name="replies")
     keyring = Keyring.of(settings.secrets_key, settings.secrets_old_keys)
@@ -66,11 +64,12 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
         yield AppState(
             settings=settings,
             redis=client,
+            pipe=pipe,
             db=db,
-            gateway=Gateway(client, reply_to=settings.instance, scripts_on=scripts_on),
+            gateway=Gateway(client, reply_to=settings.instance, scripts_on=pipe),
             replies=listener,
             registry=Registry(client, settings.registry_cache_seconds),
-            limiter=RateLimiter(scripts_on, settings.rate_limit_window_seconds),
+            limiter=RateLimiter(pipe, settings.rate_limit_window_seconds),
             failures=AuthFailures(
                 client, settings.auth_failure_memory_seconds, settings.auth_backoff_max_seconds
             ),
@@ -84,8 +83,7 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
             await task
         await db.close()
         await client.aclose()
-        if pipe is not None:
-            await pipe.aclose()
+        await pipe.aclose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

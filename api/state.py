@@ -14,12 +14,15 @@ from api.security import Passwords
 from api.users import ApiKeyRow
 from ledger.gateway import Gateway
 from runtime.addresses import ClientAddresses
+from runtime.redis_pipe import PipelinedRedis
 
 
 @dataclass
 class AppState:
     settings: Settings
     redis: redis.asyncio.Redis
+    pipe: PipelinedRedis
+    """The order path's commands: one connection, pipelined (runtime/redis_pipe.py)."""
     db: asyncpg.Pool
     gateway: Gateway
     replies: ReplyListener

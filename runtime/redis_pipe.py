@@ -36,24 +36,26 @@ Arg = bytes | str | int
 class Address:
     host: str
     port: int
+    path: str | None
+    """A Unix socket's, instead of host and port."""
     username: str | None
     password: str | None
     db: int
     tls: ssl.SSLContext | None
 
 
-def address_of(client: redis.asyncio.Redis) -> Address | None:
-    """Where `client` connects and as whom; None for a Unix socket (not supported here)."""
+def address_of(client: redis.asyncio.Redis) -> Address:
+    """Where `client` connects and as whom."""
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
-    if issubclass(pool.connection_class, UnixDomainSocketConnection):
-        return None
     tls = None
     if issubclass(pool.connection_class, SSLConnection):
         tls = pool.connection_class(**kwargs).ssl_context.get()
+    unix = issubclass(pool.connection_class, UnixDomainSocketConnection)
     return Address(
         host=kwargs.get("host", "localhost"),
         port=int(kwargs.get("port", 6379)),
+        path=kwargs["path"] if unix else None,
         username=kwargs.get("username"),
         password=kwargs.get("password"),
         db=int(kwargs.get("db", 0)),
@@ -160,12 +162,16 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                _, protocol = await loop.create_connection(
-                    _Protocol, address.host, address.port, ssl=address.tls
-                )
+                if address.path is not None:
+                    _, protocol = await loop.create_unix_connection(_Protocol, address.path)
+                else:
+                    _, protocol = await loop.create_connection(
+                        _Protocol, address.host, address.port, ssl=address.tls
+                    )
         except (OSError, TimeoutError) as error:
+            where = address.path or f"{address.host}:{address.port}"
             raise redis.exceptions.ConnectionError(
-                f"cannot connect to Redis at {address.host}:{address.port}: {error}"
+                f"cannot connect to Redis at {where}: {error}"
             ) from error
         try:
             await self._introduce(protocol)

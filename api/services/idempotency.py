@@ -11,9 +11,9 @@ answer itself.
 from typing import Any
 
 import orjson
-import redis.asyncio
 
 from ledger.gateway import Claim, ClaimTaken
+from runtime.redis_pipe import PipelinedRedis
 from xch.keys import PREFIX
 
 ORDER_CLAIMS = "coid"
@@ -26,7 +26,7 @@ def claim_key(user: str, client_order_id: str, namespace: str = ORDER_CLAIMS) ->
 
 class Claims:
     def __init__(
-        self, client: redis.asyncio.Redis, ttl_seconds: int, namespace: str = ORDER_CLAIMS
+        self, client: PipelinedRedis, ttl_seconds: int, namespace: str = ORDER_CLAIMS
     ) -> None:
         self.client = client
         self.ttl = ttl_seconds
@@ -45,7 +45,7 @@ class Claims:
 
     async def order_id(self, user: str, client_order_id: str) -> str | None:
         """The order id the client id names, if it is claimed."""
-        claimed = await self.client.get(claim_key(user, client_order_id, self.namespace))
+        claimed = await self.client.execute("GET", claim_key(user, client_order_id, self.namespace))
         return None if claimed is None else str(orjson.loads(claimed)["order_id"])
 
     async def record(
@@ -53,4 +53,4 @@ class Claims:
     ) -> None:
         key = claim_key(user, client_order_id, self.namespace)
         value = orjson.dumps({"order_id": order_id, "status": status, "body": body})
-        await self.client.set(key, value, xx=True, keepttl=True)
+        await self.client.execute("SET", key, value, "XX", "KEEPTTL")

@@ -95,7 +95,7 @@ async def place(
 
 async def claimed_order_id(state: AppState, user: str, client_order_id: str) -> str | None:
     """The order a client_order_id names as soon as it is claimed (before dbproc stores it)."""
-    claims = Claims(state.redis, state.settings.client_order_id_ttl_seconds)
+    claims = Claims(state.pipe, state.settings.client_order_id_ttl_seconds)
     return await claims.order_id(user, client_order_id)
 
 

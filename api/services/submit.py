@@ -147,7 +147,7 @@ async def place(
     refusal. The client id stays claimed `claim_ttl_seconds` (client_order_id_ttl_seconds
     unless given)."""
     ttl = claim_ttl_seconds or state.settings.client_order_id_ttl_seconds
-    claims = Claims(state.redis, ttl, placement.claims)
+    claims = Claims(state.pipe, ttl, placement.claims)
     with state.replies.expect(placement.op, placement.reply_id) as reply:
         recorded = await _enqueue(state, user, placement, claims)
         events = None if recorded is not None else await wait_reply(state, reply)

@@ -17,9 +17,7 @@ from tests.harness.servers import RedisServer
 
 
 def pipe_for(url: str) -> PipelinedRedis:
-    address = address_of(redis.asyncio.Redis.from_url(url))
-    assert address is not None
-    return PipelinedRedis(address)
+    return PipelinedRedis(address_of(redis.asyncio.Redis.from_url(url)))
 
 
 @pytest.fixture
@@ -134,8 +132,14 @@ async def test_an_unreachable_redis_is_a_connection_error() -> None:
         await pipe.execute("PING")
 
 
-def test_a_unix_socket_is_left_to_redis_py() -> None:
-    assert address_of(redis.asyncio.Redis.from_url("unix:///tmp/redis.sock")) is None
+def test_a_unix_socket_address() -> None:
+    address = address_of(redis.asyncio.Redis.from_url("unix://u:p@/run/redis.sock?db=2"))
+    assert (address.path, address.username, address.password, address.db) == (
+        "/run/redis.sock",
+        "u",
+        "p",
+        2,
+    )
 
 
 def test_on_uvloop_as_the_services_run(redis_server: RedisServer) -> None:
