@@ -1,20 +1,22 @@
 """The platform team's whole path on a real node (make e2e-cluster): `helm install` the chart,
-apply a Market, its engine Pod Ready by its own readiness probe and the Market Ready, orders
-through the api Pod and the trade over the ws Pod, the engine Pod killed and back and trading,
-a warm standby turned on and its leader killed (the standby leads and trades), the
-Market deleted (its engine winds down, a resting order's funds unlocked), `helm
-uninstall`. The timings go to bench/results/cluster.json with their targets."""
+the trading page served by its nginx Pod, apply a Market, its engine Pod Ready by its own
+readiness probe and the Market Ready, orders through the api Pod and the trade over the ws Pod,
+the engine Pod killed and back and trading, a warm standby turned on and its leader killed (the
+standby leads and trades), the Market deleted (its engine winds down, a resting order's funds
+unlocked), `helm uninstall`. The timings go to bench/results/cluster.json with their targets."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +42,7 @@ TARGETS = {
     "engine_pod_kill_to_ready_s": 10.0,
     "standby_leader_kill_to_ready_s": 10.0,
 }
-PLATFORM = ("operator", "api", "ws", "dbproc")
+PLATFORM = ("operator", "api", "ws", "dbproc", "frontend")
 ENGINE_SELECTOR = f"app.kubernetes.io/name=engine,exchange.dev/market={MARKET}"
 
 
@@ -106,6 +108,25 @@ def _market_manifest() -> dict[str, Any]:
     return market
 
 
+def _get(url: str) -> tuple[int, dict[str, str], str]:
+    """A plain GET: status, headers and body."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, dict(response.headers), response.read().decode()
+
+
+def _page_served(admin: Rest) -> None:
+    """The trading page through the frontend Pod's Service: its HTML, and a script it loads
+    with the long cache nginx gives Next.js's fingerprinted files."""
+    site = f"http://{_service_ip(admin, 'frontend')}:8080"
+    status, headers, page = _get(site + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html"), headers
+    assert "<title>Exchange</title>" in page, page[:500]
+    script = re.search(r'src="(/_next/static/[^"]+\.js)"', page)
+    assert script, page[:500]
+    status, headers, _ = _get(site + script[1])
+    assert status == 200 and "immutable" in headers["Cache-Control"], headers
+
+
 # The node's start and the first load of the images count too (session fixtures).
 @pytest.mark.timeout(900)
 def test_market_trades_end_to_end_on_a_node(
@@ -137,7 +158,7 @@ def _install_and_trade(
         "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
         "--set", f"image.tag={_tag()}",
         "--set", "api.faucet=true", "--set", "api.replicas=1", "--set", "ws.replicas=1",
-        "--set", "frontend.enabled=false",
+        "--set", "frontend.replicas=1",
         "--set", "redis.enabled=false", "--set", f"redis.externalUrl={redis.url}",
         "--set", "timescaledb.enabled=false", "--set", f"externalDatabase.url={postgres.url}",
     )  # fmt: skip
@@ -145,6 +166,7 @@ def _install_and_trade(
         node.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-{component}",
                      "--timeout=180s", timeout=200)  # fmt: skip
     install_s = time.monotonic() - started
+    _page_served(admin)
 
     manifest = _market_manifest()
     applied = time.monotonic()
