@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps-system venv pglite lint fmt test test-fast bench bench-engine bench-engine-service bench-dbproc \
 	bench-ws bench-api bench-mm up down status clean envtest-bin bench-operator helm-bin images kind-e2e \
-	deps-containers base-image images-local cluster-bin e2e-cluster
+	deps-containers base-image images-local cluster-bin e2e-cluster e2e-cluster-locked
 .PHONY: deps-chromium frontend frontend-unit frontend-serve frontend-screenshots screenshots-live
 
 # Debian packages: redis-server, PostgreSQL 15, a Python that can make a venv, a C compiler and
@@ -91,7 +91,7 @@ fmt: $(STAMP)
 # Every test, then the platform on a single-node cluster of this machine (e2e-cluster).
 test: lint deps-system deps-chromium envtest-bin helm-bin $(PGLITE_STAMP) frontend frontend-unit
 	$(BIN)/pytest
-	$(MAKE) e2e-cluster
+	$(MAKE) e2e-cluster CLUSTER_RESULTS=.state/cluster.json
 
 # The inner loop: lint, then the tests that need neither Go (the envtest control plane, helm)
 # nor Chromium, i.e. all but the `kube` and `browser` markers (tests/conftest.py sets them).
@@ -226,31 +226,44 @@ IMAGE_TAG ?= $(shell awk '$$1 == "appVersion:" {gsub(/"/, "", $$2); print $$2}' 
 IMAGE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/exchange/images
 LOCAL_BASE_IMAGE := localhost/exchange-base/bookworm:12
 LOCAL_BUILD_IMAGE := localhost/exchange-base/bookworm-build:12
+LOCAL_NGINX_IMAGE := localhost/exchange-base/nginx:12
+# The local bases, and the trading page's export as `make frontend` builds it with this
+# machine's Node (no Node image can be pulled here): images/README.md.
+LOCAL_IMAGES := BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
+	NGINX_IMAGE=$(LOCAL_NGINX_IMAGE) FRONTEND_OUT=frontend/out
 
 images:
 	IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) IMAGE_TAG=$(IMAGE_TAG) BUILD_IMAGE=$(BUILD_IMAGE) \
 	  BASE_IMAGE=$(BASE_IMAGE) NODE_IMAGE=$(NODE_IMAGE) NGINX_IMAGE=$(NGINX_IMAGE) \
-	  PAUSE_BINARY=$(PAUSE_BINARY) PAUSE_TAG=$(K8S_VERSION) IMAGES_REPORT=$(IMAGES_REPORT) \
-	  scripts/images.sh
+	  FRONTEND_OUT=$(FRONTEND_OUT) PAUSE_BINARY=$(PAUSE_BINARY) PAUSE_TAG=$(K8S_VERSION) \
+	  IMAGES_REPORT=$(IMAGES_REPORT) scripts/images.sh
 
 base-image: deps-containers
 	BUILDER=$$(command -v docker >/dev/null && docker info >/dev/null 2>&1 && echo docker || \
 	  { command -v podman >/dev/null && echo podman || echo buildah; }) \
 	  IMAGE_CACHE=$(IMAGE_CACHE) BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
-	  scripts/base-image.sh
+	  NGINX_IMAGE=$(LOCAL_NGINX_IMAGE) scripts/base-image.sh
 
-images-local: base-image
-	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE)
+images-local: base-image frontend
+	$(MAKE) images $(LOCAL_IMAGES)
 
 # The platform on a single-node cluster of this machine, end to end (tests/cluster, the
 # substitutes in docs/cluster.md): the images from the Debian base, the node from the pinned
-# module, helm install, a Market trading, its engine Pod killed and back, uninstall. Writes
-# bench/results/cluster.json. The last step of `make test`.
-e2e-cluster: deps-system deps-containers $(STAMP) cluster-bin helm-bin base-image
-	@mkdir -p .state
-	$(MAKE) images BASE_IMAGE=$(LOCAL_BASE_IMAGE) BUILD_IMAGE=$(LOCAL_BUILD_IMAGE) \
+# module, helm install, the trading page, a Market trading, its engine Pod killed and back, a
+# market maker quoting, uninstall. Writes CLUSTER_RESULTS (`make test`: an untracked file). One
+# run at a time on a machine: the node's bridge, address, DNS port, iptables chains and
+# containerd root, and the images' names, are the machine's, so a second run waits for the lock.
+CLUSTER_RESULTS ?= bench/results/cluster.json
+CLUSTER_LOCK := $(dir $(IMAGE_CACHE))cluster.lock
+e2e-cluster: deps-system deps-containers $(STAMP) cluster-bin helm-bin base-image frontend
+	@mkdir -p .state $(dir $(CLUSTER_LOCK))
+	flock $(CLUSTER_LOCK) $(MAKE) --no-print-directory e2e-cluster-locked
+
+e2e-cluster-locked:
+	$(MAKE) images $(LOCAL_IMAGES) \
 	  PAUSE_BINARY=$(ENVTEST_BIN)/pause IMAGES_REPORT=$(CURDIR)/.state/images.json
 	EXCHANGE_E2E_CLUSTER=1 EXCHANGE_IMAGES_REPORT=$(CURDIR)/.state/images.json \
+	  EXCHANGE_CLUSTER_RESULTS=$(abspath $(CLUSTER_RESULTS)) \
 	  EXCHANGE_IMAGE_TAG=$(IMAGE_TAG) EXCHANGE_PAUSE_TAG=$(K8S_VERSION) \
 	  $(BIN)/pytest tests/cluster -p no:cacheprovider
 

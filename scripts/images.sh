@@ -4,6 +4,8 @@
 # BASE_IMAGE (the Python bases) and NODE_IMAGE and NGINX_IMAGE (the frontend's) pass through as
 # build arguments when set; unset, the Dockerfiles' public bases are used. Writes each image's
 # size (as the builder reports it) and build time to $IMAGES_REPORT (JSON) when that is set.
+# FRONTEND_OUT (a Next.js export, e.g. frontend/out from `make frontend`) replaces the frontend
+# Dockerfile's Node stage, for machines where no Node image can be pulled.
 # PAUSE_BINARY (the test cluster's, make cluster-bin) adds $IMAGE_REPOSITORY/pause:$PAUSE_TAG.
 set -euo pipefail
 
@@ -47,17 +49,25 @@ for component in "${COMPONENTS[@]}"; do
   build "$REPOSITORY/$component:$TAG" . -f images/python/Dockerfile --target "$component" \
     "${python_args[@]}"
 done
-if [ "$tool" = docker ] || [ -n "${NODE_IMAGE:-}" ]; then
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+if [ -n "${FRONTEND_OUT:-}" ]; then
+  # Without the Makefile's stamp, which nginx would serve.
+  cp -r "$FRONTEND_OUT" "$context/site"
+  rm -f "$context/site/.built"
+  frontend_args+=(--build-context "site=$context/site")
+fi
+if [ "$tool" = docker ] || [ -n "${NODE_IMAGE:-}${FRONTEND_OUT:-}" ]; then
   build "$REPOSITORY/frontend:$TAG" . -f images/frontend/Dockerfile "${frontend_args[@]}"
 else
-  echo "make images: no NODE_IMAGE and NGINX_IMAGE given and no Docker engine:" \
+  echo "make images: no NODE_IMAGE or FRONTEND_OUT given and no Docker engine:" \
     "the frontend image is not built." >&2
 fi
 if [ -n "${PAUSE_BINARY:-}" ]; then
-  context=$(mktemp -d)
-  trap 'rm -rf "$context"' EXIT
-  cp "$PAUSE_BINARY" images/pause/Containerfile "$context/"
-  build "$REPOSITORY/pause:${PAUSE_TAG:?with PAUSE_BINARY}" "$context" -f "$context/Containerfile"
+  mkdir "$context/pause"
+  cp "$PAUSE_BINARY" images/pause/Containerfile "$context/pause/"
+  build "$REPOSITORY/pause:${PAUSE_TAG:?with PAUSE_BINARY}" "$context/pause" \
+    -f "$context/pause/Containerfile"
 fi
 
 if [ -n "${IMAGES_REPORT:-}" ]; then

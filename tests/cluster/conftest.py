@@ -22,7 +22,7 @@ from tests.harness.servers import (
 )
 
 REPOSITORY = "exchange"
-COMPONENTS = ("engine", "api", "ws", "dbproc", "mm", "operator")
+COMPONENTS = ("engine", "api", "ws", "dbproc", "mm", "operator", "frontend")
 
 
 def _tag() -> str:
