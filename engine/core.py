@@ -599,7 +599,6 @@ class Engine:
             if price is None or (limit is not None and (price - limit) * sign > 0):
                 break
             level = levels[price]
-            queue = level.orders
             lot_cost = price * per_tick_lot
             if is_buy:
                 affordable = left // lot_cost
@@ -610,16 +609,12 @@ class Engine:
             else:
                 room = remaining
             dirty.add(price)
-            while queue:
-                maker = queue[0]
+            maker = level.oldest
+            while maker is not None:
                 maker_left = maker.remaining
-                if not maker_left:
-                    queue.popleft()
-                    continue
                 if prevent and maker.user == user:
                     if stp != STP_EXPIRE_TAKER:
-                        queue.popleft()
-                        level.live -= 1
+                        level.remove(maker)
                         level.total -= maker_left
                         maker.remaining = 0
                         self.seq = seq
@@ -630,6 +625,7 @@ class Engine:
                     if stp != STP_EXPIRE_MAKER:
                         self_traded = True
                         break
+                    maker = level.oldest
                     continue
                 lots = room if room < maker_left else maker_left
                 quote = lots * lot_cost
@@ -679,8 +675,7 @@ class Engine:
                     self._oco_ended.append(maker_id)
                 if lots == maker_left:
                     maker.remaining = 0
-                    queue.popleft()
-                    level.live -= 1
+                    level.remove(maker)
                     del orders[maker_id]
                     user_orders = by_user[maker_user]
                     del user_orders[maker_id]
@@ -708,6 +703,7 @@ class Engine:
                     maker.filled += lots
                 if not room:
                     break
+                maker = level.oldest
             if not level.live:
                 book.remove_level(price)
             if self_traded:
