@@ -1,8 +1,8 @@
 """Price levels of one side of an order book: price-time priority over integer ticks.
 
-Each level is a FIFO of orders. Cancels are lazy: a canceled order is marked empty and left
-in its level's queue until matching reaches it, so a cancel is O(1); the level's `total` and
-`live` counts always reflect only live orders, and an empty level leaves `levels` at once.
+Each level is a FIFO of its live orders, linked through the orders themselves (intrusive,
+doubly linked): appending, taking the oldest and taking out any order (a cancel) are O(1)
+and create no objects; an empty level leaves `levels` at once.
 
 The best price comes from a binary heap of level keys (`heapq`, in C), not a sorted container:
 prices come and go at the same few ticks, and a level that empties away from the top of the
@@ -11,7 +11,6 @@ levels are dropped only when they reach the top, or all at once when they outnum
 ones. Ordered walks (depth, a market buy's cost) sort the live levels when asked.
 """
 
-from collections import deque
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush, nsmallest
 
@@ -23,9 +22,20 @@ PARKED_SLACK = 64
 
 class Order:
     """A resting order. `remaining` is in lots; `locked` is what it still holds, in minor
-    units of the asset it spends (quote for a buy, base for a sell)."""
+    units of the asset it spends (quote for a buy, base for a sell). `older` and `newer` are
+    its neighbours in its level's queue while it rests."""
 
-    __slots__ = ("filled", "locked", "order_id", "price", "remaining", "side", "user")
+    __slots__ = (
+        "filled",
+        "locked",
+        "newer",
+        "older",
+        "order_id",
+        "price",
+        "remaining",
+        "side",
+        "user",
+    )
 
     def __init__(
         self,
@@ -44,6 +54,8 @@ class Order:
         self.remaining = remaining
         self.locked = locked
         self.filled = filled
+        self.older: Order | None = None
+        self.newer: Order | None = None
 
     def __repr__(self) -> str:
         return (
@@ -53,12 +65,51 @@ class Order:
 
 
 class Level:
-    __slots__ = ("live", "orders", "total")
+    """The live orders at one price, oldest first, and their count and total lots."""
+
+    __slots__ = ("live", "newest", "oldest", "total")
 
     def __init__(self) -> None:
-        self.orders: deque[Order] = deque()
+        self.oldest: Order | None = None
+        self.newest: Order | None = None
         self.total = 0
         self.live = 0
+
+    def append(self, order: Order) -> None:
+        newest = self.newest
+        order.older = newest
+        if newest is None:
+            self.oldest = order
+        else:
+            newest.newer = order
+        self.newest = order
+        self.total += order.remaining
+        self.live += 1
+
+    def remove(self, order: Order) -> None:
+        """Unlink `order` from the queue and count it out; its lots are the caller's to take
+        off `total` (matching takes them trade by trade)."""
+        older, newer = order.older, order.newer
+        if older is None:
+            self.oldest = newer
+        else:
+            older.newer = newer
+        if newer is None:
+            self.newest = older
+        else:
+            newer.older = older
+        order.older = order.newer = None
+        self.live -= 1
+
+    @property
+    def orders(self) -> list[Order]:
+        """The queue, oldest first."""
+        queue = []
+        order = self.oldest
+        while order is not None:
+            queue.append(order)
+            order = order.newer
+        return queue
 
 
 class BookSide:
@@ -89,15 +140,11 @@ class BookSide:
             best = self.best
             if best is None or (price - best) * self.sign < 0:
                 self.best = price
-        level.orders.append(order)
-        level.total += order.remaining
-        level.live += 1
+        level.append(order)
 
     def remove_level(self, price: int) -> None:
         """Take the emptied level at `price` out of the live ones."""
-        level = self.levels.pop(price)
-        level.orders.clear()  # only canceled orders are left in it
-        self.parked[price] = level
+        self.parked[price] = self.levels.pop(price)
         if len(self.parked) > len(self.levels) + PARKED_SLACK:
             self._rebuild()
         elif price == self.best:
@@ -119,10 +166,10 @@ class BookSide:
         self.best = self.heap[0] * sign if self.heap else None
 
     def withdraw(self, order: Order) -> None:
-        """Take a live order out (cancel or expiry): O(1), the queue entry goes lazily."""
+        """Take a live order out (cancel or expiry): O(1)."""
         level = self.levels[order.price]
         level.total -= order.remaining
-        level.live -= 1
+        level.remove(order)
         order.remaining = 0
         if level.live == 0:
             self.remove_level(order.price)
@@ -154,6 +201,7 @@ class BookSide:
 
     def live_orders(self, price: int) -> Iterator[Order]:
         """The live orders of one level in time priority."""
-        for order in self.levels[price].orders:
-            if order.remaining:
-                yield order
+        order = self.levels[price].oldest
+        while order is not None:
+            yield order
+            order = order.newer

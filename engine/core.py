@@ -14,6 +14,7 @@ no trace but its `OrderRejected` event.
 from engine.book import BookSide, Order
 from engine.stops import StopBook, StopOrder, reached
 from ledger.locks import lock_amount
+from ledger.tickets import Ticket
 from xch.market import MarketRules, Trading
 from xch.money import BPS
 from xch.schemas import (
@@ -171,6 +172,10 @@ class Engine:
 
     def place_locked(self, cmd: Place, locked: int, input_id: str, ts: int) -> None:
         """Place `cmd` for which `locked` minor units were locked (its own `locked` ignored)."""
+        self.place_ticket(Ticket.of(cmd), locked, input_id, ts)
+
+    def place_ticket(self, cmd: Ticket, locked: int, input_id: str, ts: int) -> None:
+        """`place_locked` of a command already read into a `Ticket`."""
         if cmd.type in STOP_TYPES:
             self._place_stop(cmd, locked, input_id, ts)
             return
@@ -186,7 +191,7 @@ class Engine:
 
     def _accept(
         self,
-        cmd: Place,
+        cmd: Ticket,
         tif: TimeInForce,
         locked: int,
         order_list: PlaceList | None,
@@ -217,7 +222,7 @@ class Engine:
             )
         )
 
-    def _execute(self, cmd: Place, tif: TimeInForce, locked: int, input_id: str, ts: int) -> None:
+    def _execute(self, cmd: Ticket, tif: TimeInForce, locked: int, input_id: str, ts: int) -> None:
         """Match an accepted limit or market order, then rest it or end it."""
         order_id, user, side, price = cmd.order_id, cmd.user, cmd.side, cmd.price
         is_limit = cmd.type == LIMIT
@@ -285,7 +290,7 @@ class Engine:
         best = self.asks.best
         return left == 0 or (best is not None and left < best * self._quote_per_tick_lot)
 
-    def check_place(self, cmd: Place, locked: int) -> ResultCode | None:
+    def check_place(self, cmd: Ticket, locked: int) -> ResultCode | None:
         """Why the limit or market order `cmd` must be refused, or None; changes nothing."""
         code = self._check_basics(cmd)
         if code is not None:
@@ -303,7 +308,7 @@ class Engine:
             return ResultCode.FOK_UNFILLABLE
         return code
 
-    def _check_basics(self, cmd: Place) -> ResultCode | None:
+    def _check_basics(self, cmd: Ticket) -> ResultCode | None:
         """What every order must be: for an enabled market, of a side, an STP mode, a new id."""
         if self.trading != ENABLED:
             return ResultCode.MARKET_HALTED
@@ -317,7 +322,7 @@ class Engine:
             return ResultCode.DUPLICATE_ORDER
         return None
 
-    def _check_limit(self, cmd: Place, locked: int) -> ResultCode | None:
+    def _check_limit(self, cmd: Ticket, locked: int) -> ResultCode | None:
         # Each field read once: compiled, every read of a struct field is a generic getattr.
         tif, price, qty = cmd.tif, cmd.price, cmd.qty
         code = self._limit_terms(tif, cmd.quote_qty, price, qty)
@@ -345,14 +350,14 @@ class Engine:
             return ResultCode.BELOW_MIN_NOTIONAL
         return None
 
-    def _check_market(self, cmd: Place, locked: int) -> ResultCode | None:
+    def _check_market(self, cmd: Ticket, locked: int) -> ResultCode | None:
         code = self._market_terms(cmd)
         if code is not None or (cmd.side == BUY and not cmd.quote_qty):
             return code  # a market buy by quantity spends at most what its caller locked
         needed = cmd.quote_qty or cmd.qty * self._base_per_lot
         return _lock_mismatch(locked, needed) if locked != needed else None
 
-    def _market_terms(self, cmd: Place) -> ResultCode | None:
+    def _market_terms(self, cmd: Ticket) -> ResultCode | None:
         """The terms of a market order (or of a stop-market's), its lock aside."""
         if cmd.tif not in (GTC, IOC, FOK) or cmd.price:
             return ResultCode.INVALID_COMMAND
@@ -365,7 +370,7 @@ class Engine:
                 return ResultCode.BELOW_MIN_NOTIONAL
         return None
 
-    def check_stop(self, cmd: Place, locked: int) -> ResultCode | None:
+    def check_stop(self, cmd: Ticket, locked: int) -> ResultCode | None:
         """Why the stop order `cmd` must be refused, or None; changes nothing."""
         code = self._check_basics(cmd)
         if code is not None:
@@ -394,7 +399,7 @@ class Engine:
             return self.asks.best is not None and self.asks.best <= price
         return self.bids.best is not None and self.bids.best >= price
 
-    def _fillable(self, cmd: Place, locked: int) -> int:
+    def _fillable(self, cmd: Ticket, locked: int) -> int:
         """Lots a FOK order would fill now, honoring its limit, budget and self-trade mode."""
         book = self.asks if cmd.side == BUY else self.bids
         limit = cmd.price if cmd.type == LIMIT else None
@@ -419,45 +424,46 @@ class Engine:
 
     # ---- stop orders and OCO lists -------------------------------------------------------
 
-    def _place_stop(self, cmd: Place, locked: int, input_id: str, ts: int) -> None:
+    def _place_stop(self, cmd: Ticket, locked: int, input_id: str, ts: int) -> None:
         code = self.check_stop(cmd, locked)
         if code is not None:
             self.refuse(cmd.order_id, cmd.user, cmd.side, "place", code, locked, input_id, ts)
             return
         self._accept(cmd, _effective_tif(cmd), locked, None, input_id, ts)
-        self.stops.add(StopOrder(cmd, locked, locked, self.seq))
+        self.stops.add(StopOrder(cmd.place(), locked, locked, self.seq))
 
     def place_list(self, cmd: PlaceList, locked: int, input_id: str, ts: int) -> None:
         """Place an OCO list for which `locked` minor units were locked (its own ignored)."""
-        code = self.check_list(cmd, locked)
+        legs = [Ticket.of(leg) for leg in cmd.legs]
+        code = self.check_list(cmd, legs, locked)
         if code is not None:
-            refused: list[tuple[str, str]] = [(leg.order_id, leg.side) for leg in cmd.legs] or [
+            refused: list[tuple[str, str]] = [(leg.order_id, leg.side) for leg in legs] or [
                 ("", "")
             ]
             for number, (order_id, side) in enumerate(refused):
                 unlocked = locked if number == 0 else 0
                 self.refuse(order_id, cmd.user, side, "place_list", code, unlocked, input_id, ts)
             return
-        needs = [lock_amount(self.rules, leg) for leg in cmd.legs]
+        needs = [lock_amount(self.rules, leg) for leg in legs]
         # The limit leg (else the first) holds what it needs, the other the rest of the lock.
-        holder = next((n for n, leg in enumerate(cmd.legs) if leg.type == LIMIT), 0)
+        holder = next((n for n, leg in enumerate(legs) if leg.type == LIMIT), 0)
         holds = [locked - needs[holder]] * 2
         holds[holder] = needs[holder]
-        for leg, hold, need in zip(cmd.legs, holds, needs, strict=True):
+        for leg, hold, need in zip(legs, holds, needs, strict=True):
             self._accept(leg, _effective_tif(leg), hold, cmd, input_id, ts)
             if leg.type == LIMIT:
                 self._rest(Order(leg.order_id, leg.user, leg.side, leg.price, leg.qty, hold, 0))
             else:
-                self.stops.add(StopOrder(leg, hold, need, self.seq))
-        first, second = (leg.order_id for leg in cmd.legs)
+                self.stops.add(StopOrder(leg.place(), hold, need, self.seq))
+        first, second = (leg.order_id for leg in legs)
         self.siblings[first] = second
         self.siblings[second] = first
 
-    def check_list(self, cmd: PlaceList, locked: int) -> ResultCode | None:
-        """Why the OCO list `cmd` must be refused, or None; changes nothing."""
+    def check_list(self, cmd: PlaceList, legs: list[Ticket], locked: int) -> ResultCode | None:
+        """Why the OCO list `cmd` (its `legs` read into tickets) must be refused, or None;
+        changes nothing."""
         if self.trading != ENABLED:
             return ResultCode.MARKET_HALTED
-        legs = cmd.legs
         if not cmd.list_id or not cmd.user or len(legs) != 2:
             return ResultCode.INVALID_ORDER_LIST
         first, second = legs
@@ -541,7 +547,7 @@ class Engine:
         else:
             self._execute(order, tif, stop.need, input_id, ts)
 
-    def _cannot_execute(self, order: Place, tif: TimeInForce, locked: int) -> str:
+    def _cannot_execute(self, order: Ticket, tif: TimeInForce, locked: int) -> str:
         """Why a triggered order ends at once (a post-only limit that would take, a
         fill-or-kill that cannot fill), or ""."""
         if tif == POST_ONLY and self._crosses(order.side, order.price):
@@ -593,7 +599,6 @@ class Engine:
             if price is None or (limit is not None and (price - limit) * sign > 0):
                 break
             level = levels[price]
-            queue = level.orders
             lot_cost = price * per_tick_lot
             if is_buy:
                 affordable = left // lot_cost
@@ -604,16 +609,12 @@ class Engine:
             else:
                 room = remaining
             dirty.add(price)
-            while queue:
-                maker = queue[0]
+            maker = level.oldest
+            while maker is not None:
                 maker_left = maker.remaining
-                if not maker_left:
-                    queue.popleft()
-                    continue
                 if prevent and maker.user == user:
                     if stp != STP_EXPIRE_TAKER:
-                        queue.popleft()
-                        level.live -= 1
+                        level.remove(maker)
                         level.total -= maker_left
                         maker.remaining = 0
                         self.seq = seq
@@ -624,6 +625,7 @@ class Engine:
                     if stp != STP_EXPIRE_MAKER:
                         self_traded = True
                         break
+                    maker = level.oldest
                     continue
                 lots = room if room < maker_left else maker_left
                 quote = lots * lot_cost
@@ -673,8 +675,7 @@ class Engine:
                     self._oco_ended.append(maker_id)
                 if lots == maker_left:
                     maker.remaining = 0
-                    queue.popleft()
-                    level.live -= 1
+                    level.remove(maker)
                     del orders[maker_id]
                     user_orders = by_user[maker_user]
                     del user_orders[maker_id]
@@ -702,6 +703,7 @@ class Engine:
                     maker.filled += lots
                 if not room:
                     break
+                maker = level.oldest
             if not level.live:
                 book.remove_level(price)
             if self_traded:
@@ -849,7 +851,7 @@ class Engine:
         return events
 
 
-def _effective_tif(cmd: Place) -> TimeInForce:
+def _effective_tif(cmd: Ticket) -> TimeInForce:
     """A market or stop-market order never rests: GTC means IOC for it."""
     tif = cmd.tif
     if tif == GTC:

@@ -9,6 +9,7 @@ from engine.commands import CommandError, FundsRequest, ParsedCommand, parse_com
 from engine.core import Engine
 from ledger.locks import list_lock, lock_amount, spent_asset
 from ledger.reference import Ledger
+from ledger.tickets import Ticket
 from xch.market import MarketRules
 from xch.schemas import BUY, MARKET, SIDES, Cancel, Place, PlaceList, ResultCode
 
@@ -49,13 +50,14 @@ class ReplaySession:
         self.ledger.settle_from(engine.out, start)
 
     def _place(self, order: Place, input_id: str, ts: int) -> None:
-        side = order.side
+        ticket = Ticket.of(order)
+        side = ticket.side
         if side not in SIDES:
             self.engine.reject(order, ResultCode.INVALID_COMMAND, input_id, ts)
             return
-        amount = lock_amount(self.rules, order, self.engine.asks)
-        if self.ledger.lock(order.user, self._quote if side == BUY else self._base, amount):
-            self.engine.place_locked(order, amount, input_id, ts)
+        amount = lock_amount(self.rules, ticket, self.engine.asks)
+        if self.ledger.lock(ticket.user, self._quote if side == BUY else self._base, amount):
+            self.engine.place_ticket(ticket, amount, input_id, ts)
         else:
             self.engine.reject(order, ResultCode.INSUFFICIENT_FUNDS, input_id, ts)
 

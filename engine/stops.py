@@ -8,10 +8,11 @@ stop's `OrderAccepted`, so equal stop prices trigger oldest first.
 
 from sortedcontainers import SortedList
 
+from ledger.tickets import Ticket
 from xch.schemas import LIMIT, MARKET, STOP_LIMIT_TYPES, Place, triggers_on_rise
 
 
-def reached(order: Place, last_price: int) -> bool:
+def reached(order: Place | Ticket, last_price: int) -> bool:
     """Whether a last trade price of `last_price` ticks (0: no trade yet) triggers the stop
     order `order`."""
     if not last_price:
@@ -50,10 +51,10 @@ class StopOrder:
         stop = self.order.stop_price
         return (stop if self.rises else -stop, self.arrival)
 
-    def becomes(self) -> Place:
+    def becomes(self) -> Ticket:
         """The limit or market order it executes as once triggered."""
         order = self.order
-        return Place(
+        return Ticket(
             order_id=order.order_id,
             user=order.user,
             side=order.side,

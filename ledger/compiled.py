@@ -37,6 +37,7 @@ MODULES = (
     "engine.session",
     "ledger.locks",
     "ledger.reference",
+    "ledger.tickets",
 )
 """What setup.py compiles. Not engine.replay: `python -m` cannot run an extension module (its
 ReplaySession is engine.session's)."""

@@ -4,6 +4,7 @@ expects."""
 
 from collections.abc import Iterable
 
+from ledger.tickets import Ticket
 from xch.market import MarketRules
 from xch.money import BPS
 from xch.schemas import BUY, LIMIT, STOP_LIMIT_TYPES, STOP_TYPES, Place
@@ -20,7 +21,7 @@ def spent_asset(rules: MarketRules, side: str) -> str:
 
 
 def lock_amount(
-    rules: MarketRules, order: Place, asks: Iterable[tuple[int, int]] | None = None
+    rules: MarketRules, order: Place | Ticket, asks: Iterable[tuple[int, int]] | None = None
 ) -> int:
     """Minor units of `spent_asset` to lock for `order` (its `locked` field is ignored).
 
@@ -30,18 +31,19 @@ def lock_amount(
     spends no more than that; anything left over is unlocked at once); a stop-market buy by
     quantity locks its quantity at the stop price plus `STOP_MARKET_BUY_ALLOWANCE_BPS`.
     """
-    if order.side != BUY:
-        return order.qty * rules.base_per_lot
-    if order.type == LIMIT or order.type in STOP_LIMIT_TYPES:
-        return order.price * order.qty * rules.quote_per_tick_lot
-    if order.quote_qty:
-        return order.quote_qty
-    if order.type in STOP_TYPES:
-        at_stop = order.stop_price * order.qty * rules.quote_per_tick_lot
+    ticket = order if isinstance(order, Ticket) else Ticket.of(order)
+    if ticket.side != BUY:
+        return ticket.qty * rules.base_per_lot
+    if ticket.type == LIMIT or ticket.type in STOP_LIMIT_TYPES:
+        return ticket.price * ticket.qty * rules.quote_per_tick_lot
+    if ticket.quote_qty:
+        return ticket.quote_qty
+    if ticket.type in STOP_TYPES:
+        at_stop = ticket.stop_price * ticket.qty * rules.quote_per_tick_lot
         return -(-at_stop * (BPS + STOP_MARKET_BUY_ALLOWANCE_BPS) // BPS)
     if asks is None:
         raise ValueError("the lock of a market buy by quantity depends on the asks")
-    return cost_to_buy(rules, order.qty, asks)
+    return cost_to_buy(rules, ticket.qty, asks)
 
 
 def list_lock(rules: MarketRules, legs: list[Place]) -> int:

@@ -7,8 +7,10 @@ engine's batch commit. Every account has, per asset, a free and a locked balance
 deposits minus withdrawals, and no balance is ever negative.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
+
+from msgspec.structs import astuple
 
 from xch.market import MarketRules
 from xch.schemas import (
@@ -19,24 +21,32 @@ from xch.schemas import (
     OrderAccepted,
     OrderDone,
     OrderRejected,
+    Side,
     Trade,
 )
 
 
-class _Assets(dict[str, list[int]]):
-    """asset -> [free, locked] of one account; a missing asset reads as a new zero cell."""
+class Cell:
+    """One account's balance of one asset, in minor units. A native class when compiled: its
+    two fields are read and changed in place as machine words, where list cells were generic
+    objects; it unpacks as the pair `(free, locked)`."""
 
-    def __missing__(self, asset: str) -> list[int]:
-        cell = self[asset] = [0, 0]
-        return cell
+    __slots__ = ("free", "locked")
+
+    def __init__(self, free: int = 0, locked: int = 0) -> None:
+        self.free = free
+        self.locked = locked
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.free, self.locked))
+
+    def __repr__(self) -> str:
+        return f"Cell(free={self.free}, locked={self.locked})"
 
 
-class _Accounts(dict[str, _Assets]):
-    """user -> assets; a missing user reads as a new empty account."""
-
-    def __missing__(self, user: str) -> _Assets:
-        assets = self[user] = _Assets()
-        return assets
+TradeFields = tuple[str, int, str, int, int, int, int, int, str, str, str, str, Side, int, int, int]
+"""The types of `Trade`'s fields in their order, as `_settle_trade` reads them (a test holds
+the two equal)."""
 
 
 class LedgerError(Exception):
@@ -44,7 +54,7 @@ class LedgerError(Exception):
 
 
 class Ledger:
-    """Balances per account and asset, as [free, locked] in minor units.
+    """Balances per account and asset (`accounts[user][asset]`, a `Cell`) in minor units.
 
     A non-strict ledger starts from nothing and accepts negative results: settling a batch's
     events into one gives the batch's net balance moves, which the engine's Redis commit
@@ -53,7 +63,7 @@ class Ledger:
 
     def __init__(self, markets: Iterable[MarketRules] = (), strict: bool = True) -> None:
         self.strict = strict
-        self.accounts = _Accounts()
+        self.accounts: dict[str, dict[str, Cell]] = {}
         self.net_deposits: dict[str, int] = {}
         self.markets: dict[str, MarketRules] = {}
         self._assets: dict[str, tuple[str, str, int]] = {}
@@ -69,43 +79,54 @@ class Ledger:
     # ---- queries ------------------------------------------------------------------------
 
     def free(self, user: str, asset: str) -> int:
-        return self._peek(user, asset)[0]
+        cell = self._peek(user, asset)
+        return 0 if cell is None else cell.free
 
     def locked(self, user: str, asset: str) -> int:
-        return self._peek(user, asset)[1]
+        cell = self._peek(user, asset)
+        return 0 if cell is None else cell.locked
 
-    def _peek(self, user: str, asset: str) -> list[int]:
+    def _peek(self, user: str, asset: str) -> Cell | None:
+        """The balance, if the account has one of the asset (a query creates none)."""
         assets = self.accounts.get(user)
-        return [0, 0] if assets is None else assets.get(asset, [0, 0])
+        return None if assets is None else assets.get(asset)
 
     def totals(self) -> dict[str, int]:
         """Per asset, the sum of free + locked over every account."""
         sums: dict[str, int] = {}
         for assets in self.accounts.values():
-            for asset, (free, locked) in assets.items():
-                sums[asset] = sums.get(asset, 0) + free + locked
+            for asset, cell in assets.items():
+                sums[asset] = sums.get(asset, 0) + cell.free + cell.locked
         return sums
 
     def snapshot(self) -> dict[str, dict[str, tuple[int, int]]]:
         """{user: {asset: (free, locked)}} sorted by user and asset, zero balances included."""
         return {
-            user: {asset: (cell[0], cell[1]) for asset, cell in sorted(assets.items())}
+            user: {asset: (cell.free, cell.locked) for asset, cell in sorted(assets.items())}
             for user, assets in sorted(self.accounts.items())
         }
 
     # ---- the api's side: funds and locks ------------------------------------------------
 
-    def _cell(self, user: str, asset: str) -> list[int]:
-        return self.accounts[user][asset]
+    def _cell(self, user: str, asset: str) -> Cell:
+        """The balance, a zero one created first if the account has none of the asset."""
+        assets = self.accounts.get(user)
+        if assets is None:
+            assets = self.accounts[user] = {}
+        cell = assets.get(asset)
+        if cell is None:
+            cell = assets[asset] = Cell()
+        return cell
 
     def restore(self, user: str, asset: str, free: int, locked: int) -> None:
         """Set one balance (loading a snapshot)."""
-        self.accounts[user][asset] = [free, locked]
+        cell = self._cell(user, asset)
+        cell.free, cell.locked = free, locked
 
     def deposit(self, user: str, asset: str, amount: int) -> None:
         if amount <= 0:
             raise ValueError("a deposit must be positive")
-        self._cell(user, asset)[0] += amount
+        self._cell(user, asset).free += amount
         self.net_deposits[asset] = self.net_deposits.get(asset, 0) + amount
 
     def withdraw(self, user: str, asset: str, amount: int) -> bool:
@@ -113,9 +134,9 @@ class Ledger:
         if amount <= 0:
             raise ValueError("a withdrawal must be positive")
         cell = self._cell(user, asset)
-        if cell[0] < amount:
+        if cell.free < amount:
             return False
-        cell[0] -= amount
+        cell.free -= amount
         self.net_deposits[asset] = self.net_deposits.get(asset, 0) - amount
         return True
 
@@ -125,10 +146,10 @@ class Ledger:
         cell = None if assets is None else assets.get(asset)
         if cell is None:
             return amount == 0  # nothing to move: leave no trace of an unknown account
-        if amount < 0 or cell[0] < amount:
+        if amount < 0 or cell.free < amount:
             return False
-        cell[0] -= amount
-        cell[1] += amount
+        cell.free -= amount
+        cell.locked += amount
         return True
 
     # ---- the engine's side: settlement --------------------------------------------------
@@ -162,8 +183,9 @@ class Ledger:
             self._settle_funds(event)
 
     def _settle_release(self, event: OrderDone | OrderRejected) -> None:
-        if event.unlocked:
-            self._unlock(event.user, self._spent_asset(event), event.unlocked)
+        unlocked = event.unlocked
+        if unlocked:
+            self._unlock(event.user, self._spent_asset(event), unlocked)
 
     def _settle_funds(self, event: Funds) -> None:
         if event.amount > 0:
@@ -183,36 +205,50 @@ class Ledger:
         if not amount:
             return
         cell = self._cell(user, asset)
-        if cell[1] < amount and self.strict:
-            raise LedgerError(f"unlock of {amount} {asset} beyond {user}'s locked {cell[1]}")
-        cell[1] -= amount
-        cell[0] += amount
+        if cell.locked < amount and self.strict:
+            raise LedgerError(f"unlock of {amount} {asset} beyond {user}'s locked {cell.locked}")
+        cell.locked -= amount
+        cell.free += amount
 
     def _settle_trade(self, trade: Trade) -> None:
-        base_asset, quote_asset, base_per_lot = self._assets[trade.market]
-        base = trade.qty * base_per_lot
-        quote = trade.quote_qty
-        if trade.taker_side == BUY:
-            buyer, buyer_fee, buyer_refund = trade.taker_user, trade.taker_fee, trade.taker_unlocked
-            seller, seller_fee = trade.maker_user, trade.maker_fee
+        # Every field in one C call, read by position (`TradeFields`): compiled, each named
+        # read of a struct field is a generic getattr, and a trade needs nine.
+        fields: TradeFields = astuple(trade)
+        market, qty, quote, maker_user, taker_user = (
+            fields[0],
+            fields[6],
+            fields[7],
+            fields[9],
+            fields[11],
+        )
+        taker_side, maker_fee, taker_fee, taker_unlocked = (
+            fields[12],
+            fields[13],
+            fields[14],
+            fields[15],
+        )
+        base_asset, quote_asset, base_per_lot = self._assets[market]
+        base = qty * base_per_lot
+        if taker_side == BUY:
+            buyer, buyer_fee, buyer_refund = taker_user, taker_fee, taker_unlocked
+            seller, seller_fee = maker_user, maker_fee
         else:
-            buyer, buyer_fee, buyer_refund = trade.maker_user, trade.maker_fee, 0
-            seller, seller_fee = trade.taker_user, trade.taker_fee
-        accounts = self.accounts
-        buyer_account, seller_account = accounts[buyer], accounts[seller]
-        buyer_quote, buyer_base = buyer_account[quote_asset], buyer_account[base_asset]
-        seller_base, seller_quote = seller_account[base_asset], seller_account[quote_asset]
-        fees = accounts[FEE_ACCOUNT]
-        fees_base, fees_quote = fees[base_asset], fees[quote_asset]
-        if self.strict and (buyer_quote[1] < quote + buyer_refund or seller_base[1] < base):
+            buyer, buyer_fee, buyer_refund = maker_user, maker_fee, 0
+            seller, seller_fee = taker_user, taker_fee
+        buyer_quote, buyer_base = self._cell(buyer, quote_asset), self._cell(buyer, base_asset)
+        seller_base = self._cell(seller, base_asset)
+        seller_quote = self._cell(seller, quote_asset)
+        fees_base = self._cell(FEE_ACCOUNT, base_asset)
+        fees_quote = self._cell(FEE_ACCOUNT, quote_asset)
+        if self.strict and (buyer_quote.locked < quote + buyer_refund or seller_base.locked < base):
             raise LedgerError(f"trade beyond locked funds: {trade!r}")
-        buyer_quote[1] -= quote + buyer_refund
-        buyer_quote[0] += buyer_refund
-        buyer_base[0] += base - buyer_fee
-        seller_base[1] -= base
-        seller_quote[0] += quote - seller_fee
-        fees_base[0] += buyer_fee
-        fees_quote[0] += seller_fee
+        buyer_quote.locked -= quote + buyer_refund
+        buyer_quote.free += buyer_refund
+        buyer_base.free += base - buyer_fee
+        seller_base.locked -= base
+        seller_quote.free += quote - seller_fee
+        fees_base.free += buyer_fee
+        fees_quote.free += seller_fee
 
 
 EXTERNAL_ACCOUNT = "@external"

@@ -1,13 +1,14 @@
 """`balance_moves` (the journal's double entries) against the reference ledger."""
 
 from collections import defaultdict
+from typing import get_args, get_type_hints
 
 from hypothesis import given
 
 from engine.commands import ParsedCommand
-from ledger.reference import EXTERNAL_ACCOUNT, balance_moves
+from ledger.reference import EXTERNAL_ACCOUNT, TradeFields, balance_moves
 from tests.engine.strategies import COARSE, Driver, scenarios
-from xch.schemas import Funds
+from xch.schemas import Funds, Trade
 
 Scenario = tuple[list[ParsedCommand], int]
 
@@ -44,3 +45,10 @@ def test_moves_sum_to_zero_per_event_and_rebuild_the_ledger(scenario: Scenario) 
 def test_a_deposit_balances_against_the_outside() -> None:
     moves = balance_moves(Funds("m", 1, "i", 0, "7", "USD", 500), None)
     assert sorted(moves) == sorted([(EXTERNAL_ACCOUNT, "USD", -500, 0), ("7", "USD", 500, 0)])
+
+
+def test_the_ledger_reads_a_trade_by_position_in_its_field_order() -> None:
+    """`Ledger._settle_trade` reads a `Trade` by position; the test above, which rebuilds the
+    ledger from named reads, catches two swapped fields of one type."""
+    hints = get_type_hints(Trade)
+    assert tuple(hints[name] for name in Trade.__struct_fields__) == get_args(TradeFields)
