@@ -69,6 +69,7 @@ class Context:
     redis: redis.asyncio.Redis
     images: resources.Images
     rollouts: rollout.Rollouts
+    trades: observe.TradeReader
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, body: kopf.Body) -> asyncio.Lock:
@@ -222,7 +223,7 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         await write_status(ctx, namespace, market.name, checks, generation)
         raise
     checks.update(children.checks)
-    report = await observe.engine_report(ctx.redis, ctx.settings.postgres_dsn, market.name)
+    report = await observe.engine_report(ctx.redis, ctx.trades, market.name)
     await write_status(ctx, namespace, market.name, checks, generation, report)
     await rollout.note_status(ctx.kube, market_path(namespace, market.name), children.engine,
                               paused=None, pendingEngineImage=children.waiting_for)  # fmt: skip
@@ -393,6 +394,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             priority_class=ours.engine_priority_class,
         ),
         rollouts=rollout.Rollouts(kube, ours.namespaces, ours.engine_rollout_batch),
+        trades=observe.TradeReader(ours.postgres_dsn),
     )
 
 
@@ -400,6 +402,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = context(memo)
     await ctx.kube.close()
     await ctx.redis.aclose()
+    await ctx.trades.close()
 
 
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:

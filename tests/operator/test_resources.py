@@ -8,13 +8,16 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 
+from engine.store import Snapshot
 from tests.harness.operator import market_manifest
 from xch.market import Market, Trading
 from xch_operator import resources
 from xch_operator.apply import is_subset
+from xch_operator.observe import SNAPSHOT_HEAD, snapshot_input_id
 from xch_operator.provisioning import scale_conflicts
 from xch_operator.quantity import amount
 from xch_operator.rollout import rolled_out
@@ -284,3 +287,16 @@ def test_an_engine_has_rolled_out_when_no_old_pod_is_left_and_one_leads() -> Non
     stale = deployment(1, replicas=1, updatedReplicas=1, readyReplicas=1)
     stale["status"]["observedGeneration"] = 1
     assert not rolled_out(stale)
+
+
+@pytest.mark.parametrize(
+    "input_id", ["0-0", "1767323045000-7", "1767323045000-18446744073709551615"]
+)
+def test_the_input_id_is_read_from_the_head_of_an_engine_snapshot(input_id: str) -> None:
+    """The operator reads a snapshot's first bytes only; the engine's own encoding (short ids
+    a fixstr, long ones a str8) must keep the id there."""
+    encoded = msgspec.msgpack.encode(Snapshot(input_id, 9, b"x" * 10_000))
+    assert snapshot_input_id(encoded[:SNAPSHOT_HEAD]) == input_id
+    assert snapshot_input_id(b"") is None
+    assert snapshot_input_id(b"not a snapshot") is None
+    assert snapshot_input_id(encoded[:12]) is None  # cut inside the id
