@@ -15,6 +15,7 @@
 
 import asyncio
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -58,6 +59,8 @@ FINALIZER = f"{API_GROUP}/finalizer"
 CLOSE_ANNOTATION = f"{API_GROUP}/close-entry"
 MEMO_KEY = "xch"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +332,7 @@ async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
 
 async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:
     """EngineReady and MarketMakerReady follow their Deployment's ready replicas as they
-    change, without waiting for the drift timer."""
+    change, without waiting for the drift timer; a deleted one is made again at once."""
     owner = next((ref for ref in body.metadata.get("ownerReferences") or []
                   if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
     component = body.metadata.labels.get("app.kubernetes.io/name")
@@ -351,6 +354,19 @@ async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.M
         await write_status(ctx, namespace, owner["name"], checks, None)
         if component == "engine":
             await rollout.note_status(ctx.kube, market_path(namespace, owner["name"]), live)
+        if live is None:
+            await _recreate(market, memo)
+
+
+async def _recreate(market: dict[str, Any], memo: kopf.Memo) -> None:
+    """A Deployment the Market wants was deleted (by hand, by a script): make it again now,
+    not at the next drift check. A reconcile that cannot finish is left to the drift timer,
+    which retries it."""
+    try:
+        await reconcile(kopf.Body(cast(kopf.RawBody, market)), memo)
+    except (kopf.TemporaryError, kopf.PermanentError) as exc:
+        name = market["metadata"]["name"]
+        log.info("market %s: recreating a deleted child waits for the drift check: %s", name, exc)
 
 
 def _child_keys(name: str) -> list[str]:

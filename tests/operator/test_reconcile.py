@@ -297,3 +297,34 @@ async def test_resources_the_server_rewrites_are_not_applied_again(
     updates = [e for e in events if e["involvedObject"]["name"] == "dot-usd"
                and e["reason"] == "Updated"]  # fmt: skip
     assert updates == [], "the drift check applied the engine again"
+
+
+async def test_a_deleted_deployment_is_made_again_at_once(
+    kube: Kube,
+    namespace: str,
+    operator_kubeconfig: Path,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    storage_dsn: str,
+    tmp_path: Path,
+) -> None:
+    """Not at the next drift check (two minutes away here): on the Deployment's deletion."""
+    slow = {"EXCHANGE_OPERATOR_DRIFT_SECONDS": "120"}
+    operator = start_operator(operator_kubeconfig, namespace, redis_server.url, storage_dsn,
+                              tmp_path, env=slow)  # fmt: skip
+    try:
+        kube.create_market(namespace, market_manifest("ltc-usd"))
+        _ready_all(kube, namespace, "ltc-usd")
+        kube.wait_phase(namespace, "ltc-usd", "Ready")
+        for child in ("engine-ltc-usd", "mm-ltc-usd"):
+            old = (kube.deployment(namespace, child) or {})["metadata"]["uid"]
+            kube.rest.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{child}")
+            wait_for(lambda: _uid(kube, namespace, child) not in (None, old), timeout=15,  # noqa: B023
+                     what=f"{child} made again\n{operator.log_tail()}")  # fmt: skip
+    finally:
+        operator.terminate()
+
+
+def _uid(kube: Kube, namespace: str, deployment: str) -> str | None:
+    live = kube.deployment(namespace, deployment)
+    return None if live is None else str(live["metadata"]["uid"])
