@@ -29,6 +29,7 @@ from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
 from xch_operator import observe, provisioning, resources, rollout
 from xch_operator.apply import (
+    ApplyFailed,
     NotOurs,
     child_path,
     delete_children,
@@ -42,6 +43,7 @@ from xch_operator.kube import KubeClient, resource_path
 from xch_operator.lastresort import close_with_own_engine
 from xch_operator.metrics import forget_market, instrumented, observe_market
 from xch_operator.status import (
+    APPLY_FAILED,
     ENGINE_READY,
     INVALID_MARKET,
     MM_READY,
@@ -225,6 +227,12 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         checks[ENGINE_READY] = Check.failed("ChildNotOwned", str(exc))
         await write_status(ctx, namespace, market.name, checks, generation)
         raise
+    except ApplyFailed as exc:
+        mm = exc.key == f"Deployment/{resources.mm_name(market.name)}"
+        checks[MM_READY if mm else ENGINE_READY] = Check.failed(APPLY_FAILED, str(exc))
+        await write_status(ctx, namespace, market.name, checks, generation)
+        # The same object would be refused again: retried at the drift check's pace.
+        raise kopf.TemporaryError(str(exc), delay=ctx.settings.drift_seconds) from exc
     checks.update(children.checks)
     report = await observe.engine_report(ctx.redis, ctx.trades, market.name)
     await write_status(ctx, namespace, market.name, checks, generation, report)

@@ -55,6 +55,11 @@ def _ready_market(kube: Kube, namespace: str, name: str) -> None:
     kube.wait_phase(namespace, name, "Ready")
 
 
+def _condition(kube: Kube, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    found = (c for c in kube.status(namespace, name).get("conditions") or [] if c["type"] == kind)
+    return next(found, {})
+
+
 def _report(status: dict[str, Any]) -> tuple[Any, ...]:
     fields = ("inputLag", "lastTradeTime", "snapshotTime", "leaseToken")
     return tuple(status.get(field) for field in fields)
@@ -187,9 +192,13 @@ async def test_why_says_what_is_not_ready(
         "type": "Warning", "reason": "Tested", "message": "something is off",
     })  # fmt: skip
 
+    verdict = "ProgressDeadlineExceeded"
+    wait_for(lambda: _condition(kube, namespace, name, "EngineReady").get("reason") == verdict,
+             what="the Deployment's verdict in EngineReady")  # fmt: skip
+    assert stuck["message"] in _condition(kube, namespace, name, "EngineReady")["message"]
     said = plugin.run("-n", namespace, "why", name).stdout
     assert f"market {name}: phase Degraded" in said
-    assert "EngineReady: ReplicaNotReady" in said
+    assert "EngineReady: ProgressDeadlineExceeded" in said
     assert f"Deployment {engine} Progressing: {stuck['message']}" in said
     assert "event Tested: something is off" in said
 

@@ -328,3 +328,25 @@ async def test_a_deleted_deployment_is_made_again_at_once(
 def _uid(kube: Kube, namespace: str, deployment: str) -> str | None:
     live = kube.deployment(namespace, deployment)
     return None if live is None else str(live["metadata"]["uid"])
+
+
+async def test_a_child_the_api_server_refuses_is_reported_until_fixed(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """Requests above limits: the Market model lets the resources through, the API server
+    refuses the engine Deployment. EngineReady says so, with the API server's words."""
+    wrong = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    kube.create_market(namespace, market_manifest("bch-usd", engine={"resources": wrong}))
+    kube.wait_conditions(namespace, "bch-usd", QueueReady="True", EngineReady="False")
+    engine = next(c for c in kube.status(namespace, "bch-usd")["conditions"]
+                  if c["type"] == "EngineReady")  # fmt: skip
+    assert engine["reason"] == "ApplyFailed"
+    assert engine["message"].startswith("Deployment/engine-bch-usd: 422")
+    assert "must be less than or equal to cpu limit" in engine["message"]
+    assert kube.deployment(namespace, "engine-bch-usd") is None
+
+    kube.patch_market(namespace, "bch-usd", {"spec": {"engine": {"resources": {
+        "requests": {"cpu": "1"}, "limits": {"cpu": "1"}}}}})  # fmt: skip
+    wait_for(lambda: kube.deployment(namespace, "engine-bch-usd"), what="engine applied")
+    _ready_all(kube, namespace, "bch-usd")
+    kube.wait_phase(namespace, "bch-usd", "Ready")

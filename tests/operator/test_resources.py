@@ -232,6 +232,34 @@ def test_deployment_check_wants_the_current_generation_ready() -> None:
     assert deployment_check(None, "engine").reason == "Missing"
 
 
+def test_deployment_check_says_what_the_deployment_controller_says() -> None:
+    def deployment(*conditions: dict[str, str]) -> dict[str, Any]:
+        return {"metadata": {"generation": 1},
+                "status": {"observedGeneration": 1, "conditions": list(conditions)}}  # fmt: skip
+
+    rolling = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+               "message": 'ReplicaSet "engine-a-1" is progressing.'}  # fmt: skip
+    stuck = {**rolling, "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": 'ReplicaSet "engine-a-1" has timed out progressing.'}  # fmt: skip
+    quota = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+             "message": 'pods "engine-a-1-x" is forbidden: exceeded quota: q'}  # fmt: skip
+
+    check = deployment_check(deployment(rolling), "engine")
+    assert (check.reason, check.message) == (
+        "ReplicaNotReady",
+        '0 ready replica(s); Deployment: ReplicaSet "engine-a-1" is progressing.',
+    )
+    check = deployment_check(deployment(stuck), "engine")
+    assert (check.status, check.reason) == ("False", "ProgressDeadlineExceeded")
+    assert check.message.endswith("has timed out progressing.")
+    check = deployment_check(deployment(rolling, quota), "engine")
+    assert (check.reason, check.message) == (
+        "FailedCreate",
+        f"0 ready replica(s); Deployment: {quota['message']}",
+    )
+    assert deployment_check(deployment(), "engine").message == "0 ready replica(s)"
+
+
 def test_is_subset_ignores_what_the_server_adds() -> None:
     desired = {"spec": {"ports": [{"port": 80}], "selector": {"a": "b"}}}
     live = {"spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"a": "b"},
