@@ -74,7 +74,7 @@ class Context:
     redis: redis.asyncio.Redis
     images: resources.Images
     rollouts: rollout.Rollouts
-    trades: observe.TradeReader
+    reads: observe.ReadPool
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, body: kopf.Body) -> asyncio.Lock:
@@ -150,15 +150,21 @@ async def _queue_check(ctx: Context, market: Market, owner: str) -> Check:
 
 
 async def _storage_check(ctx: Context, market: Market, body: kopf.Body) -> Check | None:
-    """Provision storage unless it is already done for this generation (None: no news)."""
-    for condition in body.status.get("conditions") or []:
-        if (
-            condition.get("type") == STORAGE_READY
-            and condition.get("status") == "True"
-            and condition.get("observedGeneration") == body.metadata.get("generation")
-        ):
-            return None
+    """Provision storage unless it is done for this generation and still all there (a
+    read-only check at each drift: a dropped view or refresh policy is made again); None:
+    no news."""
+    done = any(
+        condition.get("type") == STORAGE_READY
+        and condition.get("status") == "True"
+        and condition.get("observedGeneration") == body.metadata.get("generation")
+        for condition in body.status.get("conditions") or []
+    )
     try:
+        if done:
+            missing = await ctx.reads.missing_storage(market)
+            if not missing:
+                return None
+            kopf.warn(body, reason="StorageMissing", message=", ".join(missing))
         await provisioning.provision_storage(ctx.settings.postgres_dsn, market)
     except (OSError, asyncpg.PostgresError) as exc:
         return Check.failed("StorageUnavailable", str(exc))
@@ -234,7 +240,7 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         # The same object would be refused again: retried at the drift check's pace.
         raise kopf.TemporaryError(str(exc), delay=ctx.settings.drift_seconds) from exc
     checks.update(children.checks)
-    report = await observe.engine_report(ctx.redis, ctx.trades, market.name)
+    report = await observe.engine_report(ctx.redis, ctx.reads, market.name)
     await write_status(ctx, namespace, market.name, checks, generation, report)
     await rollout.note_status(ctx.kube, market_path(namespace, market.name), children.engine,
                               paused=None, pendingEngineImage=children.waiting_for)  # fmt: skip
@@ -418,7 +424,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             priority_class=ours.engine_priority_class,
         ),
         rollouts=rollout.Rollouts(kube, ours.namespaces, ours.engine_rollout_batch),
-        trades=observe.TradeReader(ours.postgres_dsn),
+        reads=observe.ReadPool(ours.postgres_dsn),
     )
 
 
@@ -426,7 +432,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = context(memo)
     await ctx.kube.close()
     await ctx.redis.aclose()
-    await ctx.trades.close()
+    await ctx.reads.close()
 
 
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:

@@ -12,7 +12,9 @@ import asyncpg
 import redis.asyncio
 import redis.exceptions
 
+from storage.klines import missing_on
 from xch import keys
+from xch.market import Market
 from xch.wire import as_text
 
 LAG_CAP = 1000
@@ -29,9 +31,10 @@ _INPUT_ID_KEY = b"\xa8input_id"
 is this (a fixstr of 8 bytes)."""
 
 
-class TradeReader:
-    """A small asyncpg pool, made at first use (PostgreSQL may be down when the operator
-    starts) and shared by every reconcile."""
+class ReadPool:
+    """The operator's PostgreSQL reads (last trades, storage checks): a small asyncpg pool,
+    made at first use (PostgreSQL may be down when the operator starts) and shared by every
+    reconcile."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -51,6 +54,12 @@ class TradeReader:
         pool = await self.pool()
         async with pool.acquire() as conn:
             return await last_trade(conn, name)
+
+    async def missing_storage(self, market: Market) -> list[str]:
+        """What the market's storage lacks (storage.klines.missing_on)."""
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            return await missing_on(conn, market)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -104,9 +113,7 @@ async def lease_token(client: redis.asyncio.Redis, name: str) -> int | None:
     return None if token is None else int(token)
 
 
-async def engine_report(
-    client: redis.asyncio.Redis, trades: TradeReader, name: str
-) -> dict[str, Any]:
+async def engine_report(client: redis.asyncio.Redis, reads: ReadPool, name: str) -> dict[str, Any]:
     """`inputLag`, `snapshotTime`, `leaseToken` and `lastTradeTime` for the status (None: no
     snapshot, holder or trade); a store that does not answer leaves its fields out (the
     last values stay)."""
@@ -116,7 +123,7 @@ async def engine_report(
         report["snapshotTime"] = await snapshot_time(client, name)
         report["leaseToken"] = await lease_token(client, name)
     try:
-        row = await trades.last_trade(name)
+        row = await reads.last_trade(name)
         report["lastTradeTime"] = None if row is None else _timestamp(row["ts"])
     except (OSError, asyncpg.PostgresError):
         pass

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
+from storage.klines import existing_relations, relation_name
 from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
 from tests.harness.processes import free_port
 from tests.harness.servers import RedisServer
@@ -350,3 +351,25 @@ async def test_a_child_the_api_server_refuses_is_reported_until_fixed(
     wait_for(lambda: kube.deployment(namespace, "engine-bch-usd"), what="engine applied")
     _ready_all(kube, namespace, "bch-usd")
     kube.wait_phase(namespace, "bch-usd", "Ready")
+
+
+async def test_storage_is_checked_again_and_made_again(
+    kube: Kube, namespace: str, operator: OperatorProcess, storage_dsn: str
+) -> None:
+    """Not only until StorageReady: a klines view dropped by hand is back at the next drift
+    check, with a StorageMissing warning naming it."""
+    kube.create_market(namespace, market_manifest("zec-usd"))
+    kube.wait_conditions(namespace, "zec-usd", StorageReady="True")
+    hourly = relation_name("1h", "zec-usd")
+    conn = await asyncpg.connect(storage_dsn)
+    try:
+        await conn.execute(f"DROP VIEW {hourly}")
+        for _ in range(150):
+            if hourly in await existing_relations(conn, "zec-usd"):
+                break
+            await asyncio.sleep(0.1)
+        assert hourly in await existing_relations(conn, "zec-usd"), operator.log_tail()
+    finally:
+        await conn.close()
+    events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    assert any(e["reason"] == "StorageMissing" and hourly in e["message"] for e in events)
