@@ -12,7 +12,14 @@ import asyncpg
 import redis.asyncio
 
 from storage.klines import existing_relations, relation_name
-from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
+from tests.harness.operator import (
+    Kube,
+    OperatorProcess,
+    market_manifest,
+    start_operator,
+    wait_for,
+    watching_every_namespace,
+)
 from tests.harness.processes import free_port
 from tests.harness.servers import RedisServer
 from xch import keys
@@ -373,3 +380,34 @@ async def test_storage_is_checked_again_and_made_again(
         await conn.close()
     events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
     assert any(e["reason"] == "StorageMissing" and hourly in e["message"] for e in events)
+
+
+async def test_cluster_wide_the_operator_reconciles_markets_in_every_namespace(
+    kube: Kube,
+    namespace: str,
+    operator_kubeconfig: Path,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    storage_dsn: str,
+    tmp_path: Path,
+) -> None:
+    """No watched namespaces (the chart's default): Markets of namespaces created after it
+    started, with no Role of their own, are reconciled and wound down."""
+    everywhere = {"EXCHANGE_OPERATOR_NAMESPACES": "[]"}
+    with watching_every_namespace(kube):
+        operator = start_operator(operator_kubeconfig, namespace, redis_server.url,
+                                  storage_dsn, tmp_path, env=everywhere)  # fmt: skip
+        try:
+            others = [f"{namespace}-a", f"{namespace}-b"]
+            for other, name in zip(others, ("aa-usd", "bb-usd"), strict=True):
+                kube.create_namespace(other)
+                kube.create_market(other, market_manifest(name))
+            for other, name in zip(others, ("aa-usd", "bb-usd"), strict=True):
+                kube.wait_conditions(other, name, QueueReady="True", StorageReady="True")
+                _ready_all(kube, other, name)
+                kube.wait_phase(other, name, "Ready")
+                kube.delete_market(other, name)
+                wait_for(lambda: kube.get_market(other, name) is None,  # noqa: B023
+                         what=f"{name} wound down\n{operator.log_tail()}")  # fmt: skip
+        finally:
+            operator.terminate()
