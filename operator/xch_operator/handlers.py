@@ -74,6 +74,7 @@ class Context:
     redis: redis.asyncio.Redis
     images: resources.Images
     rollouts: rollout.Rollouts
+    mm_rollouts: rollout.Rollouts
     reads: observe.ReadPool
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -177,15 +178,24 @@ class Children:
     engine: dict[str, Any] | None
     waiting_for: str | None
     """The engine image this Market waits to roll to (its batch is full)."""
+    mm_waiting_for: str | None
+    """The same for its market maker."""
 
 
 async def _children(ctx: Context, market: Market, body: kopf.Body) -> Children:
     engine_key = f"Deployment/{resources.engine_name(market.name)}"
+    namespace = body.metadata.namespace or ""
     live_engine = await ctx.kube.get(
-        child_path("Deployment", body.metadata.namespace or "", resources.engine_name(market.name))
+        child_path("Deployment", namespace, resources.engine_name(market.name))
     )
-    async with rollout.engine_image(ctx.rollouts, live_engine, ctx.images.engine) as image:
-        images = dataclasses.replace(ctx.images, engine=image.now)
+    live_mm = await ctx.kube.get(
+        child_path("Deployment", namespace, resources.mm_name(market.name))
+    )
+    async with (
+        rollout.image_to_run(ctx.rollouts, live_engine, ctx.images.engine) as engine_image,
+        rollout.image_to_run(ctx.mm_rollouts, live_mm, ctx.images.mm) as mm_image,
+    ):
+        images = dataclasses.replace(ctx.images, engine=engine_image.now, mm=mm_image.now)
         restarted_at = body.metadata.annotations.get(rollout.RESTARTED_AT)
         children = resources.build_children(market, images, restarted_at)
         outcomes = await ensure_children(ctx.kube, body, children)
@@ -200,7 +210,7 @@ async def _children(ctx: Context, market: Market, body: kopf.Body) -> Children:
         checks[MM_READY] = deployment_check(mm, "market maker")
     else:
         checks[MM_READY] = Check.ok("Disabled", "spec.marketMaker.enabled is false")
-    return Children(checks, engine, image.waiting_for)
+    return Children(checks, engine, engine_image.waiting_for, mm_image.waiting_for)
 
 
 async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
@@ -248,11 +258,12 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
     if failed:
         raise kopf.TemporaryError(failed[0].message, delay=ctx.settings.retry_seconds)
-    if children.waiting_for:
-        raise kopf.TemporaryError(
-            f"waiting for a place in the engine rollout to {children.waiting_for}",
-            delay=ctx.settings.retry_seconds,
-        )
+    for what, image in (("engine", children.waiting_for), ("mm", children.mm_waiting_for)):
+        if image:
+            raise kopf.TemporaryError(
+                f"waiting for a place in the {what} rollout to {image}",
+                delay=ctx.settings.retry_seconds,
+            )
 
 
 async def _invalid(ctx: Context, body: kopf.Body, message: str, generation: int) -> None:
@@ -424,6 +435,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             priority_class=ours.engine_priority_class,
         ),
         rollouts=rollout.Rollouts(kube, ours.namespaces, ours.engine_rollout_batch),
+        mm_rollouts=rollout.Rollouts(
+            kube, ours.namespaces, ours.engine_rollout_batch, rollout.MARKET_MAKER
+        ),
         reads=observe.ReadPool(ours.postgres_dsn),
     )
 
