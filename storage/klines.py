@@ -198,6 +198,37 @@ async def provision_on(conn: asyncpg.Connection, market: Market) -> None:
             await conn.execute(plain_view(market.name, level.interval))
 
 
+async def missing_on(conn: asyncpg.Connection, market: Market) -> list[str]:
+    """What `provision_on` makes that is not there (read only, a few catalog lookups): the
+    market's live row with the current spec, its klines relations and, with TimescaleDB,
+    their refresh policies. Empty: nothing to do."""
+    missing: list[str] = []
+    row = await conn.fetchrow("SELECT spec, deleted_at FROM markets WHERE name = $1", market.name)
+    spec = market.spec.model_dump(by_alias=True, mode="json")
+    if row is None or row["deleted_at"] is not None or orjson.loads(row["spec"]) != spec:
+        missing.append(f"market row {market.name}")
+    wanted = [relation_name(level.interval, market.name)
+              for level in hierarchy(market.spec.klines.intervals)]  # fmt: skip
+    existing = set(await existing_relations(conn, market.name))
+    missing += [relation for relation in wanted if relation not in existing]
+    if await has_timescale(conn):
+        refreshed = await _refreshed_aggregates(conn)
+        missing += [f"refresh policy of {relation}" for relation in wanted
+                    if relation in existing and relation not in refreshed]  # fmt: skip
+    return missing
+
+
+async def _refreshed_aggregates(conn: asyncpg.Connection) -> set[str]:
+    """The continuous aggregates of the current schema that have a refresh policy (a job
+    names the aggregate as its hypertable)."""
+    rows = await conn.fetch(
+        "SELECT hypertable_name FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate' "
+        "AND hypertable_schema = current_schema()"
+    )
+    return {row["hypertable_name"] for row in rows}
+
+
 async def drop_on(conn: asyncpg.Connection, name: str) -> None:
     """Drop the market's klines relations (longest interval first, as continuous aggregates
     built on others require) and its trading history. The ledger journal and transfers

@@ -29,6 +29,14 @@ class NotOurs(kopf.PermanentError):
     """A child's name is taken by an object this Market does not own."""
 
 
+class ApplyFailed(Exception):
+    """The API server refused a child (invalid, forbidden, over a quota): `key` names it."""
+
+    def __init__(self, key: str, error: KubeError) -> None:
+        super().__init__(f"{key}: {error}")
+        self.key = key
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one child (created, updated, deleted or unchanged), and the object
@@ -65,6 +73,10 @@ def is_subset(desired: Any, live: Any, quantities: bool = False) -> bool:
     return bool(desired == live) or (quantities and same_amount(desired, live))
 
 
+CLIENT_ERROR = 4
+"""HTTP 4xx: the API server refused the object; 5xx and connection errors are retried."""
+
+
 def owned_by(live: dict[str, Any], owner_uid: str) -> bool:
     references = live.get("metadata", {}).get("ownerReferences") or []
     return any(reference.get("uid") == owner_uid for reference in references)
@@ -88,7 +100,12 @@ async def ensure_child(
     kopf.adopt(desired, owner=owner)
     if live is not None and is_subset(desired, live):
         return Outcome(key, "unchanged", live)
-    applied = await kube.apply(path, desired)
+    try:
+        applied = await kube.apply(path, desired)
+    except KubeError as exc:
+        if exc.status // 100 != CLIENT_ERROR:
+            raise
+        raise ApplyFailed(key, exc) from exc
     return Outcome(key, "created" if live is None else "updated", applied)
 
 

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     """Seconds an engine or mm Pod tolerates a not-ready or unreachable node."""
     engine_rollout_batch: int = Field(default=1, ge=1)
     """How many engines roll to a new engine image at once: the next starts when one of
-    them is ready on it."""
+    them is ready on it. Market makers roll to a new mm image in batches of the same size."""
     engine_priority_class: str = ""
     """priorityClassName of the engine Pods; empty: none."""
     namespaces: tuple[str, ...] = ()

@@ -211,6 +211,8 @@ def status_schema() -> dict[str, Any]:
             "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
             "inputLag": {"type": "integer", "minimum": 0, "maximum": LAG_CAP},
             "lastTradeTime": {"type": "string", "format": "date-time", "nullable": True},
+            "snapshotTime": {"type": "string", "format": "date-time", "nullable": True},
+            "leaseToken": {"type": "integer", "format": "int64", "minimum": 1, "nullable": True},
             "conditions": {
                 "type": "array",
                 "items": condition,
@@ -272,6 +274,8 @@ def build_crd() -> dict[str, Any]:
                         _column("Reason", ".status.phaseReason"),
                         _column("Lag", ".status.inputLag", "integer"),
                         _column("Last Trade", ".status.lastTradeTime", "date"),
+                        _column("Snapshot", ".status.snapshotTime", "date"),
+                        _column("Lease", ".status.leaseToken", "integer"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

@@ -15,6 +15,7 @@
 
 import asyncio
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from runtime.redis_client import redis_client
 from xch.market import API_GROUP, API_VERSION, KIND, Market, OnDelete, Trading
 from xch_operator import observe, provisioning, resources, rollout
 from xch_operator.apply import (
+    ApplyFailed,
     NotOurs,
     child_path,
     delete_children,
@@ -41,6 +43,7 @@ from xch_operator.kube import KubeClient, resource_path
 from xch_operator.lastresort import close_with_own_engine
 from xch_operator.metrics import forget_market, instrumented, observe_market
 from xch_operator.status import (
+    APPLY_FAILED,
     ENGINE_READY,
     INVALID_MARKET,
     MM_READY,
@@ -59,6 +62,8 @@ CLOSE_ANNOTATION = f"{API_GROUP}/close-entry"
 MEMO_KEY = "xch"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -69,6 +74,8 @@ class Context:
     redis: redis.asyncio.Redis
     images: resources.Images
     rollouts: rollout.Rollouts
+    mm_rollouts: rollout.Rollouts
+    reads: observe.ReadPool
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, body: kopf.Body) -> asyncio.Lock:
@@ -144,15 +151,21 @@ async def _queue_check(ctx: Context, market: Market, owner: str) -> Check:
 
 
 async def _storage_check(ctx: Context, market: Market, body: kopf.Body) -> Check | None:
-    """Provision storage unless it is already done for this generation (None: no news)."""
-    for condition in body.status.get("conditions") or []:
-        if (
-            condition.get("type") == STORAGE_READY
-            and condition.get("status") == "True"
-            and condition.get("observedGeneration") == body.metadata.get("generation")
-        ):
-            return None
+    """Provision storage unless it is done for this generation and still all there (a
+    read-only check at each drift: a dropped view or refresh policy is made again); None:
+    no news."""
+    done = any(
+        condition.get("type") == STORAGE_READY
+        and condition.get("status") == "True"
+        and condition.get("observedGeneration") == body.metadata.get("generation")
+        for condition in body.status.get("conditions") or []
+    )
     try:
+        if done:
+            missing = await ctx.reads.missing_storage(market)
+            if not missing:
+                return None
+            kopf.warn(body, reason="StorageMissing", message=", ".join(missing))
         await provisioning.provision_storage(ctx.settings.postgres_dsn, market)
     except (OSError, asyncpg.PostgresError) as exc:
         return Check.failed("StorageUnavailable", str(exc))
@@ -165,15 +178,24 @@ class Children:
     engine: dict[str, Any] | None
     waiting_for: str | None
     """The engine image this Market waits to roll to (its batch is full)."""
+    mm_waiting_for: str | None
+    """The same for its market maker."""
 
 
 async def _children(ctx: Context, market: Market, body: kopf.Body) -> Children:
     engine_key = f"Deployment/{resources.engine_name(market.name)}"
+    namespace = body.metadata.namespace or ""
     live_engine = await ctx.kube.get(
-        child_path("Deployment", body.metadata.namespace or "", resources.engine_name(market.name))
+        child_path("Deployment", namespace, resources.engine_name(market.name))
     )
-    async with rollout.engine_image(ctx.rollouts, live_engine, ctx.images.engine) as image:
-        images = dataclasses.replace(ctx.images, engine=image.now)
+    live_mm = await ctx.kube.get(
+        child_path("Deployment", namespace, resources.mm_name(market.name))
+    )
+    async with (
+        rollout.image_to_run(ctx.rollouts, live_engine, ctx.images.engine) as engine_image,
+        rollout.image_to_run(ctx.mm_rollouts, live_mm, ctx.images.mm) as mm_image,
+    ):
+        images = dataclasses.replace(ctx.images, engine=engine_image.now, mm=mm_image.now)
         restarted_at = body.metadata.annotations.get(rollout.RESTARTED_AT)
         children = resources.build_children(market, images, restarted_at)
         outcomes = await ensure_children(ctx.kube, body, children)
@@ -188,7 +210,7 @@ async def _children(ctx: Context, market: Market, body: kopf.Body) -> Children:
         checks[MM_READY] = deployment_check(mm, "market maker")
     else:
         checks[MM_READY] = Check.ok("Disabled", "spec.marketMaker.enabled is false")
-    return Children(checks, engine, image.waiting_for)
+    return Children(checks, engine, engine_image.waiting_for, mm_image.waiting_for)
 
 
 async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
@@ -221,8 +243,14 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
         checks[ENGINE_READY] = Check.failed("ChildNotOwned", str(exc))
         await write_status(ctx, namespace, market.name, checks, generation)
         raise
+    except ApplyFailed as exc:
+        mm = exc.key == f"Deployment/{resources.mm_name(market.name)}"
+        checks[MM_READY if mm else ENGINE_READY] = Check.failed(APPLY_FAILED, str(exc))
+        await write_status(ctx, namespace, market.name, checks, generation)
+        # The same object would be refused again: retried at the drift check's pace.
+        raise kopf.TemporaryError(str(exc), delay=ctx.settings.drift_seconds) from exc
     checks.update(children.checks)
-    report = await observe.engine_report(ctx.redis, ctx.settings.postgres_dsn, market.name)
+    report = await observe.engine_report(ctx.redis, ctx.reads, market.name)
     await write_status(ctx, namespace, market.name, checks, generation, report)
     await rollout.note_status(ctx.kube, market_path(namespace, market.name), children.engine,
                               paused=None, pendingEngineImage=children.waiting_for)  # fmt: skip
@@ -230,11 +258,12 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo) -> None:
               if kind in (QUEUE_READY, STORAGE_READY) and check.status != "True"]  # fmt: skip
     if failed:
         raise kopf.TemporaryError(failed[0].message, delay=ctx.settings.retry_seconds)
-    if children.waiting_for:
-        raise kopf.TemporaryError(
-            f"waiting for a place in the engine rollout to {children.waiting_for}",
-            delay=ctx.settings.retry_seconds,
-        )
+    for what, image in (("engine", children.waiting_for), ("mm", children.mm_waiting_for)):
+        if image:
+            raise kopf.TemporaryError(
+                f"waiting for a place in the {what} rollout to {image}",
+                delay=ctx.settings.retry_seconds,
+            )
 
 
 async def _invalid(ctx: Context, body: kopf.Body, message: str, generation: int) -> None:
@@ -328,7 +357,7 @@ async def _closed(ctx: Context, body: kopf.Body, entry: str) -> bool:
 
 async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.Memo) -> None:
     """EngineReady and MarketMakerReady follow their Deployment's ready replicas as they
-    change, without waiting for the drift timer."""
+    change, without waiting for the drift timer; a deleted one is made again at once."""
     owner = next((ref for ref in body.metadata.get("ownerReferences") or []
                   if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
     component = body.metadata.labels.get("app.kubernetes.io/name")
@@ -350,6 +379,19 @@ async def deployment_changed(body: kopf.Body, event: kopf.RawEvent, memo: kopf.M
         await write_status(ctx, namespace, owner["name"], checks, None)
         if component == "engine":
             await rollout.note_status(ctx.kube, market_path(namespace, owner["name"]), live)
+        if live is None:
+            await _recreate(market, memo)
+
+
+async def _recreate(market: dict[str, Any], memo: kopf.Memo) -> None:
+    """A Deployment the Market wants was deleted (by hand, by a script): make it again now,
+    not at the next drift check. A reconcile that cannot finish is left to the drift timer,
+    which retries it."""
+    try:
+        await reconcile(kopf.Body(cast(kopf.RawBody, market)), memo)
+    except (kopf.TemporaryError, kopf.PermanentError) as exc:
+        name = market["metadata"]["name"]
+        log.info("market %s: recreating a deleted child waits for the drift check: %s", name, exc)
 
 
 def _child_keys(name: str) -> list[str]:
@@ -393,6 +435,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             priority_class=ours.engine_priority_class,
         ),
         rollouts=rollout.Rollouts(kube, ours.namespaces, ours.engine_rollout_batch),
+        mm_rollouts=rollout.Rollouts(
+            kube, ours.namespaces, ours.engine_rollout_batch, rollout.MARKET_MAKER
+        ),
+        reads=observe.ReadPool(ours.postgres_dsn),
     )
 
 
@@ -400,6 +446,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx = context(memo)
     await ctx.kube.close()
     await ctx.redis.aclose()
+    await ctx.reads.close()
 
 
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:

@@ -1,6 +1,7 @@
 """`kubectl exchange`: the platform's Markets from kubectl (installed as `kubectl-exchange`).
 
-kubectl exchange markets [-A]       each Market: phase, readiness, input lag, last trade
+kubectl exchange markets [-A]       each Market: phase, readiness, input lag, last trade,
+                                    snapshot time, lease token
 kubectl exchange halt MARKET        stop trading (cancels still work; the book is kept)
 kubectl exchange resume MARKET      trade again
 kubectl exchange close MARKET --yes delete the Market: halt, cancel every order (funds
@@ -27,7 +28,7 @@ from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, KubeError, resource_path
 from xch_operator.status import READY_CONDITION
 
-COLUMNS = ("NAME", "PHASE", "READY", "LAG", "LAST TRADE", "REASON")
+COLUMNS = ("NAME", "PHASE", "READY", "LAG", "LAST TRADE", "SNAPSHOT", "LEASE", "REASON")
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
 
@@ -69,13 +70,15 @@ def market_row(market: dict[str, Any], with_namespace: bool) -> tuple[str, ...]:
     name = market["metadata"]["name"]
     if with_namespace:
         name = f"{market['metadata']['namespace']}/{name}"
-    lag = status.get("inputLag")
+    lag, token = status.get("inputLag"), status.get("leaseToken")
     return (
         name,
         status.get("phase", "-"),
         condition(market, READY_CONDITION).get("status", "Unknown"),
         "-" if lag is None else str(lag),
         status.get("lastTradeTime") or "never",
+        status.get("snapshotTime") or "none",
+        "free" if token is None else str(token),
         status.get("phaseReason", ""),
     )
 

@@ -1,4 +1,5 @@
-"""Engine image upgrades in batches, and the annotations that steer one Market by hand.
+"""Engine and market-maker image upgrades in batches, and the annotations that steer one
+Market by hand.
 
 A new engine image (the operator's setting, i.e. the chart's image tag) would restart every
 market at once if each Market's reconcile applied it. Instead a Market whose engine runs
@@ -7,7 +8,8 @@ rolling to it: one that has the new image but has not finished rolling out (ever
 updated, one ready) holds its place in the batch. The count is read from the cluster (a
 listing shared for a second), so an operator restarted mid-upgrade goes on where it was; a
 lock makes "count, then apply" one step. A Market kept back keeps its image, and every
-other change still applies to it.
+other change still applies to it. Market makers' images roll the same way, in batches of
+the same size counted among the market-maker Deployments.
 
 Annotations on a Market (outside `exchange.dev/`, where Kopf keeps its own state and which
 it leaves out when it looks for changes):
@@ -37,17 +39,20 @@ ANNOTATION_PREFIX = "operator.exchange.dev"
 RESTARTED_AT = f"{ANNOTATION_PREFIX}/restartedAt"
 RECONCILE = f"{ANNOTATION_PREFIX}/reconcile"
 PAUSED = "paused"
-ENGINE_CONTAINER = "engine"
+ENGINE = "engine"
+MARKET_MAKER = "mm"
+"""Components rolled in batches: each is the app.kubernetes.io/name of its Deployments and
+the name of their container."""
 
 
 def is_paused(annotations: Mapping[str, str]) -> bool:
     return annotations.get(RECONCILE) == PAUSED
 
 
-def image_of(deployment: dict[str, Any]) -> str:
-    """The image the engine Deployment's Pod template runs."""
+def image_of(deployment: dict[str, Any], component: str = ENGINE) -> str:
+    """The image the Deployment's Pod template runs in `component`'s container."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
-    image: str = next(c["image"] for c in containers if c["name"] == ENGINE_CONTAINER)
+    image: str = next(c["image"] for c in containers if c["name"] == component)
     return image
 
 
@@ -71,21 +76,24 @@ each retry, and they share a listing instead of each listing every engine."""
 
 @dataclass
 class Rollouts:
-    """The gate every engine image change passes (one per operator)."""
+    """The gate every image change of one component passes (one per operator and
+    component)."""
 
     kube: KubeClient
     namespaces: tuple[str, ...]
     """Watched namespaces; empty: every namespace."""
     batch: int
+    component: str = ENGINE
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _rolling: dict[str, set[str]] = field(default_factory=dict)
-    """By image: the engine Deployments ("namespace/name") rolling to it, as last listed,
+    """By image: the component's Deployments ("namespace/name") rolling to it, as last listed,
     plus those admitted since (listed at `_listed_at`)."""
     _listed_at: float = 0.0
 
-    async def _engines(self) -> list[dict[str, Any]]:
+    async def _deployments(self) -> list[dict[str, Any]]:
         selector = (
-            f"app.kubernetes.io/name=engine,app.kubernetes.io/managed-by={resources.MANAGED_BY}"
+            f"app.kubernetes.io/name={self.component},"
+            f"app.kubernetes.io/managed-by={resources.MANAGED_BY}"
         )
         if not self.namespaces:
             return await self.kube.list("/apis/apps/v1/deployments", selector)
@@ -97,53 +105,54 @@ class Rollouts:
         return found
 
     async def rolling_to(self, image: str) -> set[str]:
-        """The engine Deployments rolling to `image` and not done (a listing at most
+        """The Deployments rolling to `image` and not done (a listing at most
         LIST_SECONDS old: one that has just finished may still count, never one less)."""
         if time.monotonic() - self._listed_at > LIST_SECONDS:
             self._rolling = {}
-            for engine in await self._engines():
-                if not rolled_out(engine):
-                    meta = engine["metadata"]
+            for deployment in await self._deployments():
+                if not rolled_out(deployment):
+                    meta = deployment["metadata"]
                     key = f"{meta['namespace']}/{meta['name']}"
-                    self._rolling.setdefault(image_of(engine), set()).add(key)
+                    self._rolling.setdefault(image_of(deployment, self.component), set()).add(key)
             self._listed_at = time.monotonic()
         return self._rolling.setdefault(image, set())
 
-    async def admits(self, image: str, engine: str) -> bool:
-        """True if `engine` ("namespace/name") may start rolling to `image` now, and it then
-        counts as rolling. Call with `lock` held, and apply the Deployment before releasing
+    async def admits(self, image: str, deployment: str) -> bool:
+        """True if `deployment` ("namespace/name") may start rolling to `image` now, and it
+        then counts as rolling. Call with `lock` held, and apply the Deployment before releasing
         it."""
         rolling = await self.rolling_to(image)
         if len(rolling) >= self.batch:
             return False
-        rolling.add(engine)
+        rolling.add(deployment)
         return True
 
 
 @dataclass(frozen=True, slots=True)
-class EngineImage:
-    """The image a Market's engine is to run now, and the one it waits to run."""
+class Image:
+    """The image a Market's engine or market maker is to run now, and the one it waits to
+    run."""
 
     now: str
     waiting_for: str | None = None
 
 
 @asynccontextmanager
-async def engine_image(
+async def image_to_run(
     rollouts: Rollouts, live: dict[str, Any] | None, target: str
-) -> AsyncIterator[EngineImage]:
-    """The image to apply: `target` for a new engine, one already on it, or one admitted to
-    the batch; otherwise the image it runs. Apply the Deployment inside the block: while
+) -> AsyncIterator[Image]:
+    """The image to apply: `target` for a new Deployment, one already on it, or one admitted
+    to the batch; otherwise the image it runs. Apply the Deployment inside the block: while
     an image changes, the block holds the batch's lock."""
-    if live is None or image_of(live) == target:
-        yield EngineImage(target)
+    if live is None or image_of(live, rollouts.component) == target:
+        yield Image(target)
         return
     meta = live["metadata"]
     async with rollouts.lock:
         if await rollouts.admits(target, f"{meta['namespace']}/{meta['name']}"):
-            yield EngineImage(target)
+            yield Image(target)
         else:
-            yield EngineImage(image_of(live), waiting_for=target)
+            yield Image(image_of(live, rollouts.component), waiting_for=target)
 
 
 async def note_status(

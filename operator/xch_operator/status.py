@@ -13,6 +13,9 @@ SPEC_VALID = "SpecValid"
 """False (reason InvalidMarket) when the Market model refuses a spec the API server accepted
 (a rule the CRD's CEL cannot state, or one a Market stored under an older CRD escaped)."""
 INVALID_MARKET = "InvalidMarket"
+APPLY_FAILED = "ApplyFailed"
+"""EngineReady or MarketMakerReady's reason when the API server refused one of the Market's
+children; the message names it and quotes the API server."""
 QUEUE_READY = "QueueReady"
 STORAGE_READY = "StorageReady"
 ENGINE_READY = "EngineReady"
@@ -134,7 +137,10 @@ def deleting_status(current: dict[str, Any], reason: str, message: str) -> dict[
 
 
 def deployment_check(deployment: dict[str, Any] | None, what: str) -> Check:
-    """Ready when the Deployment's current generation has its one replica ready."""
+    """Ready when the Deployment's current generation has its one replica ready. Otherwise
+    what the Deployment controller says: a ReplicaFailure (a quota, a Pod refused) or a
+    Progressing False (ProgressDeadlineExceeded) gives its reason and message; else
+    ReplicaNotReady with the Progressing message (which ReplicaSet is rolling out)."""
     if deployment is None:
         return Check.failed("Missing", f"the {what} Deployment does not exist")
     status = deployment.get("status") or {}
@@ -142,4 +148,15 @@ def deployment_check(deployment: dict[str, Any] | None, what: str) -> Check:
     ready = status.get("readyReplicas", 0)
     if observed >= deployment["metadata"].get("generation", 0) and ready >= 1:
         return Check.ok("ReplicaReady", f"{ready} ready replica(s)")
-    return Check.failed("ReplicaNotReady", f"{ready} ready replica(s)")
+    said = {found.get("type"): found for found in status.get("conditions") or []}
+    progressing, failure = said.get("Progressing", {}), said.get("ReplicaFailure", {})
+    if failure.get("status") == "True":
+        stuck = failure
+    elif progressing.get("status") == "False":
+        stuck = progressing
+    else:
+        stuck = {"reason": "ReplicaNotReady", "message": progressing.get("message")}
+    message = f"{ready} ready replica(s)"
+    if stuck.get("message"):
+        message += f"; Deployment: {stuck['message']}"
+    return Check.failed(stuck.get("reason") or "ReplicaNotReady", message)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -240,6 +241,25 @@ def watch_namespace(kube: Kube, namespace: str) -> None:
     role = {"metadata": {"name": OPERATOR_ACCOUNT}, "rules": _rbac_rules("namespaced")}
     kube.rest.create(f"{rbac}/roles", role)
     kube.rest.create(f"{rbac}/rolebindings", _binding("Role", OPERATOR_ACCOUNT, namespace))
+
+
+@contextmanager
+def watching_every_namespace(kube: Kube) -> Iterator[None]:
+    """The chart without operator.watchNamespaces: the namespaced rules in a ClusterRole too,
+    bound cluster-wide, for the block only (other tests must see a namespace's Role as the
+    operator's only rights there)."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    name = f"{OPERATOR_ACCOUNT}-every-namespace"
+    kube.rest.create(f"{rbac}/clusterroles",
+                     {"metadata": {"name": name}, "rules": _rbac_rules("namespaced")})  # fmt: skip
+    binding = _binding("ClusterRole", OPERATOR_ACCOUNT)
+    binding["metadata"]["name"] = binding["roleRef"]["name"] = name
+    kube.rest.create(f"{rbac}/clusterrolebindings", binding)
+    try:
+        yield
+    finally:
+        kube.rest.delete(f"{rbac}/clusterrolebindings/{name}")
+        kube.rest.delete(f"{rbac}/clusterroles/{name}")
 
 
 def start_operator(

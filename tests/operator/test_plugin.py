@@ -3,23 +3,31 @@ kubeconfig, against the real API server and a running operator."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio
 
+from engine.store import MarketStore, Snapshot
 from tests.harness.kube import ControlPlane
 from tests.harness.operator import Kube, OperatorProcess, market_manifest, wait_for
 from tests.harness.processes import ROOT
 from xch import keys
+from xch.wire import as_text
+from xch_operator.observe import APPLICATION_NAME, POOL_SIZE
 
 TRADE_TIME = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+TRADE = "2026-01-02T03:04:05Z"
+DRIFT_SECONDS = 3
+"""The test operator's drift interval (tests/harness/operator.py)."""
 
 
 @pytest.fixture
@@ -47,6 +55,36 @@ def _ready_market(kube: Kube, namespace: str, name: str) -> None:
     kube.wait_phase(namespace, name, "Ready")
 
 
+def _condition(kube: Kube, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    found = (c for c in kube.status(namespace, name).get("conditions") or [] if c["type"] == kind)
+    return next(found, {})
+
+
+def _report(status: dict[str, Any]) -> tuple[Any, ...]:
+    fields = ("inputLag", "lastTradeTime", "snapshotTime", "leaseToken")
+    return tuple(status.get(field) for field in fields)
+
+
+def _printer_columns(kube: Kube) -> list[dict[str, Any]]:
+    crd = kube.rest.request(
+        "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/markets.exchange.dev"
+    )
+    columns: list[dict[str, Any]] = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    return columns
+
+
+async def _report_connections(dsn: str) -> set[int]:
+    """Backend pids of the operator's report pool."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", APPLICATION_NAME
+        )
+    finally:
+        await conn.close()
+    return {row["pid"] for row in rows}
+
+
 async def _trade(dsn: str, market: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -66,7 +104,7 @@ def test_the_package_installs_it_as_kubectl_exchange() -> None:
     assert scripts["kubectl-exchange"] == "xch_operator.plugin:main"
 
 
-async def test_markets_shows_phase_readiness_lag_and_last_trade(
+async def test_markets_shows_phase_readiness_lag_last_trade_snapshot_and_lease(
     kube: Kube,
     namespace: str,
     operator: OperatorProcess,
@@ -76,19 +114,43 @@ async def test_markets_shows_phase_readiness_lag_and_last_trade(
 ) -> None:
     name = "lag-usd"
     _ready_market(kube, namespace, name)
+    store = MarketStore(redis_client, name)
+    # The engine's own code takes the lease and stores a snapshot covering the first input.
+    token = await store.acquire_lease(60_000)
+    # An input entry whose id says it was enqueued at a known second, after the stream's
+    # creation (a stream's ids only grow).
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    snapshot = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    covered_id = f"{int(at.timestamp() * 1000)}-7"
+    covered = await redis_client.xadd(keys.market_input(name), {"test": "1"}, id=covered_id)
     for _ in range(3):
         await redis_client.xadd(keys.market_input(name), {"test": "1"})
+    assert await store.save_snapshot(token, Snapshot(as_text(covered), 1, b"book")) == "ok"
     await _trade(storage_dsn, name)
     lag = await redis_client.xlen(keys.market_input(name))  # nothing applied: all of it
     assert lag >= 3
-    wait_for(lambda: kube.status(namespace, name).get("inputLag") == lag
-             and kube.status(namespace, name).get("lastTradeTime") == "2026-01-02T03:04:05Z",
-             what=f"lag and last trade in the status\n{operator.log_tail()}")  # fmt: skip
+    wait_for(
+        lambda: _report(kube.status(namespace, name)) == (lag, TRADE, snapshot, token),
+        what=f"lag, last trade, snapshot and lease in the status\n{operator.log_tail()}",
+    )
 
     lines = plugin.run("-n", namespace, "markets").stdout.splitlines()
-    assert lines[0].split() == ["NAME", "PHASE", "READY", "LAG", "LAST", "TRADE", "REASON"]
-    assert lines[1].split() == [name, "Ready", "True", str(lag), "2026-01-02T03:04:05Z",
+    assert lines[0].split() == ["NAME", "PHASE", "READY", "LAG", "LAST", "TRADE", "SNAPSHOT",
+                                "LEASE", "REASON"]  # fmt: skip
+    assert lines[1].split() == [name, "Ready", "True", str(lag), TRADE, snapshot, str(token),
                                 "AllConditionsTrue"]  # fmt: skip
+    columns = {column["name"] for column in _printer_columns(kube)}
+    assert {"Lag", "Last Trade", "Snapshot", "Lease"} <= columns
+    # Every drift check reads the last trade through the same few pooled connections.
+    before = await _report_connections(storage_dsn)
+    assert 1 <= len(before) <= POOL_SIZE
+    await asyncio.sleep(2 * DRIFT_SECONDS + 1)
+    assert await _report_connections(storage_dsn) == before
+
+    # The engine lets its lease go (it stops): the status says nobody holds it.
+    assert await store.release_lease(token)
+    wait_for(lambda: "leaseToken" not in kube.status(namespace, name), what="lease free")
+    assert plugin.run("-n", namespace, "markets").stdout.splitlines()[1].split()[6] == "free"
     everywhere = plugin.run("markets", "-A").stdout
     assert f"{namespace}/{name}" in everywhere
 
@@ -130,9 +192,13 @@ async def test_why_says_what_is_not_ready(
         "type": "Warning", "reason": "Tested", "message": "something is off",
     })  # fmt: skip
 
+    verdict = "ProgressDeadlineExceeded"
+    wait_for(lambda: _condition(kube, namespace, name, "EngineReady").get("reason") == verdict,
+             what="the Deployment's verdict in EngineReady")  # fmt: skip
+    assert stuck["message"] in _condition(kube, namespace, name, "EngineReady")["message"]
     said = plugin.run("-n", namespace, "why", name).stdout
     assert f"market {name}: phase Degraded" in said
-    assert "EngineReady: ReplicaNotReady" in said
+    assert "EngineReady: ProgressDeadlineExceeded" in said
     assert f"Deployment {engine} Progressing: {stuck['message']}" in said
     assert "event Tested: something is off" in said
 

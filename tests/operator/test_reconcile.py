@@ -11,7 +11,15 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
-from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
+from storage.klines import existing_relations, relation_name
+from tests.harness.operator import (
+    Kube,
+    OperatorProcess,
+    market_manifest,
+    start_operator,
+    wait_for,
+    watching_every_namespace,
+)
 from tests.harness.processes import free_port
 from tests.harness.servers import RedisServer
 from xch import keys
@@ -297,3 +305,109 @@ async def test_resources_the_server_rewrites_are_not_applied_again(
     updates = [e for e in events if e["involvedObject"]["name"] == "dot-usd"
                and e["reason"] == "Updated"]  # fmt: skip
     assert updates == [], "the drift check applied the engine again"
+
+
+async def test_a_deleted_deployment_is_made_again_at_once(
+    kube: Kube,
+    namespace: str,
+    operator_kubeconfig: Path,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    storage_dsn: str,
+    tmp_path: Path,
+) -> None:
+    """Not at the next drift check (two minutes away here): on the Deployment's deletion."""
+    slow = {"EXCHANGE_OPERATOR_DRIFT_SECONDS": "120"}
+    operator = start_operator(operator_kubeconfig, namespace, redis_server.url, storage_dsn,
+                              tmp_path, env=slow)  # fmt: skip
+    try:
+        kube.create_market(namespace, market_manifest("ltc-usd"))
+        _ready_all(kube, namespace, "ltc-usd")
+        kube.wait_phase(namespace, "ltc-usd", "Ready")
+        for child in ("engine-ltc-usd", "mm-ltc-usd"):
+            old = (kube.deployment(namespace, child) or {})["metadata"]["uid"]
+            kube.rest.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{child}")
+            wait_for(lambda: _uid(kube, namespace, child) not in (None, old), timeout=15,  # noqa: B023
+                     what=f"{child} made again\n{operator.log_tail()}")  # fmt: skip
+    finally:
+        operator.terminate()
+
+
+def _uid(kube: Kube, namespace: str, deployment: str) -> str | None:
+    live = kube.deployment(namespace, deployment)
+    return None if live is None else str(live["metadata"]["uid"])
+
+
+async def test_a_child_the_api_server_refuses_is_reported_until_fixed(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """Requests above limits: the Market model lets the resources through, the API server
+    refuses the engine Deployment. EngineReady says so, with the API server's words."""
+    wrong = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    kube.create_market(namespace, market_manifest("bch-usd", engine={"resources": wrong}))
+    kube.wait_conditions(namespace, "bch-usd", QueueReady="True", EngineReady="False")
+    engine = next(c for c in kube.status(namespace, "bch-usd")["conditions"]
+                  if c["type"] == "EngineReady")  # fmt: skip
+    assert engine["reason"] == "ApplyFailed"
+    assert engine["message"].startswith("Deployment/engine-bch-usd: 422")
+    assert "must be less than or equal to cpu limit" in engine["message"]
+    assert kube.deployment(namespace, "engine-bch-usd") is None
+
+    kube.patch_market(namespace, "bch-usd", {"spec": {"engine": {"resources": {
+        "requests": {"cpu": "1"}, "limits": {"cpu": "1"}}}}})  # fmt: skip
+    wait_for(lambda: kube.deployment(namespace, "engine-bch-usd"), what="engine applied")
+    _ready_all(kube, namespace, "bch-usd")
+    kube.wait_phase(namespace, "bch-usd", "Ready")
+
+
+async def test_storage_is_checked_again_and_made_again(
+    kube: Kube, namespace: str, operator: OperatorProcess, storage_dsn: str
+) -> None:
+    """Not only until StorageReady: a klines view dropped by hand is back at the next drift
+    check, with a StorageMissing warning naming it."""
+    kube.create_market(namespace, market_manifest("zec-usd"))
+    kube.wait_conditions(namespace, "zec-usd", StorageReady="True")
+    hourly = relation_name("1h", "zec-usd")
+    conn = await asyncpg.connect(storage_dsn)
+    try:
+        await conn.execute(f"DROP VIEW {hourly}")
+        for _ in range(150):
+            if hourly in await existing_relations(conn, "zec-usd"):
+                break
+            await asyncio.sleep(0.1)
+        assert hourly in await existing_relations(conn, "zec-usd"), operator.log_tail()
+    finally:
+        await conn.close()
+    events = kube.rest.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    assert any(e["reason"] == "StorageMissing" and hourly in e["message"] for e in events)
+
+
+async def test_cluster_wide_the_operator_reconciles_markets_in_every_namespace(
+    kube: Kube,
+    namespace: str,
+    operator_kubeconfig: Path,
+    redis_server: RedisServer,
+    redis_client: redis.asyncio.Redis,
+    storage_dsn: str,
+    tmp_path: Path,
+) -> None:
+    """No watched namespaces (the chart's default): Markets of namespaces created after it
+    started, with no Role of their own, are reconciled and wound down."""
+    everywhere = {"EXCHANGE_OPERATOR_NAMESPACES": "[]"}
+    with watching_every_namespace(kube):
+        operator = start_operator(operator_kubeconfig, namespace, redis_server.url,
+                                  storage_dsn, tmp_path, env=everywhere)  # fmt: skip
+        try:
+            others = [f"{namespace}-a", f"{namespace}-b"]
+            for other, name in zip(others, ("aa-usd", "bb-usd"), strict=True):
+                kube.create_namespace(other)
+                kube.create_market(other, market_manifest(name))
+            for other, name in zip(others, ("aa-usd", "bb-usd"), strict=True):
+                kube.wait_conditions(other, name, QueueReady="True", StorageReady="True")
+                _ready_all(kube, other, name)
+                kube.wait_phase(other, name, "Ready")
+                kube.delete_market(other, name)
+                wait_for(lambda: kube.get_market(other, name) is None,  # noqa: B023
+                         what=f"{name} wound down\n{operator.log_tail()}")  # fmt: skip
+        finally:
+            operator.terminate()

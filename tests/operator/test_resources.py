@@ -8,13 +8,16 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 
+from engine.store import Snapshot
 from tests.harness.operator import market_manifest
 from xch.market import Market, Trading
 from xch_operator import resources
 from xch_operator.apply import is_subset
+from xch_operator.observe import SNAPSHOT_HEAD, snapshot_input_id
 from xch_operator.provisioning import scale_conflicts
 from xch_operator.quantity import amount
 from xch_operator.rollout import rolled_out
@@ -229,6 +232,34 @@ def test_deployment_check_wants_the_current_generation_ready() -> None:
     assert deployment_check(None, "engine").reason == "Missing"
 
 
+def test_deployment_check_says_what_the_deployment_controller_says() -> None:
+    def deployment(*conditions: dict[str, str]) -> dict[str, Any]:
+        return {"metadata": {"generation": 1},
+                "status": {"observedGeneration": 1, "conditions": list(conditions)}}  # fmt: skip
+
+    rolling = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+               "message": 'ReplicaSet "engine-a-1" is progressing.'}  # fmt: skip
+    stuck = {**rolling, "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": 'ReplicaSet "engine-a-1" has timed out progressing.'}  # fmt: skip
+    quota = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+             "message": 'pods "engine-a-1-x" is forbidden: exceeded quota: q'}  # fmt: skip
+
+    check = deployment_check(deployment(rolling), "engine")
+    assert (check.reason, check.message) == (
+        "ReplicaNotReady",
+        '0 ready replica(s); Deployment: ReplicaSet "engine-a-1" is progressing.',
+    )
+    check = deployment_check(deployment(stuck), "engine")
+    assert (check.status, check.reason) == ("False", "ProgressDeadlineExceeded")
+    assert check.message.endswith("has timed out progressing.")
+    check = deployment_check(deployment(rolling, quota), "engine")
+    assert (check.reason, check.message) == (
+        "FailedCreate",
+        f"0 ready replica(s); Deployment: {quota['message']}",
+    )
+    assert deployment_check(deployment(), "engine").message == "0 ready replica(s)"
+
+
 def test_is_subset_ignores_what_the_server_adds() -> None:
     desired = {"spec": {"ports": [{"port": 80}], "selector": {"a": "b"}}}
     live = {"spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"a": "b"},
@@ -284,3 +315,16 @@ def test_an_engine_has_rolled_out_when_no_old_pod_is_left_and_one_leads() -> Non
     stale = deployment(1, replicas=1, updatedReplicas=1, readyReplicas=1)
     stale["status"]["observedGeneration"] = 1
     assert not rolled_out(stale)
+
+
+@pytest.mark.parametrize(
+    "input_id", ["0-0", "1767323045000-7", "1767323045000-18446744073709551615"]
+)
+def test_the_input_id_is_read_from_the_head_of_an_engine_snapshot(input_id: str) -> None:
+    """The operator reads a snapshot's first bytes only; the engine's own encoding (short ids
+    a fixstr, long ones a str8) must keep the id there."""
+    encoded = msgspec.msgpack.encode(Snapshot(input_id, 9, b"x" * 10_000))
+    assert snapshot_input_id(encoded[:SNAPSHOT_HEAD]) == input_id
+    assert snapshot_input_id(b"") is None
+    assert snapshot_input_id(b"not a snapshot") is None
+    assert snapshot_input_id(encoded[:12]) is None  # cut inside the id

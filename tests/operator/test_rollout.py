@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from tests.harness.operator import Kube, OperatorProcess, market_manifest, start_operator, wait_for
 from tests.harness.servers import RedisServer
@@ -143,3 +144,46 @@ def _template(kube: Kube, namespace: str) -> str:
     live = kube.deployment(namespace, "engine-ddd-usd") or {}
     value: str = live["spec"]["template"]["metadata"]["annotations"][resources.CONFIG_HASH]
     return value
+
+
+def _mm_image(kube: Kube, namespace: str, market: str) -> str:
+    live = wait_for(lambda: kube.deployment(namespace, f"mm-{market}"), what="mm")
+    image: str = live["spec"]["template"]["spec"]["containers"][0]["image"]
+    return image
+
+
+def _mm_on(kube: Kube, namespace: str, image: str) -> list[str]:
+    return [market for market in MARKETS if _mm_image(kube, namespace, market) == image]
+
+
+def _mm_batch(kube: Kube, namespace: str, image: str) -> list[str] | None:
+    on = _mm_on(kube, namespace, image)
+    return on if len(on) == 2 else None
+
+
+async def test_a_new_market_maker_image_rolls_in_batches_too(
+    kube: Kube, namespace: str, start: Any, redis_client: redis.asyncio.Redis
+) -> None:
+    """After the engines' test: its Markets still hold their names in Redis unless emptied
+    (redis_client empties it)."""
+    old_mm, new_mm = "exchange/mm:1", "exchange/mm:2"
+    first = start(mm_image=old_mm, engine_rollout_batch="2")
+    for market in MARKETS:
+        kube.create_market(namespace, market_manifest(market))
+    for market in MARKETS:
+        _engine(kube, namespace, market)
+        kube.set_ready(namespace, f"engine-{market}")
+        _mm_image(kube, namespace, market)
+        kube.set_ready(namespace, f"mm-{market}")
+    for market in MARKETS:
+        kube.wait_phase(namespace, market, "Ready")
+    first.terminate()
+
+    start(mm_image=new_mm, engine_rollout_batch="2")
+    batch = wait_for(lambda: _mm_batch(kube, namespace, new_mm),
+                     what="a first batch of two market makers")  # fmt: skip
+    (held,) = set(MARKETS) - set(batch)
+    await asyncio.sleep(4)  # drift checks (3 s) and retries (0.5 s) of the held one run
+    assert _mm_on(kube, namespace, new_mm) == batch
+    kube.set_ready(namespace, f"mm-{batch[0]}")
+    wait_for(lambda: _mm_image(kube, namespace, held) == new_mm, what="the held one admitted")

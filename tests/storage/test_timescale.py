@@ -20,6 +20,7 @@ from storage.klines import (
     fetch_klines,
     has_timescale,
     hierarchy,
+    missing_on,
     provision_on,
     relation_name,
 )
@@ -115,6 +116,22 @@ async def test_provisioning_makes_hierarchical_real_time_continuous_aggregates(
         "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
     )
     assert {row["hypertable_name"] for row in policies} == set(found)
+
+
+async def test_what_is_missing_is_found_and_made_again(ts: asyncpg.Connection) -> None:
+    """The operator's drift check: a lost refresh policy or aggregate, a retired row."""
+    assert await missing_on(ts, MARKET) == [f"market row {MARKET.name}", *(
+        relation_name(level.interval, MARKET.name)
+        for level in hierarchy(MARKET.spec.klines.intervals))]  # fmt: skip
+    await provision_on(ts, MARKET)
+    assert await missing_on(ts, MARKET) == []
+    hourly = relation_name("1h", MARKET.name)
+    await ts.execute("SELECT remove_continuous_aggregate_policy($1::regclass)", hourly)
+    await ts.execute("UPDATE markets SET deleted_at = now() WHERE name = $1", MARKET.name)
+    assert await missing_on(ts, MARKET) == [
+        f"market row {MARKET.name}", f"refresh policy of {hourly}"]  # fmt: skip
+    await provision_on(ts, MARKET)
+    assert await missing_on(ts, MARKET) == []
 
 
 async def test_candles_equal_the_plain_views_materialized_and_in_real_time(
