@@ -400,6 +400,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """Time the process was runnable but waiting for a CPU (/proc/PID/schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+def write_syscalls(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no syscw for {pid}")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -442,6 +454,8 @@ class Run:
         await load.send("GO")
         await load.answer(60)  # the window is open: what is committed from now on is owed
         cpu_before = [cpu_seconds(pid) for pid in stack.pids()]
+        wait_before = sum(cpu_wait_seconds(pid) for pid in stack.pids())
+        writes_before = sum(write_syscalls(pid) for pid in stack.pids())
         out_before, began = await stack.messages_out(), time.monotonic()
         seconds = self.options.seconds
         achieved = await place_orders(stack, self.sender, self.mix, rate, seconds, seed)
@@ -450,6 +464,8 @@ class Run:
         summary = await load.answer(self.options.grace + 120)
         wall = time.monotonic() - began
         cpu = sum(cpu_seconds(pid) for pid in stack.pids()) - sum(cpu_before)
+        wait = sum(cpu_wait_seconds(pid) for pid in stack.pids()) - wait_before
+        writes = sum(write_syscalls(pid) for pid in stack.pids()) - writes_before
         sent_by_replica = [
             after - before
             for after, before in zip(await stack.messages_out(), out_before, strict=True)
@@ -468,6 +484,8 @@ class Run:
             "ws_messages_out_by_replica": [int(n) for n in sent_by_replica],
             "ws_cpu_us_per_message_out": round(cpu / max(sent, 1) * 1e6, 2),
             "ws_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
+            "ws_cpu_wait_percent_of_one_core": round(100 * wait / wall, 1),
+            "ws_writes_per_sec": round(writes / wall),
         }
 
 
@@ -553,11 +571,10 @@ def ceiling(steps: list[dict[str, Any]]) -> int | None:
 
 async def run(args: argparse.Namespace, wsload: Path) -> dict[str, Any]:
     timing = (args.seconds, args.quiet_load, args.grace)
-    search = (args.min_rate, args.max_rate)
+    search = None if args.quick else (args.min_rate, args.max_rate)
     one = await measure(Options(args.clients, 1, args.rate, *timing, search), wsload)
-    two = await measure(Options(args.clients * 2, 2, args.rate, *timing), wsload)
     main_step = one["steps"][0]
-    return {
+    headline = {
         "benchmark": "ws",
         "clients": one["connected"],
         "orders_per_sec": args.rate,
@@ -569,6 +586,12 @@ async def run(args: argparse.Namespace, wsload: Path) -> dict[str, Any]:
         "resynced_clients": main_step["resynced_clients"],
         "ws_cpu_us_per_message_out": main_step["ws_cpu_us_per_message_out"],
         "rss_per_client_kib": one["rss_per_client_kib"],
+    }
+    if args.quick:
+        return {**headline, "one_replica": one}
+    two = await measure(Options(args.clients * 2, 2, args.rate, *timing), wsload)
+    return {
+        **headline,
         "ceiling_orders_per_sec": ceiling(one["steps"]),
         "ceiling_crossed": not all(passed(step) for step in one["steps"]),
         "load_average_at_start": main_step["load_average_at_start"],
@@ -598,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-load", type=float, default=QUIET_LOAD)
     parser.add_argument("--wsload", type=Path, default=WSLOAD_SOURCE / "wsload")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one replica, one step at --rate (no ceiling search, no two replicas): for "
+        "comparing versions back to back; give it another --output",
+    )
     args = parser.parse_args(argv)
     wsload = build_wsload(args.wsload)
     result = asyncio.run(run(args, wsload))

@@ -30,8 +30,12 @@ def outgoing(text: str) -> Outgoing:
 
 
 class FrameWriter:
+    __slots__ = ("protocol", "transport", "writable_flag")
+
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self.protocol = protocol
+        self.transport = protocol.transport
+        self.writable_flag = protocol.writable
 
     @classmethod
     def of(cls, send: Any) -> "FrameWriter | None":
@@ -43,16 +47,15 @@ class FrameWriter:
 
     def writable(self) -> bool:
         """The transport takes more now (uvicorn's flow control) and the connection is open."""
-        protocol = self.protocol
-        return protocol.writable.is_set() and not self.closed()
+        return self.writable_flag.is_set() and not self.closed()
 
     def closed(self) -> bool:
         protocol = self.protocol
-        return protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
+        return protocol.disconnected or protocol.close_sent or self.transport.is_closing()
 
-    def write_now(self, batch: list[Outgoing]) -> None:
+    def write_now(self, frames: bytes) -> None:
         """Whole frames in one write; only when `writable()`."""
-        self.protocol.transport.write(b"".join([frame for _, frame in batch]))
+        self.transport.write(frames)
 
     async def write(self, batch: list[Outgoing], timeout: float) -> None:
         """Write whole frames once the transport takes more (as uvicorn's own send waits);
@@ -62,4 +65,4 @@ class FrameWriter:
             await asyncio.wait_for(protocol.writable.wait(), timeout)
         if self.closed():
             raise ConnectionError("connection closed")
-        self.write_now(batch)
+        self.write_now(b"".join([frame for _, frame in batch]))

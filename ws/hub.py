@@ -1,18 +1,21 @@
 """Subscriptions and fan-out with one bounded backlog per client.
 
-A message is serialized once per topic and appended to each subscriber's backlog without
-waiting. Once per turn of the event loop the hub writes every backlog that grew straight to
-its socket, all of a client's messages in one write, while the socket takes more; only a
-client whose socket is full (or one served through plain ASGI sends) has its sender task
-woken to write when it can. A client whose backlog is full is too slow: its backlog is
-dropped and it gets a `resync` notice followed by fresh snapshots of its streams, at most
-`max_resyncs` times; after that it is cut off. So one slow client never delays the others
-or grows memory.
+A message is serialized once per topic. Clients with the same topics get the same bytes in
+a turn of the event loop, so once per turn the hub joins each set of topics' messages once
+and writes that to each of those clients' sockets, one write per client, without a Python
+step per client per message. A client with messages of its own this turn (an answer, a
+snapshot after subscribing, a backlog its socket did not take) is "queued": its messages go
+to its own backlog, in order, written in one go at the turn's end while its socket takes
+more; only a client whose socket is full (or one served through plain ASGI sends) has its
+sender task woken to write when it can. A client whose backlog is full is too slow: its
+backlog is dropped and it gets a `resync` notice followed by fresh snapshots of its streams,
+at most `max_resyncs` times; after that it is cut off. So one slow client never delays the
+others or grows memory.
 """
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ws import protocol
 from ws.frames import FrameWriter, Outgoing, outgoing
@@ -26,6 +29,22 @@ Snapshots = Callable[[Stream, str | None], list[str]]
 
 
 class Client:
+    __slots__ = (
+        "backlog",
+        "cut_off",
+        "id",
+        "marked",
+        "queue_size",
+        "queued",
+        "resyncs",
+        "sending",
+        "streams",
+        "topics",
+        "turn",
+        "user",
+        "wake",
+        "writer",
+    )
     _ids = itertools.count(1)
 
     def __init__(self, queue_size: int, writer: FrameWriter | None = None) -> None:
@@ -41,6 +60,12 @@ class Client:
         self.wake = asyncio.Event()
         """Tells the sender task there is a backlog the hub could not write."""
         self.streams: dict[str, Stream] = {}
+        self.topics: frozenset[str] = frozenset()
+        """Its streams' topics: clients with the same topics share a turn's bytes."""
+        self.queued = writer is None
+        """Its messages go to its own backlog (ASGI sends always do)."""
+        self.turn = 0
+        """The hub's last turn that wrote it its topics' bytes."""
         self.user: str | None = None
         self.resyncs = 0
         self.cut_off = False
@@ -69,15 +94,24 @@ class Client:
     def write(self) -> int:
         """Write the backlog to the socket if it takes more now: the messages written. If
         not, the sender task is woken to wait for it."""
-        writer = self.writer
-        if not self.backlog:
+        batch = self.backlog
+        if not batch:
             return 0
-        if writer is None or self.sending or not writer.writable():
+        if not self.can_write():
             self.wake.set()
             return 0
-        batch = self.take()
-        writer.write_now(batch)
+        self.backlog = []
+        self.write_frames(b"".join([frame for _, frame in batch]))
         return len(batch)
+
+    def can_write(self) -> bool:
+        writer = self.writer
+        return writer is not None and not self.sending and writer.writable()
+
+    def write_frames(self, frames: bytes) -> None:
+        """Only when `can_write()`."""
+        assert self.writer is not None
+        self.writer.write_now(frames)
 
 
 def topic_of(stream: Stream, user: str | None) -> str:
@@ -91,7 +125,14 @@ class Hub:
         self.max_resyncs = max_resyncs
         self.snapshots = snapshots
         self.topics: dict[str, set[Client]] = {}
+        self.queued: dict[str, set[Client]] = {}
+        """The queued clients of each topic: a message is appended to their backlogs."""
+        self.published: dict[str, list[tuple[int, Outgoing]]] = {}
+        """This turn's messages by topic, numbered in the order they were published."""
+        self.count = itertools.count()
+        self.turn = 0
         self.to_write: list[Client] = []
+        """The queued clients to write this turn."""
         self.write_scheduled = False
 
     def has_subscribers(self, topic: str) -> bool:
@@ -101,20 +142,24 @@ class Hub:
         """False if the client already had it (or was cut off)."""
         if stream.name in client.streams or client.cut_off:
             return False
+        self.enqueue(client)  # what it had this turn comes before the new stream's messages
         client.streams[stream.name] = stream
-        self.topics.setdefault(topic_of(stream, client.user), set()).add(client)
+        topic = topic_of(stream, client.user)
+        self.topics.setdefault(topic, set()).add(client)
+        self.queued.setdefault(topic, set()).add(client)
+        client.topics = client.topics | {topic}
         self.metrics.subscriptions.labels(stream.kind).inc()
         return True
 
     def unsubscribe(self, client: Client, stream: Stream) -> None:
-        if client.streams.pop(stream.name, None) is None:
+        if stream.name not in client.streams:
             return
+        self.enqueue(client)  # it still gets what was published before
+        del client.streams[stream.name]
         topic = topic_of(stream, client.user)
-        members = self.topics.get(topic)
-        if members is not None:
-            members.discard(client)
-            if not members:
-                del self.topics[topic]
+        for members in (self.topics, self.queued):
+            _discard(members, topic, client)
+        client.topics = client.topics - {topic}
         self.metrics.subscriptions.labels(stream.kind).dec()
 
     def remove(self, client: Client) -> None:
@@ -122,42 +167,99 @@ class Hub:
             self.unsubscribe(client, stream)
 
     def publish(self, topic: str, message: str) -> None:
-        """The frame is built once for all the topic's subscribers."""
-        members = self.topics.get(topic)
-        if not members:
+        """The frame is built once for all the topic's subscribers; only the queued ones have
+        it appended to their backlogs now, the others get this turn's bytes in `write`."""
+        if topic not in self.topics:
             return
         item = outgoing(message)
-        for client in list(members):
+        self.published.setdefault(topic, []).append((next(self.count), item))
+        for client in tuple(self.queued.get(topic, ())):
             self.queue(client, item)
+        self.schedule()
 
     def send(self, client: Client, message: str) -> None:
+        self.enqueue(client)
         self.queue(client, outgoing(message))
 
     def send_all(self, client: Client, messages: Iterable[str]) -> None:
         for message in messages:
             self.send(client, message)
 
+    def enqueue(self, client: Client) -> None:
+        """From now on this turn the client's messages go to its backlog, after what its
+        topics had so far this turn."""
+        if client.queued:
+            return
+        client.queued = True
+        for topic in client.topics:
+            self.queued.setdefault(topic, set()).add(client)
+        self.mark(client)
+        for item in self.turn_messages(client.topics):
+            self.queue(client, item)
+
     def queue(self, client: Client, item: Outgoing) -> None:
         if not client.offer(item):
             self.fell_behind(client)
+        self.mark(client)
+
+    def mark(self, client: Client) -> None:
         if not client.marked:
             client.marked = True
             self.to_write.append(client)
-            if not self.write_scheduled:
-                self.write_scheduled = True
-                asyncio.get_running_loop().call_soon(self.write)
+            self.schedule()
+
+    def schedule(self) -> None:
+        if not self.write_scheduled:
+            self.write_scheduled = True
+            asyncio.get_running_loop().call_soon(self.write)
+
+    def turn_messages(self, topics: frozenset[str]) -> Iterator[Outgoing]:
+        """This turn's messages of `topics`, in the order they were published."""
+        published = self.published
+        numbered = [entry for topic in topics for entry in published.get(topic, ())]
+        numbered.sort(key=_number)
+        return (item for _, item in numbered)
 
     def write(self) -> None:
-        """This turn's backlogs, each in one write (what the loop's callbacks queued since
-        the last turn: a whole events entry, or several)."""
+        """This turn's messages, in one write per client: the bytes of each set of topics
+        joined once for all its clients, then the queued clients' backlogs."""
         self.write_scheduled = False
+        self.turn += 1
+        written = self.write_shared()
+        self.published = {}
         clients, self.to_write = self.to_write, []
-        written = 0
         for client in clients:
             client.marked = False
             written += client.write()
+            if not client.backlog and not client.sending and client.writer is not None:
+                self.dequeue(client)
         if written:
             self.metrics.messages_out.inc(written)
+
+    def write_shared(self) -> int:
+        turn, written = self.turn, 0
+        joined: dict[frozenset[str], tuple[bytes, int]] = {}
+        for topic in self.published:
+            for client in tuple(self.topics.get(topic, ())):
+                if client.queued or client.turn == turn:
+                    continue
+                client.turn = turn
+                if not client.can_write():  # its socket is full: its backlog waits for it
+                    self.enqueue(client)
+                    continue
+                frames = joined.get(client.topics)
+                if frames is None:
+                    items = [frame for _, frame in self.turn_messages(client.topics)]
+                    frames = joined[client.topics] = (b"".join(items), len(items))
+                client.write_frames(frames[0])
+                written += frames[1]
+        return written
+
+    def dequeue(self, client: Client) -> None:
+        """Written up: the client shares its topics' bytes again from the next turn."""
+        client.queued = False
+        for topic in client.topics:
+            _discard(self.queued, topic, client)
 
     def fell_behind(self, client: Client) -> None:
         self.metrics.dropped.inc(client.drain() + 1)
@@ -175,3 +277,15 @@ class Hub:
                 if not client.offer(outgoing(message)):  # even the snapshots do not fit: give up
                     self.fell_behind(client)
                     return
+
+
+def _number(entry: tuple[int, Outgoing]) -> int:
+    return entry[0]
+
+
+def _discard(members: dict[str, set[Client]], topic: str, client: Client) -> None:
+    clients = members.get(topic)
+    if clients is not None:
+        clients.discard(client)
+        if not clients:
+            del members[topic]

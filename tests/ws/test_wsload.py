@@ -36,6 +36,7 @@ async def test_a_small_plan_is_delivered_whole_and_timed(wsload: Path, replicas:
     assert 0 < step["latency"]["p50_ms"] <= step["latency"]["max_ms"]
     assert step["client_cpu_seconds"] > 0
     assert all(sent > 0 for sent in step["ws_messages_out_by_replica"])
+    assert step["ws_writes_per_sec"] > 0 and step["ws_cpu_wait_percent_of_one_core"] >= 0
     assert len(step["ws_messages_out_by_replica"]) == replicas
     assert result["rss_per_client_kib"] > 0
 
