@@ -27,6 +27,7 @@ from api.security import Passwords
 from api.state import AppState
 from ledger.gateway import Gateway
 from runtime.addresses import ClientAddresses
+from runtime.heap import freeze_startup_heap
 from runtime.redis_client import redis_client
 from runtime.redis_pipe import PipelinedRedis, address_of
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         async with open_state(settings) as state:
+            freeze_startup_heap()
             yield {"app": state}
 
     app = FastAPI(

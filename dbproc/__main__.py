@@ -15,6 +15,7 @@ import uvloop
 from dbproc.config import Settings
 from dbproc.service import Dbproc, DbprocMetrics
 from runtime.health import serve_health
+from runtime.heap import freeze_startup_heap
 from runtime.redis_client import redis_client
 from storage.migrate import upgrade
 
@@ -31,6 +32,7 @@ async def main(settings: Settings) -> None:
         health = await serve_health(
             settings.health_host, settings.health_port, metrics, lambda: service.ready
         )
+    freeze_startup_heap()
     task = asyncio.create_task(service.run())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from runtime.heap import freeze_startup_heap
 from runtime.redis_client import redis_client
 from ws import protocol
 from ws.config import Settings
@@ -381,6 +382,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             async with asyncio.TaskGroup() as tasks:
                 service = Service(settings, client, pool, WsMetrics(), tasks)
                 background = service.start()
+                freeze_startup_heap()
                 try:
                     yield {"service": service}
                 finally:
