@@ -55,8 +55,9 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
         settings.database_url, min_size=1, max_size=settings.db_pool_size, reset=keep_session
     )
     # The order path's commands go over one pipelined connection (runtime.redis_pipe).
-    pipe = PipelinedRedis(address_of(client))
-    listener = ReplyListener(client, settings.instance)
+    address = address_of(client)
+    pipe = PipelinedRedis(address)
+    listener = ReplyListener(address, settings.instance)
     task = asyncio.create_task(listener.run(), name="replies")
     keyring = Keyring.of(settings.secrets_key, settings.secrets_old_keys)
     try:

@@ -3,18 +3,18 @@
 A caller registers what it waits for (the order id and whether it placed, placed an OCO
 list, by its first leg, or canceled) before it enqueues the command, so a reply that comes
 back faster than the enqueue call returns is never missed. One pub/sub subscription serves
-every request of the process.
+every request of the process (runtime.redis_pipe: each message handed over as it is parsed).
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Literal
 
 import msgspec
-import redis.asyncio
 
+from runtime.redis_pipe import Address, PipelinedSubscription
 from xch import keys
 from xch.schemas import Event, OrderAccepted, OrderDone, OrderRejected
 from xch.wire import decode_reply
@@ -44,11 +44,11 @@ def wait_key_of(events: list[Event]) -> WaitKey | None:
 
 
 class ReplyListener:
-    def __init__(self, client: redis.asyncio.Redis, instance: str) -> None:
-        self.client = client
+    def __init__(self, address: Address, instance: str) -> None:
         self.channel = keys.reply_channel(instance)
         self.waiters: dict[WaitKey, asyncio.Future[list[Event]]] = {}
-        self.subscribed = asyncio.Event()
+        self._subscription = PipelinedSubscription(address, self.channel, self.deliver)
+        self.subscribed = self._subscription.subscribed
 
     @contextlib.contextmanager
     def expect(self, op: Op, order_id: str) -> Iterator[asyncio.Future[list[Event]]]:
@@ -73,24 +73,5 @@ class ReplyListener:
             future.set_result(reply.events)
 
     async def run(self) -> None:
-        """Deliver replies until cancelled; resubscribes after a lost connection."""
-        while True:
-            try:
-                async with self._subscription() as pubsub:
-                    self.subscribed.set()
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self.deliver(message["data"])
-            except (redis.RedisError, OSError) as error:
-                self.subscribed.clear()
-                log.warning("reply subscription lost (%s); resubscribing", error)
-                await asyncio.sleep(0.2)
-
-    @contextlib.asynccontextmanager
-    async def _subscription(self) -> AsyncIterator[redis.asyncio.client.PubSub]:
-        pubsub = self.client.pubsub()
-        try:
-            await pubsub.subscribe(self.channel)
-            yield pubsub
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Deliver replies until cancelled; subscribes again after a lost connection."""
+        await self._subscription.run()

@@ -16,9 +16,10 @@ the next command. A caller cancelled while it waits leaves its reply to be read 
 
 import asyncio
 import hashlib
+import logging
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from runtime.redis_client import CONNECT_TIMEOUT_SECONDS
 
 Arg = bytes | str | int
+log = logging.getLogger("runtime.redis_pipe")
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,17 @@ def _pack(args: Sequence[Arg]) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    """The connection: writes what was queued this turn, hands each reply to its future."""
+    """The connection: writes what was queued this turn, hands each reply to its future,
+    and a reply no command waits for (a subscribed channel's message) to `on_push`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_push: Callable[[Any], None] | None = None) -> None:
         self.reader = hiredis.Reader()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.queued: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        self.on_push = on_push
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCP transport is a transport without asyncio.Transport among its bases.
@@ -88,6 +93,9 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            if not self.waiting and self.on_push is not None:
+                self.on_push(reply)
+                continue
             future = self.waiting.popleft()
             if future.done():  # its caller was cancelled
                 continue
@@ -103,6 +111,8 @@ class _Protocol(asyncio.Protocol):
             future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(self.lost)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         if self.lost is not None:
@@ -154,45 +164,46 @@ class PipelinedRedis:
             self._connecting = asyncio.Lock()
         async with self._connecting:
             if self._protocol is None or self._protocol.lost is not None:
-                self._protocol = await self._connect()
+                self._protocol = await _connect(self.address, _Protocol)
             return self._protocol
 
-    async def _connect(self) -> _Protocol:
-        address = self.address
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                if address.path is not None:
-                    _, protocol = await loop.create_unix_connection(_Protocol, address.path)
-                else:
-                    _, protocol = await loop.create_connection(
-                        _Protocol, address.host, address.port, ssl=address.tls
-                    )
-        except (OSError, TimeoutError) as error:
-            where = address.path or f"{address.host}:{address.port}"
-            raise redis.exceptions.ConnectionError(
-                f"cannot connect to Redis at {where}: {error}"
-            ) from error
-        try:
-            await self._introduce(protocol)
-        except BaseException:
-            if protocol.transport is not None:
-                protocol.transport.close()
-            raise
-        return protocol
 
-    async def _introduce(self, protocol: _Protocol) -> None:
-        """Log in and choose the database, as redis-py does on connecting."""
-        address = self.address
-        hello: list[asyncio.Future[Any]] = []
-        if address.password is not None:
-            credentials = [address.username or "default", address.password]
-            hello.append(protocol.send(_pack(["AUTH", *credentials])))
-        if address.db:
-            hello.append(protocol.send(_pack(["SELECT", address.db])))
+async def _connect(address: Address, protocol_factory: Callable[[], _Protocol]) -> _Protocol:
+    """A connection to `address`, logged in, its database chosen."""
+    loop = asyncio.get_running_loop()
+    try:
         async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-            for answer in hello:
-                await answer
+            if address.path is not None:
+                _, protocol = await loop.create_unix_connection(protocol_factory, address.path)
+            else:
+                _, protocol = await loop.create_connection(
+                    protocol_factory, address.host, address.port, ssl=address.tls
+                )
+    except (OSError, TimeoutError) as error:
+        where = address.path or f"{address.host}:{address.port}"
+        raise redis.exceptions.ConnectionError(
+            f"cannot connect to Redis at {where}: {error}"
+        ) from error
+    try:
+        await _introduce(address, protocol)
+    except BaseException:
+        if protocol.transport is not None:
+            protocol.transport.close()
+        raise
+    return protocol
+
+
+async def _introduce(address: Address, protocol: _Protocol) -> None:
+    """Log in and choose the database, as redis-py does on connecting."""
+    hello: list[asyncio.Future[Any]] = []
+    if address.password is not None:
+        credentials = [address.username or "default", address.password]
+        hello.append(protocol.send(_pack(["AUTH", *credentials])))
+    if address.db:
+        hello.append(protocol.send(_pack(["SELECT", address.db])))
+    async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+        for answer in hello:
+            await answer
 
 
 class PipelinedScript:
@@ -211,3 +222,41 @@ class PipelinedScript:
         except redis.exceptions.NoScriptError:
             await self.client.execute("SCRIPT", "LOAD", self.source)
             return await self.client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+class PipelinedSubscription:
+    """A channel's messages, each handed to `on_message` as soon as it is parsed, on a
+    connection of its own (a subscribed connection takes no other commands). redis-py's
+    PubSub costs a task's turn, a parser's round trip and a dict per message; here a message
+    is one call. `run` subscribes, and subscribes again after a lost connection (messages
+    published meanwhile are lost, as with any pub/sub subscriber); `subscribed` is set while
+    it is."""
+
+    def __init__(self, address: Address, channel: str, on_message: Callable[[bytes], None]) -> None:
+        self.address = address
+        self.channel = channel
+        self.on_message = on_message
+        self.subscribed = asyncio.Event()
+
+    async def run(self, retry_seconds: float = 0.2) -> None:
+        """Deliver messages until cancelled."""
+        while True:
+            try:
+                protocol = await _connect(self.address, lambda: _Protocol(self._pushed))
+                try:
+                    await protocol.send(_pack(["SUBSCRIBE", self.channel]))
+                    self.subscribed.set()
+                    await protocol.closed
+                finally:
+                    if protocol.transport is not None:
+                        protocol.transport.close()
+                error: Exception | None = protocol.lost
+            except redis.exceptions.RedisError as failed:
+                error = failed
+            self.subscribed.clear()
+            log.warning("subscription to %s lost (%s); subscribing again", self.channel, error)
+            await asyncio.sleep(retry_seconds)
+
+    def _pushed(self, reply: Any) -> None:
+        if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+            self.on_message(reply[2])
