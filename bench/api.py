@@ -12,9 +12,9 @@ HTTP/1.1 keep-alive connections (one API key each), every request signed as a bo
 3. binance: the same two for Binance's `POST /api/v3/order`, its parameters in the query
    string with their HMAC `signature` and the key in `X-MBX-APIKEY`.
 4. reads: the reads a bot makes between orders (`GET /api/v1/orders/open`,
-   `GET /api/v3/openOrders`, `GET /api/v1/balances`, `GET /api/v1/depth`), in turn, paced at
-   `--read-rate` requests per second (open loop); the rate achieved, and the latencies of all
-   and of each.
+   `GET /api/v3/openOrders`, `GET /api/v1/balances`, `GET /api/v1/depth`), in turn: as many
+   as the connections get answered in closed loop (`requests_per_second`), then paced at
+   `--read-rate` requests per second (open loop), the latencies of all and of each.
 
 Orders alternate buy and sell at one price, so half of them trade and the book stays small.
 Before the native, Binance and reads parts the stack idles until the machine's 1-minute load
@@ -79,6 +79,8 @@ class Connection:
     """Ids of orders placed to be canceled."""
     stamp: int = 0
     """The last request's timestamp (ms)."""
+    reads: int = 0
+    """Reads sent in turn (`read_in_turn`)."""
 
     @classmethod
     async def open(cls, port: int, key: Key) -> "Connection":
@@ -210,6 +212,15 @@ READS: dict[str, Request] = {
     "balances": Connection.balances,
     "depth": Connection.depth,
 }
+
+
+def read_in_turn(connection: Connection) -> bytes:
+    """The next of a bot's reads, each of READS in turn."""
+    connection.reads += 1
+    return _READ_CYCLE[connection.reads % len(_READ_CYCLE)](connection)
+
+
+_READ_CYCLE = list(READS.values())
 
 
 async def throughput(
@@ -438,8 +449,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "latency": paced_binance,
         }
         await rested(connections, stack.port)
-        await reads(connections, args.read_rate, args.warm_up)
-        result["reads"] = await reads(connections, args.read_rate, args.seconds)
+        await throughput(connections, args.warm_up, stack.components, read_in_turn)
+        answered = await throughput(connections, args.seconds, stack.components, read_in_turn)
+        paced_reads = await reads(connections, args.read_rate, args.seconds)
+        result["reads"] = {
+            "requests_per_second": answered["orders_per_second"],
+            "p99_ms": paced_reads["p99_ms"],
+            "throughput": answered,
+            "latency": paced_reads,
+        }
         statuses: Counter[int] = Counter()
         for connection in connections:
             statuses.update(connection.statuses)

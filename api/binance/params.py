@@ -83,10 +83,16 @@ def _pairs(raw: str) -> list[tuple[str, str]]:
         raise bad(TOO_MANY_PARAMETERS, "Malformed parameters.") from error
 
 
+def _query(request: Request) -> str:
+    """The query string as sent (not through `request.url`, which builds the whole URL)."""
+    query: bytes = request.scope["query_string"]
+    return query.decode(errors="replace")
+
+
 async def read_params(request: Request) -> Params:
     body = (await request.body()).decode(errors="replace")
     values = dict(_pairs(body))
-    values.update(_pairs(request.url.query))
+    values.update(_pairs(_query(request)))
     return Params(values)
 
 
@@ -180,7 +186,7 @@ async def _signed(
     params = await read_params(request)
     key = _api_key(request)
     body = (await request.body()).decode(errors="replace")
-    payload = _unsigned(request.url.query) + _unsigned(body)
+    payload = _unsigned(_query(request)) + _unsigned(body)
     call = SignedCall(deps.client_address(request, state), key, params, payload)
     return await verify(state, call, scope, numbered)
 

@@ -4,6 +4,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 
 from api.binance.symbols import number_of, symbol_of
@@ -193,8 +194,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class _Json(JSONResponse):
+    """Starlette's JSONResponse (the same bytes for what Binance's answers hold: strings,
+    integers up to 2**64 - 1, booleans, null), encoded by orjson, several times faster than
+    the standard library's encoder."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def json_response(value: Any) -> JSONResponse:
-    return JSONResponse(value)
+    return _Json(value)
 
 
 def canceled_report(

@@ -81,16 +81,18 @@ async def place(
     body: OrderIn,
     order_id: str | None = None,
     claim_ttl_seconds: int | None = None,
+    keep_answer: bool = True,
 ) -> tuple[int, OrderOut]:
     """Place an order and wait for the engine: (200, the order) or (202, pending); ApiError
     for a refusal. `order_id` is generated unless given (the Binance routes number theirs),
-    and so is how long its client id stays claimed (submit.place)."""
+    and so is how long its client id stays claimed and whether with the answer
+    (submit.place)."""
     rules = await state.registry.open_for_orders(body.market)
     asks = None
     if body.type == MARKET and body.side == BUY and body.quantity is not None:
         asks = (await read_depth(state.redis, body.market)).asks
     placement = OrderPlacement(rules, body, user, order_id or new_order_id(body.market), asks)
-    return await submit.place(state, user, placement, claim_ttl_seconds)
+    return await submit.place(state, user, placement, claim_ttl_seconds, keep_answer)
 
 
 async def claimed_order_id(state: AppState, user: str, client_order_id: str) -> str | None:

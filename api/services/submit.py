@@ -141,11 +141,18 @@ async def _enqueue(
 
 
 async def place(
-    state: AppState, user: str, placement: Placement[Out], claim_ttl_seconds: int | None = None
+    state: AppState,
+    user: str,
+    placement: Placement[Out],
+    claim_ttl_seconds: int | None = None,
+    keep_answer: bool = True,
 ) -> tuple[int, Out]:
     """Place and wait for the engine: (200, the answer) or (202, pending); ApiError for a
     refusal. The client id stays claimed `claim_ttl_seconds` (client_order_id_ttl_seconds
-    unless given)."""
+    unless given), with the engine's answer for a repeat of the request unless not
+    `keep_answer` (an id the api made up, which no client repeats: a request that names it
+    anyway gets the order it names, as stored or pending, as when the answer came too late
+    to be kept)."""
     ttl = claim_ttl_seconds or state.settings.client_order_id_ttl_seconds
     claims = Claims(state.pipe, ttl, placement.claims)
     with state.replies.expect(placement.op, placement.reply_id) as reply:
@@ -156,7 +163,7 @@ async def place(
     if events is None:
         ORDERS.labels("pending").inc()
         return 202, placement.pending(placement.id)
-    client_id = placement.client_id
+    client_id = placement.client_id if keep_answer else None
     try:
         answer = placement.answer(events)
     except ApiError as error:

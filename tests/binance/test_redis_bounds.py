@@ -13,11 +13,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import orjson
 import pytest
 import redis
 import redis.asyncio
 
 from api.binance import lists
+from api.binance.symbols import number_of
 from api.services.idempotency import claim_key
 from tests.binance.conftest import Account
 from tests.binance.test_stops import Accounts, oco_sell, trade_at
@@ -59,6 +61,43 @@ def test_order_claims_expire(stack: Stack, client: redis.Redis, accounts: Accoun
     made_up_ttl = client.ttl(claim_key(trader.user_id, made_up["clientOrderId"]))
     assert 0 < made_up_ttl <= 600  # only until dbproc stored the order
     assert 600 < client.ttl(claim_key(trader.user_id, named["clientOrderId"])) <= DAY
+
+
+def claim(client: redis.Redis, user: str, client_order_id: str) -> dict[str, Any]:
+    value = client.get(claim_key(user, client_order_id))
+    assert isinstance(value, bytes)
+    claimed: dict[str, Any] = orjson.loads(value)
+    return claimed
+
+
+def test_a_made_up_client_id_is_claimed_without_the_answer(
+    stack: Stack, client: redis.Redis, accounts: Accounts
+) -> None:
+    """No client repeats an id it did not choose: its claim names the order, and keeps no
+    copy of the answer (a Redis write less per order); the id still finds the order."""
+    trader: Account = accounts(USD="1000")
+    order = {"symbol": "ETHUSD", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC"}
+    made_up = signed_order(trader, stack.api.url, **order, quantity="0.0100", price="100.00")
+    named = trader.client.order_limit_buy(symbol="ETHUSD", quantity="0.0100", price="100.00")
+    claimed = claim(client, trader.user_id, made_up["clientOrderId"])
+    assert list(claimed) == ["order_id"]
+    assert number_of(claimed["order_id"]) == made_up["orderId"]
+    kept = claim(client, trader.user_id, named["clientOrderId"])
+    assert sorted(kept) == ["body", "order_id", "status"]
+
+    found = trader.client.get_order(symbol="ETHUSD", origClientOrderId=made_up["clientOrderId"])
+    assert found["orderId"] == made_up["orderId"]
+    asyncio.run(stack.stored("eth-usd"))
+    again = signed_order(
+        trader,
+        stack.api.url,
+        **order,
+        quantity="0.0100",
+        price="100.00",
+        newClientOrderId=made_up["clientOrderId"],
+    )
+    assert again["orderId"] == made_up["orderId"]
+    assert len(trader.client.get_open_orders(symbol="ETHUSD")) == 2
 
 
 def test_list_records_expire_and_storage_answers_after_them(

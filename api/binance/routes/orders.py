@@ -105,9 +105,10 @@ async def new_order(request: Request, state: State) -> JSONResponse:
     kind = params.required("type")
     respond = respond_type(params, "FULL" if kind in ("LIMIT", "MARKET") else "ACK")
     order_id = numbered_order_id(market.name, number)
+    chosen = params.text("newClientOrderId") is not None
     try:
         status, order = await service.place(
-            state, principal.user_id, body, order_id, _claim_ttl(state, params)
+            state, principal.user_id, body, order_id, _claim_ttl(state, params), chosen
         )
     except ApiError as error:
         if error.code != render.FOK_UNFILLABLE:
