@@ -97,6 +97,16 @@ async def api_key_row(state: AppState, address: str, key: str) -> ApiKeyRow | No
     return row
 
 
+def signed_path(request: Request) -> str:
+    """The path and query a signature covers: `request.url`'s path (the decoded path, its
+    '?', '#' and '\\' escaped again) and query as sent, without building the whole URL (a
+    tenth of an order's authentication)."""
+    scope = request.scope
+    path: str = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query: bytes = scope["query_string"]
+    return f"{path}?{query.decode(errors='replace')}" if query else path
+
+
 async def _signed(request: Request, state: AppState, key: str) -> tuple[Principal, str]:
     """The key's principal and the replay-guard key of this request's signature."""
     timestamp = request.headers.get("x-api-timestamp", "")
@@ -109,8 +119,9 @@ async def _signed(request: Request, state: AppState, key: str) -> tuple[Principa
     row = await api_key_row(state, client_address(request, state), key)
     if row is None or row.revoked_at is not None:
         raise await _refused(request, state, "unknown or revoked API key")
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    expected = signature(row.secret, timestamp, request.method, path, await request.body())
+    expected = signature(
+        row.secret, timestamp, request.method, signed_path(request), await request.body()
+    )
     if not signature_matches(expected, given.lower()):
         raise await _refused(request, state, "bad signature", row.user_id)
     return Principal(row.user_id, frozenset(row.scopes), by_api_key=True), f"xch:sig:{expected}"

@@ -139,9 +139,11 @@ async def solved(request: Request, route: APIRoute) -> Response | None:
     validates the query after the dependencies (their side effects: counting, authenticating);
     a query that does not validate goes to the framework."""
     dependant = route.dependant
-    values, errors = request_params_to_args(dependant.query_params, request.query_params)
-    if errors:
-        return None
+    values: dict[str, Any] = {}
+    if dependant.query_params:  # parsing the query costs as much even when nothing is read
+        values, errors = request_params_to_args(dependant.query_params, request.query_params)
+        if errors:
+            return None
     state = request.state.app
     for dependency in dependant.dependencies:
         assert dependency.call is not None
