@@ -7,6 +7,7 @@ claimed in the same step (`Claim`): a command is enqueued if and only if its id 
 """
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis.asyncio
@@ -60,6 +61,17 @@ class ClaimTaken(Exception):
     def __init__(self, value: bytes) -> None:
         super().__init__("claimed already")
         self.value = value
+
+
+def balances_of(fields: Iterable[tuple[bytes | str, bytes | str]]) -> dict[str, Balance]:
+    """A user's balances hash (`{asset}:free`, `{asset}:locked`, as HGETALL reads it) by
+    asset, in order of the asset's name."""
+    values = {as_text(name): int(value) for name, value in fields}
+    assets = {name.rsplit(":", 1)[0] for name in values}
+    return {
+        asset: Balance(values.get(f"{asset}:free", 0), values.get(f"{asset}:locked", 0))
+        for asset in sorted(assets)
+    }
 
 
 class Gateway:
@@ -160,12 +172,7 @@ class Gateway:
 
     async def balances(self, user: str) -> dict[str, Balance]:
         raw = await self.client.hgetall(keys.balances(user))
-        fields = {as_text(name): int(value) for name, value in raw.items()}
-        assets = {name.rsplit(":", 1)[0] for name in fields}
-        return {
-            asset: Balance(fields.get(f"{asset}:free", 0), fields.get(f"{asset}:locked", 0))
-            for asset in sorted(assets)
-        }
+        return balances_of(raw.items())
 
     async def supply(self) -> dict[str, int]:
         raw = await self.client.hgetall(keys.SUPPLY)

@@ -52,7 +52,7 @@ async def depth(
     state: State, market: MarketQuery, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> DepthOut:
     rules = await state.registry.rules(market)
-    value = await read_depth(state.redis, market)
+    value = await read_depth(state.pipe, market)
 
     def levels(side: list[tuple[int, int]]) -> list[list[str]]:
         """[price, quantity] pairs, best first."""

@@ -6,7 +6,7 @@ from api import users
 from api.errors import ApiError
 from api.models import BalanceOut, FaucetIn, FundsIn, FundsOut
 from api.state import AppState
-from ledger.gateway import FundsError, ReferenceClaim
+from ledger.gateway import FundsError, ReferenceClaim, balances_of
 from xch import keys
 from xch.money import AmountError, format_minor, to_minor
 
@@ -18,8 +18,10 @@ REFERENCE_REUSED = "reference_reused"
 async def balances(state: AppState, user: str) -> list[BalanceOut]:
     """The user's balances in every asset some market trades."""
     scales = await state.registry.asset_scales()
+    # On the pipelined connection: a bot reads its balances between orders.
+    flat = await state.pipe.execute("HGETALL", keys.balances(user))
     out = []
-    for asset, balance in (await state.gateway.balances(user)).items():
+    for asset, balance in balances_of(zip(flat[::2], flat[1::2], strict=True)).items():
         scale = scales.get(asset)
         if scale is not None:
             out.append(

@@ -3,14 +3,13 @@ request never reaches it), and from the engine's reply back to an order."""
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
-import redis.asyncio
 
 from api.errors import ApiError, from_result_code
 from api.models import FillOut, OrderIn, OrderOut, QuoteIn, QuoteOut
 from ledger.locks import cost_to_buy, lock_amount, spent_asset
+from runtime.redis_pipe import PipelinedRedis
 from xch import keys
 from xch.market import MarketRules
 from xch.marketdata import DepthValue, Levels, decode_depth
@@ -189,9 +188,9 @@ def plan(
 # ---- depth ------------------------------------------------------------------------------
 
 
-async def read_depth(client: redis.asyncio.Redis, market: str) -> DepthValue:
+async def read_depth(pipe: PipelinedRedis, market: str) -> DepthValue:
     """The engine's committed depth (`xch:{M}:depth`); empty before its first commit."""
-    raw: Any = await client.get(keys.market_depth(market))
+    raw: bytes | None = await pipe.execute("GET", keys.market_depth(market))
     return decode_depth(raw)
 
 

@@ -90,7 +90,7 @@ async def place(
     rules = await state.registry.open_for_orders(body.market)
     asks = None
     if body.type == MARKET and body.side == BUY and body.quantity is not None:
-        asks = (await read_depth(state.redis, body.market)).asks
+        asks = (await read_depth(state.pipe, body.market)).asks
     placement = OrderPlacement(rules, body, user, order_id or new_order_id(body.market), asks)
     return await submit.place(state, user, placement, claim_ttl_seconds, keep_answer)
 
@@ -104,7 +104,7 @@ async def claimed_order_id(state: AppState, user: str, client_order_id: str) -> 
 async def check(state: AppState, user: str, body: OrderIn, order_id: str) -> None:
     """Every check placing makes before the engine, nothing placed; ApiError for a refusal."""
     rules = await state.registry.open_for_orders(body.market)
-    asks = (await read_depth(state.redis, body.market)).asks
+    asks = (await read_depth(state.pipe, body.market)).asks
     plan(rules, body, user, order_id, asks)
 
 
@@ -153,4 +153,4 @@ async def cancel_all(
 async def quote_order(state: AppState, body: QuoteIn) -> QuoteOut:
     """What a market order would fill at against the market's depth as it stands."""
     rules = await state.registry.rules(body.market)
-    return quote(rules, body, await read_depth(state.redis, body.market))
+    return quote(rules, body, await read_depth(state.pipe, body.market))

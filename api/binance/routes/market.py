@@ -103,7 +103,7 @@ async def depth(request: Request, state: State) -> JSONResponse:
     params.only("symbol", "limit")
     _, rules, _ = await market_of_params(state, params)
     limit = query_limit(params, 100, DEPTH_LIMIT)
-    value = await read_depth(state.redis, rules.name)
+    value = await read_depth(state.pipe, rules.name)
 
     def levels(side: list[tuple[int, int]]) -> list[list[str]]:
         return [
@@ -256,7 +256,7 @@ async def _ticker(state: AppState, market: Market, full: bool) -> dict[str, Any]
             state.db, rules.name, utc_from_ms(stats["open_time"])
         )
     if full:
-        value = await read_depth(state.redis, rules.name)
+        value = await read_depth(state.pipe, rules.name)
         bid = value.bids[0] if value.bids else (0, 0)
         ask = value.asks[0] if value.asks else (0, 0)
         out |= {
@@ -325,7 +325,7 @@ async def book_ticker(request: Request, state: State) -> JSONResponse:
     out = []
     for market in chosen:
         rules = market.rules()
-        value = await read_depth(state.redis, rules.name)
+        value = await read_depth(state.pipe, rules.name)
         bid = value.bids[0] if value.bids else (0, 0)
         ask = value.asks[0] if value.asks else (0, 0)
         out.append(
