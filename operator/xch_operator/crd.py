@@ -213,6 +213,7 @@ def status_schema() -> dict[str, Any]:
             "lastTradeTime": {"type": "string", "format": "date-time", "nullable": True},
             "snapshotTime": {"type": "string", "format": "date-time", "nullable": True},
             "leaseToken": {"type": "integer", "format": "int64", "minimum": 1, "nullable": True},
+            "leaseHolder": {"type": "string", "maxLength": 253, "nullable": True},
             "conditions": {
                 "type": "array",
                 "items": condition,
@@ -276,6 +277,7 @@ def build_crd() -> dict[str, Any]:
                         _column("Last Trade", ".status.lastTradeTime", "date"),
                         _column("Snapshot", ".status.snapshotTime", "date"),
                         _column("Lease", ".status.leaseToken", "integer"),
+                        _column("Holder", ".status.leaseHolder"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

@@ -106,22 +106,29 @@ async def snapshot_time(client: redis.asyncio.Redis, name: str) -> str | None:
     return _timestamp(datetime.fromtimestamp(millis / 1000, UTC))
 
 
-async def lease_token(client: redis.asyncio.Redis, name: str) -> int | None:
+async def lease(client: redis.asyncio.Redis, name: str) -> tuple[int | None, str | None]:
     """The fencing token of the engine holding the market's lease (each new holder draws a
-    larger one); None while no engine holds it."""
-    token = await client.get(keys.market_lease(name))
-    return None if token is None else int(token)
+    larger one) and the holder's name (its Pod), read together (MULTI); (None, None) while
+    no engine holds it. The name is None under a lease taken by an engine that names no
+    holder (one from before), until its next renewal does."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.get(keys.market_lease(name))
+        pipe.get(keys.market_lease_holder(name))
+        token, holder = await pipe.execute()
+    if token is None:
+        return None, None
+    return int(token), None if holder is None else as_text(holder)
 
 
 async def engine_report(client: redis.asyncio.Redis, reads: ReadPool, name: str) -> dict[str, Any]:
-    """`inputLag`, `snapshotTime`, `leaseToken` and `lastTradeTime` for the status (None: no
-    snapshot, holder or trade); a store that does not answer leaves its fields out (the
-    last values stay)."""
+    """`inputLag`, `snapshotTime`, `leaseToken`, `leaseHolder` and `lastTradeTime` for the
+    status (None: no snapshot, holder or trade); a store that does not answer leaves its
+    fields out (the last values stay)."""
     report: dict[str, Any] = {}
     with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         report["inputLag"] = await input_lag(client, name)
         report["snapshotTime"] = await snapshot_time(client, name)
-        report["leaseToken"] = await lease_token(client, name)
+        report["leaseToken"], report["leaseHolder"] = await lease(client, name)
     try:
         row = await reads.last_trade(name)
         report["lastTradeTime"] = None if row is None else _timestamp(row["ts"])

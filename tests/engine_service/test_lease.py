@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -42,6 +43,11 @@ def tokens(engine: EngineProcess) -> list[int]:
 async def lease_token(client: redis.asyncio.Redis, market: str) -> int | None:
     value = await client.get(keys.market_lease(market))
     return None if value is None else int(value)
+
+
+async def lease_holder(client: redis.asyncio.Redis, market: str) -> str | None:
+    value = await client.get(keys.market_lease_holder(market))
+    return None if value is None else as_text(value)
 
 
 async def wait_serving(engine: EngineProcess, timeout: float = 20) -> None:
@@ -219,6 +225,45 @@ async def test_a_leader_whose_lease_renewal_hangs_is_not_ready_once_the_lease_ma
         await proxy.close()
 
 
+async def test_the_lease_names_its_holders_pod_until_it_is_released(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, manifest: Path
+) -> None:
+    """The holder key (status.leaseHolder) follows the lease: the leader's POD_NAME with the
+    lease's TTL, the standby's once it has taken over, gone when the lease is released; a
+    renewal writes it again should it be missing (a lease taken by an engine from before)."""
+    market = load_rules(manifest).name
+    ttl_ms = 1000
+    env = {"EXCHANGE_ENGINE_LEASE_TTL_MS": str(ttl_ms)}
+    leader = engines({**env, "POD_NAME": "engine-btc-usd-7d9f-leader"})
+    await leader.wait_ready()
+    standby = engines({**env, "POD_NAME": "engine-btc-usd-7d9f-standby"})
+    await wait_serving(standby)
+    assert await lease_holder(redis_client, market) == "engine-btc-usd-7d9f-leader"
+    holder_ttl = await redis_client.pttl(keys.market_lease_holder(market))
+    assert 0 < holder_ttl <= ttl_ms, holder_ttl
+
+    await redis_client.delete(keys.market_lease_holder(market))
+    deadline = time.monotonic() + ttl_ms / 1000
+    while await lease_holder(redis_client, market) is None:
+        assert time.monotonic() < deadline, "a renewal did not name the holder again"
+        await asyncio.sleep(0.02)
+    assert await lease_holder(redis_client, market) == "engine-btc-usd-7d9f-leader"
+
+    leader.kill()
+    await standby.wait_ready(timeout=10)
+    assert await lease_holder(redis_client, market) == "engine-btc-usd-7d9f-standby"
+    assert await lease_token(redis_client, market) == tokens(standby)[-1]
+
+    assert await asyncio.to_thread(standby.terminate) == 0
+    assert await lease_token(redis_client, market) is None
+    assert await lease_holder(redis_client, market) is None
+
+    # Outside a Pod (no POD_NAME) the holder is the host.
+    local = engines({"POD_NAME": ""})
+    await local.wait_ready()
+    assert await lease_holder(redis_client, market) == socket.gethostname()
+
+
 FAILOVERS = 3
 
 
@@ -318,7 +363,7 @@ async def test_writes_with_a_stale_fencing_token_change_nothing(
     assert (
         await store.commit(token, previous, batch, moves, encode_events([event]), b"x") == "fenced"
     )
-    del before[keys.market_lease(rules.name)]
+    del before[keys.market_lease(rules.name)], before[keys.market_lease_holder(rules.name)]
     assert await market_state(redis_client) == before
 
     # the same commit with the live token does land
