@@ -138,6 +138,7 @@ class MarketStore:
         self.lease = keys.market_lease(market)
         self.fence = keys.market_fence(market)
         self.lease_holder = keys.market_lease_holder(market)
+        self.trading_key = keys.market_trading(market)
         self.snapshot_key = keys.market_snapshot(market)
         self.depth = keys.market_depth(market)
         self.batches_key = keys.market_batches(market)
@@ -151,9 +152,11 @@ class MarketStore:
         )
         return int(token)
 
-    async def renew_lease(self, token: int, ttl_ms: int) -> bool:
+    async def renew_lease(self, token: int, ttl_ms: int, trading: str = "") -> bool:
+        """True if still held (ttl reset); `trading`: the holder's committed trading state,
+        reported beside the lease ('' while not known: recovery has not finished)."""
         renewed = await self.scripts.lease(
-            keys=self._lease_keys(), args=["renew", ttl_ms, token, self.holder]
+            keys=self._lease_keys(), args=["renew", ttl_ms, token, self.holder, trading]
         )
         return bool(renewed)
 
@@ -162,7 +165,7 @@ class MarketStore:
         return bool(released)
 
     def _lease_keys(self) -> list[str]:
-        return [self.lease, self.fence, self.lease_holder]
+        return [self.lease, self.fence, self.lease_holder, self.trading_key]
 
     # ---- input --------------------------------------------------------------------------
 

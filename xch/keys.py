@@ -30,6 +30,12 @@ def market_lease_holder(market: str) -> str:
     return f"{PREFIX}{market}:holder"
 
 
+def market_trading(market: str) -> str:
+    """The trading state (xch.market.Trading) of the engine holding the lease of `market`, as
+    of its last commit: written at its lease renewals, with the lease's TTL, deleted with it."""
+    return f"{PREFIX}{market}:trading"
+
+
 def market_snapshot(market: str) -> str:
     return f"{PREFIX}{market}:snapshot"
 

@@ -22,6 +22,7 @@ from xch.market import (
     KIND,
     NAME_PATTERN,
     MarketSpec,
+    Trading,
 )
 from xch_operator.observe import LAG_CAP
 from xch_operator.status import CONDITION_TYPES, PHASES
@@ -214,6 +215,11 @@ def status_schema() -> dict[str, Any]:
             "snapshotTime": {"type": "string", "format": "date-time", "nullable": True},
             "leaseToken": {"type": "integer", "format": "int64", "minimum": 1, "nullable": True},
             "leaseHolder": {"type": "string", "maxLength": 253, "nullable": True},
+            "engineTrading": {
+                "type": "string",
+                "enum": [state.value for state in Trading],
+                "nullable": True,
+            },
             "conditions": {
                 "type": "array",
                 "items": condition,

@@ -121,14 +121,17 @@ async def write_status(
 ) -> None:
     """Merge `checks` into the Market's conditions and recompute its phase, on a fresh read
     under the Market's lock. `generation` None: the generation last reconciled. `report`:
-    what the engine has done (xch_operator.observe), written beside them."""
+    what the engine has done (xch_operator.observe), written beside them. The phase follows
+    the trading state the engine reports (status.engineTrading), the spec's while none does
+    (no engine leads, or one from before that reports none)."""
 
     def edit(live: dict[str, Any]) -> dict[str, Any]:
         current = live.get("status") or {}
         observed = generation
         if observed is None:
             observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
-        trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
+        reported = {**current, **(report or {})}.get("engineTrading")
+        trading = Trading(reported or live["spec"].get("trading", Trading.ENABLED.value))
         status = {**market_status(current, checks, observed, trading), **(report or {})}
         observe_market(namespace, name, status)
         return status

@@ -205,6 +205,36 @@ async def test_the_status_names_the_engine_pod_that_holds_the_lease_through_a_fa
         standby.kill()
 
 
+async def test_the_phase_follows_the_trading_state_the_engine_reports(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    """Halted once the engine has committed the halt (its lease renewals report it), not
+    when the spec asks for it; the spec's state only while no engine reports one."""
+    name = "state-usd"
+    _ready_market(kube, namespace, name)
+    store = MarketStore(redis_client, name, f"engine-{name}-1")
+    token = await store.acquire_lease(60_000)
+    assert await store.renew_lease(token, 60_000, "Enabled")
+    wait_for(lambda: kube.status(namespace, name).get("engineTrading") == "Enabled",
+             what=f"the engine's trading state\n{operator.log_tail()}")  # fmt: skip
+
+    kube.patch_market(namespace, name, {"spec": {"trading": "Halted"}})
+    for _ in range(300):  # the operator enqueues the halt for the engine
+        if await redis_client.xlen(keys.market_input(name)):
+            break
+        await asyncio.sleep(0.1)
+    assert await redis_client.xlen(keys.market_input(name)) == 1
+    await asyncio.sleep(DRIFT_SECONDS + 1)  # a drift check or more: nothing applied the halt
+    status = kube.status(namespace, name)
+    assert (status["phase"], status["engineTrading"]) == ("Ready", "Enabled")
+
+    assert await store.renew_lease(token, 60_000, "Halted")  # the engine committed it
+    kube.wait_phase(namespace, name, "Halted")
+    assert await store.release_lease(token)
+    wait_for(lambda: "engineTrading" not in kube.status(namespace, name), what="no report")
+    assert kube.status(namespace, name)["phase"] == "Halted"  # the spec's, meanwhile
+
+
 def _holding(kube: Kube, namespace: str, name: str, pod: str) -> int | None:
     """The lease token while the status names `pod` as its holder."""
     status = kube.status(namespace, name)
