@@ -82,6 +82,8 @@ class PreparedBatch:
     last_ts: int
     commands: int
     book_orders: int
+    trading: str
+    """The market's trading state once the batch is applied."""
     args: list[str | bytes | int]
 
 
@@ -124,6 +126,9 @@ class EngineService:
         self.metrics = metrics or EngineMetrics(rules.name)
         self.engine = Engine(rules)
         self.applied = "0-0"
+        self.committed_trading = ""
+        """The trading state as of `applied` (its lease renewals report it); '' until the
+        first recovery."""
         self._leading = False
         self._lease_until = 0.0
         """Until when (time.monotonic) this process is sure to hold its lease."""
@@ -223,12 +228,22 @@ class EngineService:
 
     async def _keep_lease(self, token: int, over: asyncio.Event) -> None:
         while not (self._stopping.is_set() or over.is_set()):
-            # Redis renewed it after `asked`: the lease holds at least until asked + TTL.
-            asked = time.monotonic()
-            if not await self.store.renew_lease(token, self.lease_ttl_ms):
-                raise LeaseLost(self.rules.name)
-            self._lease_until = asked + self.lease_ttl_ms / 1000
+            await self._renew(token, self._reported())
             await pause(over, self.lease_ttl_ms / 3000)
+
+    async def _renew(self, token: int, trading: str) -> None:
+        """Renew the lease, reporting `trading` beside it ('' reports nothing); LeaseLost if
+        it is another's."""
+        # Redis renewed it after `asked`: the lease holds at least until asked + TTL.
+        asked = time.monotonic()
+        if not await self.store.renew_lease(token, self.lease_ttl_ms, trading):
+            raise LeaseLost(self.rules.name)
+        self._lease_until = asked + self.lease_ttl_ms / 1000
+
+    def _reported(self) -> str:
+        """The trading state a renewal reports: the committed one once this leader has
+        recovered ('' before: what it holds may be a former lead's)."""
+        return self.committed_trading if self._leading else ""
 
     async def _trim_events(self, over: asyncio.Event) -> None:
         """Cap the events stream on a clock of its own, off the batch path (no round trip per
@@ -249,6 +264,8 @@ class EngineService:
 
     async def _lead(self, token: int, over: asyncio.Event) -> None:
         await self.recover()
+        # Reported before it leads: a ready engine's trading state is always in Redis.
+        await self._renew(token, self.committed_trading)
         self._leading = True
         batch: PreparedBatch | None = None  # matched, not committed
         entries: list[InputEntry] = []  # read, not matched: after `batch`, else after applied
@@ -345,6 +362,7 @@ class EngineService:
         if cursor != (snapshot.input_id if snapshot else "0-0") and cursor not in boundaries:
             raise RecoveryMismatch(f"no batch record ends at the applied input {applied}")
         self.applied = applied
+        self.committed_trading = engine.trading
         self.epoch = await self.store.new_epoch(engine.seq, engine.trade_seq)
         self._epoch_field = self.epoch.encode()
         self._since_snapshot = 0
@@ -409,7 +427,9 @@ class EngineService:
             self._epoch_field,
         )
         clock.lap(stages.ENCODE)
-        return PreparedBatch(record, last.ts, len(entries), len(engine.orders), args)
+        return PreparedBatch(
+            record, last.ts, len(entries), len(engine.orders), engine.trading, args
+        )
 
     def _committed(self, batch: PreparedBatch, result: str, round_trip_ns: int) -> None:
         """Note a batch's commit; raises unless it is committed."""
@@ -422,6 +442,7 @@ class EngineService:
         if result != "ok":
             raise LedgerBroken(f"commit of {batch.record} refused: {result}")
         self.applied = batch.record.last_input_id
+        self.committed_trading = batch.trading
         self._since_snapshot += batch.commands
         self.metrics.commands.inc(batch.commands)
         self.metrics.batch_size.observe(batch.commands)

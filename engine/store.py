@@ -1,5 +1,7 @@
 """One market's durable state in Redis, as the engine service reads and commits it."""
 
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,12 @@ from xch.wire import (
 )
 
 NO_INPUT = "0-0"
+
+
+def this_pod() -> str:
+    """Who a lease this process takes names as its holder: its Pod (POD_NAME, which the
+    operator sets in the engine's Pod template from the downward API), else the host."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
 
 
 class InputEntry(msgspec.Struct, frozen=True, gc=False):
@@ -112,8 +120,10 @@ def _int(raw: bytes) -> int:
 
 
 class MarketStore:
-    def __init__(self, client: redis.asyncio.Redis, market: str) -> None:
+    def __init__(self, client: redis.asyncio.Redis, market: str, holder: str | None = None) -> None:
         self.client = client
+        self.holder = holder or this_pod()
+        """Who this store's lease names as its holder (the Market's status.leaseHolder)."""
         # The same connections without redis-py's reply post-processing, which costs more than
         # matching: stream replies are parsed here, once, into InputEntry.
         self.raw = redis.asyncio.Redis(connection_pool=client.connection_pool)
@@ -127,6 +137,8 @@ class MarketStore:
         self.applied_key = keys.market_applied(market)
         self.lease = keys.market_lease(market)
         self.fence = keys.market_fence(market)
+        self.lease_holder = keys.market_lease_holder(market)
+        self.trading_key = keys.market_trading(market)
         self.snapshot_key = keys.market_snapshot(market)
         self.depth = keys.market_depth(market)
         self.batches_key = keys.market_batches(market)
@@ -135,20 +147,25 @@ class MarketStore:
 
     async def acquire_lease(self, ttl_ms: int) -> int:
         """A fencing token if the lease was free, else 0."""
-        token = await self.scripts.lease(keys=[self.lease, self.fence], args=["acquire", ttl_ms])
+        token = await self.scripts.lease(
+            keys=self._lease_keys(), args=["acquire", ttl_ms, 0, self.holder]
+        )
         return int(token)
 
-    async def renew_lease(self, token: int, ttl_ms: int) -> bool:
+    async def renew_lease(self, token: int, ttl_ms: int, trading: str = "") -> bool:
+        """True if still held (ttl reset); `trading`: the holder's committed trading state,
+        reported beside the lease ('' while not known: recovery has not finished)."""
         renewed = await self.scripts.lease(
-            keys=[self.lease, self.fence], args=["renew", ttl_ms, token]
+            keys=self._lease_keys(), args=["renew", ttl_ms, token, self.holder, trading]
         )
         return bool(renewed)
 
     async def release_lease(self, token: int) -> bool:
-        released = await self.scripts.lease(
-            keys=[self.lease, self.fence], args=["release", 0, token]
-        )
+        released = await self.scripts.lease(keys=self._lease_keys(), args=["release", 0, token])
         return bool(released)
+
+    def _lease_keys(self) -> list[str]:
+        return [self.lease, self.fence, self.lease_holder, self.trading_key]
 
     # ---- input --------------------------------------------------------------------------
 

@@ -96,6 +96,7 @@ async def test_the_api_moves_funds_and_enqueues_but_administers_nothing(
     # Only the engine writes what it decided and the state it recovers from.
     assert await refused(api.xadd(keys.market_events(MARKET), {"e": "forged"}))
     assert await refused(api.set(keys.market_lease(MARKET), "1"))
+    assert await refused(api.set(keys.market_lease_holder(MARKET), "forged"))
     assert await refused(api.set(keys.market_depth(MARKET), "x"))
     assert await refused(api.hset(keys.MARKETS, MARKET, "{}"))
 

@@ -24,6 +24,18 @@ def market_lease(market: str) -> str:
     return f"{PREFIX}{market}:lease"
 
 
+def market_lease_holder(market: str) -> str:
+    """Who holds the lease of `market`: the engine's Pod name (or host name), written with
+    the lease by its script, with the same TTL, and deleted when the lease is released."""
+    return f"{PREFIX}{market}:holder"
+
+
+def market_trading(market: str) -> str:
+    """The trading state (xch.market.Trading) of the engine holding the lease of `market`, as
+    of its last commit: written at its lease renewals, with the lease's TTL, deleted with it."""
+    return f"{PREFIX}{market}:trading"
+
+
 def market_snapshot(market: str) -> str:
     return f"{PREFIX}{market}:snapshot"
 

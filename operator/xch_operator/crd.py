@@ -22,6 +22,7 @@ from xch.market import (
     KIND,
     NAME_PATTERN,
     MarketSpec,
+    Trading,
 )
 from xch_operator.observe import LAG_CAP
 from xch_operator.status import CONDITION_TYPES, PHASES
@@ -213,6 +214,12 @@ def status_schema() -> dict[str, Any]:
             "lastTradeTime": {"type": "string", "format": "date-time", "nullable": True},
             "snapshotTime": {"type": "string", "format": "date-time", "nullable": True},
             "leaseToken": {"type": "integer", "format": "int64", "minimum": 1, "nullable": True},
+            "leaseHolder": {"type": "string", "maxLength": 253, "nullable": True},
+            "engineTrading": {
+                "type": "string",
+                "enum": [state.value for state in Trading],
+                "nullable": True,
+            },
             "conditions": {
                 "type": "array",
                 "items": condition,
@@ -276,6 +283,7 @@ def build_crd() -> dict[str, Any]:
                         _column("Last Trade", ".status.lastTradeTime", "date"),
                         _column("Snapshot", ".status.snapshotTime", "date"),
                         _column("Lease", ".status.leaseToken", "integer"),
+                        _column("Holder", ".status.leaseHolder"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

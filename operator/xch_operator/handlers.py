@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import aiohttp
 import asyncpg
 import kopf
 import pydantic
@@ -39,7 +40,7 @@ from xch_operator.apply import (
 )
 from xch_operator.config import Settings
 from xch_operator.crd import PLURAL
-from xch_operator.kube import KubeClient, resource_path
+from xch_operator.kube import KubeClient, KubeError, resource_path
 from xch_operator.lastresort import close_with_own_engine
 from xch_operator.metrics import forget_market, instrumented, observe_market
 from xch_operator.status import (
@@ -120,14 +121,17 @@ async def write_status(
 ) -> None:
     """Merge `checks` into the Market's conditions and recompute its phase, on a fresh read
     under the Market's lock. `generation` None: the generation last reconciled. `report`:
-    what the engine has done (xch_operator.observe), written beside them."""
+    what the engine has done (xch_operator.observe), written beside them. The phase follows
+    the trading state the engine reports (status.engineTrading), the spec's while none does
+    (no engine leads, or one from before that reports none)."""
 
     def edit(live: dict[str, Any]) -> dict[str, Any]:
         current = live.get("status") or {}
         observed = generation
         if observed is None:
             observed = int(current.get("observedGeneration") or live["metadata"]["generation"])
-        trading = Trading(live["spec"].get("trading", Trading.ENABLED.value))
+        reported = {**current, **(report or {})}.get("engineTrading")
+        trading = Trading(reported or live["spec"].get("trading", Trading.ENABLED.value))
         status = {**market_status(current, checks, observed, trading), **(report or {})}
         observe_market(namespace, name, status)
         return status
@@ -415,10 +419,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
-    info = login(settings)
+    info, source = credentials(settings)
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
     kube = KubeClient(info)
+    await _say_who(kube, source)
     memo[MEMO_KEY] = Context(
         settings=ours,
         kube=kube,
@@ -449,10 +454,31 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await ctx.reads.close()
 
 
+IN_CLUSTER = "in-cluster with the Pod's ServiceAccount"
+FROM_KUBECONFIG = "with the kubeconfig"
+
+
+def credentials(settings: kopf.OperatorSettings) -> tuple[kopf.ConnectionInfo | None, str]:
+    """The operator's Kubernetes credentials and where they come from: inside a cluster its
+    Pod's ServiceAccount token, elsewhere the kubeconfig."""
+    info = kopf.login_with_service_account(settings=settings)
+    if info is not None:
+        return info, IN_CLUSTER
+    return kopf.login_with_kubeconfig(settings=settings), FROM_KUBECONFIG
+
+
 def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
-    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+    return credentials(settings)[0]
+
+
+async def _say_who(kube: KubeClient, source: str) -> None:
+    """Log how and as whom the operator logged in: what an administrator checks first when
+    it is refused something (and what the cluster test asserts)."""
+    try:
+        user = await kube.username()
+    except (KubeError, aiohttp.ClientError, TimeoutError) as exc:
+        user = f"a user the API server did not name ({exc})"
+    log.info("logged in %s as %s", source, user)
 
 
 def register(settings: Settings, registry: kopf.OperatorRegistry) -> kopf.Memo:

@@ -128,6 +128,14 @@ class KubeClient:
         assert result is not None
         return result
 
+    async def username(self) -> str:
+        """Who the API server takes this client for (a SelfSubjectReview: any user may ask)."""
+        review = await self.create(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        return str(review["status"]["userInfo"]["username"])
+
     async def replace(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """PUT the whole object; 409 (KubeError) if its metadata.resourceVersion is stale."""
         result = await self._call("PUT", path, body)

@@ -1,10 +1,11 @@
 """What a market's engine has done, for its Market's status (and `kubectl exchange`): how
 many commands wait in its input, when it last matched a trade, what its newest snapshot
-covers and which engine holds its lease. Read from Redis and PostgreSQL only: the engine's
-own keys (xch/keys.py), never its Pods."""
+covers, which engine holds its lease and the trading state that engine has committed. Read
+from Redis and PostgreSQL only: the engine's own keys (xch/keys.py), never its Pods."""
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,22 +107,47 @@ async def snapshot_time(client: redis.asyncio.Redis, name: str) -> str | None:
     return _timestamp(datetime.fromtimestamp(millis / 1000, UTC))
 
 
-async def lease_token(client: redis.asyncio.Redis, name: str) -> int | None:
-    """The fencing token of the engine holding the market's lease (each new holder draws a
-    larger one); None while no engine holds it."""
-    token = await client.get(keys.market_lease(name))
-    return None if token is None else int(token)
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The engine holding a market's lease, as its keys say (all None: no engine holds it)."""
+
+    token: int | None = None
+    """Its fencing token (each new holder draws a larger one)."""
+    holder: str | None = None
+    """Its Pod's name."""
+    trading: str | None = None
+    """Its trading state as of its last commit (None until it has recovered)."""
+
+
+async def lease(client: redis.asyncio.Redis, name: str) -> Lease:
+    """The lease's token, holder and trading state, read together (MULTI). The holder and
+    trading state are None under a lease taken by an engine that reports neither (one from
+    before), until its next renewal does."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.get(keys.market_lease(name))
+        pipe.get(keys.market_lease_holder(name))
+        pipe.get(keys.market_trading(name))
+        token, holder, trading = await pipe.execute()
+    if token is None:
+        return Lease()
+    return Lease(int(token), _text(holder), _text(trading))
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else as_text(value)
 
 
 async def engine_report(client: redis.asyncio.Redis, reads: ReadPool, name: str) -> dict[str, Any]:
-    """`inputLag`, `snapshotTime`, `leaseToken` and `lastTradeTime` for the status (None: no
-    snapshot, holder or trade); a store that does not answer leaves its fields out (the
-    last values stay)."""
+    """`inputLag`, `snapshotTime`, `leaseToken`, `leaseHolder`, `engineTrading` and
+    `lastTradeTime` for the status (None: no snapshot, holder or trade); a store that does
+    not answer leaves its fields out (the last values stay)."""
     report: dict[str, Any] = {}
     with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         report["inputLag"] = await input_lag(client, name)
         report["snapshotTime"] = await snapshot_time(client, name)
-        report["leaseToken"] = await lease_token(client, name)
+        held = await lease(client, name)
+        report["leaseToken"], report["leaseHolder"] = held.token, held.holder
+        report["engineTrading"] = held.trading
     try:
         row = await reads.last_trade(name)
         report["lastTradeTime"] = None if row is None else _timestamp(row["ts"])

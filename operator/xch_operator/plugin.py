@@ -1,7 +1,7 @@
 """`kubectl exchange`: the platform's Markets from kubectl (installed as `kubectl-exchange`).
 
 kubectl exchange markets [-A]       each Market: phase, readiness, input lag, last trade,
-                                    snapshot time, lease token
+                                    snapshot time, lease token and holder (the engine Pod)
 kubectl exchange halt MARKET        stop trading (cancels still work; the book is kept)
 kubectl exchange resume MARKET      trade again
 kubectl exchange close MARKET --yes delete the Market: halt, cancel every order (funds
@@ -28,7 +28,8 @@ from xch_operator.crd import PLURAL
 from xch_operator.kube import KubeClient, KubeError, resource_path
 from xch_operator.status import READY_CONDITION
 
-COLUMNS = ("NAME", "PHASE", "READY", "LAG", "LAST TRADE", "SNAPSHOT", "LEASE", "REASON")
+COLUMNS = ("NAME", "PHASE", "READY", "LAG", "LAST TRADE", "SNAPSHOT", "LEASE", "HOLDER",
+           "REASON")  # fmt: skip
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 
 
@@ -79,6 +80,7 @@ def market_row(market: dict[str, Any], with_namespace: bool) -> tuple[str, ...]:
         status.get("lastTradeTime") or "never",
         status.get("snapshotTime") or "none",
         "free" if token is None else str(token),
+        status.get("leaseHolder") or "-",
         status.get("phaseReason", ""),
     )
 

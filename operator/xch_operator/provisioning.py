@@ -69,6 +69,8 @@ def market_keys(name: str) -> list[str]:
         keys.market_events(name),
         keys.market_applied(name),
         keys.market_lease(name),
+        keys.market_lease_holder(name),
+        keys.market_trading(name),
         keys.market_snapshot(name),
         keys.market_depth(name),
         keys.market_fence(name),

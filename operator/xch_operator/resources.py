@@ -218,6 +218,8 @@ def build_engine_deployment(
                     "secretKeyRef": {"name": redis_secret_name(name), "key": REDIS_URL_KEY}
                 },
             },
+            # Named as the lease's holder (status.leaseHolder); the host name is cut at 63.
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             *_env(
                 {
                     "EXCHANGE_ENGINE_HEALTH_HOST": "0.0.0.0",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,13 +21,14 @@ from typing import Any
 import redis.asyncio
 
 from engine.store import BatchRecord, MarketStore, Snapshot
+from ledger.gateway import Gateway
 from tests.engine_service.load import Load, verify
 from tests.engine_service.proxy import ReplyLosingProxy
 from tests.harness.engine import EngineProcess, load_rules, wait_applied, write_manifest
 from tests.harness.processes import http_status
 from tests.harness.servers import RedisServer
 from xch import keys
-from xch.schemas import Cancel, OrderRejected
+from xch.schemas import Cancel, OrderRejected, SetTrading
 from xch.wire import as_text, encode_events
 
 StartEngine = Callable[..., EngineProcess]
@@ -42,6 +44,11 @@ def tokens(engine: EngineProcess) -> list[int]:
 async def lease_token(client: redis.asyncio.Redis, market: str) -> int | None:
     value = await client.get(keys.market_lease(market))
     return None if value is None else int(value)
+
+
+async def lease_holder(client: redis.asyncio.Redis, market: str) -> str | None:
+    value = await client.get(keys.market_lease_holder(market))
+    return None if value is None else as_text(value)
 
 
 async def wait_serving(engine: EngineProcess, timeout: float = 20) -> None:
@@ -219,6 +226,71 @@ async def test_a_leader_whose_lease_renewal_hangs_is_not_ready_once_the_lease_ma
         await proxy.close()
 
 
+async def reported_trading(
+    client: redis.asyncio.Redis, market: str, wanted: str, timeout: float
+) -> str | None:
+    """The trading state the lease holder reports, once it is `wanted` or `timeout` seconds
+    have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await client.get(keys.market_trading(market))
+        state = None if value is None else as_text(value)
+        if state == wanted or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.02)
+
+
+async def test_the_lease_names_its_holders_pod_until_it_is_released(
+    redis_client: redis.asyncio.Redis, engines: StartEngine, manifest: Path
+) -> None:
+    """The holder key (status.leaseHolder) follows the lease: the leader's POD_NAME with the
+    lease's TTL, the standby's once it has taken over, gone when the lease is released; a
+    renewal writes it again should it be missing (a lease taken by an engine from before).
+    Beside it, the trading state (status.engineTrading) the holder has committed."""
+    market = load_rules(manifest).name
+    ttl_ms = 1000
+    env = {"EXCHANGE_ENGINE_LEASE_TTL_MS": str(ttl_ms)}
+    leader = engines({**env, "POD_NAME": "engine-btc-usd-7d9f-leader"})
+    await leader.wait_ready()
+    standby = engines({**env, "POD_NAME": "engine-btc-usd-7d9f-standby"})
+    await wait_serving(standby)
+    assert await lease_holder(redis_client, market) == "engine-btc-usd-7d9f-leader"
+    holder_ttl = await redis_client.pttl(keys.market_lease_holder(market))
+    assert 0 < holder_ttl <= ttl_ms, holder_ttl
+
+    await redis_client.delete(keys.market_lease_holder(market))
+    deadline = time.monotonic() + ttl_ms / 1000
+    while await lease_holder(redis_client, market) is None:
+        assert time.monotonic() < deadline, "a renewal did not name the holder again"
+        await asyncio.sleep(0.02)
+    assert await lease_holder(redis_client, market) == "engine-btc-usd-7d9f-leader"
+
+    # It reports the trading state it has committed (already once ready): a halt once applied.
+    assert await redis_client.get(keys.market_trading(market)) == b"Enabled"
+    halt = await Gateway(redis_client).submit(market, SetTrading("Halted"), "operator")
+    assert halt is not None
+    await wait_applied(redis_client, market, halt)
+    # at its next renewal (every third of the TTL)
+    assert await reported_trading(redis_client, market, "Halted", ttl_ms / 1000) == "Halted"
+
+    leader.kill()
+    await standby.wait_ready(timeout=10)
+    assert await lease_holder(redis_client, market) == "engine-btc-usd-7d9f-standby"
+    assert await lease_token(redis_client, market) == tokens(standby)[-1]
+    # the standby recovered the halt from what was committed, and reported it as it led
+    assert await redis_client.get(keys.market_trading(market)) == b"Halted"
+
+    assert await asyncio.to_thread(standby.terminate) == 0
+    assert await lease_token(redis_client, market) is None
+    assert await lease_holder(redis_client, market) is None
+    assert await redis_client.get(keys.market_trading(market)) is None
+
+    # Outside a Pod (no POD_NAME) the holder is the host.
+    local = engines({"POD_NAME": ""})
+    await local.wait_ready()
+    assert await lease_holder(redis_client, market) == socket.gethostname()
+
+
 FAILOVERS = 3
 
 
@@ -291,7 +363,12 @@ async def test_writes_with_a_stale_fencing_token_change_nothing(
         await load.step()
     await wait_applied(redis_client, rules.name, load.last_entry_id)
     engine.kill()
-    await redis_client.delete(keys.market_lease(rules.name))  # as if it had expired
+    # as if it had expired (what the lease script writes beside it expires with it)
+    await redis_client.delete(
+        keys.market_lease(rules.name),
+        keys.market_lease_holder(rules.name),
+        keys.market_trading(rules.name),
+    )
     store = MarketStore(redis_client, rules.name)
     token = await store.acquire_lease(60_000)
     assert token == tokens(engine)[-1] + 1
@@ -318,7 +395,7 @@ async def test_writes_with_a_stale_fencing_token_change_nothing(
     assert (
         await store.commit(token, previous, batch, moves, encode_events([event]), b"x") == "fenced"
     )
-    del before[keys.market_lease(rules.name)]
+    del before[keys.market_lease(rules.name)], before[keys.market_lease_holder(rules.name)]
     assert await market_state(redis_client) == before
 
     # the same commit with the live token does land

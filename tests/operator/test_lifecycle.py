@@ -86,6 +86,8 @@ async def test_trading_halt_reaches_the_engine(
     kube.wait_conditions(namespace, "btc-usd", QueueReady="True", StorageReady="True")
     await start_engine(kube, namespace, "btc-usd", redis_server, tmp_path, engines)
     kube.wait_phase(namespace, "btc-usd", "Ready")
+    wait_for(lambda: kube.status(namespace, "btc-usd").get("engineTrading") == "Enabled",
+             what="the engine's trading state in the status")  # fmt: skip
 
     async def trading_states() -> list[str]:
         events = await read_events(redis_client, "btc-usd")
@@ -98,6 +100,7 @@ async def test_trading_halt_reaches_the_engine(
 
     await _wait(halted, "the engine halted")
     kube.wait_phase(namespace, "btc-usd", "Halted")
+    assert kube.status(namespace, "btc-usd")["engineTrading"] == "Halted"
 
     kube.patch_market(namespace, "btc-usd", {"spec": {"trading": "Enabled"}})
 
@@ -105,6 +108,8 @@ async def test_trading_halt_reaches_the_engine(
         return await trading_states() == ["Halted", "Enabled"]
 
     await _wait(resumed, "the engine resumed")
+    wait_for(lambda: kube.status(namespace, "btc-usd").get("engineTrading") == "Enabled",
+             what="the engine's report of the resume")  # fmt: skip
     kube.wait_phase(namespace, "btc-usd", "Ready")
 
 

@@ -17,9 +17,11 @@ import pytest
 import redis.asyncio
 
 from engine.store import MarketStore, Snapshot
+from tests.harness.engine import EngineProcess, write_manifest
 from tests.harness.kube import ControlPlane
 from tests.harness.operator import Kube, OperatorProcess, market_manifest, wait_for
 from tests.harness.processes import ROOT
+from tests.harness.servers import RedisServer
 from xch import keys
 from xch.wire import as_text
 from xch_operator.observe import APPLICATION_NAME, POOL_SIZE
@@ -61,7 +63,7 @@ def _condition(kube: Kube, namespace: str, name: str, kind: str) -> dict[str, An
 
 
 def _report(status: dict[str, Any]) -> tuple[Any, ...]:
-    fields = ("inputLag", "lastTradeTime", "snapshotTime", "leaseToken")
+    fields = ("inputLag", "lastTradeTime", "snapshotTime", "leaseToken", "leaseHolder")
     return tuple(status.get(field) for field in fields)
 
 
@@ -114,7 +116,8 @@ async def test_markets_shows_phase_readiness_lag_last_trade_snapshot_and_lease(
 ) -> None:
     name = "lag-usd"
     _ready_market(kube, namespace, name)
-    store = MarketStore(redis_client, name)
+    holder = f"engine-{name}-5c8d7b9f4-x2x7q"
+    store = MarketStore(redis_client, name, holder)
     # The engine's own code takes the lease and stores a snapshot covering the first input.
     token = await store.acquire_lease(60_000)
     # An input entry whose id says it was enqueued at a known second, after the stream's
@@ -130,17 +133,17 @@ async def test_markets_shows_phase_readiness_lag_last_trade_snapshot_and_lease(
     lag = await redis_client.xlen(keys.market_input(name))  # nothing applied: all of it
     assert lag >= 3
     wait_for(
-        lambda: _report(kube.status(namespace, name)) == (lag, TRADE, snapshot, token),
+        lambda: _report(kube.status(namespace, name)) == (lag, TRADE, snapshot, token, holder),
         what=f"lag, last trade, snapshot and lease in the status\n{operator.log_tail()}",
     )
 
     lines = plugin.run("-n", namespace, "markets").stdout.splitlines()
     assert lines[0].split() == ["NAME", "PHASE", "READY", "LAG", "LAST", "TRADE", "SNAPSHOT",
-                                "LEASE", "REASON"]  # fmt: skip
+                                "LEASE", "HOLDER", "REASON"]  # fmt: skip
     assert lines[1].split() == [name, "Ready", "True", str(lag), TRADE, snapshot, str(token),
-                                "AllConditionsTrue"]  # fmt: skip
+                                holder, "AllConditionsTrue"]  # fmt: skip
     columns = {column["name"] for column in _printer_columns(kube)}
-    assert {"Lag", "Last Trade", "Snapshot", "Lease"} <= columns
+    assert {"Lag", "Last Trade", "Snapshot", "Lease", "Holder"} <= columns
     # Every drift check reads the last trade through the same few pooled connections.
     before = await _report_connections(storage_dsn)
     assert 1 <= len(before) <= POOL_SIZE
@@ -149,10 +152,93 @@ async def test_markets_shows_phase_readiness_lag_last_trade_snapshot_and_lease(
 
     # The engine lets its lease go (it stops): the status says nobody holds it.
     assert await store.release_lease(token)
-    wait_for(lambda: "leaseToken" not in kube.status(namespace, name), what="lease free")
-    assert plugin.run("-n", namespace, "markets").stdout.splitlines()[1].split()[6] == "free"
+    wait_for(lambda: {"leaseToken", "leaseHolder"}.isdisjoint(kube.status(namespace, name)),
+             what="lease free")  # fmt: skip
+    assert plugin.run("-n", namespace, "markets").stdout.splitlines()[1].split()[6:8] == [
+        "free",
+        "-",
+    ]
     everywhere = plugin.run("markets", "-A").stdout
     assert f"{namespace}/{name}" in everywhere
+
+
+async def test_the_status_names_the_engine_pod_that_holds_the_lease_through_a_failover(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    redis_server: RedisServer,
+    plugin: PluginRunner,
+    tmp_path: Path,
+) -> None:
+    """Two real engines of the Market (a leader and its warm standby, named by POD_NAME as
+    the downward API names them): status.leaseHolder and `kubectl exchange markets` show the
+    leader, then the standby once the leader is killed, then nobody once it stops."""
+    name = "holder-usd"
+    _ready_market(kube, namespace, name)
+    manifest = write_manifest(tmp_path, name)
+    env = {"EXCHANGE_ENGINE_LEASE_TTL_MS": "1000"}
+    pods = [f"engine-{name}-6f7c9-{suffix}" for suffix in ("aaaaa", "bbbbb")]
+    leader, standby = (
+        EngineProcess(manifest, redis_server.url, tmp_path / f"{pod}.log", {**env, "POD_NAME": pod})
+        for pod in pods
+    )
+    try:
+        leader.start()
+        await leader.wait_ready()
+        standby.start()
+        held = wait_for(lambda: _holding(kube, namespace, name, pods[0]),
+                        what=f"the leader in the status\n{operator.log_tail()}")  # fmt: skip
+        row = plugin.run("-n", namespace, "markets").stdout.splitlines()[1].split()
+        assert row[6:8] == [str(held), pods[0]]
+
+        leader.kill()
+        await standby.wait_ready(timeout=10)
+        took_over = wait_for(lambda: _holding(kube, namespace, name, pods[1]),
+                             what="the standby in the status")  # fmt: skip
+        assert took_over > held
+
+        assert await asyncio.to_thread(standby.terminate) == 0
+        wait_for(lambda: {"leaseToken", "leaseHolder"}.isdisjoint(kube.status(namespace, name)),
+                 what="nobody in the status once the lease is released")  # fmt: skip
+    finally:
+        leader.kill()
+        standby.kill()
+
+
+async def test_the_phase_follows_the_trading_state_the_engine_reports(
+    kube: Kube, namespace: str, operator: OperatorProcess, redis_client: redis.asyncio.Redis
+) -> None:
+    """Halted once the engine has committed the halt (its lease renewals report it), not
+    when the spec asks for it; the spec's state only while no engine reports one."""
+    name = "state-usd"
+    _ready_market(kube, namespace, name)
+    store = MarketStore(redis_client, name, f"engine-{name}-1")
+    token = await store.acquire_lease(60_000)
+    assert await store.renew_lease(token, 60_000, "Enabled")
+    wait_for(lambda: kube.status(namespace, name).get("engineTrading") == "Enabled",
+             what=f"the engine's trading state\n{operator.log_tail()}")  # fmt: skip
+
+    kube.patch_market(namespace, name, {"spec": {"trading": "Halted"}})
+    for _ in range(300):  # the operator enqueues the halt for the engine
+        if await redis_client.xlen(keys.market_input(name)):
+            break
+        await asyncio.sleep(0.1)
+    assert await redis_client.xlen(keys.market_input(name)) == 1
+    await asyncio.sleep(DRIFT_SECONDS + 1)  # a drift check or more: nothing applied the halt
+    status = kube.status(namespace, name)
+    assert (status["phase"], status["engineTrading"]) == ("Ready", "Enabled")
+
+    assert await store.renew_lease(token, 60_000, "Halted")  # the engine committed it
+    kube.wait_phase(namespace, name, "Halted")
+    assert await store.release_lease(token)
+    wait_for(lambda: "engineTrading" not in kube.status(namespace, name), what="no report")
+    assert kube.status(namespace, name)["phase"] == "Halted"  # the spec's, meanwhile
+
+
+def _holding(kube: Kube, namespace: str, name: str, pod: str) -> int | None:
+    """The lease token while the status names `pod` as its holder."""
+    status = kube.status(namespace, name)
+    return status.get("leaseToken") if status.get("leaseHolder") == pod else None
 
 
 async def test_halt_resume_and_close(

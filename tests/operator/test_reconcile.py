@@ -13,6 +13,8 @@ import redis.asyncio
 
 from storage.klines import existing_relations, relation_name
 from tests.harness.operator import (
+    OPERATOR_ACCOUNT,
+    OPERATOR_NAMESPACE,
     Kube,
     OperatorProcess,
     market_manifest,
@@ -26,6 +28,7 @@ from xch import keys
 from xch.market import Market
 from xch.schemas import Command, SetTrading
 from xch.wire import FIELD_COMMAND, decode_command
+from xch_operator.handlers import FROM_KUBECONFIG
 from xch_operator.provisioning import market_owner
 from xch_operator.resources import CONFIG_HASH
 
@@ -58,6 +61,9 @@ async def test_create_provisions_everything(
     assert conditions["EngineReady"] == "False"
     assert conditions["Ready"] == "False"
     assert kube.status(namespace, "btc-usd")["phase"] == "Degraded"
+    # It says how and as whom it logged in (the cluster test: in-cluster, the chart's account).
+    account = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+    assert f"logged in {FROM_KUBECONFIG} as {account}" in operator.log_text()
 
     for path in (
         f"/api/v1/namespaces/{namespace}/configmaps/market-btc-usd",

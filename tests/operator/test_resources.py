@@ -124,6 +124,13 @@ def test_the_engine_reads_its_redis_credentials_from_the_markets_secret() -> Non
     assert IMAGES.redis_url not in json.dumps(deployment)
 
 
+def test_the_engine_knows_its_pod_name_to_name_the_lease_holder() -> None:
+    deployment = resources.build_engine_deployment(_market(), IMAGES)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {entry["name"]: entry for entry in container["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
 def test_new_redis_credentials_roll_the_engine() -> None:
     market = _market()
     rotated = dataclasses.replace(IMAGES, redis_url="redis://engine:new@redis:6379/0")
