@@ -4,6 +4,7 @@ command that asked for it, however many wait at once, whatever fails or is cance
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -127,62 +128,59 @@ async def test_the_database_and_credentials_of_the_url_are_used(
     await redis_client.acl_log_reset()  # the refused login is expected
 
 
-async def subscribed(
-    subscription: PipelinedSubscription,
-) -> "asyncio.Task[None]":
+CHANNEL = reply_channel("test")
+
+
+@dataclass
+class Subscribed:
+    subscription: PipelinedSubscription
+    got: list[bytes]
+
+    async def received(self, count: int) -> list[bytes]:
+        async with asyncio.timeout(5):
+            while len(self.got) < count:
+                await asyncio.sleep(0.01)
+        return self.got
+
+
+@pytest.fixture
+async def subscribed(redis_server: RedisServer) -> AsyncIterator[Subscribed]:
+    """A subscription to CHANNEL as the api's ACL user (the channel its replies come on)."""
+    got: list[bytes] = []
+    address = address_of(redis.asyncio.Redis.from_url(redis_server.url_for("api")))
+    subscription = PipelinedSubscription(address, CHANNEL, got.append)
     running = asyncio.create_task(subscription.run(retry_seconds=0.05))
-    await asyncio.wait_for(subscription.subscribed.wait(), 5)
-    return running
+    try:
+        await asyncio.wait_for(subscription.subscribed.wait(), 5)
+        yield Subscribed(subscription, got)
+    finally:
+        running.cancel()
 
 
 async def test_a_subscription_hands_over_each_message_in_order(
-    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+    subscribed: Subscribed, redis_client: redis.asyncio.Redis
 ) -> None:
-    """As the api's ACL user, on the channel its replies come on."""
-    got: list[bytes] = []
-    channel = reply_channel("test")
-    subscription = PipelinedSubscription(
-        address_of(redis.asyncio.Redis.from_url(redis_server.url_for("api"))), channel, got.append
-    )
-    running = await subscribed(subscription)
-    try:
-        sent = [b"%d" % n * (n % 50) for n in range(500)]
-        for message in sent:
-            await redis_client.publish(channel, message)
-        await redis_client.publish(reply_channel("another"), b"not ours")
-        async with asyncio.timeout(5):
-            while len(got) < len(sent):
-                await asyncio.sleep(0.01)
-        assert got == sent
-    finally:
-        running.cancel()
+    sent = [b"%d" % n * (n % 50) for n in range(500)]
+    for message in sent:
+        await redis_client.publish(CHANNEL, message)
+    await redis_client.publish(reply_channel("another"), b"not ours")
+    assert await subscribed.received(len(sent)) == sent
 
 
 async def test_a_subscription_subscribes_again_after_a_lost_connection(
-    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+    subscribed: Subscribed, redis_client: redis.asyncio.Redis
 ) -> None:
-    got: list[bytes] = []
-    channel = reply_channel("test")
-    subscription = PipelinedSubscription(
-        address_of(redis.asyncio.Redis.from_url(redis_server.url_for("api"))), channel, got.append
-    )
-    running = await subscribed(subscription)
-    try:
-        [subscriber] = [
-            c for c in await redis_client.client_list() if c["name"] == "" and c["sub"] == "1"
-        ]
-        await redis_client.client_kill_filter(_id=subscriber["id"])
-        async with asyncio.timeout(5):
-            while subscription.subscribed.is_set():
-                await asyncio.sleep(0.01)
-            await subscription.subscribed.wait()
-        await redis_client.publish(channel, b"after")
-        async with asyncio.timeout(5):
-            while not got:
-                await asyncio.sleep(0.01)
-        assert got == [b"after"]
-    finally:
-        running.cancel()
+    [subscriber] = [
+        c for c in await redis_client.client_list() if c["name"] == "" and c["sub"] == "1"
+    ]
+    await redis_client.client_kill_filter(_id=subscriber["id"])
+    state = subscribed.subscription.subscribed
+    async with asyncio.timeout(5):
+        while state.is_set():
+            await asyncio.sleep(0.01)
+        await state.wait()
+    await redis_client.publish(CHANNEL, b"after")
+    assert await subscribed.received(1) == [b"after"]
 
 
 async def test_an_unreachable_redis_is_a_connection_error() -> None:
