@@ -85,9 +85,9 @@ def test_a_made_up_client_id_is_claimed_without_the_answer(
     kept = claim(client, trader.user_id, named["clientOrderId"])
     assert sorted(kept) == ["body", "order_id", "status"]
 
+    asyncio.run(stack.stored("eth-usd"))  # GET /api/v3/order reads what dbproc stored
     found = trader.client.get_order(symbol="ETHUSD", origClientOrderId=made_up["clientOrderId"])
     assert found["orderId"] == made_up["orderId"]
-    asyncio.run(stack.stored("eth-usd"))
     again = signed_order(
         trader,
         stack.api.url,
