@@ -56,6 +56,7 @@ async def main(settings: Settings) -> None:
             depth_levels=settings.depth_levels,
             retry_seconds=settings.retry_seconds,
             metrics=metrics,
+            freeze_heap=True,
         )
         health = None
         if settings.health_port:

@@ -16,6 +16,7 @@ or a lost connection at any instant neither loses nor repeats a command.
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -111,6 +112,7 @@ class EngineService:
         depth_levels: int = 500,
         retry_seconds: float = 0.5,
         metrics: EngineMetrics | None = None,
+        freeze_heap: bool = False,
     ) -> None:
         self.rules = rules
         self.store = MarketStore(client, rules.name)
@@ -123,6 +125,9 @@ class EngineService:
         self.events_trim_seconds = events_trim_seconds
         self.depth_levels = depth_levels
         self.retry_seconds = retry_seconds
+        self.freeze_heap = freeze_heap
+        """Keep what lives long out of the collector's full passes (`_freeze_heap`): for a
+        process that runs this service alone, since it changes the whole process's collector."""
         self.metrics = metrics or EngineMetrics(rules.name)
         self.engine = Engine(rules)
         self.applied = "0-0"
@@ -335,6 +340,8 @@ class EngineService:
         """Rebuild the engine from the snapshot and the committed input after it."""
         started = time.perf_counter()
         self._stop_snapshot()
+        if self.freeze_heap:
+            gc.unfreeze()  # the state about to be thrown away must be collectable again
         snapshot = await self.store.load_snapshot()
         if snapshot is None:
             engine, cursor = Engine(self.rules), "0-0"
@@ -366,6 +373,9 @@ class EngineService:
         self.epoch = await self.store.new_epoch(engine.seq, engine.trade_seq)
         self._epoch_field = self.epoch.encode()
         self._since_snapshot = 0
+        if self.freeze_heap:
+            gc.collect()  # what recovery threw away (a book is cyclic), before it is frozen
+            self._freeze_heap()
         self.metrics.recoveries.inc()
         self.metrics.book_orders.set(len(engine.orders))
         log.info(
@@ -515,6 +525,8 @@ class EngineService:
         snapshot_input, seq = self.applied, self.engine.seq
         clock = self.metrics.stages
         clock.start()
+        if self.freeze_heap:
+            self._freeze_heap()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -532,6 +544,19 @@ class EngineService:
         self._snapshot_child = pid
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
+
+    @staticmethod
+    def _freeze_heap() -> None:
+        """Move every object alive now out of the collector's generations (`gc.freeze`): a
+        full collection visits every tracked object, and with the imports and the book in
+        the oldest generation it stood matching still for 16-40 ms, several times a second
+        under load. Frozen at each recovery and snapshot, the oldest generation holds only
+        what came since the last snapshot. Objects frozen are never collected as cycles;
+        the engine's state leaves none behind (a resting order is unlinked from its level
+        when it leaves), and a recovery unfreezes and collects what it throws away. Before
+        a fork it is also what the gc docs advise: the child's collector touches no page of
+        the frozen objects."""
+        gc.freeze()
 
     def _reap_snapshot(self) -> None:
         """Notice a finished snapshot child (a failed one is retried at the next interval)."""
