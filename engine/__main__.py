@@ -24,7 +24,6 @@ from engine.config import Settings
 from engine.metrics import EngineMetrics
 from engine.service import EngineService
 from runtime.health import serve_health
-from runtime.heap import freeze_startup_heap
 from runtime.redis_client import redis_client
 from runtime.registry import load_market
 
@@ -63,7 +62,6 @@ async def main(settings: Settings) -> None:
             health = await serve_health(
                 settings.health_host, settings.health_port, metrics, lambda: service.ready
             )
-        freeze_startup_heap()
         work = (
             service.run_through(settings.close_through)
             if settings.close_through is not None
