@@ -13,10 +13,11 @@ ones. Ordered walks (depth, a market buy's cost) sort the live levels when asked
 
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush, nsmallest
+from typing import Final
 
 from xch.schemas import Side
 
-PARKED_SLACK = 64
+PARKED_SLACK: Final = 64
 """Empty levels kept beyond as many as there are live ones, before the heap is rebuilt."""
 
 

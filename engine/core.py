@@ -11,9 +11,23 @@ Every command is validated completely before anything changes, so a refused comm
 no trace but its `OrderRejected` event.
 """
 
+from typing import Final
+
 from engine.book import BookSide, Order
 from engine.stops import StopBook, StopOrder, reached
 from ledger.locks import lock_amount
+from ledger.natives import (
+    CANCEL,
+    ORDER_ACCEPTED,
+    ORDER_DONE,
+    ORDER_REJECTED,
+    PLACE,
+    STOP_LIMIT_TYPES,
+    STOP_TYPES,
+    STP_MODES,
+    TIMES_IN_FORCE,
+    TRADE,
+)
 from ledger.tickets import Ticket
 from xch.market import MarketRules, Trading
 from xch.money import BPS
@@ -37,13 +51,9 @@ from xch.schemas import (
     REASON_TIME_IN_FORCE,
     REASON_USER,
     SELL,
-    STOP_LIMIT_TYPES,
-    STOP_TYPES,
     STP_EXPIRE_MAKER,
     STP_EXPIRE_TAKER,
-    STP_MODES,
     STP_NONE,
-    TIMES_IN_FORCE,
     Cancel,
     CancelAll,
     Close,
@@ -52,9 +62,6 @@ from xch.schemas import (
     Event,
     Funds,
     MarketState,
-    OrderAccepted,
-    OrderDone,
-    OrderRejected,
     OrderTriggered,
     Place,
     PlaceList,
@@ -63,11 +70,10 @@ from xch.schemas import (
     Side,
     StpMode,
     TimeInForce,
-    Trade,
 )
 
-TRADING_STATES = frozenset(state.value for state in Trading)
-ENABLED = Trading.ENABLED.value
+TRADING_STATES: Final = frozenset(state.value for state in Trading)
+ENABLED: Final = Trading.ENABLED.value
 
 
 class Engine:
@@ -109,9 +115,9 @@ class Engine:
     def process(self, command: Command, input_id: str, ts: int) -> None:
         # A cancel by its exact type, before an isinstance that would miss: a miss calls the
         # struct's metaclass.
-        if type(command) is Cancel:
+        if type(command) is CANCEL:
             self.cancel(command, input_id, ts)
-        elif isinstance(command, Place):
+        elif isinstance(command, PLACE):
             self.place(command, input_id, ts)
         elif isinstance(command, PlaceList):
             self.place_list(command, command.locked, input_id, ts)
@@ -150,7 +156,7 @@ class Engine:
     ) -> None:
         self.seq += 1
         self.out.append(
-            OrderRejected(
+            ORDER_REJECTED(
                 self.market,
                 self.seq,
                 input_id,
@@ -200,7 +206,7 @@ class Engine:
     ) -> None:
         self.seq += 1
         self.out.append(
-            OrderAccepted(
+            ORDER_ACCEPTED(
                 self.market,
                 self.seq,
                 input_id,
@@ -270,7 +276,7 @@ class Engine:
     ) -> None:
         self.seq += 1
         self.out.append(
-            OrderDone(
+            ORDER_DONE(
                 self.market,
                 self.seq,
                 input_id,
@@ -647,7 +653,7 @@ class Engine:
                 maker_id = maker.order_id
                 maker_user = maker.user
                 append(
-                    Trade(
+                    TRADE(
                         market,
                         seq,
                         input_id,
@@ -683,7 +689,7 @@ class Engine:
                         del by_user[maker_user]
                     seq += 1
                     append(
-                        OrderDone(
+                        ORDER_DONE(
                             market,
                             seq,
                             input_id,

@@ -10,8 +10,7 @@ deposits minus withdrawals, and no balance is ever negative.
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from msgspec.structs import astuple
-
+from ledger.natives import AS_TUPLE, FUNDS, ORDER_DONE, ORDER_REJECTED, TRADE
 from xch.market import MarketRules
 from xch.schemas import (
     BUY,
@@ -175,11 +174,11 @@ class Ledger:
     def _settle(self, event: Event) -> None:
         """Move the balances `event` moves; accepted orders were locked at enqueue. Exact type
         checks, most frequent first: an isinstance that misses costs a metaclass call."""
-        if type(event) is Trade:
+        if type(event) is TRADE:
             self._settle_trade(event)
-        elif type(event) is OrderDone or type(event) is OrderRejected:
+        elif type(event) is ORDER_DONE or type(event) is ORDER_REJECTED:
             self._settle_release(event)
-        elif type(event) is Funds:
+        elif type(event) is FUNDS:
             self._settle_funds(event)
 
     def _settle_release(self, event: OrderDone | OrderRejected) -> None:
@@ -213,7 +212,7 @@ class Ledger:
     def _settle_trade(self, trade: Trade) -> None:
         # Every field in one C call, read by position (`TradeFields`): compiled, each named
         # read of a struct field is a generic getattr, and a trade needs nine.
-        fields: TradeFields = astuple(trade)
+        fields: TradeFields = AS_TUPLE(trade)
         market, qty, quote, maker_user, taker_user = (
             fields[0],
             fields[6],
