@@ -412,7 +412,7 @@ class Engine:
         budget = locked
         found = 0
         for price in book.prices():
-            if limit is not None and (price - limit) * book.sign > 0:
+            if limit is not None and book.beyond(price, limit):
                 break
             for maker in book.live_orders(price):
                 if maker.user == cmd.user and cmd.stp != STP_NONE:
@@ -582,7 +582,6 @@ class Engine:
         book = self.asks if is_buy else self.bids
         dirty = self.dirty_asks if is_buy else self.dirty_bids
         levels = book.levels
-        sign = book.sign
         per_tick_lot = self._quote_per_tick_lot
         per_lot = self._base_per_lot
         maker_bps = self._maker_bps
@@ -602,7 +601,7 @@ class Engine:
         self_traded = False
         while remaining:
             price = book.best
-            if price is None or (limit is not None and (price - limit) * sign > 0):
+            if price is None or (limit is not None and book.beyond(price, limit)):
                 break
             level = levels[price]
             lot_cost = price * per_tick_lot
@@ -639,14 +638,14 @@ class Engine:
                 trade_seq += 1
                 seq += 1
                 if is_buy:
-                    maker_fee = -(-quote * maker_bps // BPS)
-                    taker_fee = -(-base * taker_bps // BPS)
+                    maker_fee = _fee(quote, maker_bps)
+                    taker_fee = _fee(base, taker_bps)
                     maker.locked -= base
                     taker_unlocked = improvement * lots
                     left -= quote + taker_unlocked
                 else:
-                    maker_fee = -(-base * maker_bps // BPS)
-                    taker_fee = -(-quote * taker_bps // BPS)
+                    maker_fee = _fee(base, maker_bps)
+                    taker_fee = _fee(quote, taker_bps)
                     maker.locked -= quote
                     taker_unlocked = 0
                     left -= base
@@ -865,6 +864,12 @@ def _effective_tif(cmd: Ticket) -> TimeInForce:
         if order_type != LIMIT and order_type not in STOP_LIMIT_TYPES:
             return IOC
     return tif
+
+
+def _fee(received: int, bps: int) -> int:
+    """`ceil(received * bps / BPS)`. (Not `-(-received * bps // BPS)`: compiled, a product with
+    a negative operand leaves the fast path of tagged integers for a `PyLong` multiplication.)"""
+    return (received * bps + BPS - 1) // BPS
 
 
 def _lock_mismatch(locked: int, needed: int) -> ResultCode:
