@@ -22,6 +22,7 @@ from ledger.natives import (
     ORDER_DONE,
     ORDER_REJECTED,
     PLACE,
+    REASONS,
     STOP_LIMIT_TYPES,
     STOP_TYPES,
     STP_MODES,
@@ -166,7 +167,7 @@ class Engine:
                 side,
                 op,
                 int(code),
-                code.reason,
+                REASONS[code],
                 unlocked,
             )
         )
