@@ -164,18 +164,17 @@ class BookSide:
 
     def _drop_parked_top(self) -> None:
         """Pop parked keys off the top of the heap until a live one (the best) is there."""
-        heap, parked, key = self.heap, self.parked, self.key
-        while heap and key(heap[0]) in parked:
-            del parked[key(heappop(heap))]
-        self.best = key(heap[0]) if heap else None
+        heap, parked = self.heap, self.parked
+        while heap and self.key(heap[0]) in parked:
+            del parked[self.key(heappop(heap))]
+        self.best = self.key(heap[0]) if heap else None
 
     def _rebuild(self) -> None:
         """Forget every parked level: the heap holds the live keys only."""
-        key = self.key
         self.parked.clear()
-        self.heap = [key(price) for price in self.levels]
+        self.heap = [self.key(price) for price in self.levels]
         heapify(self.heap)
-        self.best = key(self.heap[0]) if self.heap else None
+        self.best = self.key(self.heap[0]) if self.heap else None
 
     def withdraw(self, order: Order) -> None:
         """Take a live order out (cancel or expiry): O(1)."""
@@ -188,13 +187,12 @@ class BookSide:
 
     def prices(self, limit: int | None = None) -> Iterator[int]:
         """Live prices from best to worst (the best `limit` of them)."""
-        key = self.key
         if limit is None:
-            keys = sorted(key(price) for price in self.levels)
+            keys = sorted(self.key(price) for price in self.levels)
         else:
-            keys = nsmallest(limit, [key(price) for price in self.levels])
-        for price_key in keys:
-            yield key(price_key)
+            keys = nsmallest(limit, [self.key(price) for price in self.levels])
+        for key in keys:
+            yield self.key(key)
 
     def totals(self, limit: int | None = None) -> Iterator[tuple[int, int]]:
         """(price, total lots) from best to worst."""

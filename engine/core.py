@@ -75,6 +75,8 @@ from xch.schemas import (
 
 TRADING_STATES: Final = frozenset(state.value for state in Trading)
 ENABLED: Final = Trading.ENABLED.value
+RESTING_TIFS: Final = frozenset((GTC, POST_ONLY))
+"""Times in force that rest what does not fill (a set: compiled, `in` a tuple is generic)."""
 
 
 class Engine:
@@ -249,7 +251,7 @@ class Engine:
                 input_id,
                 ts,
             )
-        if remaining and not self_traded and tif in (GTC, POST_ONLY):
+        if remaining and not self_traded and tif in RESTING_TIFS:
             self._rest(Order(order_id, user, side, price, remaining, left, filled))
             return
         if cmd.quote_qty:
@@ -588,7 +590,7 @@ class Engine:
         maker_bps = self._maker_bps
         taker_bps = self._taker_bps
         market = self.market
-        append = self.out.append
+        out = self.out
         orders = self.orders
         by_user = self.by_user
         prevent = stp != STP_NONE
@@ -652,7 +654,7 @@ class Engine:
                     left -= base
                 maker_id = maker.order_id
                 maker_user = maker.user
-                append(
+                out.append(
                     TRADE(
                         market,
                         seq,
@@ -688,7 +690,7 @@ class Engine:
                     if not user_orders:
                         del by_user[maker_user]
                     seq += 1
-                    append(
+                    out.append(
                         ORDER_DONE(
                             market,
                             seq,
