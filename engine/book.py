@@ -13,10 +13,11 @@ ones. Ordered walks (depth, a market buy's cost) sort the live levels when asked
 
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush, nsmallest
+from typing import Final
 
 from xch.schemas import Side
 
-PARKED_SLACK = 64
+PARKED_SLACK: Final = 64
 """Empty levels kept beyond as many as there are live ones, before the heap is rebuilt."""
 
 
@@ -116,9 +117,10 @@ class BookSide:
     """One side of the book. Bids are keyed by negated price so that, on both sides, the
     smallest key (`heap[0]`) is the best price; `best` is the best live price."""
 
-    __slots__ = ("best", "heap", "levels", "parked", "sign")
+    __slots__ = ("best", "heap", "is_bid", "levels", "parked", "sign")
 
     def __init__(self, is_bid: bool) -> None:
+        self.is_bid = is_bid
         self.sign = -1 if is_bid else 1
         self.levels: dict[int, Level] = {}
         """The live levels by price."""
@@ -135,12 +137,22 @@ class BookSide:
             level = self.parked.pop(price, None)
             if level is None:
                 level = Level()
-                heappush(self.heap, price * self.sign)
+                heappush(self.heap, self.key(price))
             self.levels[price] = level
             best = self.best
-            if best is None or (price - best) * self.sign < 0:
+            if best is None or self.beyond(best, price):
                 self.best = price
         level.append(order)
+
+    def key(self, price: int) -> int:
+        """The heap key of a price, and the price of a key: negated on the bid side. (Not a
+        product with `sign`: compiled, a product with a negative operand leaves the fast path
+        of tagged integers for a `PyLong` multiplication.)"""
+        return -price if self.is_bid else price
+
+    def beyond(self, price: int, limit: int) -> bool:
+        """Whether `price` is worse than `limit` for an order taking from this side."""
+        return price < limit if self.is_bid else price > limit
 
     def remove_level(self, price: int) -> None:
         """Take the emptied level at `price` out of the live ones."""
@@ -152,18 +164,17 @@ class BookSide:
 
     def _drop_parked_top(self) -> None:
         """Pop parked keys off the top of the heap until a live one (the best) is there."""
-        heap, parked, sign = self.heap, self.parked, self.sign
-        while heap and heap[0] * sign in parked:
-            del parked[heappop(heap) * sign]
-        self.best = heap[0] * sign if heap else None
+        heap, parked = self.heap, self.parked
+        while heap and self.key(heap[0]) in parked:
+            del parked[self.key(heappop(heap))]
+        self.best = self.key(heap[0]) if heap else None
 
     def _rebuild(self) -> None:
         """Forget every parked level: the heap holds the live keys only."""
-        sign = self.sign
         self.parked.clear()
-        self.heap = [price * sign for price in self.levels]
+        self.heap = [self.key(price) for price in self.levels]
         heapify(self.heap)
-        self.best = self.heap[0] * sign if self.heap else None
+        self.best = self.key(self.heap[0]) if self.heap else None
 
     def withdraw(self, order: Order) -> None:
         """Take a live order out (cancel or expiry): O(1)."""
@@ -176,13 +187,12 @@ class BookSide:
 
     def prices(self, limit: int | None = None) -> Iterator[int]:
         """Live prices from best to worst (the best `limit` of them)."""
-        sign = self.sign
         if limit is None:
-            keys = sorted(price * sign for price in self.levels)
+            keys = sorted(self.key(price) for price in self.levels)
         else:
-            keys = nsmallest(limit, [price * sign for price in self.levels])
+            keys = nsmallest(limit, [self.key(price) for price in self.levels])
         for key in keys:
-            yield key * sign
+            yield self.key(key)
 
     def totals(self, limit: int | None = None) -> Iterator[tuple[int, int]]:
         """(price, total lots) from best to worst."""

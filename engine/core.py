@@ -11,9 +11,24 @@ Every command is validated completely before anything changes, so a refused comm
 no trace but its `OrderRejected` event.
 """
 
+from typing import Final
+
 from engine.book import BookSide, Order
 from engine.stops import StopBook, StopOrder, reached
 from ledger.locks import lock_amount
+from ledger.natives import (
+    CANCEL,
+    ORDER_ACCEPTED,
+    ORDER_DONE,
+    ORDER_REJECTED,
+    PLACE,
+    REASONS,
+    STOP_LIMIT_TYPES,
+    STOP_TYPES,
+    STP_MODES,
+    TIMES_IN_FORCE,
+    TRADE,
+)
 from ledger.tickets import Ticket
 from xch.market import MarketRules, Trading
 from xch.money import BPS
@@ -37,13 +52,9 @@ from xch.schemas import (
     REASON_TIME_IN_FORCE,
     REASON_USER,
     SELL,
-    STOP_LIMIT_TYPES,
-    STOP_TYPES,
     STP_EXPIRE_MAKER,
     STP_EXPIRE_TAKER,
-    STP_MODES,
     STP_NONE,
-    TIMES_IN_FORCE,
     Cancel,
     CancelAll,
     Close,
@@ -52,9 +63,6 @@ from xch.schemas import (
     Event,
     Funds,
     MarketState,
-    OrderAccepted,
-    OrderDone,
-    OrderRejected,
     OrderTriggered,
     Place,
     PlaceList,
@@ -63,11 +71,12 @@ from xch.schemas import (
     Side,
     StpMode,
     TimeInForce,
-    Trade,
 )
 
-TRADING_STATES = frozenset(state.value for state in Trading)
-ENABLED = Trading.ENABLED.value
+TRADING_STATES: Final = frozenset(state.value for state in Trading)
+ENABLED: Final = Trading.ENABLED.value
+RESTING_TIFS: Final = frozenset((GTC, POST_ONLY))
+"""Times in force that rest what does not fill (a set: compiled, `in` a tuple is generic)."""
 
 
 class Engine:
@@ -109,9 +118,9 @@ class Engine:
     def process(self, command: Command, input_id: str, ts: int) -> None:
         # A cancel by its exact type, before an isinstance that would miss: a miss calls the
         # struct's metaclass.
-        if type(command) is Cancel:
+        if type(command) is CANCEL:
             self.cancel(command, input_id, ts)
-        elif isinstance(command, Place):
+        elif isinstance(command, PLACE):
             self.place(command, input_id, ts)
         elif isinstance(command, PlaceList):
             self.place_list(command, command.locked, input_id, ts)
@@ -150,7 +159,7 @@ class Engine:
     ) -> None:
         self.seq += 1
         self.out.append(
-            OrderRejected(
+            ORDER_REJECTED(
                 self.market,
                 self.seq,
                 input_id,
@@ -160,7 +169,7 @@ class Engine:
                 side,
                 op,
                 int(code),
-                code.reason,
+                REASONS[code],
                 unlocked,
             )
         )
@@ -200,7 +209,7 @@ class Engine:
     ) -> None:
         self.seq += 1
         self.out.append(
-            OrderAccepted(
+            ORDER_ACCEPTED(
                 self.market,
                 self.seq,
                 input_id,
@@ -242,7 +251,7 @@ class Engine:
                 input_id,
                 ts,
             )
-        if remaining and not self_traded and tif in (GTC, POST_ONLY):
+        if remaining and not self_traded and tif in RESTING_TIFS:
             self._rest(Order(order_id, user, side, price, remaining, left, filled))
             return
         if cmd.quote_qty:
@@ -270,7 +279,7 @@ class Engine:
     ) -> None:
         self.seq += 1
         self.out.append(
-            OrderDone(
+            ORDER_DONE(
                 self.market,
                 self.seq,
                 input_id,
@@ -406,7 +415,7 @@ class Engine:
         budget = locked
         found = 0
         for price in book.prices():
-            if limit is not None and (price - limit) * book.sign > 0:
+            if limit is not None and book.beyond(price, limit):
                 break
             for maker in book.live_orders(price):
                 if maker.user == cmd.user and cmd.stp != STP_NONE:
@@ -576,13 +585,12 @@ class Engine:
         book = self.asks if is_buy else self.bids
         dirty = self.dirty_asks if is_buy else self.dirty_bids
         levels = book.levels
-        sign = book.sign
         per_tick_lot = self._quote_per_tick_lot
         per_lot = self._base_per_lot
         maker_bps = self._maker_bps
         taker_bps = self._taker_bps
         market = self.market
-        append = self.out.append
+        out = self.out
         orders = self.orders
         by_user = self.by_user
         prevent = stp != STP_NONE
@@ -596,7 +604,7 @@ class Engine:
         self_traded = False
         while remaining:
             price = book.best
-            if price is None or (limit is not None and (price - limit) * sign > 0):
+            if price is None or (limit is not None and book.beyond(price, limit)):
                 break
             level = levels[price]
             lot_cost = price * per_tick_lot
@@ -633,21 +641,21 @@ class Engine:
                 trade_seq += 1
                 seq += 1
                 if is_buy:
-                    maker_fee = -(-quote * maker_bps // BPS)
-                    taker_fee = -(-base * taker_bps // BPS)
+                    maker_fee = _fee(quote, maker_bps)
+                    taker_fee = _fee(base, taker_bps)
                     maker.locked -= base
                     taker_unlocked = improvement * lots
                     left -= quote + taker_unlocked
                 else:
-                    maker_fee = -(-base * maker_bps // BPS)
-                    taker_fee = -(-quote * taker_bps // BPS)
+                    maker_fee = _fee(base, maker_bps)
+                    taker_fee = _fee(quote, taker_bps)
                     maker.locked -= quote
                     taker_unlocked = 0
                     left -= base
                 maker_id = maker.order_id
                 maker_user = maker.user
-                append(
-                    Trade(
+                out.append(
+                    TRADE(
                         market,
                         seq,
                         input_id,
@@ -682,8 +690,8 @@ class Engine:
                     if not user_orders:
                         del by_user[maker_user]
                     seq += 1
-                    append(
-                        OrderDone(
+                    out.append(
+                        ORDER_DONE(
                             market,
                             seq,
                             input_id,
@@ -859,6 +867,12 @@ def _effective_tif(cmd: Ticket) -> TimeInForce:
         if order_type != LIMIT and order_type not in STOP_LIMIT_TYPES:
             return IOC
     return tif
+
+
+def _fee(received: int, bps: int) -> int:
+    """`ceil(received * bps / BPS)`. (Not `-(-received * bps // BPS)`: compiled, a product with
+    a negative operand leaves the fast path of tagged integers for a `PyLong` multiplication.)"""
+    return (received * bps + BPS - 1) // BPS
 
 
 def _lock_mismatch(locked: int, needed: int) -> ResultCode:

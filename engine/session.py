@@ -8,10 +8,11 @@ from typing import Any
 from engine.commands import CommandError, FundsRequest, ParsedCommand, parse_command
 from engine.core import Engine
 from ledger.locks import list_lock, lock_amount, spent_asset
+from ledger.natives import CANCEL, PLACE, SIDES
 from ledger.reference import Ledger
 from ledger.tickets import Ticket
 from xch.market import MarketRules
-from xch.schemas import BUY, MARKET, SIDES, Cancel, Place, PlaceList, ResultCode
+from xch.schemas import BUY, MARKET, Place, PlaceList, ResultCode
 
 
 class ReplaySession:
@@ -37,9 +38,9 @@ class ReplaySession:
     def submit_parsed(self, command: ParsedCommand, input_id: str, ts: int = 0) -> None:
         engine = self.engine
         start = len(engine.out)
-        if isinstance(command, Place):
+        if isinstance(command, PLACE):
             self._place(command, input_id, ts)
-        elif type(command) is Cancel:  # an isinstance that misses calls the metaclass
+        elif type(command) is CANCEL:  # an isinstance that misses calls the metaclass
             engine.cancel(command, input_id, ts)
         elif isinstance(command, PlaceList):
             self._place_list(command, input_id, ts)

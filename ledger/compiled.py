@@ -37,6 +37,7 @@ MODULES = (
     "engine.session",
     "ledger.locks",
     "ledger.reference",
+    "ledger.natives",
     "ledger.tickets",
 )
 """What setup.py compiles. Not engine.replay: `python -m` cannot run an extension module (its

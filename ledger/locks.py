@@ -3,13 +3,15 @@ lock-and-enqueue path, the engine and the replay tool, so all lock exactly what 
 expects."""
 
 from collections.abc import Iterable
+from typing import Final
 
+from ledger.natives import STOP_LIMIT_TYPES, STOP_TYPES
 from ledger.tickets import Ticket
 from xch.market import MarketRules
 from xch.money import BPS
-from xch.schemas import BUY, LIMIT, STOP_LIMIT_TYPES, STOP_TYPES, Place
+from xch.schemas import BUY, LIMIT, Place
 
-STOP_MARKET_BUY_ALLOWANCE_BPS = 500
+STOP_MARKET_BUY_ALLOWANCE_BPS: Final = 500
 """A stop-market buy by quantity cannot know its cost until it triggers: it locks its
 quantity at the stop price plus this allowance (5%) for the price moving on, and spends no
 more than that once triggered (what it cannot buy within it expires)."""

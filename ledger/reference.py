@@ -10,8 +10,7 @@ deposits minus withdrawals, and no balance is ever negative.
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from msgspec.structs import astuple
-
+from ledger.natives import AS_TUPLE, FUNDS, ORDER_DONE, ORDER_REJECTED, TRADE
 from xch.market import MarketRules
 from xch.schemas import (
     BUY,
@@ -69,6 +68,9 @@ class Ledger:
         self._assets: dict[str, tuple[str, str, int]] = {}
         """Market -> (base, quote, base minor units per lot): all settling reads of its rules,
         in one lookup (compiled, each read of a rules field is a generic getattr)."""
+        self._fee_cells: dict[str, tuple[Cell, Cell]] = {}
+        """Market -> `FEE_ACCOUNT`'s (base, quote) balances, from the market's first trade on
+        (created then, not before: a zero balance is part of the snapshot)."""
         for rules in markets:
             self.add_market(rules)
 
@@ -110,13 +112,14 @@ class Ledger:
 
     def _cell(self, user: str, asset: str) -> Cell:
         """The balance, a zero one created first if the account has none of the asset."""
+        return _cell_in(self._account(user), asset)
+
+    def _account(self, user: str) -> dict[str, Cell]:
+        """The account's balances by asset, an empty account created first if it has none."""
         assets = self.accounts.get(user)
         if assets is None:
             assets = self.accounts[user] = {}
-        cell = assets.get(asset)
-        if cell is None:
-            cell = assets[asset] = Cell()
-        return cell
+        return assets
 
     def restore(self, user: str, asset: str, free: int, locked: int) -> None:
         """Set one balance (loading a snapshot)."""
@@ -175,11 +178,11 @@ class Ledger:
     def _settle(self, event: Event) -> None:
         """Move the balances `event` moves; accepted orders were locked at enqueue. Exact type
         checks, most frequent first: an isinstance that misses costs a metaclass call."""
-        if type(event) is Trade:
+        if type(event) is TRADE:
             self._settle_trade(event)
-        elif type(event) is OrderDone or type(event) is OrderRejected:
+        elif type(event) is ORDER_DONE or type(event) is ORDER_REJECTED:
             self._settle_release(event)
-        elif type(event) is Funds:
+        elif type(event) is FUNDS:
             self._settle_funds(event)
 
     def _settle_release(self, event: OrderDone | OrderRejected) -> None:
@@ -213,7 +216,7 @@ class Ledger:
     def _settle_trade(self, trade: Trade) -> None:
         # Every field in one C call, read by position (`TradeFields`): compiled, each named
         # read of a struct field is a generic getattr, and a trade needs nine.
-        fields: TradeFields = astuple(trade)
+        fields: TradeFields = AS_TUPLE(trade)
         market, qty, quote, maker_user, taker_user = (
             fields[0],
             fields[6],
@@ -235,11 +238,20 @@ class Ledger:
         else:
             buyer, buyer_fee, buyer_refund = maker_user, maker_fee, 0
             seller, seller_fee = taker_user, taker_fee
-        buyer_quote, buyer_base = self._cell(buyer, quote_asset), self._cell(buyer, base_asset)
-        seller_base = self._cell(seller, base_asset)
-        seller_quote = self._cell(seller, quote_asset)
-        fees_base = self._cell(FEE_ACCOUNT, base_asset)
-        fees_quote = self._cell(FEE_ACCOUNT, quote_asset)
+        # Each account looked up once; cells created in the same order as one by one.
+        buyer_assets = self._account(buyer)
+        buyer_quote = _cell_in(buyer_assets, quote_asset)
+        buyer_base = _cell_in(buyer_assets, base_asset)
+        seller_assets = self._account(seller)
+        seller_base = _cell_in(seller_assets, base_asset)
+        seller_quote = _cell_in(seller_assets, quote_asset)
+        fees = self._fee_cells.get(market)
+        if fees is None:
+            fees = self._fee_cells[market] = (
+                self._cell(FEE_ACCOUNT, base_asset),
+                self._cell(FEE_ACCOUNT, quote_asset),
+            )
+        fees_base, fees_quote = fees
         if self.strict and (buyer_quote.locked < quote + buyer_refund or seller_base.locked < base):
             raise LedgerError(f"trade beyond locked funds: {trade!r}")
         buyer_quote.locked -= quote + buyer_refund
@@ -249,6 +261,14 @@ class Ledger:
         seller_quote.free += quote - seller_fee
         fees_base.free += buyer_fee
         fees_quote.free += seller_fee
+
+
+def _cell_in(assets: dict[str, Cell], asset: str) -> Cell:
+    """An account's balance of `asset`, a zero one created first if it has none."""
+    cell = assets.get(asset)
+    if cell is None:
+        cell = assets[asset] = Cell()
+    return cell
 
 
 EXTERNAL_ACCOUNT = "@external"

@@ -6,8 +6,7 @@ order read some 40 of them; a `Ticket` is a mypyc native class, whose fields rea
 pointer each. `Ticket.of` takes all of a `Place`'s fields in one call (`astuple`, in C).
 """
 
-from msgspec.structs import astuple
-
+from ledger.natives import AS_TUPLE
 from xch.schemas import OrderType, Place, Side, StpMode, TimeInForce
 
 
@@ -73,7 +72,7 @@ class Ticket:
             locked,
             client_order_id,
             stop_price,
-        ) = astuple(place)
+        ) = AS_TUPLE(place)
         return Ticket(
             order_id,
             user,

@@ -10,12 +10,12 @@ import re
 from collections.abc import Callable
 from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 MAX_SCALE = 18
 MAX_UNITS = 2**63 - 1
 MAX_TEXT = 64
-BPS = 10_000
+BPS: Final = 10_000
 """Basis points in a whole: fee rates, allowances and spreads are given in bps."""
 
 # Wide enough for any MAX_TEXT-character decimal times any unit; rounding would be a bug.

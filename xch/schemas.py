@@ -50,19 +50,19 @@ STP_EXPIRE_BOTH: Final = "EXPIRE_BOTH"
 STP_MODES: tuple[StpMode, ...] = get_args(StpMode)
 DEFAULT_STP: Final = STP_EXPIRE_MAKER
 
-FILLED = "filled"
-CANCELED = "canceled"
-EXPIRED = "expired"
+FILLED: Final = "filled"
+CANCELED: Final = "canceled"
+EXPIRED: Final = "expired"
 
 # Why an order ended as expired or canceled (OrderDone.reason).
-REASON_NONE = ""
-REASON_TIME_IN_FORCE = "time_in_force"  # IOC or market remainder with no more liquidity
-REASON_SELF_TRADE = "self_trade"  # self-trade prevention expired it
-REASON_USER = "user"  # cancel or cancel_all
-REASON_MARKET_CLOSED = "market_closed"  # settle-and-close
-REASON_OCO = "oco"  # the other order of its OCO list filled or triggered
-REASON_POST_ONLY = "post_only_would_cross"  # a triggered post-only stop-limit would take
-REASON_FOK = "fok_unfillable"  # a triggered fill-or-kill stop-limit could not fill at once
+REASON_NONE: Final = ""
+REASON_TIME_IN_FORCE: Final = "time_in_force"  # IOC or market remainder with no more liquidity
+REASON_SELF_TRADE: Final = "self_trade"  # self-trade prevention expired it
+REASON_USER: Final = "user"  # cancel or cancel_all
+REASON_MARKET_CLOSED: Final = "market_closed"  # settle-and-close
+REASON_OCO: Final = "oco"  # the other order of its OCO list filled or triggered
+REASON_POST_ONLY: Final = "post_only_would_cross"  # a triggered post-only stop-limit would take
+REASON_FOK: Final = "fok_unfillable"  # a triggered fill-or-kill stop-limit could not fill at once
 
 
 def triggers_on_rise(order_type: OrderType, side: Side) -> bool:
@@ -305,5 +305,5 @@ Event = (
     OrderAccepted | OrderRejected | OrderTriggered | Trade | OrderDone | Depth | MarketState | Funds
 )
 
-FEE_ACCOUNT = "@fees"
+FEE_ACCOUNT: Final = "@fees"
 """The account that receives every fee; '@' keeps it out of the user namespace."""
