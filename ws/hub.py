@@ -6,8 +6,9 @@ and writes that to each of those clients' sockets, one write per client, without
 step per client per message. A client with messages of its own this turn (an answer, a
 snapshot after subscribing, a backlog its socket did not take) is "queued": its messages go
 to its own backlog, in order, written in one go at the turn's end while its socket takes
-more; only a client whose socket is full (or one served through plain ASGI sends) has its
-sender task woken to write when it can. A client whose backlog is full is too slow: its
+more; only a client whose socket is full (or one served through plain ASGI sends) has a
+sender task started (`Client.wake`) to write when it can, which ends once the backlog is
+written: an idle client has no task of its own. A client whose backlog is full is too slow: its
 backlog is dropped and it gets a `resync` notice followed by fresh snapshots of its streams,
 at most `max_resyncs` times; after that it is cut off. So one slow client never delays the
 others or grows memory.
@@ -26,6 +27,10 @@ SLOW = "slow_consumer"
 
 Snapshots = Callable[[Stream, str | None], list[str]]
 """What a stream's subscriber needs first (a depth snapshot, the current candle...)."""
+
+
+def _idle() -> None:
+    """A client without a connection (the hub's own tests) has no sender to start."""
 
 
 class Client:
@@ -47,7 +52,9 @@ class Client:
     )
     _ids = itertools.count(1)
 
-    def __init__(self, queue_size: int, writer: FrameWriter | None = None) -> None:
+    def __init__(
+        self, queue_size: int, writer: FrameWriter | None = None, wake: Callable[[], None] = _idle
+    ) -> None:
         self.id = next(self._ids)
         self.queue_size = queue_size
         self.writer = writer
@@ -57,8 +64,9 @@ class Client:
         """In the hub's list of backlogs to write this turn."""
         self.sending = False
         """The sender task holds a batch: newer messages must wait for it (order)."""
-        self.wake = asyncio.Event()
-        """Tells the sender task there is a backlog the hub could not write."""
+        self.wake = wake
+        """Called when the backlog needs a sender task (the hub could not write it) or the
+        client was cut off: the connection starts one unless it has one."""
         self.streams: dict[str, Stream] = {}
         self.topics: frozenset[str] = frozenset()
         """Its streams' topics: clients with the same topics share a turn's bytes."""
@@ -82,7 +90,7 @@ class Client:
     def cut(self) -> None:
         """Too slow: no more messages, and the sender task ends the connection."""
         self.cut_off = True
-        self.wake.set()
+        self.wake()
 
     def take(self) -> list[Outgoing]:
         batch, self.backlog = self.backlog, []
@@ -98,7 +106,7 @@ class Client:
         if not batch:
             return 0
         if not self.can_write():
-            self.wake.set()
+            self.wake()
             return 0
         self.backlog = []
         self.write_frames(b"".join([frame for _, frame in batch]))

@@ -98,13 +98,15 @@ async def test_a_full_socket_keeps_the_turns_messages_in_its_backlog() -> None:
     _, reader_socket = connect(hub, TRADE)
     stalled, stalled_socket = connect(hub, TRADE)
     await a_turn()
+    woken: list[bool] = []
+    stalled.wake = lambda: woken.append(True)
     stalled_socket.full = True
     hub.publish(TRADE.topic, "t1")
     await a_turn()
     assert reader_socket.writes == [frames("t1")]
     assert stalled_socket.writes == []
     assert [text for text, _ in stalled.backlog] == ["t1"]
-    assert stalled.wake.is_set()  # its sender task waits for the socket
+    assert woken  # a sender task is started to wait for the socket
     stalled_socket.full = False
     hub.publish(TRADE.topic, "t2")
     await a_turn()
