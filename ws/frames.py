@@ -46,8 +46,12 @@ class FrameWriter:
         return None
 
     def writable(self) -> bool:
-        """The transport takes more now (uvicorn's flow control) and the connection is open."""
-        return self.writable_flag.is_set() and not self.closed()
+        """The transport takes more now (uvicorn's flow control) and the connection is open
+        (`closed` inlined: this is asked of every client in every turn it has messages)."""
+        protocol = self.protocol
+        return self.writable_flag.is_set() and not (
+            protocol.disconnected or protocol.close_sent or self.transport.is_closing()
+        )
 
     def closed(self) -> bool:
         protocol = self.protocol

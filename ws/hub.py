@@ -16,7 +16,8 @@ others or grows memory.
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import TypeVar
 
 from ws import protocol
 from ws.frames import FrameWriter, Outgoing, outgoing
@@ -24,6 +25,7 @@ from ws.metrics import WsMetrics
 from ws.protocol import Stream
 
 SLOW = "slow_consumer"
+Key = TypeVar("Key", bound=Hashable)
 
 Snapshots = Callable[[Stream, str | None], list[str]]
 """What a stream's subscriber needs first (a depth snapshot, the current candle...)."""
@@ -45,7 +47,6 @@ class Client:
         "sending",
         "streams",
         "topics",
-        "turn",
         "user",
         "wake",
         "writer",
@@ -71,9 +72,8 @@ class Client:
         self.topics: frozenset[str] = frozenset()
         """Its streams' topics: clients with the same topics share a turn's bytes."""
         self.queued = writer is None
-        """Its messages go to its own backlog (ASGI sends always do)."""
-        self.turn = 0
-        """The hub's last turn that wrote it its topics' bytes."""
+        """Its messages go to its own backlog (ASGI sends always do). A client not queued has
+        a writer and no sender task."""
         self.user: str | None = None
         self.resyncs = 0
         self.cut_off = False
@@ -135,10 +135,11 @@ class Hub:
         self.topics: dict[str, set[Client]] = {}
         self.queued: dict[str, set[Client]] = {}
         """The queued clients of each topic: a message is appended to their backlogs."""
+        self.groups: dict[frozenset[str], set[Client]] = {}
+        """The clients by their set of topics: each group shares a turn's bytes."""
         self.published: dict[str, list[tuple[int, Outgoing]]] = {}
         """This turn's messages by topic, numbered in the order they were published."""
         self.count = itertools.count()
-        self.turn = 0
         self.to_write: list[Client] = []
         """The queued clients to write this turn."""
         self.write_scheduled = False
@@ -155,7 +156,7 @@ class Hub:
         topic = topic_of(stream, client.user)
         self.topics.setdefault(topic, set()).add(client)
         self.queued.setdefault(topic, set()).add(client)
-        client.topics = client.topics | {topic}
+        self.regroup(client, client.topics | {topic})
         self.metrics.subscriptions.labels(stream.kind).inc()
         return True
 
@@ -167,8 +168,14 @@ class Hub:
         topic = topic_of(stream, client.user)
         for members in (self.topics, self.queued):
             _discard(members, topic, client)
-        client.topics = client.topics - {topic}
+        self.regroup(client, client.topics - {topic})
         self.metrics.subscriptions.labels(stream.kind).dec()
+
+    def regroup(self, client: Client, topics: frozenset[str]) -> None:
+        _discard(self.groups, client.topics, client)
+        client.topics = topics
+        if topics:
+            self.groups.setdefault(topics, set()).add(client)
 
     def remove(self, client: Client) -> None:
         for stream in list(client.streams.values()):
@@ -232,7 +239,6 @@ class Hub:
         """This turn's messages, in one write per client: the bytes of each set of topics
         joined once for all its clients, then the queued clients' backlogs."""
         self.write_scheduled = False
-        self.turn += 1
         written = self.write_shared()
         self.published = {}
         clients, self.to_write = self.to_write, []
@@ -245,22 +251,26 @@ class Hub:
             self.metrics.messages_out.inc(written)
 
     def write_shared(self) -> int:
-        turn, written = self.turn, 0
-        joined: dict[frozenset[str], tuple[bytes, int]] = {}
-        for topic in self.published:
-            for client in tuple(self.topics.get(topic, ())):
-                if client.queued or client.turn == turn:
+        """Each group with messages this turn: its bytes joined once, written to each of its
+        clients not queued (whose socket takes more: the others queue them)."""
+        published, written = self.published, 0
+        full: list[Client] = []
+        for topics, clients in self.groups.items():
+            if topics.isdisjoint(published):
+                continue
+            items = [frame for _, frame in self.turn_messages(topics)]
+            frames = b"".join(items)
+            for client in clients:
+                writer = client.writer
+                if client.queued or writer is None:
                     continue
-                client.turn = turn
-                if not client.can_write():  # its socket is full: its backlog waits for it
-                    self.enqueue(client)
-                    continue
-                frames = joined.get(client.topics)
-                if frames is None:
-                    items = [frame for _, frame in self.turn_messages(client.topics)]
-                    frames = joined[client.topics] = (b"".join(items), len(items))
-                client.write_frames(frames[0])
-                written += frames[1]
+                if writer.writable():
+                    writer.write_now(frames)
+                    written += len(items)
+                else:
+                    full.append(client)
+        for client in full:  # its socket is full: its backlog waits for it
+            self.enqueue(client)
         return written
 
     def dequeue(self, client: Client) -> None:
@@ -291,9 +301,9 @@ def _number(entry: tuple[int, Outgoing]) -> int:
     return entry[0]
 
 
-def _discard(members: dict[str, set[Client]], topic: str, client: Client) -> None:
-    clients = members.get(topic)
+def _discard(members: dict[Key, set[Client]], key: Key, client: Client) -> None:
+    clients = members.get(key)
     if clients is not None:
         clients.discard(client)
         if not clients:
-            del members[topic]
+            del members[key]
