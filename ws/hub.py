@@ -8,8 +8,8 @@ snapshot after subscribing, a backlog its socket did not take) is "queued": its 
 to its own backlog, in order, written in one go at the turn's end while its socket takes
 more; only a client whose socket is full (or one served through plain ASGI sends) has a
 sender task started (`Client.wake`) to write when it can, which ends once the backlog is
-written: an idle client has no task of its own. A client whose backlog is full is too slow: its
-backlog is dropped and it gets a `resync` notice followed by fresh snapshots of its streams,
+written: an idle client has no task of its own. A client whose backlog is full is too slow:
+its backlog is dropped and it gets a `resync` notice followed by fresh snapshots of its streams,
 at most `max_resyncs` times; after that it is cut off. So one slow client never delays the
 others or grows memory.
 """
