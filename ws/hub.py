@@ -26,13 +26,14 @@ from ws.protocol import Stream
 
 SLOW = "slow_consumer"
 Key = TypeVar("Key", bound=Hashable)
+Member = TypeVar("Member", bound=Hashable)
 
 Snapshots = Callable[[Stream, str | None], list[str]]
 """What a stream's subscriber needs first (a depth snapshot, the current candle...)."""
 
 
 def _idle() -> None:
-    """A client without a connection (the hub's own tests) has no sender to start."""
+    """A client with no connection behind it (in tests) has no sender to start."""
 
 
 class Client:
@@ -137,6 +138,8 @@ class Hub:
         """The queued clients of each topic: a message is appended to their backlogs."""
         self.groups: dict[frozenset[str], set[Client]] = {}
         """The clients by their set of topics: each group shares a turn's bytes."""
+        self.groups_of: dict[str, set[frozenset[str]]] = {}
+        """The groups (sets of topics) with each topic: a turn visits only those with news."""
         self.published: dict[str, list[tuple[int, Outgoing]]] = {}
         """This turn's messages by topic, numbered in the order they were published."""
         self.count = itertools.count()
@@ -172,9 +175,17 @@ class Hub:
         self.metrics.subscriptions.labels(stream.kind).dec()
 
     def regroup(self, client: Client, topics: frozenset[str]) -> None:
-        _discard(self.groups, client.topics, client)
+        """Move the client to the group of `topics` (none if empty)."""
+        old = client.topics
+        _discard(self.groups, old, client)
+        if old and old not in self.groups:
+            for topic in old:
+                _discard(self.groups_of, topic, old)
         client.topics = topics
         if topics:
+            if topics not in self.groups:
+                for topic in topics:
+                    self.groups_of.setdefault(topic, set()).add(topics)
             self.groups.setdefault(topics, set()).add(client)
 
     def remove(self, client: Client) -> None:
@@ -253,14 +264,13 @@ class Hub:
     def write_shared(self) -> int:
         """Each group with messages this turn: its bytes joined once, written to each of its
         clients not queued (whose socket takes more: the others queue them)."""
-        published, written = self.published, 0
-        full: list[Client] = []
-        for topics, clients in self.groups.items():
-            if topics.isdisjoint(published):
-                continue
+        written, full = 0, list[Client]()
+        groups_of = self.groups_of
+        with_news = {topics for topic in self.published for topics in groups_of.get(topic, ())}
+        for topics in with_news:
             items = [frame for _, frame in self.turn_messages(topics)]
             frames = b"".join(items)
-            for client in clients:
+            for client in self.groups[topics]:
                 writer = client.writer
                 if client.queued or writer is None:
                     continue
@@ -301,9 +311,9 @@ def _number(entry: tuple[int, Outgoing]) -> int:
     return entry[0]
 
 
-def _discard(members: dict[Key, set[Client]], key: Key, client: Client) -> None:
-    clients = members.get(key)
-    if clients is not None:
-        clients.discard(client)
-        if not clients:
+def _discard(members: dict[Key, set[Member]], key: Key, member: Member) -> None:
+    found = members.get(key)
+    if found is not None:
+        found.discard(member)
+        if not found:
             del members[key]

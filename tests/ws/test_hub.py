@@ -133,3 +133,4 @@ async def test_a_client_that_changes_its_topics_shares_with_its_new_set() -> Non
     await a_turn()
     assert mover_socket.writes == [frames("t1")]
     assert list(hub.groups) == [frozenset({TRADE.topic})]
+    assert hub.groups_of == {TRADE.topic: {frozenset({TRADE.topic})}}
