@@ -1,16 +1,22 @@
 """The lean protocol serves WebSockets as uvicorn's own does, without keeping the handshake,
-with its small receive queue and flow-control flag."""
+with its small receive queue and flow-control flag; and ws under a protocol it cannot write
+to directly still answers, through ASGI sends."""
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.asyncio.client import connect
 
 from tests.harness.processes import free_port
+from tests.harness.servers import RedisServer, as_user
+from ws.app import create_app
+from ws.config import Settings
 from ws.server_protocol import Flag, Inbox, LeanWebSocketProtocol
 
 
@@ -25,11 +31,9 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @contextlib.asynccontextmanager
-async def echo_server() -> AsyncIterator[uvicorn.Server]:
-    config = uvicorn.Config(
-        echo, port=free_port(), ws=LeanWebSocketProtocol, ws_per_message_deflate=False,
-        lifespan="off", log_level="warning",
-    )  # fmt: skip
+async def serving(app: ASGIApp, **options: Any) -> AsyncIterator[uvicorn.Server]:
+    """`app` under uvicorn in this process, on a free port."""
+    config = uvicorn.Config(app, port=free_port(), log_level="warning", **options)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -42,7 +46,8 @@ async def echo_server() -> AsyncIterator[uvicorn.Server]:
 
 
 async def test_a_connection_is_served_without_its_handshake_kept() -> None:
-    async with echo_server() as server:
+    lean = {"ws": LeanWebSocketProtocol, "ws_per_message_deflate": False, "lifespan": "off"}
+    async with serving(echo, **lean) as server:
         url = f"ws://127.0.0.1:{server.config.port}/"
         async with connect(url) as client:
             for text in ("one", "two", "é" * 200):
@@ -79,3 +84,19 @@ async def test_the_flag_holds_waiters_until_set_and_forgets_those_that_gave_up()
     assert not any(task.done() for task in waiting)
     flag.set()
     assert await asyncio.gather(*waiting) == [True, True]
+
+
+async def test_without_direct_writes_every_answer_goes_through_asgi_sends(
+    redis_server: RedisServer,
+) -> None:
+    """uvicorn's protocol with compression (ws's frames are uncompressed, so no direct
+    writes): each backlog is sent by a sender task, the answers in order."""
+    app = create_app(Settings(redis_url=as_user(redis_server.url, "ws")))
+    async with (
+        serving(app, lifespan="on") as server,
+        connect(f"ws://127.0.0.1:{server.config.port}/ws") as client,
+    ):
+        for request_id in range(20):
+            await client.send(orjson.dumps({"method": "PING", "id": request_id}).decode())
+        answers = [orjson.loads(await client.recv()) for _ in range(20)]
+    assert answers == [{"result": "pong", "id": request_id} for request_id in range(20)]
