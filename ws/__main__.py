@@ -9,6 +9,7 @@ import uvicorn
 from ws.app import create_app
 from ws.binance import with_binance
 from ws.config import Settings
+from ws.server_protocol import LeanWebSocketProtocol
 from ws.ws_api import with_ws_api
 
 
@@ -32,6 +33,7 @@ def main() -> None:
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_interval,
         ws_max_size=settings.max_message_bytes,
+        ws=LeanWebSocketProtocol,  # uvicorn's, with less memory per connection
         ws_per_message_deflate=False,  # compression would cost more CPU than the fan-out
         log_level="warning",
         lifespan="on",

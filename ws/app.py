@@ -1,9 +1,10 @@
 """The app: the WebSocket endpoint `/ws`, and Starlette with the lifespan, `/healthz`,
 `/readyz` and `/metrics`.
 
-Each connection runs sibling tasks in one TaskGroup (the sender writing what the hub could
-not and ending a client the hub cut off, the receiver answering requests, and, once it has
-one, a watch on its credential); whichever ends first ends the connection.
+Each connection answers requests in its own (the server's) task, with a TaskGroup for the
+tasks it needs only at times: a sender while there is a backlog the hub could not write (it
+also ends a client the hub cut off) and, once it has one, a watch on its credential. Whichever
+ends the connection ends the others; an idle anonymous connection has no task but its own.
 """
 
 import asyncio
@@ -51,11 +52,6 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _then_end(work: Coroutine[Any, Any, Any]) -> None:
-    await work
-    raise _Ended
-
-
 class Connection:
     def __init__(self, service: Service, websocket: WebSocket, writer: FrameWriter | None) -> None:
         self.service = service
@@ -65,7 +61,8 @@ class Connection:
         self.credential: Credential | None = None
         self.tasks: asyncio.TaskGroup | None = None
         self.watching: asyncio.Task[None] | None = None
-        self.client = Client(service.settings.queue_size, writer)
+        self.sender: asyncio.Task[None] | None = None
+        self.client = Client(service.settings.queue_size, writer, self.wake_sender)
         self.hub = service.hub
         self.address = service.addresses.of(websocket)
         self.flooded = False
@@ -75,9 +72,14 @@ class Connection:
         try:
             async with asyncio.TaskGroup() as group:
                 self.tasks = group
-                group.create_task(_then_end(self.send_loop()))
-                group.create_task(_then_end(self.receive_loop()))
-                self.watch()
+                try:
+                    self.watch()
+                    if self.client.backlog or self.client.cut_off:  # before there was a group
+                        self.wake_sender()
+                    await self.receive_loop()
+                finally:
+                    self.tasks = None  # the connection ends: no task starts after this
+                raise _Ended
         except* _Ended:
             pass
         finally:
@@ -87,43 +89,63 @@ class Connection:
         elif self.client.cut_off:
             await self.close_with("slow", "too slow")
 
+    async def ending(self, work: Coroutine[Any, Any, Any]) -> None:
+        """A task of the connection's: when it ends, so does the connection."""
+        try:
+            await work
+        finally:
+            self.tasks = None  # no task starts after this one
+        raise _Ended
+
     def watch(self) -> None:
         """Start `watch_credential` once the connection has a credential (a task fewer for
         each anonymous connection)."""
         if self.watching is None and self.tasks is not None and self.credential is not None:
-            self.watching = self.tasks.create_task(_then_end(self.watch_credential()))
+            self.watching = self.tasks.create_task(self.ending(self.watch_credential()))
 
     async def close_with(self, reason: str, close_reason: str) -> None:
-        """Tell a client cut off why, unless its socket is full too: then just drop it."""
+        """Tell a client cut off why, after what it is still owed (a flooding client's answers
+        so far), unless its socket is full too: then just drop it."""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
+                await self.write_backlog()
                 await self.websocket.send_text(protocol.notice("disconnect", reason=reason))
                 await self.websocket.close(CLOSE_POLICY, close_reason)
 
-    async def send_loop(self) -> None:
-        """Write what the hub could not (the socket was full, or ASGI sends): whatever queued
-        up meanwhile goes in one go, under one timeout (a client that cannot take it within
-        `send_timeout` is stalled: cut off)."""
+    def wake_sender(self) -> None:
+        """A sender task for the backlog the hub could not write, unless one runs."""
+        if self.sender is None and self.tasks is not None:
+            self.sender = self.tasks.create_task(self.send_backlog())
+
+    async def send_backlog(self) -> None:
+        """The sender: ends once the backlog is written, or with the connection if the client
+        was cut off, stalled or is gone."""
+        if await self.write_backlog():
+            self.sender = None
+            return
+        self.tasks = None  # the connection ends: no task starts after this one
+        raise _Ended
+
+    async def write_backlog(self) -> bool:
+        """Write the backlog (the socket was full, or ASGI sends) until it is written (True):
+        whatever queued up meanwhile goes in one go, under one timeout (a client that cannot
+        take it within `send_timeout` is stalled: cut off). False: cut off or gone."""
         client, metrics = self.client, self.service.metrics
-        while True:
-            await client.wake.wait()
-            client.wake.clear()
-            if client.cut_off:
-                return
-            while client.backlog:
-                batch = client.take()
-                client.sending = True
-                try:
-                    await self.write(batch, self.settings.send_timeout)
-                except TimeoutError:
-                    metrics.slow_clients.labels("disconnect").inc()
-                    client.cut()
-                    return
-                except Exception:  # the peer is gone; the receiver sees the disconnect too
-                    return
-                finally:
-                    client.sending = False
-                metrics.messages_out.inc(len(batch))
+        while client.backlog and not client.cut_off:
+            batch = client.take()
+            client.sending = True
+            try:
+                await self.write(batch, self.settings.send_timeout)
+            except TimeoutError:
+                metrics.slow_clients.labels("disconnect").inc()
+                client.cut()
+                return False
+            except Exception:  # the peer is gone; the receiver sees the disconnect too
+                return False
+            finally:
+                client.sending = False
+            metrics.messages_out.inc(len(batch))
+        return not client.cut_off
 
     async def write(self, batch: list[Outgoing], timeout: float) -> None:
         if self.writer is not None:

@@ -46,12 +46,12 @@ class FrameWriter:
         return None
 
     def writable(self) -> bool:
-        """The transport takes more now (uvicorn's flow control) and the connection is open."""
-        return self.writable_flag.is_set() and not self.closed()
-
-    def closed(self) -> bool:
+        """The transport takes more now (uvicorn's flow control) and the connection is open
+        (one call: it is asked of every client in every turn the client has messages)."""
         protocol = self.protocol
-        return protocol.disconnected or protocol.close_sent or self.transport.is_closing()
+        return self.writable_flag.is_set() and not (
+            protocol.disconnected or protocol.close_sent or self.transport.is_closing()
+        )
 
     def write_now(self, frames: bytes) -> None:
         """Whole frames in one write; only when `writable()`."""
@@ -63,6 +63,6 @@ class FrameWriter:
         protocol = self.protocol
         if not protocol.writable.is_set():  # the common case needs no timer
             await asyncio.wait_for(protocol.writable.wait(), timeout)
-        if self.closed():
+        if not self.writable():  # the flag is set: the connection is closed
             raise ConnectionError("connection closed")
         self.write_now(b"".join([frame for _, frame in batch]))

@@ -6,16 +6,18 @@ and writes that to each of those clients' sockets, one write per client, without
 step per client per message. A client with messages of its own this turn (an answer, a
 snapshot after subscribing, a backlog its socket did not take) is "queued": its messages go
 to its own backlog, in order, written in one go at the turn's end while its socket takes
-more; only a client whose socket is full (or one served through plain ASGI sends) has its
-sender task woken to write when it can. A client whose backlog is full is too slow: its
-backlog is dropped and it gets a `resync` notice followed by fresh snapshots of its streams,
+more; only a client whose socket is full (or one served through plain ASGI sends) has a
+sender task started (`Client.wake`) to write when it can, which ends once the backlog is
+written: an idle client has no task of its own. A client whose backlog is full is too slow:
+its backlog is dropped and it gets a `resync` notice followed by fresh snapshots of its streams,
 at most `max_resyncs` times; after that it is cut off. So one slow client never delays the
 others or grows memory.
 """
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import TypeVar
 
 from ws import protocol
 from ws.frames import FrameWriter, Outgoing, outgoing
@@ -23,9 +25,15 @@ from ws.metrics import WsMetrics
 from ws.protocol import Stream
 
 SLOW = "slow_consumer"
+Key = TypeVar("Key", bound=Hashable)
+Member = TypeVar("Member", bound=Hashable)
 
 Snapshots = Callable[[Stream, str | None], list[str]]
 """What a stream's subscriber needs first (a depth snapshot, the current candle...)."""
+
+
+def _idle() -> None:
+    """A client with no connection behind it (in tests) has no sender to start."""
 
 
 class Client:
@@ -40,14 +48,15 @@ class Client:
         "sending",
         "streams",
         "topics",
-        "turn",
         "user",
         "wake",
         "writer",
     )
     _ids = itertools.count(1)
 
-    def __init__(self, queue_size: int, writer: FrameWriter | None = None) -> None:
+    def __init__(
+        self, queue_size: int, writer: FrameWriter | None = None, wake: Callable[[], None] = _idle
+    ) -> None:
         self.id = next(self._ids)
         self.queue_size = queue_size
         self.writer = writer
@@ -57,15 +66,15 @@ class Client:
         """In the hub's list of backlogs to write this turn."""
         self.sending = False
         """The sender task holds a batch: newer messages must wait for it (order)."""
-        self.wake = asyncio.Event()
-        """Tells the sender task there is a backlog the hub could not write."""
+        self.wake = wake
+        """Called when the backlog needs a sender task (the hub could not write it) or the
+        client was cut off: the connection starts one unless it has one."""
         self.streams: dict[str, Stream] = {}
         self.topics: frozenset[str] = frozenset()
         """Its streams' topics: clients with the same topics share a turn's bytes."""
         self.queued = writer is None
-        """Its messages go to its own backlog (ASGI sends always do)."""
-        self.turn = 0
-        """The hub's last turn that wrote it its topics' bytes."""
+        """Its messages go to its own backlog (ASGI sends always do). A client not queued has
+        a writer and no sender task."""
         self.user: str | None = None
         self.resyncs = 0
         self.cut_off = False
@@ -82,7 +91,7 @@ class Client:
     def cut(self) -> None:
         """Too slow: no more messages, and the sender task ends the connection."""
         self.cut_off = True
-        self.wake.set()
+        self.wake()
 
     def take(self) -> list[Outgoing]:
         batch, self.backlog = self.backlog, []
@@ -98,7 +107,7 @@ class Client:
         if not batch:
             return 0
         if not self.can_write():
-            self.wake.set()
+            self.wake()
             return 0
         self.backlog = []
         self.write_frames(b"".join([frame for _, frame in batch]))
@@ -127,10 +136,13 @@ class Hub:
         self.topics: dict[str, set[Client]] = {}
         self.queued: dict[str, set[Client]] = {}
         """The queued clients of each topic: a message is appended to their backlogs."""
+        self.groups: dict[frozenset[str], set[Client]] = {}
+        """The clients by their set of topics: each group shares a turn's bytes."""
+        self.groups_of: dict[str, set[frozenset[str]]] = {}
+        """The groups (sets of topics) with each topic: a turn visits only those with news."""
         self.published: dict[str, list[tuple[int, Outgoing]]] = {}
         """This turn's messages by topic, numbered in the order they were published."""
         self.count = itertools.count()
-        self.turn = 0
         self.to_write: list[Client] = []
         """The queued clients to write this turn."""
         self.write_scheduled = False
@@ -147,7 +159,7 @@ class Hub:
         topic = topic_of(stream, client.user)
         self.topics.setdefault(topic, set()).add(client)
         self.queued.setdefault(topic, set()).add(client)
-        client.topics = client.topics | {topic}
+        self.regroup(client, client.topics | {topic})
         self.metrics.subscriptions.labels(stream.kind).inc()
         return True
 
@@ -159,8 +171,22 @@ class Hub:
         topic = topic_of(stream, client.user)
         for members in (self.topics, self.queued):
             _discard(members, topic, client)
-        client.topics = client.topics - {topic}
+        self.regroup(client, client.topics - {topic})
         self.metrics.subscriptions.labels(stream.kind).dec()
+
+    def regroup(self, client: Client, topics: frozenset[str]) -> None:
+        """Move the client to the group of `topics` (none if empty)."""
+        old = client.topics
+        _discard(self.groups, old, client)
+        if old and old not in self.groups:
+            for topic in old:
+                _discard(self.groups_of, topic, old)
+        client.topics = topics
+        if topics:
+            if topics not in self.groups:
+                for topic in topics:
+                    self.groups_of.setdefault(topic, set()).add(topics)
+            self.groups.setdefault(topics, set()).add(client)
 
     def remove(self, client: Client) -> None:
         for stream in list(client.streams.values()):
@@ -224,7 +250,6 @@ class Hub:
         """This turn's messages, in one write per client: the bytes of each set of topics
         joined once for all its clients, then the queued clients' backlogs."""
         self.write_scheduled = False
-        self.turn += 1
         written = self.write_shared()
         self.published = {}
         clients, self.to_write = self.to_write, []
@@ -237,22 +262,25 @@ class Hub:
             self.metrics.messages_out.inc(written)
 
     def write_shared(self) -> int:
-        turn, written = self.turn, 0
-        joined: dict[frozenset[str], tuple[bytes, int]] = {}
-        for topic in self.published:
-            for client in tuple(self.topics.get(topic, ())):
-                if client.queued or client.turn == turn:
+        """Each group with messages this turn: its bytes joined once, written to each of its
+        clients not queued (whose socket takes more: the others queue them)."""
+        written, full = 0, list[Client]()
+        groups_of = self.groups_of
+        with_news = {topics for topic in self.published for topics in groups_of.get(topic, ())}
+        for topics in with_news:
+            items = [frame for _, frame in self.turn_messages(topics)]
+            frames = b"".join(items)
+            for client in self.groups[topics]:
+                writer = client.writer
+                if client.queued or writer is None:
                     continue
-                client.turn = turn
-                if not client.can_write():  # its socket is full: its backlog waits for it
-                    self.enqueue(client)
-                    continue
-                frames = joined.get(client.topics)
-                if frames is None:
-                    items = [frame for _, frame in self.turn_messages(client.topics)]
-                    frames = joined[client.topics] = (b"".join(items), len(items))
-                client.write_frames(frames[0])
-                written += frames[1]
+                if writer.writable():
+                    writer.write_now(frames)
+                    written += len(items)
+                else:
+                    full.append(client)
+        for client in full:  # its socket is full: its backlog waits for it
+            self.enqueue(client)
         return written
 
     def dequeue(self, client: Client) -> None:
@@ -283,9 +311,9 @@ def _number(entry: tuple[int, Outgoing]) -> int:
     return entry[0]
 
 
-def _discard(members: dict[str, set[Client]], topic: str, client: Client) -> None:
-    clients = members.get(topic)
-    if clients is not None:
-        clients.discard(client)
-        if not clients:
-            del members[topic]
+def _discard(members: dict[Key, set[Member]], key: Key, member: Member) -> None:
+    found = members.get(key)
+    if found is not None:
+        found.discard(member)
+        if not found:
+            del members[key]

@@ -98,13 +98,15 @@ async def test_a_full_socket_keeps_the_turns_messages_in_its_backlog() -> None:
     _, reader_socket = connect(hub, TRADE)
     stalled, stalled_socket = connect(hub, TRADE)
     await a_turn()
+    woken: list[bool] = []
+    stalled.wake = lambda: woken.append(True)
     stalled_socket.full = True
     hub.publish(TRADE.topic, "t1")
     await a_turn()
     assert reader_socket.writes == [frames("t1")]
     assert stalled_socket.writes == []
     assert [text for text, _ in stalled.backlog] == ["t1"]
-    assert stalled.wake.is_set()  # its sender task waits for the socket
+    assert woken  # a sender task is started to wait for the socket
     stalled_socket.full = False
     hub.publish(TRADE.topic, "t2")
     await a_turn()
@@ -112,3 +114,23 @@ async def test_a_full_socket_keeps_the_turns_messages_in_its_backlog() -> None:
     hub.publish(TRADE.topic, "t3")
     await a_turn()
     assert stalled_socket.writes[1] is reader_socket.writes[2]
+
+
+async def test_a_client_that_changes_its_topics_shares_with_its_new_set() -> None:
+    hub = Hub(WsMetrics(), 3, snapshot)
+    _, trades_socket = connect(hub, TRADE)
+    mover, mover_socket = connect(hub, TRADE, DEPTH)
+    await a_turn()
+    hub.unsubscribe(mover, DEPTH)
+    await a_turn()
+    hub.publish(TRADE.topic, "t1")
+    hub.publish(DEPTH.topic, "d1")
+    await a_turn()
+    assert mover_socket.writes == trades_socket.writes == [frames("t1")]
+    assert mover_socket.writes[0] is trades_socket.writes[0]
+    hub.remove(mover)
+    hub.publish(TRADE.topic, "t2")
+    await a_turn()
+    assert mover_socket.writes == [frames("t1")]
+    assert list(hub.groups) == [frozenset({TRADE.topic})]
+    assert hub.groups_of == {TRADE.topic: {frozenset({TRADE.topic})}}
